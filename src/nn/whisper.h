@@ -1,0 +1,76 @@
+// wisp/nn/whisper.h
+//
+// The Whisper network (openai/whisper model.py) in fp32 on CPU:
+//   AudioEncoder: conv1 (k3, pad 1) -> GELU -> conv2 (k3, stride 2, pad 1) ->
+//     GELU -> + positional embedding -> pre-LN residual blocks -> ln_post.
+//   TextDecoder: token + positional embedding -> pre-LN blocks with causal
+//     self-attention (KV cache) and cross-attention (K/V of the audio computed
+//     once per window) -> ln -> logits = x @ token_embedding^T.
+// Weights are read-only and may be shared by many DecoderStates/threads; all
+// mutable state lives in DecoderState.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+
+namespace wisp::nn {
+
+class Whisper {
+ public:
+  // Prepares the weights of `model` (layouts the kernels want). `model` may be
+  // destroyed afterwards.
+  explicit Whisper(const model::Model& model);
+  ~Whisper();
+  Whisper(Whisper&&) noexcept;
+  Whisper& operator=(Whisper&&) noexcept;
+
+  const model::Dims& dims() const;
+
+  // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
+  // Returns the encoder output after ln_post, [n_audio_ctx][n_audio_state].
+  std::vector<float> encode(std::span<const float> mel, int n_threads) const;
+
+  struct Weights;
+  const Weights& weights() const { return *w_; }
+
+ private:
+  std::unique_ptr<Weights> w_;
+};
+
+// Decoder state for a batch of n_seq token sequences of equal length decoded
+// against one audio window: the cross-attention K/V (per layer, shared by all
+// sequences) and each sequence's self-attention KV cache.
+class DecoderState {
+ public:
+  DecoderState(const Whisper& model, int n_seq);
+  ~DecoderState();
+  DecoderState(DecoderState&&) noexcept;
+  DecoderState& operator=(DecoderState&&) noexcept;
+
+  // Sets the audio window (encoder output, [n_audio_ctx][n_audio_state]):
+  // computes every layer's cross-attention K/V once, and clears the caches.
+  void set_audio(std::span<const float> encoder_out, int n_threads);
+
+  // Appends n_new tokens to every sequence: tokens is [n_seq][n_new].
+  // Returns logits [n_seq][n_new][n_vocab] if all_positions, else only the
+  // last position's [n_seq][n_vocab]. Throws wisp::Error past n_text_ctx.
+  std::vector<float> decode(std::span<const int> tokens, int n_new, int n_threads,
+                            bool all_positions = false);
+
+  // Number of positions already in the caches.
+  int n_past() const;
+  int n_seq() const;
+  // Forgets all cached positions (keeps the audio window).
+  void clear();
+  // Beam search: sequence i's cache becomes a copy of sequence source[i]'s.
+  void reorder(std::span<const int> source);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wisp::nn
