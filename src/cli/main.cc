@@ -1,1 +1,56 @@
-int main() { return 0; }
+// wisp: native Whisper speech-to-text. `wisp --help` lists the subcommands.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+namespace wisp::cli {
+
+std::string flag_names(const std::string& name, const std::string& short_name) {
+  std::string names = short_name.empty() ? "" : short_name + ",";
+  names += "--" + name;
+  std::string dashed = name;
+  for (char& c : dashed)
+    if (c == '_') c = '-';
+  if (dashed != name) names += ",--" + dashed;
+  return names;
+}
+
+bool parse_bool(const std::string& value, const std::string& flag) {
+  std::string v;
+  for (char c : value) v += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw wisp::Error("--" + flag + " expects True or False, not '" + value + "'");
+}
+
+}  // namespace wisp::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"wisp: fast native Whisper speech-to-text"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "wisp 0.1.0");
+  auto run_transcribe = wisp::cli::add_transcribe_command(app);
+  auto run_dev = wisp::cli::add_dev_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see wisp --help)\n", e.what());
+    return 2;
+  }
+  try {
+    if (app.got_subcommand("transcribe")) return run_transcribe();
+    if (app.got_subcommand("dev")) return run_dev();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  return 2;
+}

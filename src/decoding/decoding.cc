@@ -1,1 +1,517 @@
-// placeholder: being written
+#include "decoding/decoding.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "common/error.h"
+
+namespace wisp::decoding {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// openai/whisper audio.py CHUNK_LENGTH: seconds covered by n_audio_ctx positions.
+constexpr double kChunkLength = 30.0;
+
+// Python round(): ties to even, as std::nearbyint in the default rounding mode.
+long python_round(double x) { return static_cast<long>(std::nearbyint(x)); }
+
+// log_softmax over `logits` (float32 inputs, accumulated in double).
+std::vector<double> log_softmax(std::span<const float> logits) {
+  float max = kNegInf;
+  for (float v : logits) max = std::max(max, v);
+  std::vector<double> out(logits.size());
+  if (max == kNegInf) {
+    std::fill(out.begin(), out.end(), -std::numeric_limits<double>::infinity());
+    return out;
+  }
+  double sum = 0.0;
+  for (float v : logits) sum += std::exp(static_cast<double>(v) - max);
+  double log_sum = std::log(sum) + max;
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = static_cast<double>(logits[i]) - log_sum;
+  return out;
+}
+
+size_t argmax(std::span<const float> logits) {
+  size_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i)
+    if (logits[i] > logits[best]) best = i;  // first maximum wins, as torch.argmax
+  return best;
+}
+
+// The logit filters of one decode, set up once per window
+// (openai/whisper decoding.py DecodingTask.__init__).
+class LogitFilters {
+ public:
+  LogitFilters(const Tokenizer& tok, const DecodeOptions& opt, int sample_begin)
+      : tok_(tok), opt_(opt), sample_begin_(sample_begin) {
+    if (opt.suppress_blank) {
+      blank_ = tok.encode(" ");
+      blank_.push_back(tok.special().eot);
+    }
+    if (!opt.suppress_tokens.empty()) suppress_ = suppress_token_ids(tok, opt.suppress_tokens);
+    if (!opt.without_timestamps && opt.max_initial_timestamp && *opt.max_initial_timestamp != 0.0f) {
+      // decoding.py: precision = CHUNK_LENGTH / n_audio_ctx (0.02 s for every official model).
+      double precision = kChunkLength / 1500.0;
+      max_initial_index_ = python_round(*opt.max_initial_timestamp / precision);
+    }
+  }
+
+  // Applies SuppressBlank, SuppressTokens, ApplyTimestampRules in openai's order.
+  // `tokens` is the whole context so far (prompt, SOT sequence, sampled tokens).
+  void apply(std::span<float> logits, std::span<const int> tokens) const {
+    const int n = static_cast<int>(logits.size());
+    const bool at_begin = static_cast<int>(tokens.size()) == sample_begin_;
+    auto mask = [&](int id) {
+      if (id >= 0 && id < n) logits[id] = kNegInf;
+    };
+    auto mask_range = [&](int begin, int end) {  // [begin, end)
+      begin = std::max(begin, 0);
+      end = std::min(end, n);
+      for (int i = begin; i < end; ++i) logits[i] = kNegInf;
+    };
+    // SuppressBlank: no blank or EOT as the first sampled token.
+    if (at_begin)
+      for (int id : blank_) mask(id);
+    // SuppressTokens.
+    for (int id : suppress_) mask(id);
+    if (opt_.without_timestamps) return;
+
+    // ApplyTimestampRules (openai/whisper decoding.py).
+    const SpecialTokens& sp = tok_.special();
+    const int ts_begin = sp.timestamp_begin;
+    mask(sp.no_timestamps);  // handled by without_timestamps instead
+
+    std::span<const int> sampled = tokens.subspan(sample_begin_);
+    const size_t len = sampled.size();
+    const bool last_was_ts = len >= 1 && sampled[len - 1] >= ts_begin;
+    const bool penultimate_was_ts = len < 2 || sampled[len - 2] >= ts_begin;
+    // Timestamps come in pairs, except directly before EOT.
+    if (last_was_ts) {
+      if (penultimate_was_ts)
+        mask_range(ts_begin, n);  // has to be text (or EOT)
+      else
+        mask_range(0, sp.eot);  // cannot be text
+    }
+    // Timestamps never decrease; a segment has a nonzero length.
+    int last_ts = -1;
+    for (int t : sampled)
+      if (t >= ts_begin) last_ts = t;
+    if (last_ts >= 0) {
+      int limit = (last_was_ts && !penultimate_was_ts) ? last_ts : last_ts + 1;
+      mask_range(ts_begin, limit);
+    }
+    if (at_begin) {
+      // The first sampled token is a timestamp, at most max_initial_timestamp.
+      mask_range(0, ts_begin);
+      if (max_initial_index_) mask_range(ts_begin + static_cast<int>(*max_initial_index_) + 1, n);
+    }
+    // Sample a timestamp when their summed probability beats every text token.
+    std::vector<double> logprobs = log_softmax(logits);
+    double ts_max = -std::numeric_limits<double>::infinity();
+    for (int i = ts_begin; i < n; ++i) ts_max = std::max(ts_max, logprobs[i]);
+    double ts_logprob = ts_max;
+    if (std::isfinite(ts_max)) {
+      double s = 0.0;
+      for (int i = ts_begin; i < n; ++i) s += std::exp(logprobs[i] - ts_max);
+      ts_logprob = ts_max + std::log(s);
+    }
+    double text_max = -std::numeric_limits<double>::infinity();
+    for (int i = 0; i < ts_begin; ++i) text_max = std::max(text_max, logprobs[i]);
+    if (ts_logprob > text_max) mask_range(0, ts_begin);
+  }
+
+ private:
+  const Tokenizer& tok_;
+  const DecodeOptions& opt_;
+  int sample_begin_;
+  std::vector<int> blank_;
+  std::vector<int> suppress_;
+  std::optional<long> max_initial_index_;
+};
+
+bool is_python_space(char32_t c) {
+  // Characters for which Python's str.isspace() is true.
+  switch (c) {
+    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D:
+    case 0x1E: case 0x1F: case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028:
+    case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+      return true;
+    default:
+      return c >= 0x2000 && c <= 0x200A;
+  }
+}
+
+// Decodes one code point of valid UTF-8 at s[i]; returns its length.
+size_t utf8_decode(const std::string& s, size_t i, char32_t* cp) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+  if (i + len > s.size()) len = 1;
+  char32_t v = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+  for (int k = 1; k < len; ++k) v = (v << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  *cp = v;
+  return len;
+}
+
+}  // namespace
+
+std::string python_strip(const std::string& s) {
+  // Find the first and one-past-last non-space code points.
+  size_t begin = s.size(), end = 0, i = 0;
+  while (i < s.size()) {
+    char32_t cp;
+    size_t len = utf8_decode(s, i, &cp);
+    if (!is_python_space(cp)) {
+      if (begin == s.size()) begin = i;
+      end = i + len;
+    }
+    i += len;
+  }
+  if (begin >= end) return {};
+  return s.substr(begin, end - begin);
+}
+
+double compression_ratio(const std::string& text) {
+  // utils.py compression_ratio: zlib.compress at the default level.
+  uLongf bound = compressBound(static_cast<uLong>(text.size()));
+  std::vector<Bytef> buf(bound);
+  if (compress2(buf.data(), &bound, reinterpret_cast<const Bytef*>(text.data()),
+                static_cast<uLong>(text.size()), Z_DEFAULT_COMPRESSION) != Z_OK)
+    throw Error("zlib compression failed");
+  return static_cast<double>(text.size()) / static_cast<double>(bound);
+}
+
+std::vector<int> suppress_token_ids(const Tokenizer& tok, const std::string& spec) {
+  std::vector<int> ids;
+  bool minus_one = false;
+  size_t pos = 0;
+  while (pos <= spec.size() && !spec.empty()) {
+    size_t comma = spec.find(',', pos);
+    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string trimmed = python_strip(item);
+    try {
+      size_t used = 0;
+      long v = std::stol(trimmed, &used);
+      if (used != trimmed.size()) throw std::invalid_argument("junk");
+      if (v == -1)
+        minus_one = true;
+      else if (v >= 0 && v < tok.n_vocab())
+        ids.push_back(static_cast<int>(v));
+      else if (v >= 0)
+        throw Error("suppress_tokens: token id " + trimmed + " is outside the vocabulary");
+    } catch (const std::logic_error&) {
+      throw Error("suppress_tokens: '" + item + "' is not a token id");
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  if (minus_one) {
+    std::vector<int> ns = tok.non_speech_tokens();
+    ids.insert(ids.end(), ns.begin(), ns.end());
+  }
+  const SpecialTokens& sp = tok.special();
+  for (int id : {sp.transcribe, sp.translate, sp.sot, sp.sot_prev, sp.sot_lm, sp.no_speech})
+    if (id >= 0) ids.push_back(id);
+  std::set<int> unique(ids.begin(), ids.end());
+  return {unique.begin(), unique.end()};
+}
+
+std::vector<int> initial_tokens(const Tokenizer& tok, const DecodeOptions& opt, int n_text_ctx,
+                                int sample_len) {
+  // decoding.py _get_initial_tokens and tokenizer.py sot_sequence.
+  const SpecialTokens& sp = tok.special();
+  std::vector<int> sot_seq{sp.sot};
+  if (tok.is_multilingual()) {
+    auto lang = tok.language_token(opt.language);
+    if (!lang) throw Error("unknown language '" + opt.language + "'");
+    sot_seq.push_back(*lang);
+    sot_seq.push_back(opt.task == "translate" ? sp.translate : sp.transcribe);
+  }
+  if (opt.without_timestamps) sot_seq.push_back(sp.no_timestamps);
+
+  std::vector<int> tokens = sot_seq;
+  if (!opt.prefix.empty()) {
+    int max_prefix = n_text_ctx / 2 - sample_len;
+    size_t keep = max_prefix > 0 ? std::min<size_t>(opt.prefix.size(), max_prefix) : 0;
+    tokens.insert(tokens.end(), opt.prefix.end() - keep, opt.prefix.end());
+  }
+  if (!opt.prompt.empty()) {
+    size_t keep = std::min<size_t>(opt.prompt.size(), n_text_ctx / 2 - 1);
+    std::vector<int> with_prompt{sp.sot_prev};
+    with_prompt.insert(with_prompt.end(), opt.prompt.end() - keep, opt.prompt.end());
+    with_prompt.insert(with_prompt.end(), tokens.begin(), tokens.end());
+    tokens = std::move(with_prompt);
+  }
+  return tokens;
+}
+
+namespace {
+
+// One candidate of a beam-search step (decoding.py BeamSearchDecoder.update).
+struct Candidate {
+  std::vector<int> tokens;
+  double score;
+  int source;
+};
+
+// Beam search state across steps: the finished candidates of the one audio
+// window, in the order openai's dict would hold them.
+class BeamSearch {
+ public:
+  BeamSearch(int beam_size, std::optional<float> patience, int eot)
+      : beam_size_(beam_size), eot_(eot) {
+    double p = patience.value_or(1.0f);
+    if (p == 0.0) p = 1.0;  // openai: `patience or 1.0`
+    max_candidates_ = python_round(beam_size * p);
+    if (max_candidates_ <= 0) throw Error("invalid beam size or patience");
+  }
+
+  // Returns true when enough candidates have finished.
+  bool update(std::vector<std::vector<int>>& seqs, const std::vector<std::vector<double>>& logprobs,
+              std::vector<double>& sum_logprobs, LogitsSource& source) {
+    // STEP 1: cumulative log-probabilities of each beam's top beam_size + 1
+    // continuations. A dict keyed by sequence: a repeated sequence keeps its
+    // first position and takes the latest score and source.
+    std::vector<Candidate> cands;
+    std::map<std::vector<int>, size_t> index;
+    for (int j = 0; j < beam_size_; ++j) {
+      const std::vector<double>& lp = logprobs[j];
+      std::vector<int> top = topk(lp, beam_size_ + 1);
+      for (int token : top) {
+        std::vector<int> seq = seqs[j];
+        seq.push_back(token);
+        double score = sum_logprobs[j] + lp[token];
+        auto it = index.find(seq);
+        if (it != index.end()) {
+          cands[it->second].score = score;
+          cands[it->second].source = j;
+        } else {
+          index.emplace(seq, cands.size());
+          cands.push_back({std::move(seq), score, j});
+        }
+      }
+    }
+    // STEP 2: keep the best beam_size unfinished sequences; collect finished ones.
+    std::vector<size_t> order(cands.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return cands[a].score > cands[b].score; });
+    std::vector<std::vector<int>> next;
+    std::vector<int> sources;
+    std::vector<double> next_sums;
+    std::vector<size_t> newly_finished;
+    for (size_t i : order) {
+      if (cands[i].tokens.back() == eot_) {
+        newly_finished.push_back(i);
+      } else {
+        next_sums.push_back(cands[i].score);
+        next.push_back(cands[i].tokens);
+        sources.push_back(cands[i].source);
+        if (static_cast<int>(next.size()) == beam_size_) break;
+      }
+    }
+    seqs = std::move(next);
+    sum_logprobs = std::move(next_sums);
+    source.reorder(sources);
+    // newly_finished is already sorted by score, highest first.
+    for (size_t i : newly_finished) {
+      if (static_cast<long>(finished_.size()) >= max_candidates_) break;
+      add_finished(cands[i].tokens, cands[i].score);
+    }
+    return static_cast<long>(finished_.size()) >= max_candidates_;
+  }
+
+  // BeamSearchDecoder.finalize: pad with the best unfinished beams.
+  std::vector<Candidate> finalize(const std::vector<std::vector<int>>& seqs,
+                                  const std::vector<double>& sum_logprobs) {
+    if (static_cast<int>(finished_.size()) < beam_size_) {
+      std::vector<size_t> order(seqs.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return sum_logprobs[a] > sum_logprobs[b]; });
+      for (size_t j : order) {
+        std::vector<int> seq = seqs[j];
+        seq.push_back(eot_);
+        add_finished(seq, sum_logprobs[j]);
+        if (static_cast<int>(finished_.size()) >= beam_size_) break;
+      }
+    }
+    return finished_;
+  }
+
+ private:
+  static std::vector<int> topk(const std::vector<double>& v, int k) {
+    std::vector<int> idx(v.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+    k = std::min<int>(k, static_cast<int>(idx.size()));
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) {
+      return v[a] > v[b] || (v[a] == v[b] && a < b);
+    });
+    idx.resize(k);
+    return idx;
+  }
+  void add_finished(const std::vector<int>& seq, double score) {
+    for (auto& f : finished_)
+      if (f.tokens == seq) {
+        f.score = score;
+        return;
+      }
+    finished_.push_back({seq, score, 0});
+  }
+
+  int beam_size_;
+  int eot_;
+  long max_candidates_;
+  std::vector<Candidate> finished_;
+};
+
+// Categorical(logits / T).sample() with our own generator.
+int sample_token(std::span<const float> logits, double temperature, std::mt19937_64& rng) {
+  double max = -std::numeric_limits<double>::infinity();
+  for (float v : logits) max = std::max(max, static_cast<double>(v) / temperature);
+  std::vector<double> cum(logits.size());
+  double total = 0.0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    total += std::isfinite(logits[i]) ? std::exp(static_cast<double>(logits[i]) / temperature - max) : 0.0;
+    cum[i] = total;
+  }
+  double u = std::uniform_real_distribution<double>(0.0, total)(rng);
+  size_t k = std::upper_bound(cum.begin(), cum.end(), u) - cum.begin();
+  if (k >= logits.size()) k = argmax(logits);
+  while (!std::isfinite(logits[k])) --k;  // never a masked token
+  return static_cast<int>(k);
+}
+
+}  // namespace
+
+DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const DecodeOptions& opt,
+                           std::mt19937_64* rng, std::vector<StepTrace>* trace) {
+  // DecodingTask._verify_options, after transcribe() dropped beam_size at
+  // T > 0 and best_of at T == 0.
+  const bool sampling = opt.temperature > 0.0;
+  if (opt.temperature < 0.0) throw Error("temperature must be >= 0");
+  if (sampling && !rng) throw Error("sampling at temperature > 0 needs a random generator");
+  const int beam_size = sampling ? 0 : opt.beam_size;
+  if (opt.length_penalty && !(*opt.length_penalty >= 0.0f && *opt.length_penalty <= 1.0f))
+    throw Error("length_penalty (alpha) should be a value between 0 and 1");
+  const int n_group = beam_size > 0 ? beam_size : (sampling && opt.best_of > 0 ? opt.best_of : 1);
+
+  const SpecialTokens& sp = tok.special();
+  const int n_ctx = source.n_text_ctx();
+  const int sample_len = opt.sample_len > 0 ? opt.sample_len : n_ctx / 2;
+  const std::vector<int> initial = initial_tokens(tok, opt, n_ctx, sample_len);
+  const int sample_begin = static_cast<int>(initial.size());
+  const int sot_index =
+      static_cast<int>(std::find(initial.begin(), initial.end(), sp.sot) - initial.begin());
+  LogitFilters filters(tok, opt, sample_begin);
+  const int n_vocab = source.n_vocab();
+
+  // The first forward pass: no_speech_prob is read at the <|startoftranscript|>
+  // position (decoding.py _main_loop, i == 0). Feeding the initial tokens in
+  // two calls (up to SOT, then the rest) gives both positions' logits from the
+  // KV cache without computing logits for every prompt position.
+  auto feed = [&](int begin, int count) {
+    std::vector<int> batch;
+    for (int g = 0; g < n_group; ++g) batch.insert(batch.end(), initial.begin() + begin, initial.begin() + begin + count);
+    return source.next_logits(batch, count);
+  };
+  source.begin(n_group);
+  std::vector<float> logits = feed(0, sot_index + 1);
+  DecodeResult result;
+  result.temperature = opt.temperature;
+  if (sp.no_speech >= 0)
+    result.no_speech_prob = std::exp(log_softmax(std::span<const float>(logits.data(), n_vocab))[sp.no_speech]);
+  if (sample_begin > sot_index + 1) logits = feed(sot_index + 1, sample_begin - (sot_index + 1));
+
+  std::vector<std::vector<int>> seqs(n_group, initial);
+  std::vector<double> sum_logprobs(n_group, 0.0);
+  std::optional<BeamSearch> beam;
+  if (beam_size > 0) beam.emplace(beam_size, opt.patience, sp.eot);
+
+  for (int i = 0; i < sample_len; ++i) {
+    if (i > 0) {
+      std::vector<int> last(n_group);
+      for (int g = 0; g < n_group; ++g) last[g] = seqs[g].back();
+      logits = source.next_logits(last, 1);
+    }
+    std::vector<std::vector<double>> logprobs(n_group);
+    for (int g = 0; g < n_group; ++g) {
+      std::span<float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
+      filters.apply(lg, seqs[g]);
+      logprobs[g] = log_softmax(lg);
+    }
+    bool completed = true;
+    if (beam) {
+      completed = beam->update(seqs, logprobs, sum_logprobs, source);
+    } else {
+      // GreedyDecoder.update: argmax (or a sample); the chosen token's
+      // log-probability under the filtered logits is summed until EOT.
+      for (int g = 0; g < n_group; ++g) {
+        std::span<const float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
+        int next = sampling ? sample_token(lg, opt.temperature, *rng) : static_cast<int>(argmax(lg));
+        if (seqs[g].back() == sp.eot) {
+          next = sp.eot;
+        } else {
+          sum_logprobs[g] += logprobs[g][next];
+        }
+        if (trace && g == 0) trace->push_back({next, logprobs[g][next]});
+        seqs[g].push_back(next);
+        if (next != sp.eot) completed = false;
+      }
+    }
+    if (completed || static_cast<int>(seqs[0].size()) > n_ctx) break;
+  }
+
+  // finalize + DecodingTask.run: candidates cut at the first EOT, ranked by
+  // MaximumLikelihoodRanker.
+  std::vector<Candidate> cands;
+  if (beam) {
+    cands = beam->finalize(seqs, sum_logprobs);
+  } else {
+    for (int g = 0; g < n_group; ++g) cands.push_back({seqs[g], sum_logprobs[g], g});
+  }
+  size_t best = 0;
+  double best_score = -std::numeric_limits<double>::infinity();
+  std::vector<std::vector<int>> cut(cands.size());
+  for (size_t k = 0; k < cands.size(); ++k) {
+    auto first = cands[k].tokens.begin() + sample_begin;
+    cut[k].assign(first, std::find(first, cands[k].tokens.end(), sp.eot));
+    double length = static_cast<double>(cut[k].size());
+    double penalty = opt.length_penalty ? std::pow((5.0 + length) / 6.0, *opt.length_penalty) : length;
+    double score = cands[k].score / penalty;
+    if (k == 0 || score > best_score) {  // np.argmax: first maximum
+      best = k;
+      best_score = score;
+    }
+  }
+  result.tokens = std::move(cut[best]);
+  result.text = python_strip(tok.decode(result.tokens));
+  result.avg_logprob = cands[best].score / static_cast<double>(result.tokens.size() + 1);
+  result.compression_ratio = compression_ratio(result.text);
+  return result;
+}
+
+std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source,
+                                                            const Tokenizer& tok) {
+  const SpecialTokens& sp = tok.special();
+  if (!tok.is_multilingual())
+    throw Error("this model has no language tokens, so it cannot detect the language");
+  source.begin(1);
+  int sot = sp.sot;
+  std::vector<float> logits = source.next_logits(std::span<const int>(&sot, 1), 1);
+  // Softmax over the language tokens only (every other token masked to -inf).
+  std::span<const float> lang(logits.data() + sp.first_language, sp.n_languages);
+  std::vector<double> lp = log_softmax(lang);
+  std::vector<std::pair<std::string, double>> probs;
+  for (int i = 0; i < sp.n_languages; ++i)
+    probs.emplace_back(tok.language_code(sp.first_language + i), std::exp(lp[i]));
+  std::stable_sort(probs.begin(), probs.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return probs;
+}
+
+}  // namespace wisp::decoding

@@ -1,1 +1,249 @@
-// placeholder: being written
+// wisp/kernels/kernels.cc: the optimised kernels (GEMM via oneDNN, row-wise
+// and elementwise kernels written to auto-vectorise). Attention is in
+// attention.cc, the reference twins in reference.cc.
+#include "kernels/kernels.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "kernels/vecmath.h"
+
+// The hot elementwise loops get an AVX2+FMA (x86-64-v3) clone, chosen at load
+// time by CPU features; the "default" clone keeps the binary portable (the
+// project builds for baseline x86-64). ("arch=haswell" would dispatch on the
+// CPU model and never pick the fast clone on AMD.)
+#if defined(__x86_64__) && !defined(__clang__)
+#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define WISP_VECTOR_CLONES
+#endif
+
+namespace wisp::kernels {
+namespace {
+
+// dnnl_sgemm (OpenMP runtime) runs on omp_get_max_threads() threads, which
+// reads the calling thread's nthreads ICV: set it for the call, restore after.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int n) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(n < 1 ? 1 : n);
+  }
+  ~OmpThreadsScope() { omp_set_num_threads(saved_); }
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Rows per parallel chunk so that a chunk has at least ~16k elements: below
+// that, waking a second thread costs more than it saves.
+int64_t row_grain(int64_t d) { return d >= 16384 ? 1 : 16384 / (d < 1 ? 1 : d); }
+
+WISP_VECTOR_CLONES
+void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t r0,
+                    int64_t r1, int64_t d, float eps) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * d;
+    float* yr = y + r * d;
+    // Two passes in double: the centred variance does not cancel.
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < d; ++i) sum += xr[i];
+    const double mean = sum / static_cast<double>(d);
+    double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+    for (int64_t i = 0; i < d; ++i) {
+      double c = xr[i] - mean;
+      sq += c * c;
+    }
+    const double var = sq / static_cast<double>(d);
+    const double rstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    // Centred in double too: a float mean would cost ulp(mean) / std of
+    // accuracy on rows whose mean is large against their spread.
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) {
+      yr[i] = static_cast<float>((xr[i] - mean) * rstd) * w[i] + b[i];
+    }
+  }
+}
+
+WISP_VECTOR_CLONES
+void gelu_span(float* x, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = detail::gelu_f(x[i]);
+}
+
+WISP_VECTOR_CLONES
+void bias_gelu_rows(float* x, const float* b, int64_t r0, int64_t r1, int64_t d) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* xr = x + r * d;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) xr[i] = detail::gelu_f(xr[i] + b[i]);
+  }
+}
+
+WISP_VECTOR_CLONES
+void add_bias_rows(float* x, int64_t ldx, const float* b, int64_t r0, int64_t r1, int64_t d) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* xr = x + r * ldx;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) xr[i] += b[i];
+  }
+}
+
+void check_dims(const char* what, std::initializer_list<int64_t> sizes) {
+  for (int64_t s : sizes) {
+    if (s < 0) throw Error(std::string(what) + ": negative dimension");
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+// Softmax of rows [r0, r1) of x: [*][d], single-threaded (attention calls it
+// per block of queries from inside its own parallel region).
+WISP_VECTOR_CLONES
+void softmax_rows(float* x, int64_t r0, int64_t r1, int64_t d) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* xr = x + r * d;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int64_t i = 0; i < d; ++i) mx = xr[i] > mx ? xr[i] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < d; ++i) {
+      float e = exp_f(xr[i] - mx);
+      xr[i] = e;
+      sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t i = 0; i < d; ++i) xr[i] *= inv;
+  }
+}
+
+}  // namespace detail
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc, int n_threads) {
+  check_dims("sgemm", {m, n, k});
+  if (m == 0 || n == 0) return;
+  if (ldc < n || lda < (trans_a ? m : k) || ldb < (trans_b ? k : n) || lda < 1 || ldb < 1) {
+    throw Error("sgemm: leading dimension smaller than the matrix width");
+  }
+  if (k == 0) {  // C = beta * C; oneDNN rejects k == 0
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    }
+    return;
+  }
+  if (!trans_a && trans_b && m <= kSmallGemmRows) {
+    gemm_small_m(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, n_threads);
+    return;
+  }
+  OmpThreadsScope threads(n_threads);
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda,
+                                b, ldb, beta, c, ldc);
+  if (st != dnnl_success) {
+    throw Error("sgemm: oneDNN dnnl_sgemm failed with status " + std::to_string(st));
+  }
+}
+
+void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
+            const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
+            int n_threads) {
+  check_dims("linear", {n, in, out});
+  if (n == 0 || out == 0) return;
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (bias != nullptr) {
+    // The bias goes into y first and the GEMM accumulates onto it.
+    if (accumulate) {
+      add_bias(y, ldy, bias, n, out, n_threads);
+    } else {
+      parallel_for(n, n_threads, row_grain(out), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * ldy, bias, sizeof(float) * out);
+      });
+    }
+    beta = 1.0f;
+  }
+  sgemm(false, true, n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
+}
+
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,
+               float eps, int n_threads) {
+  check_dims("layernorm", {n, d});
+  parallel_for(n, n_threads, row_grain(d),
+               [&](int64_t r0, int64_t r1) { layernorm_rows(x, w, b, y, r0, r1, d, eps); });
+}
+
+void gelu(float* x, int64_t n, int n_threads) {
+  check_dims("gelu", {n});
+  parallel_for(n, n_threads, 16384, [&](int64_t i0, int64_t i1) { gelu_span(x + i0, i1 - i0); });
+}
+
+void bias_gelu(float* x, const float* b, int64_t n, int64_t d, int n_threads) {
+  check_dims("bias_gelu", {n, d});
+  parallel_for(n, n_threads, row_grain(d),
+               [&](int64_t r0, int64_t r1) { bias_gelu_rows(x, b, r0, r1, d); });
+}
+
+void add_bias(float* x, int64_t ldx, const float* b, int64_t n, int64_t d, int n_threads) {
+  check_dims("add_bias", {n, d});
+  parallel_for(n, n_threads, row_grain(d),
+               [&](int64_t r0, int64_t r1) { add_bias_rows(x, ldx, b, r0, r1, d); });
+}
+
+void softmax(float* x, int64_t n, int64_t d, int n_threads) {
+  check_dims("softmax", {n, d});
+  parallel_for(n, n_threads, row_grain(d),
+               [&](int64_t r0, int64_t r1) { detail::softmax_rows(x, r0, r1, d); });
+}
+
+int64_t conv1d_k3_out_len(int64_t t_in, int stride) {
+  if (t_in < 1 || stride < 1) throw Error("conv1d: empty input or stride < 1");
+  return (t_in - 1) / stride + 1;  // floor((t_in + 2 * pad - 3) / stride) + 1 with pad 1
+}
+
+void pack_conv1d_k3_weight(const float* w, int64_t c_out, int64_t c_in, float* packed) {
+  for (int64_t o = 0; o < c_out; ++o) {
+    for (int64_t j = 0; j < 3; ++j) {
+      for (int64_t c = 0; c < c_in; ++c) packed[(o * 3 + j) * c_in + c] = w[(o * c_in + c) * 3 + j];
+    }
+  }
+}
+
+// im2col without the copy: with one zero row of padding on each side of the
+// time-major input, output step t reads padded rows stride*t + j, j = 0, 1, 2.
+// So tap j's im2col slice is the padded input itself, offset by j rows and
+// viewed with row pitch stride * c_in, and the convolution is three
+// accumulating GEMMs against the taps of the [c_out][3][c_in] packed weight.
+// (One GEMM over K = 3 * c_in would need a row pitch below K, which BLAS-style
+// GEMMs reject.)
+void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed,
+               const float* bias, int64_t c_out, int stride, float* y, int n_threads) {
+  const int64_t t_out = conv1d_k3_out_len(t_in, stride);
+  check_dims("conv1d", {c_in, c_out});
+  std::vector<float> padded(static_cast<size_t>((t_in + 2) * c_in));
+  std::memset(padded.data(), 0, sizeof(float) * c_in);
+  std::memcpy(padded.data() + c_in, x, sizeof(float) * t_in * c_in);
+  std::memset(padded.data() + (t_in + 1) * c_in, 0, sizeof(float) * c_in);
+  parallel_for(t_out, n_threads, row_grain(c_out), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * c_out, bias, sizeof(float) * c_out);
+  });
+  for (int64_t j = 0; j < 3; ++j) {
+    sgemm(false, true, t_out, c_out, c_in, 1.0f, padded.data() + j * c_in, stride * c_in,
+          w_packed + j * c_in, 3 * c_in, 1.0f, y, c_out, n_threads);
+  }
+}
+
+}  // namespace wisp::kernels

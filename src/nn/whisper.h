@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "model/model.h"
@@ -21,7 +22,8 @@ namespace wisp::nn {
 class Whisper {
  public:
   // Prepares the weights of `model` (layouts the kernels want). `model` may be
-  // destroyed afterwards.
+  // destroyed afterwards. Throws wisp::Error if a tensor is missing or its
+  // shape disagrees with model.dims.
   explicit Whisper(const model::Model& model);
   ~Whisper();
   Whisper(Whisper&&) noexcept;
@@ -31,6 +33,7 @@ class Whisper {
 
   // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
   // Returns the encoder output after ln_post, [n_audio_ctx][n_audio_state].
+  // Throws wisp::Error if mel has another size. Thread-safe (const).
   std::vector<float> encode(std::span<const float> mel, int n_threads) const;
 
   struct Weights;
@@ -40,9 +43,18 @@ class Whisper {
   std::unique_ptr<Weights> w_;
 };
 
+// Cross-attention scores of chosen decoder heads, for word timestamps: openai
+// timing.py find_alignment reads each alignment head's `qk`, the scores
+// (q * scale) (k * scale)^T before softmax, at every token position.
+struct CrossAttentionCapture {
+  std::vector<std::pair<int, int>> heads;  // (decoder layer, head), in the order wanted
+  std::vector<float> qk;  // set by decode(): [heads.size()][n_seq][n_new][n_audio_ctx]
+};
+
 // Decoder state for a batch of n_seq token sequences of equal length decoded
 // against one audio window: the cross-attention K/V (per layer, shared by all
-// sequences) and each sequence's self-attention KV cache.
+// sequences) and each sequence's self-attention KV cache, preallocated for
+// n_text_ctx positions. `model` must outlive the state.
 class DecoderState {
  public:
   DecoderState(const Whisper& model, int n_seq);
@@ -56,9 +68,12 @@ class DecoderState {
 
   // Appends n_new tokens to every sequence: tokens is [n_seq][n_new].
   // Returns logits [n_seq][n_new][n_vocab] if all_positions, else only the
-  // last position's [n_seq][n_vocab]. Throws wisp::Error past n_text_ctx.
+  // last position's [n_seq][n_vocab]. Throws wisp::Error past n_text_ctx,
+  // for a token id outside [0, n_vocab), or before set_audio(). If capture is
+  // set, also fills capture->qk for capture->heads.
   std::vector<float> decode(std::span<const int> tokens, int n_new, int n_threads,
-                            bool all_positions = false);
+                            bool all_positions = false,
+                            CrossAttentionCapture* capture = nullptr);
 
   // Number of positions already in the caches.
   int n_past() const;

@@ -4,6 +4,10 @@
 // srt, tsv, json), without word-level options (those come with word
 // timestamps). Every file is written atomically: a temp file in the same
 // folder, then rename, so a half-written output never exists.
+//
+// txt, tsv and json are byte-identical to openai's WriteTXT / WriteTSV /
+// WriteJSON. srt and vtt are too, except where openai would write an invalid
+// subtitle file (see render()).
 #pragma once
 
 #include <string>
@@ -30,18 +34,50 @@ struct Transcript {
   std::vector<Segment> segments;
 };
 
-// "txt", "vtt", "srt", "tsv", "json"; "all" expands to these five.
+// "txt", "vtt", "srt", "tsv", "json"; "all" expands to these five, in openai's
+// order. Throws wisp::Error naming the format when it is none of these.
 std::vector<std::string> expand_formats(const std::string& format);
+// True for the five formats and "all" (what expand_formats accepts).
 bool is_known_format(const std::string& format);
 
-// Renders one format to a string (tests use this directly).
+// Renders one format to a string (tests use this directly). Throws
+// wisp::Error for an unknown format (including "all").
+//
+// Where srt/vtt differ from openai (openai's output would be an invalid
+// subtitle file; none of these happen in openai's own golden results except
+// the first):
+// - segments whose stripped text is empty get no cue (openai writes an empty
+//   cue); SRT numbering stays contiguous from 1;
+// - a cue whose end (in whole ms) is not after its start ends 1 ms after it;
+// - cues are in order of start time (stable sort; a no-op for openai results
+//   without word timings, whose segment starts never step back);
+// - "-->" is replaced by "->" until none is left (openai replaces once, so
+//   "--->" would keep an arrow); blank lines inside the text are dropped and
+//   CR / CRLF line breaks become LF;
+// - vtt only: '&' -> "&amp;" and '<' -> "&lt;" (WebVTT cue text escaping).
+// Negative times are written as 0 (openai asserts).
 std::string render(const Transcript& t, const std::string& format);
 
 // Writes `content` to `path` atomically (temp + fsync + rename). Throws
-// wisp::Error naming the path and the cause.
+// wisp::Error "cannot write <path>: <cause>" and leaves no temp file behind.
 void write_file_atomic(const std::string& path, const std::string& content);
 
 // openai utils.py format_timestamp: [HH:]MM:SS.mmm, with `decimal` "," for SRT.
+// Milliseconds are round(seconds * 1000) with Python's round-half-even.
+// Negative seconds give 0 (openai asserts); NaN, infinite or absurdly large
+// values (over 10^12 s) throw wisp::Error.
 std::string format_timestamp(double seconds, bool always_include_hours, const char* decimal);
+
+// Validity checks of a whole SRT / WebVTT file as wisp writes them: cues
+// numbered 1, 2, ... (SRT), "WEBVTT" header and blank line (VTT), timing lines
+// "HH:MM:SS,mmm --> HH:MM:SS,mmm" (SRT) or "[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm"
+// (VTT) with minutes and seconds below 60, end after start, starts
+// non-decreasing, at least one non-blank text line per cue, no "-->" in text,
+// no CR, every cue followed by a blank line; VTT text has no '<' and every
+// '&' starts a character reference. An empty SRT file (no cues) is valid.
+// On failure returns false and, when `why` is not null, stores one line
+// naming the cue and the problem.
+bool check_srt(const std::string& content, std::string* why);
+bool check_vtt(const std::string& content, std::string* why);
 
 }  // namespace wisp::output

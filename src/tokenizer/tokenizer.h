@@ -59,8 +59,15 @@ class Tokenizer {
   // Python's bytes.decode(errors="replace") does.
   std::string decode(std::span<const int> ids) const;
 
+  // openai Tokenizer.decode_with_timestamps: like decode, but timestamp
+  // tokens are kept and read "<|1.08|>" (split_tokens_on_unicode uses it).
+  std::string decode_with_timestamps(std::span<const int> ids) const;
+
   // tiktoken encode (no special tokens): GPT-2 pre-tokenisation regex, then
-  // byte-pair merges by rank (rank = token id).
+  // byte-pair merges by rank (rank = token id). Like tiktoken's default
+  // (disallowed_special="all"), throws wisp::Error if the text contains a
+  // special token's text such as "<|endoftext|>". Bytes that are not valid
+  // UTF-8 are encoded as U+FFFD, one per byte.
   std::vector<int> encode(std::string_view text) const;
 
   // Language token for "en", "de", ...; nullopt if unknown to this vocabulary.

@@ -1,1 +1,300 @@
-// placeholder: being written
+#include "transcribe/transcribe.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "features/mel.h"
+
+namespace wisp::transcribe {
+namespace {
+
+constexpr int kSampleRate = 16000;
+constexpr int kHop = features::kHopLength;
+constexpr int kNFrames = features::kChunkFrames;
+constexpr int kFramesPerSecond = kSampleRate / kHop;  // 100
+
+long python_round(double x) { return static_cast<long>(std::nearbyint(x)); }
+
+// decoding::LogitsSource over the network's decoder for one encoded window.
+class NetSource : public decoding::LogitsSource {
+ public:
+  NetSource(const nn::Whisper& net, std::vector<float> audio, int n_threads)
+      : net_(net), audio_(std::move(audio)), n_threads_(n_threads) {}
+
+  int n_vocab() const override { return net_.dims().n_vocab; }
+  int n_text_ctx() const override { return net_.dims().n_text_ctx; }
+
+  void begin(int n_seq) override {
+    if (!state_ || state_->n_seq() != n_seq) {
+      state_ = std::make_unique<nn::DecoderState>(net_, n_seq);
+      state_->set_audio(audio_, n_threads_);  // cross-attention K/V once per window
+    } else {
+      state_->clear();
+    }
+  }
+  std::vector<float> next_logits(std::span<const int> tokens, int n_new) override {
+    return state_->decode(tokens, n_new, n_threads_, false);
+  }
+  void reorder(std::span<const int> source) override { state_->reorder(source); }
+
+ private:
+  const nn::Whisper& net_;
+  std::vector<float> audio_;
+  int n_threads_;
+  std::unique_ptr<nn::DecoderState> state_;
+};
+
+std::vector<double> parse_clip_timestamps(const std::string& spec) {
+  std::vector<double> out;
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    size_t comma = spec.find(',', pos);
+    std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    try {
+      size_t used = 0;
+      double v = std::stod(item, &used);
+      if (used != item.size() || !std::isfinite(v) || v < 0) throw std::invalid_argument("bad");
+      out.push_back(v);
+    } catch (const std::logic_error&) {
+      throw Error("clip_timestamps: '" + item + "' is not a time in seconds");
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+bool needs_fallback(const decoding::DecodeResult& r, const Options& o) {
+  // transcribe.py decode_with_fallback.
+  bool fallback = false;
+  if (o.compression_ratio_threshold && r.compression_ratio > *o.compression_ratio_threshold)
+    fallback = true;  // too repetitive
+  if (o.logprob_threshold && r.avg_logprob < *o.logprob_threshold)
+    fallback = true;  // average log probability too low
+  if (o.no_speech_threshold && r.no_speech_prob > *o.no_speech_threshold && o.logprob_threshold &&
+      r.avg_logprob < *o.logprob_threshold)
+    fallback = false;  // silence
+  return fallback;
+}
+
+}  // namespace
+
+Engine::Engine(const model::Model& model)
+    : net_(model), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+  if (filters_.n_mels != model.dims.n_mels)
+    throw Error("model has " + std::to_string(filters_.n_mels) + " mel filters but expects " +
+                std::to_string(model.dims.n_mels) + " mel bins");
+}
+
+output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+                              const Options& opt, const Callbacks& cb) {
+  const Tokenizer& tok = engine.tokenizer();
+  const SpecialTokens& sp = tok.special();
+  const model::Dims& dims = engine.dims();
+  const int n_threads = std::max(1, opt.n_threads);
+  if (opt.task != "transcribe" && opt.task != "translate")
+    throw Error("task must be 'transcribe' or 'translate', not '" + opt.task + "'");
+  if (opt.temperatures.empty()) throw Error("at least one temperature is required");
+
+  // Pad 30 seconds of silence to the input audio, for slicing.
+  features::Mel mel = features::log_mel_spectrogram(samples, features::kChunkSamples,
+                                                    engine.mel_filters(), n_threads);
+  const int content_frames = mel.n_frames - kNFrames;
+  const double content_duration = static_cast<double>(content_frames) * kHop / kSampleRate;
+
+  auto encode = [&](int offset, int n_frames) {
+    return engine.net().encode(features::mel_window(mel, offset, n_frames), n_threads);
+  };
+
+  output::Transcript out;
+  std::string language;
+  if (opt.language && !opt.language->empty()) {
+    language = *opt.language;
+    if (tok.is_multilingual() && !tok.language_token(language))
+      throw Error("unknown language '" + language + "'");
+  } else if (!tok.is_multilingual()) {
+    language = "en";
+  } else {
+    // transcribe.py: detect on pad_or_trim(mel, N_FRAMES), i.e. the first
+    // 3000 frames of the padded mel (not zero-padded like a decode window).
+    NetSource source(engine.net(), encode(0, kNFrames), n_threads);
+    auto probs = decoding::detect_language(source, tok);
+    language = probs.front().first;
+    if (cb.on_language) cb.on_language(language, probs.front().second);
+  }
+  if (!tok.is_multilingual()) language = "en";
+  out.language = language;
+
+  // Clips: seek_points in frames, paired as (start, end).
+  std::vector<double> clip_ts = parse_clip_timestamps(opt.clip_timestamps);
+  std::vector<long> seek_points;
+  for (double t : clip_ts) seek_points.push_back(python_round(t * kFramesPerSecond));
+  if (seek_points.empty()) seek_points.push_back(0);
+  if (seek_points.size() % 2 == 1) seek_points.push_back(content_frames);
+  std::vector<std::pair<long, long>> clips;
+  for (size_t i = 0; i + 1 < seek_points.size(); i += 2)
+    clips.emplace_back(seek_points[i], seek_points[i + 1]);
+
+  const int input_stride = kNFrames / dims.n_audio_ctx;  // mel frames per output token: 2
+  const double time_precision = static_cast<double>(input_stride * kHop) / kSampleRate;  // 0.02 s
+
+  std::vector<int> all_tokens;
+  size_t prompt_reset_since = 0;
+  int remaining_prompt_length = dims.n_text_ctx / 2 - 1;
+  std::vector<int> initial_prompt_tokens;
+  if (opt.initial_prompt) {
+    initial_prompt_tokens = tok.encode(" " + decoding::python_strip(*opt.initial_prompt));
+    all_tokens = initial_prompt_tokens;
+    remaining_prompt_length -= static_cast<int>(initial_prompt_tokens.size());
+  }
+
+  std::mt19937_64 rng(opt.seed);
+  size_t clip_idx = 0;
+  long seek = clips[0].first;
+  while (clip_idx < clips.size()) {
+    auto [clip_start, clip_end] = clips[clip_idx];
+    if (seek < clip_start) seek = clip_start;
+    if (seek >= clip_end) {
+      ++clip_idx;
+      if (clip_idx < clips.size()) seek = clips[clip_idx].first;
+      continue;
+    }
+    const double time_offset = static_cast<double>(seek * kHop) / kSampleRate;
+    const long segment_size =
+        std::min<long>({kNFrames, content_frames - seek, clip_end - seek});
+    const double segment_duration = static_cast<double>(segment_size * kHop) / kSampleRate;
+
+    decoding::DecodeOptions dopt = opt.decode;
+    dopt.language = language;
+    dopt.task = opt.task;
+    if (opt.carry_initial_prompt) {
+      size_t nignored = std::max(initial_prompt_tokens.size(), prompt_reset_since);
+      std::vector<int> remaining(all_tokens.begin() + std::min(nignored, all_tokens.size()),
+                                 all_tokens.end());
+      if (remaining_prompt_length <= 0) {
+        // Python's list[-0:] keeps everything; a negative length keeps all but the first items.
+        size_t drop = std::min<size_t>(remaining.size(), static_cast<size_t>(-remaining_prompt_length));
+        if (remaining_prompt_length < 0) remaining.erase(remaining.begin(), remaining.begin() + drop);
+      } else if (remaining.size() > static_cast<size_t>(remaining_prompt_length)) {
+        remaining.erase(remaining.begin(), remaining.end() - remaining_prompt_length);
+      }
+      dopt.prompt = initial_prompt_tokens;
+      dopt.prompt.insert(dopt.prompt.end(), remaining.begin(), remaining.end());
+    } else {
+      dopt.prompt.assign(all_tokens.begin() + std::min(prompt_reset_since, all_tokens.size()),
+                         all_tokens.end());
+    }
+
+    NetSource source(engine.net(), encode(static_cast<int>(seek), static_cast<int>(segment_size)),
+                     n_threads);
+    decoding::DecodeResult result;
+    for (double t : opt.temperatures) {
+      dopt.temperature = t;
+      result = decoding::decode_window(source, tok, dopt, &rng);
+      if (cb.on_window) cb.on_window({static_cast<int>(seek), &result});
+      if (!needs_fallback(result, opt)) break;
+    }
+    const std::vector<int>& tokens = result.tokens;
+
+    if (opt.no_speech_threshold) {
+      // No voice activity check.
+      bool should_skip = result.no_speech_prob > *opt.no_speech_threshold;
+      if (opt.logprob_threshold && result.avg_logprob > *opt.logprob_threshold)
+        should_skip = false;  // don't skip if the logprob is high enough
+      if (should_skip) {
+        seek += segment_size;
+        if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
+        continue;
+      }
+    }
+
+    const long previous_seek = seek;
+    std::vector<output::Segment> current;
+    auto new_segment = [&](double start, double end, std::vector<int> seg_tokens) {
+      output::Segment s;
+      s.seek = static_cast<int>(seek);
+      s.start = start;
+      s.end = end;
+      std::vector<int> text_tokens;
+      for (int t : seg_tokens)
+        if (t < sp.eot) text_tokens.push_back(t);
+      s.text = tok.decode(text_tokens);
+      s.tokens = std::move(seg_tokens);
+      s.temperature = result.temperature;
+      s.avg_logprob = result.avg_logprob;
+      s.compression_ratio = result.compression_ratio;
+      s.no_speech_prob = result.no_speech_prob;
+      current.push_back(std::move(s));
+    };
+
+    const size_t n = tokens.size();
+    auto is_ts = [&](size_t i) { return tokens[i] >= sp.timestamp_begin; };
+    const bool single_timestamp_ending = n >= 2 && !is_ts(n - 2) && is_ts(n - 1);
+    std::vector<size_t> consecutive;
+    for (size_t i = 0; i + 1 < n; ++i)
+      if (is_ts(i) && is_ts(i + 1)) consecutive.push_back(i + 1);
+
+    if (!consecutive.empty()) {
+      // Split at every pair of consecutive timestamps.
+      std::vector<size_t> slices = consecutive;
+      if (single_timestamp_ending) slices.push_back(n);
+      size_t last_slice = 0;
+      for (size_t cur : slices) {
+        std::vector<int> sliced(tokens.begin() + last_slice, tokens.begin() + cur);
+        int start_pos = sliced.front() - sp.timestamp_begin;
+        int end_pos = sliced.back() - sp.timestamp_begin;
+        new_segment(time_offset + start_pos * time_precision, time_offset + end_pos * time_precision,
+                    std::move(sliced));
+        last_slice = cur;
+      }
+      if (single_timestamp_ending) {
+        // A single timestamp at the end means no speech after the last timestamp.
+        seek += segment_size;
+      } else {
+        // Ignore the unfinished segment and seek to the last timestamp.
+        int last_ts_pos = tokens[last_slice - 1] - sp.timestamp_begin;
+        seek += static_cast<long>(last_ts_pos) * input_stride;
+      }
+    } else {
+      double duration = segment_duration;
+      int last_ts = -1;
+      for (size_t i = 0; i < n; ++i)
+        if (is_ts(i)) last_ts = tokens[i];
+      if (last_ts >= 0 && last_ts != sp.timestamp_begin) {
+        // No consecutive timestamps but it has one: use the last as the end.
+        duration = (last_ts - sp.timestamp_begin) * time_precision;
+      }
+      new_segment(time_offset, time_offset + duration, tokens);
+      seek += segment_size;
+    }
+
+    for (auto& s : current)
+      if (cb.on_segment) cb.on_segment(s);
+
+    // If a segment is instantaneous or does not contain text, clear it.
+    for (auto& s : current) {
+      if (s.start == s.end || decoding::python_strip(s.text).empty()) {
+        s.text.clear();
+        s.tokens.clear();
+      }
+    }
+    for (auto& s : current) {
+      s.id = static_cast<int>(out.segments.size());
+      all_tokens.insert(all_tokens.end(), s.tokens.begin(), s.tokens.end());
+      out.segments.push_back(std::move(s));
+    }
+    if (!opt.condition_on_previous_text || result.temperature > 0.5) {
+      // Do not feed the prompt tokens if a high temperature was used.
+      prompt_reset_since = all_tokens.size();
+    }
+    if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
+    (void)previous_seek;
+  }
+  (void)content_duration;
+
+  out.text = tok.decode(std::span<const int>(all_tokens).subspan(initial_prompt_tokens.size()));
+  return out;
+}
+
+}  // namespace wisp::transcribe

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian 12 packages wisp builds and tests with. Skips apt when
+# everything is already there; uses sudo when not run as root.
+set -eu
+PACKAGES="build-essential cmake pkg-config git
+  libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
+  libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev"
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,23 @@
+// wisp/cli/commands.h: the subcommands of the `wisp` executable.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace wisp::cli {
+
+// Registers `wisp transcribe`; returns the function that runs it (exit status).
+std::function<int()> add_transcribe_command(CLI::App& app);
+// Registers `wisp dev ...` (developer tools: make-model).
+std::function<int()> add_dev_command(CLI::App& app);
+
+// Every long flag is accepted with '_' and with '-' (openai spells them with
+// '_'): "--output_dir" -> "--output_dir,--output-dir".
+std::string flag_names(const std::string& name, const std::string& short_name = "");
+
+// openai str2bool, a little more lenient: True/False, true/false, 1/0, yes/no.
+bool parse_bool(const std::string& value, const std::string& flag);
+
+}  // namespace wisp::cli

@@ -1,0 +1,259 @@
+// `wisp transcribe`: openai/whisper's CLI flags, the seed script's console lines.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "audio/audio.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/parallel.h"
+#include "model/model.h"
+#include "output/writers.h"
+#include "transcribe/transcribe.h"
+
+namespace wisp::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TranscribeArgs {
+  std::vector<std::string> files;
+  std::string model;
+  std::string language;
+  std::string task = "transcribe";
+  int threads = 0;
+  std::string output_dir;
+  std::string output_format = "srt";
+  std::optional<std::string> initial_prompt;
+  std::string carry_initial_prompt = "False";
+  std::string condition_on_previous_text = "True";
+  std::string without_timestamps = "False";
+  std::string verbose = "True";
+  double temperature = 0.0;
+  std::string temperature_increment_on_fallback = "0.2";
+  std::string beam_size = "5";
+  std::string best_of = "5";
+  std::string patience = "None";
+  std::string length_penalty = "None";
+  uint64_t seed = 0;
+  std::string compression_ratio_threshold = "2.4";
+  std::string logprob_threshold = "-1.0";
+  std::string no_speech_threshold = "0.6";
+  std::string suppress_tokens = "-1";
+  std::string suppress_blank = "True";
+  std::string max_initial_timestamp = "1.0";
+  std::string clip_timestamps = "0";
+  int sample_len = 0;
+  std::optional<std::string> prefix;
+};
+
+// openai optional_float: a number or "None".
+std::optional<double> optional_float(const std::string& v, const std::string& flag) {
+  if (v == "None" || v == "none") return std::nullopt;
+  double out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size())
+    throw Error("--" + flag + " expects a number or None, not '" + v + "'");
+  return out;
+}
+
+// openai optional_int: an integer or "None" (0 is kept as given).
+std::optional<int> optional_int(const std::string& v, const std::string& flag) {
+  if (v == "None" || v == "none") return std::nullopt;
+  int out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size())
+    throw Error("--" + flag + " expects an integer or None, not '" + v + "'");
+  return out;
+}
+
+// Python repr of a float (shortest round-trip), as the seed prints run time.
+std::string python_float(double v) {
+  char buf[64];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  std::string s(buf, p);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
+
+// "en", "English", "english" -> "en"; empty or "None" -> detect.
+std::optional<std::string> resolve_language(const std::string& value) {
+  if (value.empty() || value == "None" || value == "none") return std::nullopt;
+  std::string lower;
+  for (char c : value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const Language& l : all_languages())
+    if (l.code == lower || l.name == lower) return l.code;
+  throw Error("unknown language '" + value + "' (use a code such as 'en' or a name such as 'English')");
+}
+
+std::string output_path(const std::string& input, const std::string& output_dir,
+                        const std::string& ext) {
+  fs::path in(input);
+  fs::path dir = output_dir.empty() ? in.parent_path() : fs::path(output_dir);
+  return (dir / (in.filename().string() + "." + ext)).string();
+}
+
+int run(const TranscribeArgs& a) {
+  // Validate everything that does not depend on a file before loading the model.
+  std::vector<std::string> formats = output::expand_formats(a.output_format);
+  if (formats.empty())
+    throw Error("--output_format must be one of txt, vtt, srt, tsv, json, all; not '" +
+                a.output_format + "'");
+  if (a.task != "transcribe" && a.task != "translate")
+    throw Error("--task must be transcribe or translate, not '" + a.task + "'");
+  if (!a.output_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(a.output_dir, ec);
+    if (ec) throw Error("cannot create output folder '" + a.output_dir + "': " + ec.message());
+    if (access(a.output_dir.c_str(), W_OK) != 0)
+      throw Error("output folder '" + a.output_dir + "' is not writable: " + std::strerror(errno));
+  }
+  transcribe::Options opt;
+  opt.language = resolve_language(a.language);
+  opt.task = a.task;
+  // openai cli(): temperature = tuple(np.arange(temperature, 1.0 + 1e-6, increment)).
+  if (auto inc = optional_float(a.temperature_increment_on_fallback, "temperature_increment_on_fallback")) {
+    if (*inc <= 0) throw Error("--temperature_increment_on_fallback must be > 0 (or None)");
+    opt.temperatures.clear();
+    long n = static_cast<long>(std::ceil((1.0 + 1e-6 - a.temperature) / *inc));
+    for (long i = 0; i < n; ++i) opt.temperatures.push_back(a.temperature + static_cast<double>(i) * *inc);
+    if (opt.temperatures.empty()) opt.temperatures.push_back(a.temperature);
+  } else {
+    opt.temperatures = {a.temperature};
+  }
+  if (a.temperature < 0) throw Error("--temperature must be >= 0");
+  if (auto b = optional_int(a.beam_size, "beam_size")) opt.decode.beam_size = *b;
+  if (auto b = optional_int(a.best_of, "best_of")) opt.decode.best_of = *b;
+  if (opt.decode.beam_size < 0 || opt.decode.best_of < 0) throw Error("--beam_size and --best_of must be >= 1 (or None)");
+  if (auto p = optional_float(a.patience, "patience")) {
+    if (opt.decode.beam_size == 0) throw Error("--patience requires --beam_size");
+    opt.decode.patience = static_cast<float>(*p);
+  }
+  if (auto lp = optional_float(a.length_penalty, "length_penalty")) {
+    if (*lp < 0 || *lp > 1) throw Error("--length_penalty must be between 0 and 1");
+    opt.decode.length_penalty = static_cast<float>(*lp);
+  }
+  opt.seed = a.seed;
+  opt.compression_ratio_threshold = optional_float(a.compression_ratio_threshold, "compression_ratio_threshold");
+  opt.logprob_threshold = optional_float(a.logprob_threshold, "logprob_threshold");
+  opt.no_speech_threshold = optional_float(a.no_speech_threshold, "no_speech_threshold");
+  opt.condition_on_previous_text = parse_bool(a.condition_on_previous_text, "condition_on_previous_text");
+  opt.initial_prompt = a.initial_prompt;
+  opt.carry_initial_prompt = parse_bool(a.carry_initial_prompt, "carry_initial_prompt");
+  opt.clip_timestamps = a.clip_timestamps;
+  opt.decode.without_timestamps = parse_bool(a.without_timestamps, "without_timestamps");
+  opt.decode.suppress_tokens = a.suppress_tokens;
+  opt.decode.suppress_blank = parse_bool(a.suppress_blank, "suppress_blank");
+  if (auto mit = optional_float(a.max_initial_timestamp, "max_initial_timestamp"))
+    opt.decode.max_initial_timestamp = static_cast<float>(*mit);
+  else
+    opt.decode.max_initial_timestamp.reset();
+  opt.decode.sample_len = a.sample_len;
+  opt.n_threads = a.threads > 0 ? a.threads : hardware_threads();
+  const bool verbose = parse_bool(a.verbose, "verbose");
+
+  if (a.model.empty()) throw Error("--model PATH is required (a whisper.cpp ggml .bin file)");
+  std::unique_ptr<transcribe::Engine> engine;
+  try {
+    engine = std::make_unique<transcribe::Engine>(model::load_ggml(a.model));
+  } catch (const Error& e) {
+    throw Error("cannot load model '" + a.model + "': " + e.what());
+  }
+  if (a.prefix) opt.decode.prefix = engine->tokenizer().encode(" " + decoding::python_strip(*a.prefix));
+
+  int failed = 0;
+  for (const std::string& file : a.files) {
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+      std::vector<float> samples = audio::load_audio(file);
+      transcribe::Callbacks cb;
+      cb.on_language = [](const std::string& code, double p) {
+        std::printf("Detected language '%s' with probability %f\n", code.c_str(), p);
+        std::fflush(stdout);
+      };
+      if (verbose) {
+        cb.on_segment = [](const output::Segment& s) {
+          std::printf("[%.2fs -> %.2fs] %s\n", s.start, s.end, s.text.c_str());
+          std::fflush(stdout);
+        };
+      }
+      output::Transcript t = transcribe::transcribe(*engine, samples, opt, cb);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("run time =%s\n", python_float(seconds).c_str());
+      for (const std::string& fmt : formats)
+        output::write_file_atomic(output_path(file, a.output_dir, fmt), output::render(t, fmt));
+      std::printf("Completed: %s\n", file.c_str());
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: %s: %s\n", file.c_str(), e.what());
+      ++failed;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+std::function<int()> add_transcribe_command(CLI::App& app) {
+  auto args = std::make_shared<TranscribeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "transcribe",
+      "Transcribe media files to subtitles and transcripts.\n"
+      "Exit status: 0 every file done, 1 some file failed, 2 usage or setup error.");
+  cmd->add_option("files", args->files, "media files to transcribe")->required();
+  cmd->add_option(flag_names("model", "-m"), args->model, "whisper.cpp ggml model file (ggml-*.bin)")->required();
+  cmd->add_option(flag_names("language", "-l"), args->language,
+                  "spoken language (code or name); default: detect on the first 30 s");
+  cmd->add_option(flag_names("task"), args->task, "transcribe, or translate to English")->capture_default_str();
+  cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")->capture_default_str();
+  cmd->add_option(flag_names("output_dir", "-o"), args->output_dir, "folder for the outputs (default: next to each input)");
+  cmd->add_option(flag_names("output_format", "-f"), args->output_format,
+                  "txt, vtt, srt, tsv, json or all")->capture_default_str();
+  cmd->add_option(flag_names("verbose"), args->verbose, "print each segment as it is decoded")->capture_default_str();
+  cmd->add_option(flag_names("temperature"), args->temperature, "first temperature of the schedule (0: greedy or beam search)")->capture_default_str();
+  cmd->add_option(flag_names("temperature_increment_on_fallback"), args->temperature_increment_on_fallback,
+                  "step of the fallback schedule up to 1.0 (None: no fallback)")->capture_default_str();
+  cmd->add_option(flag_names("beam_size"), args->beam_size, "beams at temperature 0 (None: greedy)")->capture_default_str();
+  cmd->add_option(flag_names("best_of"), args->best_of, "samples at temperature > 0 (None: one)")->capture_default_str();
+  cmd->add_option(flag_names("patience"), args->patience, "beam search patience (None: 1.0)")->capture_default_str();
+  cmd->add_option(flag_names("length_penalty"), args->length_penalty,
+                  "ranking length penalty alpha in [0, 1] (None: divide by length)")->capture_default_str();
+  cmd->add_option(flag_names("seed"), args->seed, "seed of the sampler at temperature > 0")->capture_default_str();
+  cmd->add_option(flag_names("initial_prompt"), args->initial_prompt, "text to prompt the first window with");
+  cmd->add_option(flag_names("carry_initial_prompt"), args->carry_initial_prompt,
+                  "prepend the initial prompt to every window's prompt")->capture_default_str();
+  cmd->add_option(flag_names("condition_on_previous_text"), args->condition_on_previous_text,
+                  "prompt each window with the previous text")->capture_default_str();
+  cmd->add_option(flag_names("without_timestamps"), args->without_timestamps,
+                  "decode text only (one segment per window)")->capture_default_str();
+  cmd->add_option(flag_names("compression_ratio_threshold"), args->compression_ratio_threshold,
+                  "fallback when the gzip compression ratio is above this (None: off)")->capture_default_str();
+  cmd->add_option(flag_names("logprob_threshold"), args->logprob_threshold,
+                  "fallback when the average log probability is below this (None: off)")->capture_default_str();
+  cmd->add_option(flag_names("no_speech_threshold"), args->no_speech_threshold,
+                  "skip a window when no_speech_prob is above this and the logprob check failed (None: off)")
+      ->capture_default_str();
+  cmd->add_option(flag_names("suppress_tokens"), args->suppress_tokens,
+                  "comma-separated token ids to suppress; -1: non-speech symbols")->capture_default_str();
+  cmd->add_option(flag_names("suppress_blank"), args->suppress_blank,
+                  "suppress a blank or EOT as the first token")->capture_default_str();
+  cmd->add_option(flag_names("max_initial_timestamp"), args->max_initial_timestamp,
+                  "latest allowed first timestamp in seconds (None: any)")->capture_default_str();
+  cmd->add_option(flag_names("clip_timestamps"), args->clip_timestamps,
+                  "start,end,start,end,... seconds of clips to transcribe")->capture_default_str();
+  cmd->add_option(flag_names("sample_len"), args->sample_len, "maximum tokens per window (0: 224)")->capture_default_str();
+  cmd->add_option(flag_names("prefix"), args->prefix, "text forced at the start of every window");
+  return [args] { return run(*args); };
+}
+
+}  // namespace wisp::cli

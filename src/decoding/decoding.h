@@ -1,0 +1,104 @@
+// wisp/decoding/decoding.h
+//
+// Decoding of one 30 s window, reproducing openai/whisper decoding.py
+// (DecodingTask with GreedyDecoder, SuppressBlank, SuppressTokens and
+// ApplyTimestampRules), and language detection (decoding.py detect_language).
+//
+// The network is reached through LogitsSource, so the whole module can be
+// tested with scripted logits and no model.
+#pragma once
+
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace wisp::decoding {
+
+// The decoder side of the network for one audio window.
+class LogitsSource {
+ public:
+  virtual ~LogitsSource() = default;
+  virtual int n_vocab() const = 0;
+  virtual int n_text_ctx() const = 0;
+  // Starts a new token sequence batch of n_seq sequences (clears caches).
+  virtual void begin(int n_seq) = 0;
+  // Appends tokens ([n_seq][n_new]) to every sequence and returns the logits
+  // of the last new position, [n_seq][n_vocab].
+  virtual std::vector<float> next_logits(std::span<const int> tokens, int n_new) = 0;
+  // Beam search: sequence i continues from sequence source[i].
+  virtual void reorder(std::span<const int> source) = 0;
+};
+
+// openai DecodingOptions (the subset the transcribe loop passes per window).
+struct DecodeOptions {
+  std::string task = "transcribe";  // or "translate"
+  std::string language = "en";      // ignored by English-only vocabularies
+  double temperature = 0.0;
+  int sample_len = 0;               // 0: n_text_ctx / 2 (224)
+  // Beam search at temperature 0 (openai BeamSearchDecoder); 0 = greedy.
+  int beam_size = 0;
+  // Beam search patience (arxiv:2204.05424): stop after beam_size * patience
+  // finished candidates; nullopt = 1.0.
+  std::optional<float> patience;
+  // Independent samples at temperature > 0; the best by the ranker wins. 0 = 1.
+  int best_of = 0;
+  // Ranking: nullopt = divide by length; alpha = Google NMT ((5 + len) / 6)^alpha.
+  std::optional<float> length_penalty;
+  std::vector<int> prompt;          // previous text tokens (after <|startofprev|>)
+  std::vector<int> prefix;          // tokens forced after the SOT sequence
+  std::string suppress_tokens = "-1";
+  bool suppress_blank = true;
+  bool without_timestamps = false;
+  // seconds; nullopt or 0 disables the rule (openai: `if options.max_initial_timestamp:`)
+  std::optional<float> max_initial_timestamp = 1.0f;
+};
+
+struct DecodeResult {
+  std::vector<int> tokens;  // sampled tokens, from sample_begin up to (excluding) EOT
+  std::string text;         // decode(tokens).strip()
+  double avg_logprob = 0.0;
+  double no_speech_prob = 0.0;
+  double temperature = 0.0;
+  double compression_ratio = 0.0;
+};
+
+// Per-step trace of a greedy decode (for tests and debugging).
+struct StepTrace {
+  int token = 0;
+  double logprob = 0.0;
+};
+
+// Decodes one window: greedy or beam search at temperature 0, sampling at
+// temperature > 0 (from `rng`, required then). `trace`, if given, receives
+// one entry per step of the first sequence (greedy and sampling only).
+// Throws wisp::Error for invalid option combinations (as openai's
+// DecodingTask._verify_options).
+DecodeResult decode_window(LogitsSource& source, const Tokenizer& tokenizer,
+                           const DecodeOptions& options, std::mt19937_64* rng = nullptr,
+                           std::vector<StepTrace>* trace = nullptr);
+
+// decoding.py detect_language: logits at <|startoftranscript|>, every
+// non-language token masked, softmax. Returns (code, probability) sorted by
+// probability, highest first. Throws wisp::Error for English-only models.
+std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source,
+                                                            const Tokenizer& tokenizer);
+
+// The initial tokens of a window: [<|startofprev|> prompt...] SOT sequence [prefix...].
+std::vector<int> initial_tokens(const Tokenizer& tokenizer, const DecodeOptions& options,
+                                int n_text_ctx, int sample_len);
+
+// decoding.py _get_suppress_tokens. Throws wisp::Error for a malformed list.
+std::vector<int> suppress_token_ids(const Tokenizer& tokenizer, const std::string& spec);
+
+// utils.py compression_ratio: len(utf8) / len(zlib.compress(utf8)).
+double compression_ratio(const std::string& text);
+
+// Python's str.strip(): removes Unicode whitespace at both ends.
+std::string python_strip(const std::string& utf8);
+
+}  // namespace wisp::decoding

@@ -1,0 +1,84 @@
+// wisp/kernels/attention.cc: multi-head attention, blocked over queries.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "kernels/kernels.h"
+
+namespace wisp::kernels {
+namespace detail {
+void softmax_rows(float* x, int64_t r0, int64_t r1, int64_t d);  // kernels.cc
+}
+
+namespace {
+
+// Queries per task: a [64][1500] score block is 384 KB, which stays in a
+// core's L2 between the two GEMMs.
+constexpr int64_t kQueryBlock = 64;
+
+void check_args(const AttentionArgs& a) {
+  if (a.n_batch < 0 || a.n_q < 0 || a.n_kv < 0 || a.n_head < 1 || a.d_head < 1) {
+    throw Error("attention: invalid shape");
+  }
+  const int64_t width = a.n_head * a.d_head;
+  if (a.ldq < width || a.ldk < width || a.ldv < width || a.ldo < width) {
+    throw Error("attention: row pitch smaller than n_head * d_head");
+  }
+  if (a.n_q > 0 && a.n_kv < 1) throw Error("attention: no keys");
+  if (a.causal && (a.q_pos0 < 0 || a.q_pos0 + a.n_q > a.n_kv)) {
+    throw Error("attention: causal queries reach past the last key");
+  }
+}
+
+// Number of keys query i (0-based within the call) may see.
+int64_t visible_keys(const AttentionArgs& a, int64_t i) {
+  return a.causal ? a.q_pos0 + i + 1 : a.n_kv;
+}
+
+}  // namespace
+
+void attention(const AttentionArgs& a, int n_threads) {
+  check_args(a);
+  if (a.n_batch == 0 || a.n_q == 0) return;
+  const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
+  const int64_t n_tasks = a.n_batch * a.n_head * n_blocks;
+  // openai scales q and k by d^-1/4 each; the product carries scale^2.
+  const float alpha = a.scale * a.scale;
+  parallel_for(n_tasks, n_threads, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<float> s(static_cast<size_t>(std::min(kQueryBlock, a.n_q) * a.n_kv));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t blk = t % n_blocks;
+      const int64_t h = (t / n_blocks) % a.n_head;
+      const int64_t b = t / (n_blocks * a.n_head);
+      const int64_t i0 = blk * kQueryBlock;
+      const int64_t nq = std::min(kQueryBlock, a.n_q - i0);
+      // Keys any query of the block may see: a causal block skips the rest.
+      const int64_t nk = a.causal ? visible_keys(a, i0 + nq - 1) : a.n_kv;
+      const float* q = a.q + b * a.q_batch_stride + i0 * a.ldq + h * a.d_head;
+      const float* k = a.k + b * a.k_batch_stride + h * a.d_head;
+      const float* v = a.v + b * a.v_batch_stride + h * a.d_head;
+      float* out = a.out + b * a.out_batch_stride + i0 * a.ldo + h * a.d_head;
+
+      sgemm(false, true, nq, nk, a.d_head, alpha, q, a.ldq, k, a.ldk, 0.0f, s.data(), nk, 1);
+      if (a.causal) {
+        for (int64_t i = 0; i < nq; ++i) {
+          for (int64_t j = visible_keys(a, i0 + i); j < nk; ++j) s[i * nk + j] = -INFINITY;
+        }
+      }
+      if (a.qk != nullptr) {
+        float* dst = a.qk + ((b * a.n_head + h) * a.n_q + i0) * a.n_kv;
+        for (int64_t i = 0; i < nq; ++i) {
+          std::memcpy(dst + i * a.n_kv, s.data() + i * nk, sizeof(float) * nk);
+          for (int64_t j = nk; j < a.n_kv; ++j) dst[i * a.n_kv + j] = -INFINITY;
+        }
+      }
+      detail::softmax_rows(s.data(), 0, nq, nk);
+      sgemm(false, false, nq, a.d_head, nk, 1.0f, s.data(), nk, v, a.ldv, 0.0f, out, a.ldo, 1);
+    }
+  });
+}
+
+}  // namespace wisp::kernels

@@ -1,0 +1,127 @@
+// wisp/kernels/kernels.h
+//
+// The fp32 CPU kernels of the Whisper network, as plain functions on raw
+// row-major pointers (shapes in the comments, outermost dimension first).
+// Every optimised kernel has a `*_ref` twin written as naive loops with double
+// accumulation; kernels_test.cc checks one against the other. The twins are
+// for tests only (they are slow).
+//
+// Threads: every kernel takes n_threads and runs on the process's one OpenMP
+// pool (see common/parallel.h). The GEMMs are oneDNN's dnnl_sgemm, which
+// sizes its parallel region from omp_get_max_threads(); sgemm() therefore sets
+// the calling thread's OpenMP thread count for the duration of the call and
+// restores it afterwards (a per-thread ICV, so concurrent callers on other
+// threads are unaffected). Called from inside one of our own parallel regions
+// oneDNN runs single-threaded, which is what those callers want. (sgemm's own
+// few-rows path, gemm_small_m, uses parallel_for like the other kernels.)
+#pragma once
+
+#include <cstdint>
+
+namespace wisp::kernels {
+
+// ---------------------------------------------------------------------------
+// GEMM: C[m][n] = alpha * op(A) * op(B) + beta * C, all row-major.
+//   op(A) is [m][k]: A is [m][lda] if !trans_a, else [k][lda] (A^T used).
+//   op(B) is [k][n]: B is [k][ldb] if !trans_b, else [n][ldb] (B^T used).
+//   C is [m][ldc]. beta == 0 ignores C's previous contents (NaNs included).
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+           int64_t ldc, int n_threads);
+void sgemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+               int64_t ldc);
+
+// sgemm's own path for a few rows with B transposed (!trans_a && trans_b &&
+// m <= kSmallGemmRows): the decoder's per-step GEMMs and logits, which are
+// passes over the weights. sgemm() dispatches here by itself.
+inline constexpr int64_t kSmallGemmRows = 8;
+void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
+
+// Linear layer as PyTorch's F.linear: y[n][out] = x[n][in] * w[out][in]^T + bias[out]
+// (bias may be null). If accumulate, the product is added to y (a residual
+// connection: y += linear(x)). y is [n][ldy] (ldy >= out), x is [n][ldx].
+void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
+            const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
+            int n_threads);
+void linear_ref(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
+                const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate);
+
+// ---------------------------------------------------------------------------
+// Elementwise and row-wise kernels.
+
+// LayerNorm over the last dimension (torch.nn.LayerNorm, biased variance):
+// y[r][i] = (x[r][i] - mean_r) / sqrt(var_r + eps) * w[i] + b[i].
+// x, y: [n][d]; y may alias x.
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,
+               float eps, int n_threads);
+void layernorm_ref(const float* x, const float* w, const float* b, float* y, int64_t n,
+                   int64_t d, float eps);
+
+// Exact (erf) GELU, torch.nn.GELU() default: x = 0.5 * x * (1 + erf(x / sqrt(2))).
+// x: [n], in place.
+void gelu(float* x, int64_t n, int n_threads);
+void gelu_ref(float* x, int64_t n);
+
+// x[r][i] = gelu(x[r][i] + b[i]); x: [n][d]. The conv layers' bias + activation.
+void bias_gelu(float* x, const float* b, int64_t n, int64_t d, int n_threads);
+void bias_gelu_ref(float* x, const float* b, int64_t n, int64_t d);
+
+// x[r][i] += b[i]; x: [n][ldx], b: [d].
+void add_bias(float* x, int64_t ldx, const float* b, int64_t n, int64_t d, int n_threads);
+void add_bias_ref(float* x, int64_t ldx, const float* b, int64_t n, int64_t d);
+
+// Softmax over each row of x: [n][d], in place, in float32 with the row max
+// subtracted (torch.softmax). Entries equal to -inf get probability 0.
+void softmax(float* x, int64_t n, int64_t d, int n_threads);
+void softmax_ref(float* x, int64_t n, int64_t d);
+
+// ---------------------------------------------------------------------------
+// Conv1d with kernel size 3 and padding 1 (openai AudioEncoder conv1/conv2),
+// on time-major activations. t_out = (t_in - 1) / stride + 1.
+//   x: [t_in][c_in], y: [t_out][c_out], bias: [c_out] (bias is added; no activation).
+// conv1d_k3 wants the weight packed by pack_conv1d_k3_weight:
+//   PyTorch's [c_out][c_in][3]  ->  [c_out][3][c_in].
+// The twin takes PyTorch's layout directly.
+int64_t conv1d_k3_out_len(int64_t t_in, int stride);
+void pack_conv1d_k3_weight(const float* w, int64_t c_out, int64_t c_in, float* packed);
+void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed,
+               const float* bias, int64_t c_out, int stride, float* y, int n_threads);
+void conv1d_k3_ref(const float* x, int64_t t_in, int64_t c_in, const float* w,
+                   const float* bias, int64_t c_out, int stride, float* y);
+
+// ---------------------------------------------------------------------------
+// Multi-head scaled dot-product attention (openai model.py
+// MultiHeadAttention.qkv_attention) for a batch of independent sequences.
+// Head h of a row is columns [h * d_head, (h + 1) * d_head).
+//   q:   batch b at q + b * q_batch_stride, rows [n_q][ldq]
+//   k,v: batch b at k + b * k_batch_stride (0 = shared by all), rows [n_kv][ldk]
+//   out: batch b at out + b * out_batch_stride, rows [n_q][ldo]
+// w = softmax((q * scale) (k * scale)^T) (+ causal mask), out = w v.
+// If causal, query i sits at position q_pos0 + i and sees keys [0, q_pos0 + i]
+// (the decoder's KV cache holds positions 0 .. q_pos0 + n_q - 1).
+// If qk is set, the scores before softmax are stored there,
+// [n_batch][n_head][n_q][n_kv] (masked entries -inf), as openai's `qk`, which
+// timing.py's find_alignment reads for word timestamps.
+struct AttentionArgs {
+  int64_t n_batch = 1, n_q = 0, n_kv = 0, n_head = 1, d_head = 0;
+  const float* q = nullptr;
+  int64_t ldq = 0, q_batch_stride = 0;
+  const float* k = nullptr;
+  int64_t ldk = 0, k_batch_stride = 0;
+  const float* v = nullptr;
+  int64_t ldv = 0, v_batch_stride = 0;
+  float* out = nullptr;
+  int64_t ldo = 0, out_batch_stride = 0;
+  float scale = 1.0f;  // openai: (n_state / n_head) ** -0.25, applied to q and k each
+  bool causal = false;
+  int64_t q_pos0 = 0;
+  float* qk = nullptr;
+};
+// Parallel over (batch, head, block of queries); a block's scores live in a
+// [block][n_kv] buffer, never all heads' [n_q][n_kv] at once.
+void attention(const AttentionArgs& args, int n_threads);
+void attention_ref(const AttentionArgs& args);
+
+}  // namespace wisp::kernels

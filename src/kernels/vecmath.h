@@ -1,0 +1,73 @@
+// wisp/kernels/vecmath.h (private to src/kernels)
+//
+// Branch-free float exp and erfc that GCC auto-vectorises (std::exp and
+// std::erf are library calls, which keep a loop scalar: the encoder's softmax
+// alone takes ~50M exponentials per 30 s window for tiny). Accuracy is a few
+// float ulps; kernels_test.cc checks them against the double-precision libm.
+// The ?: selects become vector blends only because src/kernels is compiled
+// with -fno-trapping-math (CMakeLists.txt); without it GCC keeps them as
+// branches and the loops stay scalar.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+namespace wisp::kernels::detail {
+
+// e^x to ~2 ulp for x in [-87, 88]; 0 for x < -87 (and for -inf, so masked
+// attention scores vanish); clamped at x = 88 (the callers never exceed 0).
+// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then the degree-7 Taylor
+// polynomial of e^r (truncation error < 6e-9 relative) and 2^n from the bits.
+inline float exp_f(float x) {
+  const float kLog2e = 1.44269504088896341f;
+  const float kLn2Hi = 0.693359375f;      // 355/512: n * kLn2Hi is exact for |n| < 2^14
+  const float kLn2Lo = -2.12194440e-4f;   // ln 2 - kLn2Hi
+  const float kRound = 12582912.0f;       // 1.5 * 2^23: adding it rounds to an integer
+  float xc = x < -87.0f ? -87.0f : x;
+  xc = xc > 88.0f ? 88.0f : xc;
+  float n = (xc * kLog2e + kRound) - kRound;
+  float r = xc - n * kLn2Hi;
+  r = r - n * kLn2Lo;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  float y = p * scale;
+  return x < -87.0f ? 0.0f : y;
+}
+
+// erfc(z) for z >= 0, relative error ~2e-7: the Chebyshev-fitted form
+// erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), of Press et al.,
+// Numerical Recipes (2nd ed.) section 6.2 (their erfcc; fit error < 1.2e-7).
+inline float erfc_pos(float z) {
+  float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  return t * exp_f(p - z * z);
+}
+
+// Exact GELU 0.5 x (1 + erf(x / sqrt 2)) (torch.nn.GELU(approximate='none')).
+// Written with erfc so that neither sign cancels: for x >= 0 it is
+// x - 0.5 x erfc(z), for x < 0 it is 0.5 x erfc(|z|), z = x / sqrt 2.
+inline float gelu_f(float x) {
+  const float kInvSqrt2 = 0.707106781186547524f;
+  float h = 0.5f * x * erfc_pos(std::fabs(x) * kInvSqrt2);
+  float pos = x - h;
+  return x >= 0.0f ? pos : h;
+}
+
+}  // namespace wisp::kernels::detail

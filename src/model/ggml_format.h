@@ -1,0 +1,37 @@
+// wisp/model/ggml_format.h (internal to src/model)
+//
+// Facts about whisper.cpp's ggml file layout shared by the loader and the
+// writer, and the sanity limits on model dimensions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace wisp::model::detail {
+
+// "ggml" as a little-endian uint32 (whisper.cpp GGML_FILE_MAGIC).
+inline constexpr uint32_t kGgmlMagic = 0x67676d6c;
+// ggml.h GGML_QNT_VERSION_FACTOR: ftype = quantization_version * 1000 + ftype.
+inline constexpr int kQntVersionFactor = 1000;
+// whisper.cpp audio: N_FFT 400 -> 201 frequency bins per mel filter.
+inline constexpr int kMelFreqBins = 201;
+// Regular (non-special) token counts of openai's tiktoken vocabularies.
+inline constexpr int kRegularTokensMultilingual = 50257;
+inline constexpr int kRegularTokensEnglish = 50256;
+
+// Throws wisp::Error naming the first implausible dimension.
+void validate_dims(const Dims& d);
+
+// Number of regular tokens a vocabulary of n_vocab ids has.
+inline int regular_token_count(int n_vocab) {
+  return n_vocab >= 51865 ? kRegularTokensMultilingual : kRegularTokensEnglish;
+}
+
+// numpy's squeeze(): drop every dimension of size 1 (whisper.cpp's converter
+// squeezes each tensor before writing it).
+std::vector<int64_t> squeezed(const std::vector<int64_t>& shape);
+
+}  // namespace wisp::model::detail

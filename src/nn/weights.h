@@ -1,0 +1,74 @@
+// wisp/nn/weights.h (private to src/nn): the prepared weights of a Whisper
+// model, in the layouts the kernels want. Built once by Whisper's constructor
+// from the checkpoint's state_dict tensors, read-only afterwards.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "model/model.h"
+#include "nn/whisper.h"
+
+namespace wisp::nn {
+
+// PyTorch Linear: y = x w^T + b, w row-major [out][in] (used as is: the GEMM
+// reads it transposed).
+struct LinearW {
+  int64_t in = 0, out = 0;
+  std::vector<float> w;  // [out][in]
+  std::vector<float> b;  // [out]; empty = no bias
+};
+
+struct LayerNormW {
+  std::vector<float> w, b;  // [n_state]
+};
+
+// One ResidualAttentionBlock (openai model.py). The query/key/value
+// projections are fused into one [3 n_state][n_state] Linear; the key has no
+// bias in openai's model, so its third of the bias is zero (adding 0.0f is exact).
+struct BlockW {
+  LayerNormW attn_ln;
+  LinearW attn_qkv;  // rows: query, key, value
+  LinearW attn_out;
+  // Decoder blocks only: cross-attention. Key and value of the audio are one
+  // [2 n_state][n_state] Linear (rows: key, value), run once per window.
+  LayerNormW cross_ln;
+  LinearW cross_q;
+  LinearW cross_kv;
+  LinearW cross_out;
+  LayerNormW mlp_ln;
+  LinearW mlp_fc;    // mlp.0: [4 n_state][n_state]
+  LinearW mlp_proj;  // mlp.2: [n_state][4 n_state]
+};
+
+struct Whisper::Weights {
+  model::Dims dims;
+  // Encoder. conv weights packed [c_out][3][c_in] (kernels::pack_conv1d_k3_weight).
+  std::vector<float> conv1_w, conv1_b, conv2_w, conv2_b;
+  std::vector<float> enc_pos;  // [n_audio_ctx][n_audio_state] (openai's sinusoids, from the checkpoint)
+  std::vector<BlockW> enc_blocks;
+  LayerNormW ln_post;
+  // Decoder.
+  std::vector<float> tok_emb;  // [n_vocab][n_text_state], also the logits projection
+  std::vector<float> dec_pos;  // [n_text_ctx][n_text_state]
+  std::vector<BlockW> dec_blocks;
+  LayerNormW dec_ln;
+};
+
+// openai qkv_attention: scale = (n_state // n_head) ** -0.25, applied to q and k.
+inline float attention_scale(int64_t d_head) {
+  return static_cast<float>(std::pow(static_cast<double>(d_head), -0.25));
+}
+
+// openai LayerNorm eps (torch.nn.LayerNorm default).
+inline constexpr float kLayerNormEps = 1e-5f;
+
+// Forward helpers shared by the encoder and decoder (whisper.cc).
+void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d,
+                int n_threads);
+// y[n][ldy] = x[n][ldx] w^T + b, or y += that if accumulate.
+void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
+                  bool accumulate, int n_threads);
+
+}  // namespace wisp::nn

@@ -1,0 +1,83 @@
+// wisp/transcribe/transcribe.h
+//
+// Long-form transcription: openai/whisper transcribe.py transcribe(), the
+// seek loop over 30 s windows with prompts, clips, temperature fallback and
+// the no-speech skip, on top of decoding::decode_window.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "decoding/decoding.h"
+#include "model/model.h"
+#include "nn/whisper.h"
+#include "output/writers.h"
+#include "tokenizer/tokenizer.h"
+
+namespace wisp::transcribe {
+
+// A loaded model ready to transcribe: network weights, tokenizer, mel filters.
+// Immutable after construction; one Engine may serve many transcriptions.
+class Engine {
+ public:
+  explicit Engine(const model::Model& model);
+  const nn::Whisper& net() const { return net_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  const model::MelFilters& mel_filters() const { return filters_; }
+  const model::Dims& dims() const { return net_.dims(); }
+
+ private:
+  nn::Whisper net_;
+  Tokenizer tokenizer_;
+  model::MelFilters filters_;
+};
+
+// transcribe() keyword arguments, with openai's defaults.
+struct Options {
+  std::optional<std::string> language;  // nullopt: detect on the first 30 s
+  std::string task = "transcribe";
+  std::vector<double> temperatures = {0.0};
+  std::optional<double> compression_ratio_threshold = 2.4;
+  std::optional<double> logprob_threshold = -1.0;
+  std::optional<double> no_speech_threshold = 0.6;
+  bool condition_on_previous_text = true;
+  std::optional<std::string> initial_prompt;
+  bool carry_initial_prompt = false;
+  std::string clip_timestamps = "0";
+  // Per-window decoding options (suppress_tokens, suppress_blank,
+  // without_timestamps, max_initial_timestamp, sample_len, prefix). Its
+  // task, language, temperature and prompt are set by the loop.
+  decoding::DecodeOptions decode;
+  int n_threads = 1;
+  // Seeds the sampler used at temperature > 0 (reproducible runs).
+  uint64_t seed = 0;
+};
+
+// One decode call (a window, at one temperature of the fallback schedule).
+struct WindowReport {
+  int seek = 0;  // mel frames
+  const decoding::DecodeResult* result = nullptr;
+};
+
+struct Callbacks {
+  // Language detection result (only when detected).
+  std::function<void(const std::string& code, double probability)> on_language;
+  // Each segment as soon as its window is done (before openai's clearing of
+  // empty and instantaneous segments, like openai's verbose print).
+  std::function<void(const output::Segment&)> on_segment;
+  // Every decode call, fallback attempts included.
+  std::function<void(const WindowReport&)> on_window;
+  // Progress in mel frames: (done, total).
+  std::function<void(int done, int total)> on_progress;
+};
+
+// Transcribes 16 kHz mono samples. Throws wisp::Error on invalid options.
+output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+                              const Options& options, const Callbacks& callbacks = {});
+
+}  // namespace wisp::transcribe

@@ -1,0 +1,189 @@
+// cli_test: the `wisp` executable as a user runs it (exit status, console
+// lines, output files), on the golden micro model written by `wisp dev make-model`.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "output/writers.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kWisp = std::string(WISP_BINARY_DIR) + "/wisp";
+const std::string kData = std::string(WISP_TESTDATA_DIR) + "/testdata";
+
+struct RunResult {
+  int status = -1;
+  std::string out;  // stdout and stderr together
+  std::string err;  // stderr only
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+RunResult run(const std::string& args) {
+  static int counter = 0;
+  fs::path dir = fs::temp_directory_path() / ("wisp_cli_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::string out = (dir / ("out" + std::to_string(counter))).string();
+  std::string err = (dir / ("err" + std::to_string(counter++))).string();
+  std::string cmd = kWisp + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  int rc = std::system(cmd.c_str());
+  RunResult r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.err = slurp(err);
+  r.out = slurp(out) + r.err;
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    work_ = (fs::temp_directory_path() / ("wisp_cli_work_" + std::to_string(getpid()))).string();
+    fs::create_directories(work_);
+    model_ = work_ + "/ggml-micro-s1.bin";
+    RunResult r = run("dev make-model --preset micro --seed 1 --dtype f32 -o " + quote(model_));
+    ASSERT_EQ(r.status, 0) << r.out;
+  }
+  static void TearDownTestSuite() { fs::remove_all(work_); }
+  static std::string fresh_dir(const std::string& name) {
+    std::string d = work_ + "/" + name;
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+  }
+  static std::string work_, model_;
+};
+std::string Cli::work_, Cli::model_;
+
+TEST_F(Cli, SeedFormatAndSrtNextToInput) {
+  std::string dir = fresh_dir("seed");
+  fs::copy_file(kData + "/formats/jfk_s16_16k_mono.wav", dir + "/jfk_s16_16k_mono.wav");
+  // Greedy without fallback, as the golden case micro-jfk-auto (openai's CLI
+  // defaults are beam search with fallback).
+  RunResult r = run("transcribe --model " + quote(model_) +
+                    " --beam_size None --temperature_increment_on_fallback None " +
+                    quote(dir + "/jfk_s16_16k_mono.wav"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("Detected language 'hr' with probability 0.026025\n"), std::string::npos) << r.out;
+  // Detected language, every segment as "[0.36s -> 6.70s]  text", run time, Completed.
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("^Detected language '[a-z]+' with probability [0-9]\\.[0-9]{6}\n")))
+      << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\n\\[0\\.36s -> 5\\.58s\\]  \xe3\x81\x99\n\\[5\\.58s -> 23\\.36s\\]  \xe3\x81\x99\n"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\nrun time =[0-9]+\\.[0-9]+(e-[0-9]+)?\n"))) << r.out;
+  EXPECT_NE(r.out.find("Completed: " + dir + "/jfk_s16_16k_mono.wav\n"), std::string::npos) << r.out;
+  std::string srt = slurp(dir + "/jfk_s16_16k_mono.wav.srt");
+  std::string why;
+  EXPECT_TRUE(wisp::output::check_srt(srt, &why)) << why;
+  EXPECT_EQ(srt.rfind("1\n00:00:00,360 --> 00:00:05,580\n\xe3\x81\x99\n\n2\n", 0), 0u) << srt;
+  // No temp files left beside the output.
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST_F(Cli, AllFormatsIntoOutputDir) {
+  std::string out = fresh_dir("all");
+  RunResult r = run("transcribe --model " + quote(model_) + " --language en --output-format all --output_dir " +
+              quote(out) + " --threads 2 " + quote(kData + "/formats/jfk_s16_16k_mono.wav"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("Detected language"), std::string::npos);  // given, not detected
+  for (const char* ext : {"txt", "vtt", "srt", "tsv", "json"}) {
+    std::string p = out + "/jfk_s16_16k_mono.wav." + ext;
+    EXPECT_TRUE(fs::exists(p)) << p;
+    EXPECT_GT(fs::file_size(p), 0u) << p;
+  }
+  std::string json = slurp(out + "/jfk_s16_16k_mono.wav.json");
+  EXPECT_NE(json.find("\"language\": \"en\""), std::string::npos) << json.substr(0, 300);
+  EXPECT_EQ(slurp(out + "/jfk_s16_16k_mono.wav.vtt").rfind("WEBVTT\n", 0), 0u);
+}
+
+TEST_F(Cli, EveryFormatTranscribes) {
+  std::string out = fresh_dir("formats");
+  std::string files;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(kData + "/formats")) {
+    files += " " + quote(e.path().string());
+    ++n;
+  }
+  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 -o " + quote(out) +
+              files);
+  ASSERT_EQ(r.status, 0) << r.out;
+  int srt = 0;
+  for (const auto& e : fs::directory_iterator(out)) srt += e.path().extension() == ".srt";
+  EXPECT_EQ(srt, n);
+}
+
+TEST_F(Cli, BadInputsFailAloneAndTheRestGoesOn) {
+  std::string out = fresh_dir("bad");
+  std::string files;
+  for (const auto& e : fs::directory_iterator(kData + "/bad")) files += " " + quote(e.path().string());
+  files += " " + quote(work_ + "/does_not_exist.wav");
+  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 -o " + quote(out) +
+              files);
+  EXPECT_EQ(r.status, 1) << r.out;
+  auto error_line = [&](const std::string& file, const std::string& cause) {
+    std::string needle = "error: " + kData + "/bad/" + file + ": " + cause;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << "missing: " << needle << "\n" << r.err;
+  };
+  error_line("empty.mp3", "empty file");
+  error_line("not_audio.mp3", "not a media file");
+  error_line("video_no_audio.mp4", "no audio stream");
+  EXPECT_NE(r.err.find("error: " + kData + "/bad/corrupt_header.wav: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does_not_exist.wav: cannot open"), std::string::npos) << r.err;
+  // Exactly five error lines (four bad files and the missing one).
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 5) << r.err;
+  // The valid odd ones are transcribed.
+  for (const char* ok : {"silence_60s.wav", "white_noise_30s.wav", "tones_music_30s.wav", "short_0.1s.wav",
+                         "truncated_mid_frame.mp3",
+                         "ASK+NOT+WHAT \xe2\x80\x93 \xc3\x9cn\xc3\xaf""c\xc3\xb6""d\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e test +clip-TFa539R09EQ.mp3"}) {
+    EXPECT_TRUE(fs::exists(out + "/" + ok + ".srt")) << ok;
+  }
+}
+
+TEST_F(Cli, UsageErrorsAreOneClearLine) {
+  RunResult r = run("transcribe --model " + quote(model_) + " --no_such_flag 1 x.wav");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("no_such_flag"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  r = run("transcribe --model " + quote(work_ + "/missing.bin") + " " + quote(kData + "/formats/jfk.flac"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("cannot load model"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  std::string ro = fresh_dir("readonly");
+  chmod(ro.c_str(), 0555);
+  if (access(ro.c_str(), W_OK) != 0) {  // root can write anywhere; then only the nested case applies
+    r = run("transcribe --model " + quote(model_) + " -o " + quote(ro) + " " + quote(kData + "/formats/jfk.flac"));
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("not writable"), std::string::npos) << r.err;
+  }
+  // An output folder that cannot be created (its parent is a file).
+  std::string file = work_ + "/plainfile";
+  std::ofstream(file) << "x";
+  r = run("transcribe --model " + quote(model_) + " -o " + quote(file + "/sub") + " " +
+          quote(kData + "/formats/jfk.flac"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("cannot create output folder"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+}  // namespace

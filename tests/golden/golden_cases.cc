@@ -1,0 +1,113 @@
+#include "golden/golden_cases.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "model/random_model.h"
+
+namespace wisp::golden {
+namespace fs = std::filesystem;
+
+std::vector<std::string> case_dirs() {
+  std::vector<std::string> out;
+  for (const char* sub : {"/golden/cases", "/golden/scripted/cases"}) {
+    for (const auto& e : fs::directory_iterator(std::string(WISP_TESTDATA_DIR) + sub))
+      if (e.is_directory()) out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+static nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  return nlohmann::json::parse(f);
+}
+
+Case load_case(const std::string& dir) {
+  Case c;
+  c.dir = dir;
+  nlohmann::json cj = read_json(dir + "/case.json");
+  c.name = cj["case"];
+  c.model = cj["model"];
+  c.audio = std::string(WISP_TESTDATA_DIR) + "/testdata/" + cj["audio"].get<std::string>();
+  for (const auto& a : cj["options"]) c.args.push_back(a);
+  c.scripted = dir.find("/scripted/") != std::string::npos;
+  c.ref = read_json(dir + "/ref.json");
+  return c;
+}
+
+transcribe::Options case_options(const Case& c, std::string* unsupported) {
+  // The reference runner's arguments (tests/data/golden/README.md "Cases").
+  transcribe::Options o;
+  o.n_threads = 2;
+  unsupported->clear();
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    const std::string& a = c.args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= c.args.size()) throw std::runtime_error("missing value for " + a);
+      return c.args[++i];
+    };
+    auto opt_double = [&]() -> std::optional<double> { return std::stod(value()); };
+    if (a == "-l") o.language = value();
+    else if (a == "--task") o.task = value();
+    else if (a == "--initial-prompt") o.initial_prompt = value();
+    else if (a == "--no-timestamps") o.decode.without_timestamps = true;
+    else if (a == "--no-condition-on-previous-text") o.condition_on_previous_text = false;
+    else if (a == "--carry-initial-prompt") o.carry_initial_prompt = true;
+    else if (a == "--clip-timestamps") o.clip_timestamps = value();
+    else if (a == "--max-initial-timestamp") o.decode.max_initial_timestamp = std::stof(value());
+    else if (a == "--logprob-threshold") o.logprob_threshold = opt_double();
+    else if (a == "--no-speech-threshold") o.no_speech_threshold = opt_double();
+    else if (a == "--compression-ratio-threshold") o.compression_ratio_threshold = opt_double();
+    else if (a == "--temperatures") {
+      std::string v = value();
+      o.temperatures.clear();
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        size_t comma = v.find(',', pos);
+        o.temperatures.push_back(std::stod(v.substr(pos, comma - pos)));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
+    } else if (a == "--seed") o.seed = std::stoull(value());
+    else if (a == "--beam-size") o.decode.beam_size = std::stoi(value());
+    else if (a == "--patience") o.decode.patience = std::stof(value());
+    else if (a == "--length-penalty") o.decode.length_penalty = std::stof(value());
+    else {
+      // --word-timestamps: not in this engine yet.
+      if (unsupported->empty()) *unsupported = a;
+      if (a != "--word-timestamps") value();
+    }
+  }
+  return o;
+}
+
+const transcribe::Engine& engine_for(const std::string& name) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<transcribe::Engine>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(name);
+  if (it != cache.end()) return *it->second;
+  model::Model m;
+  if (name.rfind("scripted-", 0) == 0) {
+    m = model::load_ggml(std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-" + name +
+                         "-f16.bin");
+  } else {
+    // "micro-s1" -> preset "micro", seed 1; "micro-en-s2"; "micro-v3-s3"; "tiny-s4".
+    size_t dash = name.rfind("-s");
+    std::string preset = name.substr(0, dash);
+    uint64_t seed = std::stoull(name.substr(dash + 2));
+    auto dims = model::preset_dims(preset);
+    if (!dims) throw std::runtime_error("unknown golden model " + name);
+    m = model::make_random_model(*dims, seed, false, WISP_ASSETS_DIR);
+  }
+  auto engine = std::make_unique<transcribe::Engine>(m);
+  return *cache.emplace(name, std::move(engine)).first->second;
+}
+
+}  // namespace wisp::golden

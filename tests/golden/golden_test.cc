@@ -1,0 +1,144 @@
+// Golden tests: wisp's transcribe() against openai/whisper's on the same
+// weights and audio (tests/data/golden/README.md "How to compare").
+//
+// Random-weight cases: the token stream must match window by window; a
+// difference is tolerated only at a step whose reference margin (or
+// |ts_margin|) is below 1e-3, and from that window on the rest may differ.
+// Everything before must match exactly: tokens, segments, times, text.
+// Scripted cases have no near-ties and must match exactly.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "audio/audio.h"
+#include "golden/golden_cases.h"
+#include "output/writers.h"
+
+namespace wisp::golden {
+namespace {
+
+constexpr double kNearTie = 1e-3;
+// The scripted models ship as f16 files while openai ran their f32 weights:
+// tokens, times and texts are identical (logit gaps >= 4.5), but the
+// deliberately low-confidence steps of the nospeech model move by up to
+// ~0.03 in log-probability (logits of magnitude ~100 carry f16 rounding).
+constexpr double kScriptedLogprobTol = 0.05;
+constexpr double kScriptedProbTol = 1e-2;
+
+struct OurWindow {
+  int seek;
+  std::vector<int> tokens;
+  double temperature;
+};
+
+// True if the reference step at `j` of window `w` was nearly tied, so greedy
+// decoding may legitimately pick another token there.
+bool near_tie(const nlohmann::json& w, size_t j) {
+  if (!w.contains("steps") || j >= w["steps"].size()) return false;
+  const auto& s = w["steps"][j];
+  if (s.contains("margin") && s["margin"].is_number() && s["margin"].get<double>() < kNearTie) return true;
+  if (s.contains("ts_margin") && s["ts_margin"].is_number() &&
+      std::abs(s["ts_margin"].get<double>()) < kNearTie)
+    return true;
+  return false;
+}
+
+class GoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenTest, MatchesOpenaiWhisper) {
+  Case c = load_case(GetParam());
+  std::string unsupported;
+  transcribe::Options opt = case_options(c, &unsupported);
+  if (!unsupported.empty()) GTEST_SKIP() << c.name << " uses " << unsupported << " (not implemented yet)";
+
+  const transcribe::Engine& engine = engine_for(c.model);
+  std::vector<float> samples = audio::load_audio(c.audio);
+  ASSERT_EQ(static_cast<long>(samples.size()), c.ref["n_samples"].get<long>()) << "decoded audio length";
+
+  std::vector<OurWindow> windows;
+  std::string detected;
+  double detected_p = 0;
+  transcribe::Callbacks cb;
+  cb.on_window = [&](const transcribe::WindowReport& r) {
+    windows.push_back({r.seek, r.result->tokens, r.result->temperature});
+  };
+  cb.on_language = [&](const std::string& code, double p) {
+    detected = code;
+    detected_p = p;
+  };
+  output::Transcript t = transcribe::transcribe(engine, samples, opt, cb);
+
+  const auto& ref = c.ref;
+  EXPECT_EQ(t.language, ref["language"].get<std::string>());
+  if (ref.contains("language_probs") && detected == ref["language"].get<std::string>()) {
+    EXPECT_NEAR(detected_p, ref["language_probs"][detected].get<double>(), c.scripted ? kScriptedProbTol : 1e-4);
+  }
+
+  // Window by window.
+  const auto& ref_windows = ref["windows"];
+  int diverged_seek = -1;  // seek of the first window allowed to differ
+  for (size_t i = 0; i < ref_windows.size(); ++i) {
+    const auto& rw = ref_windows[i];
+    ASSERT_LT(i, windows.size()) << "missing window " << i;
+    std::vector<int> rtok = rw["tokens"].get<std::vector<int>>();
+    const auto& ours = windows[i].tokens;
+    size_t j = 0;
+    while (j < rtok.size() && j < ours.size() && rtok[j] == ours[j]) ++j;
+    if (j == rtok.size() && j == ours.size()) {
+      if (rw.contains("temperature"))
+        EXPECT_DOUBLE_EQ(windows[i].temperature, rw["temperature"].get<double>()) << "window " << i;
+      continue;
+    }
+    ASSERT_FALSE(c.scripted) << c.name << ": window " << i << " differs at step " << j;
+    ASSERT_TRUE(near_tie(rw, j)) << c.name << ": window " << i << " (seek " << windows[i].seek
+                                 << ") differs at step " << j << " where the reference is not tied: ref "
+                                 << (j < rtok.size() ? rtok[j] : -1) << " ours "
+                                 << (j < ours.size() ? ours[j] : -1);
+    diverged_seek = windows[i].seek;
+    std::printf("[ note ] %s: window %zu diverges at near-tied step %zu (allowed)\n", c.name.c_str(), i, j);
+    break;
+  }
+  if (diverged_seek < 0) EXPECT_EQ(windows.size(), ref_windows.size()) << "number of decode calls";
+
+  // Segments: all before the divergence must match exactly.
+  const auto& rsegs = ref["segments"];
+  size_t n_check = 0;
+  for (const auto& rs : rsegs)
+    if (diverged_seek < 0 || rs["seek"].get<int>() < diverged_seek) ++n_check;
+  if (diverged_seek < 0) ASSERT_EQ(t.segments.size(), rsegs.size());
+  ASSERT_GE(t.segments.size(), n_check);
+  for (size_t k = 0; k < n_check; ++k) {
+    const auto& rs = rsegs[k];
+    const auto& s = t.segments[k];
+    SCOPED_TRACE(c.name + " segment " + std::to_string(k));
+    EXPECT_EQ(s.id, rs["id"].get<int>());
+    EXPECT_EQ(s.seek, rs["seek"].get<int>());
+    EXPECT_NEAR(s.start, rs["start"].get<double>(), 1e-9);
+    EXPECT_NEAR(s.end, rs["end"].get<double>(), 1e-9);
+    EXPECT_EQ(s.text, rs["text"].get<std::string>());
+    EXPECT_EQ(s.tokens, rs["tokens"].get<std::vector<int>>());
+    EXPECT_DOUBLE_EQ(s.temperature, rs["temperature"].get<double>());
+    EXPECT_NEAR(s.avg_logprob, rs["avg_logprob"].get<double>(), c.scripted ? kScriptedLogprobTol : 1e-3);
+    EXPECT_NEAR(s.no_speech_prob, rs["no_speech_prob"].get<double>(), c.scripted ? kScriptedProbTol : 1e-3);
+    EXPECT_NEAR(s.compression_ratio, rs["compression_ratio"].get<double>(), 1e-9);
+  }
+  if (diverged_seek < 0) EXPECT_EQ(t.text, ref["text"].get<std::string>());
+
+  // Subtitle rules hold for every output.
+  std::string why;
+  EXPECT_TRUE(output::check_srt(output::render(t, "srt"), &why)) << why;
+  EXPECT_TRUE(output::check_vtt(output::render(t, "vtt"), &why)) << why;
+}
+
+std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = std::filesystem::path(info.param).filename().string();
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GoldenTest, ::testing::ValuesIn(case_dirs()), case_name);
+
+}  // namespace
+}  // namespace wisp::golden
