@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "audio/audio.h"
+#include "cli/batch.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/parallel.h"
@@ -54,6 +55,7 @@ struct TranscribeArgs {
   std::string clip_timestamps = "0";
   int sample_len = 0;
   std::optional<std::string> prefix;
+  BatchOptions batch;  // the batch runner's own flags
 };
 
 // openai optional_float: a number or "None".
@@ -76,15 +78,6 @@ std::optional<int> optional_int(const std::string& v, const std::string& flag) {
   return out;
 }
 
-// Python repr of a float (shortest round-trip), as the seed prints run time.
-std::string python_float(double v) {
-  char buf[64];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  std::string s(buf, p);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
-}
-
 // "en", "English", "english" -> "en"; empty or "None" -> detect.
 std::optional<std::string> resolve_language(const std::string& value) {
   if (value.empty() || value == "None" || value == "none") return std::nullopt;
@@ -93,13 +86,6 @@ std::optional<std::string> resolve_language(const std::string& value) {
   for (const Language& l : all_languages())
     if (l.code == lower || l.name == lower) return l.code;
   throw Error("unknown language '" + value + "' (use a code such as 'en' or a name such as 'English')");
-}
-
-std::string output_path(const std::string& input, const std::string& output_dir,
-                        const std::string& ext) {
-  fs::path in(input);
-  fs::path dir = output_dir.empty() ? in.parent_path() : fs::path(output_dir);
-  return (dir / (in.filename().string() + "." + ext)).string();
 }
 
 int run(const TranscribeArgs& a) {
@@ -170,36 +156,12 @@ int run(const TranscribeArgs& a) {
   }
   if (a.prefix) opt.decode.prefix = engine->tokenizer().encode(" " + decoding::python_strip(*a.prefix));
 
-  int failed = 0;
-  for (const std::string& file : a.files) {
-    auto t0 = std::chrono::steady_clock::now();
-    try {
-      std::vector<float> samples = audio::load_audio(file);
-      transcribe::Callbacks cb;
-      cb.on_language = [](const std::string& code, double p) {
-        std::printf("Detected language '%s' with probability %f\n", code.c_str(), p);
-        std::fflush(stdout);
-      };
-      if (verbose) {
-        cb.on_segment = [](const output::Segment& s) {
-          std::printf("[%.2fs -> %.2fs] %s\n", s.start, s.end, s.text.c_str());
-          std::fflush(stdout);
-        };
-      }
-      output::Transcript t = transcribe::transcribe(*engine, samples, opt, cb);
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("run time =%s\n", python_float(seconds).c_str());
-      for (const std::string& fmt : formats)
-        output::write_file_atomic(output_path(file, a.output_dir, fmt), output::render(t, fmt));
-      std::printf("Completed: %s\n", file.c_str());
-      std::fflush(stdout);
-    } catch (const std::exception& e) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "error: %s: %s\n", file.c_str(), e.what());
-      ++failed;
-    }
-  }
-  return failed ? 1 : 0;
+  BatchOptions batch = a.batch;
+  batch.inputs = a.files;
+  batch.output_dir = a.output_dir;
+  batch.formats = formats;
+  batch.verbose = verbose;
+  return run_batch(*engine, opt, batch);
 }
 
 }  // namespace
@@ -253,6 +215,7 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
                   "start,end,start,end,... seconds of clips to transcribe")->capture_default_str();
   cmd->add_option(flag_names("sample_len"), args->sample_len, "maximum tokens per window (0: 224)")->capture_default_str();
   cmd->add_option(flag_names("prefix"), args->prefix, "text forced at the start of every window");
+  add_batch_flags(cmd, args->batch);
   return [args] { return run(*args); };
 }
 

@@ -36,6 +36,24 @@ std::vector<double> log_softmax(std::span<const float> logits) {
   return out;
 }
 
+// log(sum(exp(x))) over float32 logits; -inf when all are -inf. One pass of
+// float exponentials accumulated in double (the decoder's hottest loop).
+double log_sum_exp(std::span<const float> x) {
+  float max = kNegInf;
+  for (float v : x) max = std::max(max, v);
+  if (max == kNegInf) return -std::numeric_limits<double>::infinity();
+  double sum = 0.0;
+  for (float v : x) sum += std::exp(v - max);
+  return static_cast<double>(max) + std::log(sum);
+}
+
+// log_softmax(logits)[i] without materialising it: logits[i] - logsumexp.
+struct LogProbs {
+  std::span<const float> logits;
+  double lse = 0.0;
+  double operator[](size_t i) const { return static_cast<double>(logits[i]) - lse; }
+};
+
 size_t argmax(std::span<const float> logits) {
   size_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i)
@@ -111,17 +129,11 @@ class LogitFilters {
       if (max_initial_index_) mask_range(ts_begin + static_cast<int>(*max_initial_index_) + 1, n);
     }
     // Sample a timestamp when their summed probability beats every text token.
-    std::vector<double> logprobs = log_softmax(logits);
-    double ts_max = -std::numeric_limits<double>::infinity();
-    for (int i = ts_begin; i < n; ++i) ts_max = std::max(ts_max, logprobs[i]);
-    double ts_logprob = ts_max;
-    if (std::isfinite(ts_max)) {
-      double s = 0.0;
-      for (int i = ts_begin; i < n; ++i) s += std::exp(logprobs[i] - ts_max);
-      ts_logprob = ts_max + std::log(s);
-    }
+    // Comparing log-probabilities is comparing logits (the normaliser cancels):
+    // logsumexp(timestamp logits) > max(text logits).
+    const double ts_logprob = log_sum_exp(std::span<const float>(logits.data() + ts_begin, n - ts_begin));
     double text_max = -std::numeric_limits<double>::infinity();
-    for (int i = 0; i < ts_begin; ++i) text_max = std::max(text_max, logprobs[i]);
+    for (int i = 0; i < ts_begin; ++i) text_max = std::max(text_max, static_cast<double>(logits[i]));
     if (ts_logprob > text_max) mask_range(0, ts_begin);
   }
 
@@ -271,7 +283,7 @@ class BeamSearch {
   }
 
   // Returns true when enough candidates have finished.
-  bool update(std::vector<std::vector<int>>& seqs, const std::vector<std::vector<double>>& logprobs,
+  bool update(std::vector<std::vector<int>>& seqs, const std::vector<LogProbs>& logprobs,
               std::vector<double>& sum_logprobs, LogitsSource& source) {
     // STEP 1: cumulative log-probabilities of each beam's top beam_size + 1
     // continuations. A dict keyed by sequence: a repeated sequence keeps its
@@ -279,8 +291,8 @@ class BeamSearch {
     std::vector<Candidate> cands;
     std::map<std::vector<int>, size_t> index;
     for (int j = 0; j < beam_size_; ++j) {
-      const std::vector<double>& lp = logprobs[j];
-      std::vector<int> top = topk(lp, beam_size_ + 1);
+      const LogProbs& lp = logprobs[j];
+      std::vector<int> top = topk(lp.logits, beam_size_ + 1);
       for (int token : top) {
         std::vector<int> seq = seqs[j];
         seq.push_back(token);
@@ -344,15 +356,18 @@ class BeamSearch {
   }
 
  private:
-  static std::vector<int> topk(const std::vector<double>& v, int k) {
-    std::vector<int> idx(v.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
-    k = std::min<int>(k, static_cast<int>(idx.size()));
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) {
-      return v[a] > v[b] || (v[a] == v[b] && a < b);
-    });
-    idx.resize(k);
-    return idx;
+  // Indices of the k largest values, highest first (ties: lower index first).
+  static std::vector<int> topk(std::span<const float> v, int k) {
+    k = std::min<int>(k, static_cast<int>(v.size()));
+    auto better = [&](int a, int b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
+    std::vector<int> top;  // kept sorted, at most k entries
+    top.reserve(k + 1);
+    for (int i = 0; i < static_cast<int>(v.size()); ++i) {
+      if (static_cast<int>(top.size()) == k && !better(i, top.back())) continue;
+      top.insert(std::upper_bound(top.begin(), top.end(), i, better), i);
+      if (static_cast<int>(top.size()) > k) top.pop_back();
+    }
+    return top;
   }
   void add_finished(const std::vector<int>& seq, double score) {
     for (auto& f : finished_)
@@ -371,12 +386,13 @@ class BeamSearch {
 
 // Categorical(logits / T).sample() with our own generator.
 int sample_token(std::span<const float> logits, double temperature, std::mt19937_64& rng) {
-  double max = -std::numeric_limits<double>::infinity();
-  for (float v : logits) max = std::max(max, static_cast<double>(v) / temperature);
+  const float inv_t = static_cast<float>(1.0 / temperature);
+  float max = kNegInf;
+  for (float v : logits) max = std::max(max, v * inv_t);
   std::vector<double> cum(logits.size());
   double total = 0.0;
   for (size_t i = 0; i < logits.size(); ++i) {
-    total += std::isfinite(logits[i]) ? std::exp(static_cast<double>(logits[i]) / temperature - max) : 0.0;
+    total += std::exp(logits[i] * inv_t - max);  // float exp; masked tokens give 0
     cum[i] = total;
   }
   double u = std::uniform_real_distribution<double>(0.0, total)(rng);
@@ -424,7 +440,8 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   DecodeResult result;
   result.temperature = opt.temperature;
   if (sp.no_speech >= 0)
-    result.no_speech_prob = std::exp(log_softmax(std::span<const float>(logits.data(), n_vocab))[sp.no_speech]);
+    result.no_speech_prob =
+        std::exp(logits[sp.no_speech] - log_sum_exp(std::span<const float>(logits.data(), n_vocab)));
   if (sample_begin > sot_index + 1) logits = feed(sot_index + 1, sample_begin - (sot_index + 1));
 
   std::vector<std::vector<int>> seqs(n_group, initial);
@@ -438,11 +455,11 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
       for (int g = 0; g < n_group; ++g) last[g] = seqs[g].back();
       logits = source.next_logits(last, 1);
     }
-    std::vector<std::vector<double>> logprobs(n_group);
+    std::vector<LogProbs> logprobs(n_group);
     for (int g = 0; g < n_group; ++g) {
       std::span<float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
       filters.apply(lg, seqs[g]);
-      logprobs[g] = log_softmax(lg);
+      logprobs[g] = {lg, log_sum_exp(lg)};
     }
     bool completed = true;
     if (beam) {

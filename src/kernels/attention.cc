@@ -40,9 +40,18 @@ int64_t visible_keys(const AttentionArgs& a, int64_t i) {
 
 }  // namespace
 
-void attention(const AttentionArgs& a, int n_threads) {
-  check_args(a);
-  if (a.n_batch == 0 || a.n_q == 0) return;
+void attention(const AttentionArgs& args, int n_threads) {
+  check_args(args);
+  if (args.n_batch == 0 || args.n_q == 0) return;
+  AttentionArgs a = args;
+  // Sequences that share K and V (the cross-attention of a beam search) are
+  // one block of query rows when their rows are evenly spaced, so that each
+  // head's K and V are read once per call rather than once per sequence.
+  if (a.n_batch > 1 && a.k_batch_stride == 0 && a.v_batch_stride == 0 && !a.causal &&
+      a.q_batch_stride == a.n_q * a.ldq && a.out_batch_stride == a.n_q * a.ldo) {
+    a.n_q *= a.n_batch;
+    a.n_batch = 1;
+  }
   const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
   const int64_t n_tasks = a.n_batch * a.n_head * n_blocks;
   // openai scales q and k by d^-1/4 each; the product carries scale^2.
@@ -69,10 +78,13 @@ void attention(const AttentionArgs& a, int n_threads) {
         }
       }
       if (a.qk != nullptr) {
-        float* dst = a.qk + ((b * a.n_head + h) * a.n_q + i0) * a.n_kv;
         for (int64_t i = 0; i < nq; ++i) {
-          std::memcpy(dst + i * a.n_kv, s.data() + i * nk, sizeof(float) * nk);
-          for (int64_t j = nk; j < a.n_kv; ++j) dst[i * a.n_kv + j] = -INFINITY;
+          // Back to the caller's [batch][head][query] layout.
+          const int64_t row = b * a.n_q + i0 + i;
+          const int64_t ob = row / args.n_q, oi = row % args.n_q;
+          float* dst = a.qk + ((ob * a.n_head + h) * args.n_q + oi) * a.n_kv;
+          std::memcpy(dst, s.data() + i * nk, sizeof(float) * nk);
+          for (int64_t j = nk; j < a.n_kv; ++j) dst[j] = -INFINITY;
         }
       }
       detail::softmax_rows(s.data(), 0, nq, nk);

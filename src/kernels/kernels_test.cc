@@ -178,6 +178,7 @@ TEST_P(Threads, Conv1dMatchesReference) {
 struct AttentionCase {
   int64_t n_batch, n_q, n_kv, n_head, d_head;
   bool causal, shared_kv, capture;
+  bool packed = false;  // batches' rows evenly spaced (the kernel then merges them)
 };
 
 TEST_P(Threads, AttentionMatchesReference) {
@@ -186,13 +187,15 @@ TEST_P(Threads, AttentionMatchesReference) {
       {2, 5, 23, 2, 8, true, false, true},       // decoder self-attention: 18 cached + 5 new
       {3, 1, 97, 2, 12, false, true, true},      // cross-attention, K/V shared by the batch
       {2, 70, 70, 1, 5, true, false, false},     // causal from position 0 over two blocks
+      {5, 1, 97, 3, 8, false, true, true, true},  // beam cross-attention, merged into one block
+      {3, 30, 41, 2, 8, false, true, true, true},  // merged rows spanning two blocks
   };
   for (const auto& c : cases) {
     const int64_t width = c.n_head * c.d_head, pad = 3;
     AttentionArgs a;
     a.n_batch = c.n_batch, a.n_q = c.n_q, a.n_kv = c.n_kv, a.n_head = c.n_head, a.d_head = c.d_head;
     a.ldq = width + pad, a.ldk = 3 * width, a.ldv = width + 1, a.ldo = width + pad;
-    a.q_batch_stride = c.n_q * a.ldq + 2;
+    a.q_batch_stride = c.n_q * a.ldq + (c.packed ? 0 : 2);
     a.k_batch_stride = c.shared_kv ? 0 : c.n_kv * a.ldk;
     a.v_batch_stride = c.shared_kv ? 0 : c.n_kv * a.ldv + 4;
     a.out_batch_stride = c.n_q * a.ldo;
