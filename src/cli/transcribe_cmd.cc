@@ -55,6 +55,10 @@ struct TranscribeArgs {
   std::string clip_timestamps = "0";
   int sample_len = 0;
   std::optional<std::string> prefix;
+  std::optional<std::string> hotwords;
+  int language_detection_segments = 1;
+  double language_detection_threshold = 0.5;
+  int max_new_tokens = 0;
   BatchOptions batch;  // the batch runner's own flags
 };
 
@@ -129,6 +133,13 @@ int run(const TranscribeArgs& a) {
     opt.decode.length_penalty = static_cast<float>(*lp);
   }
   opt.seed = a.seed;
+  opt.prefix = a.prefix;
+  opt.hotwords = a.hotwords;
+  opt.language_detection_segments = a.language_detection_segments;
+  opt.language_detection_threshold = a.language_detection_threshold;
+  if (a.language_detection_segments < 1) throw Error("--language_detection_segments must be >= 1");
+  if (a.max_new_tokens > 0) opt.decode.sample_len = a.max_new_tokens;
+  if (opt.decode.sample_len < 0) throw Error("--sample_len must be >= 0");
   opt.compression_ratio_threshold = optional_float(a.compression_ratio_threshold, "compression_ratio_threshold");
   opt.logprob_threshold = optional_float(a.logprob_threshold, "logprob_threshold");
   opt.no_speech_threshold = optional_float(a.no_speech_threshold, "no_speech_threshold");
@@ -154,7 +165,6 @@ int run(const TranscribeArgs& a) {
   } catch (const Error& e) {
     throw Error("cannot load model '" + a.model + "': " + e.what());
   }
-  if (a.prefix) opt.decode.prefix = engine->tokenizer().encode(" " + decoding::python_strip(*a.prefix));
 
   BatchOptions batch = a.batch;
   batch.inputs = a.files;
@@ -214,7 +224,14 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
   cmd->add_option(flag_names("clip_timestamps"), args->clip_timestamps,
                   "start,end,start,end,... seconds of clips to transcribe")->capture_default_str();
   cmd->add_option(flag_names("sample_len"), args->sample_len, "maximum tokens per window (0: 224)")->capture_default_str();
-  cmd->add_option(flag_names("prefix"), args->prefix, "text forced at the start of every window");
+  cmd->add_option(flag_names("max_new_tokens"), args->max_new_tokens, "alias of --sample_len (faster-whisper's name)");
+  cmd->add_option(flag_names("prefix"), args->prefix, "text forced at the start of the first window (faster-whisper)");
+  cmd->add_option(flag_names("hotwords"), args->hotwords,
+                  "words to bias the decoder towards, put in every window's prompt (faster-whisper)");
+  cmd->add_option(flag_names("language_detection_segments"), args->language_detection_segments,
+                  "30 s windows the language detection may look at (faster-whisper)")->capture_default_str();
+  cmd->add_option(flag_names("language_detection_threshold"), args->language_detection_threshold,
+                  "a window whose top language beats this decides; else the most frequent")->capture_default_str();
   add_batch_flags(cmd, args->batch);
   return [args] { return run(*args); };
 }

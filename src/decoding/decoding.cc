@@ -247,13 +247,23 @@ std::vector<int> initial_tokens(const Tokenizer& tok, const DecodeOptions& opt, 
 
   std::vector<int> tokens = sot_seq;
   if (!opt.prefix.empty()) {
-    int max_prefix = n_text_ctx / 2 - sample_len;
-    size_t keep = max_prefix > 0 ? std::min<size_t>(opt.prefix.size(), max_prefix) : 0;
-    tokens.insert(tokens.end(), opt.prefix.end() - keep, opt.prefix.end());
+    // prefix_tokens[-max_prefix_len:] with Python's slice rules: 0 keeps all
+    // (the default, since sample_len = n_ctx // 2), negative drops the head.
+    long max_prefix = n_text_ctx / 2 - sample_len;
+    long n = static_cast<long>(opt.prefix.size());
+    long first = max_prefix > 0 ? std::max(0L, n - max_prefix) : std::min(n, -max_prefix);
+    tokens.insert(tokens.end(), opt.prefix.begin() + first, opt.prefix.end());
   }
-  if (!opt.prompt.empty()) {
-    size_t keep = std::min<size_t>(opt.prompt.size(), n_text_ctx / 2 - 1);
+  const bool use_hotwords = !opt.hotwords.empty() && opt.prefix.empty();
+  if (!opt.prompt.empty() || use_hotwords) {
     std::vector<int> with_prompt{sp.sot_prev};
+    if (use_hotwords) {
+      // faster_whisper get_prompt: hotwords are cut to max_length // 2 - 1 tokens.
+      size_t cap = static_cast<size_t>(n_text_ctx / 2);
+      size_t n = opt.hotwords.size() >= cap ? cap - 1 : opt.hotwords.size();
+      with_prompt.insert(with_prompt.end(), opt.hotwords.begin(), opt.hotwords.begin() + n);
+    }
+    size_t keep = std::min<size_t>(opt.prompt.size(), n_text_ctx / 2 - 1);
     with_prompt.insert(with_prompt.end(), opt.prompt.end() - keep, opt.prompt.end());
     with_prompt.insert(with_prompt.end(), tokens.begin(), tokens.end());
     tokens = std::move(with_prompt);
@@ -509,6 +519,32 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   result.text = python_strip(tok.decode(result.tokens));
   result.avg_logprob = cands[best].score / static_cast<double>(result.tokens.size() + 1);
   result.compression_ratio = compression_ratio(result.text);
+  return result;
+}
+
+bool needs_fallback(const DecodeResult& r, const FallbackOptions& f) {
+  bool fallback = false;
+  if (f.compression_ratio_threshold && r.compression_ratio > *f.compression_ratio_threshold)
+    fallback = true;  // too repetitive
+  if (f.logprob_threshold && r.avg_logprob < *f.logprob_threshold)
+    fallback = true;  // average log probability is too low
+  if (f.no_speech_threshold && r.no_speech_prob > *f.no_speech_threshold && f.logprob_threshold &&
+      r.avg_logprob < *f.logprob_threshold)
+    fallback = false;  // silence
+  return fallback;
+}
+
+DecodeResult decode_with_fallback(LogitsSource& source, const Tokenizer& tok, DecodeOptions opt,
+                                  const FallbackOptions& fallback, std::mt19937_64& rng,
+                                  const std::function<void(const DecodeResult&)>& on_attempt) {
+  if (fallback.temperatures.empty()) throw Error("at least one temperature is required");
+  DecodeResult result;
+  for (double t : fallback.temperatures) {
+    opt.temperature = t;
+    result = decode_window(source, tok, opt, &rng);
+    if (on_attempt) on_attempt(result);
+    if (!needs_fallback(result, fallback)) break;
+  }
   return result;
 }
 

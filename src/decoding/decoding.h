@@ -8,6 +8,7 @@
 // tested with scripted logits and no model.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -51,6 +52,9 @@ struct DecodeOptions {
   std::optional<float> length_penalty;
   std::vector<int> prompt;          // previous text tokens (after <|startofprev|>)
   std::vector<int> prefix;          // tokens forced after the SOT sequence
+  // faster-whisper hotwords: placed after <|startofprev|>, before the
+  // previous text, when there is no prefix (faster_whisper get_prompt).
+  std::vector<int> hotwords;
   std::string suppress_tokens = "-1";
   bool suppress_blank = true;
   bool without_timestamps = false;
@@ -81,6 +85,26 @@ struct StepTrace {
 DecodeResult decode_window(LogitsSource& source, const Tokenizer& tokenizer,
                            const DecodeOptions& options, std::mt19937_64* rng = nullptr,
                            std::vector<StepTrace>* trace = nullptr);
+
+// transcribe.py decode_with_fallback's thresholds and temperature schedule.
+struct FallbackOptions {
+  std::vector<double> temperatures = {0.0};
+  std::optional<double> compression_ratio_threshold = 2.4;
+  std::optional<double> logprob_threshold = -1.0;
+  std::optional<double> no_speech_threshold = 0.6;
+};
+
+// True if `r` fails the thresholds: too repetitive (compression ratio) or
+// too improbable (avg_logprob), except openai's "silence" case
+// (no_speech_prob above its threshold while avg_logprob is too low).
+bool needs_fallback(const DecodeResult& r, const FallbackOptions& f);
+
+// transcribe.py decode_with_fallback: decodes at each temperature in turn
+// until a result passes the thresholds; returns the last one tried (also
+// when every temperature failed). `on_attempt` sees every result.
+DecodeResult decode_with_fallback(LogitsSource& source, const Tokenizer& tokenizer, DecodeOptions options,
+                                  const FallbackOptions& fallback, std::mt19937_64& rng,
+                                  const std::function<void(const DecodeResult&)>& on_attempt = {});
 
 // decoding.py detect_language: logits at <|startoftranscript|>, every
 // non-language token masked, softmax. Returns (code, probability) sorted by

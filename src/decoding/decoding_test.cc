@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <algorithm>
 #include <limits>
 
 #include "common/error.h"
@@ -21,7 +22,8 @@ const Tokenizer& multilingual() {
   return tok;
 }
 
-// Logits from a function of the whole context (so KV-cache bookkeeping is checked too).
+// Logits from a function of each sequence's whole context (so KV-cache
+// bookkeeping, batching and beam reordering are checked too).
 class ScriptedSource : public LogitsSource {
  public:
   using Script = std::function<std::vector<float>(const std::vector<int>& context)>;
@@ -29,22 +31,30 @@ class ScriptedSource : public LogitsSource {
   int n_vocab() const override { return 51865; }
   int n_text_ctx() const override { return 448; }
   void begin(int n_seq) override {
-    ASSERT_EQ(n_seq, 1);
-    context_.clear();
+    ctx_.assign(n_seq, {});
     ++begins;
   }
   std::vector<float> next_logits(std::span<const int> tokens, int n_new) override {
-    context_.insert(context_.end(), tokens.begin(), tokens.end());
-    contexts.push_back(context_);
-    return script_(context_);
+    std::vector<float> out;
+    for (size_t g = 0; g < ctx_.size(); ++g) {
+      ctx_[g].insert(ctx_[g].end(), tokens.begin() + g * n_new, tokens.begin() + (g + 1) * n_new);
+      if (g == 0) contexts.push_back(ctx_[0]);
+      std::vector<float> l = script_(ctx_[g]);
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
   }
-  void reorder(std::span<const int>) override {}
-  std::vector<std::vector<int>> contexts;
+  void reorder(std::span<const int> source) override {
+    std::vector<std::vector<int>> next;
+    for (int s : source) next.push_back(ctx_[s]);
+    ctx_ = std::move(next);
+  }
+  std::vector<std::vector<int>> contexts;  // sequence 0's context after each call
   int begins = 0;
 
  private:
   Script script_;
-  std::vector<int> context_;
+  std::vector<std::vector<int>> ctx_;
 };
 
 // Logits that prefer `favourite` by `gap`, everything else 0.
@@ -73,6 +83,25 @@ TEST(Decoding, InitialTokens) {
   auto t = initial_tokens(tok, o, 448, 224);
   EXPECT_EQ(t.size(), 1u + 223u + 4u);
   EXPECT_EQ(t[223], 9);
+}
+
+TEST(Decoding, HotwordsAndPrefix) {
+  const Tokenizer& tok = multilingual();
+  const auto& sp = tok.special();
+  DecodeOptions o;
+  o.hotwords = {11, 12};
+  o.prompt = {1, 2};
+  const int en = *tok.language_token("en");
+  // faster_whisper get_prompt: <|startofprev|> hotwords previous-text SOT-sequence.
+  EXPECT_EQ(initial_tokens(tok, o, 448, 224),
+            (std::vector<int>{sp.sot_prev, 11, 12, 1, 2, sp.sot, en, sp.transcribe}));
+  o.prompt.clear();
+  EXPECT_EQ(initial_tokens(tok, o, 448, 224), (std::vector<int>{sp.sot_prev, 11, 12, sp.sot, en, sp.transcribe}));
+  // A prefix turns hotwords off; with sample_len 224 openai keeps the whole prefix
+  // (prefix_tokens[-0:]), with sample_len 220 its last 4 tokens.
+  o.prefix = {5, 6, 7, 8, 9, 10};
+  EXPECT_EQ(initial_tokens(tok, o, 448, 224), (std::vector<int>{sp.sot, en, sp.transcribe, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(initial_tokens(tok, o, 448, 220), (std::vector<int>{sp.sot, en, sp.transcribe, 7, 8, 9, 10}));
 }
 
 TEST(Decoding, SuppressTokensMinusOne) {
@@ -188,6 +217,170 @@ TEST(Decoding, PythonStrip) {
   EXPECT_EQ(python_strip(" \xe3\x80\x80 x y\xc2\xa0\n"), "x y");
   EXPECT_EQ(python_strip("   "), "");
   EXPECT_EQ(python_strip(" \xe3\x81\x99"), "\xe3\x81\x99");
+}
+
+// ---- temperature fallback, sampling, beam search (scripted logits) ----
+
+// A window script: `text` tokens then EOT, each with a large gap, no timestamps.
+std::vector<float> script_text(const std::vector<int>& ctx, size_t sot_len, const std::vector<int>& text, int eot,
+                               float gap = 40.0f) {
+  size_t n = ctx.size() - sot_len;
+  return n < text.size() ? prefer({{text[n], gap}}) : prefer({{eot, gap}});
+}
+
+TEST(Fallback, EveryTemperatureFailsKeepsTheLast) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // " the the the ..." compresses far beyond 2.4 at every temperature (the gap
+  // makes sampling return the argmax too).
+  std::vector<int> loop(60, 262);
+  ScriptedSource src([&](const std::vector<int>& ctx) { return script_text(ctx, 4, loop, eot); });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  FallbackOptions f;
+  f.temperatures = {0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0};
+  std::mt19937_64 rng(7);
+  std::vector<double> tried;
+  DecodeResult r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult& a) {
+    tried.push_back(a.temperature);
+    EXPECT_GT(a.compression_ratio, 2.4);
+  });
+  EXPECT_EQ(tried, f.temperatures);
+  EXPECT_EQ(r.temperature, 1.0);
+  EXPECT_EQ(r.tokens, loop);
+  EXPECT_TRUE(needs_fallback(r, f));
+}
+
+TEST(Fallback, StopsAtTheFirstTemperatureThatPasses) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  std::vector<int> loop(60, 262);
+  std::vector<int> good = tok.encode(" The tide turns and the wind rises.");
+  int attempt = 0;
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    return script_text(ctx, 4, attempt < 2 ? loop : good, eot);
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  FallbackOptions f;
+  f.temperatures = {0.0, 0.2, 0.4, 0.6};
+  std::mt19937_64 rng(1);
+  DecodeResult r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult&) { ++attempt; });
+  EXPECT_EQ(attempt, 3);
+  EXPECT_DOUBLE_EQ(r.temperature, 0.4);
+  EXPECT_EQ(r.tokens, good);
+  EXPECT_EQ(r.text, "The tide turns and the wind rises.");
+}
+
+TEST(Fallback, LogprobThresholdAndSilenceException) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot, no_speech = tok.special().no_speech;
+  std::vector<int> text = tok.encode(" Thank you.");
+  float no_speech_logit = 0.0f;
+  // Small gaps: each step's log-probability is far below -1.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    if (ctx.size() == 1) return prefer({{no_speech, no_speech_logit}});
+    return script_text(ctx, 4, text, eot, 5.0f);
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  FallbackOptions f;
+  f.temperatures = {0.0, 0.5, 1.0};
+  std::mt19937_64 rng(3);
+  int attempts = 0;
+  DecodeResult r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult&) { ++attempts; });
+  EXPECT_LT(r.avg_logprob, -1.0);
+  EXPECT_EQ(attempts, 3);  // low logprob: falls back to the end
+  // Same, but the window looks silent: openai's "silence" case stops at once.
+  no_speech_logit = 20.0f;
+  attempts = 0;
+  r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult&) { ++attempts; });
+  EXPECT_GT(r.no_speech_prob, 0.6);
+  EXPECT_EQ(attempts, 1);
+  EXPECT_FALSE(needs_fallback(r, f));
+  // Thresholds off: never falls back.
+  f.logprob_threshold.reset();
+  f.compression_ratio_threshold.reset();
+  no_speech_logit = 0.0f;
+  attempts = 0;
+  decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult&) { ++attempts; });
+  EXPECT_EQ(attempts, 1);
+}
+
+TEST(Sampling, SeededAndFromTheDistribution) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // Two equally likely tokens (1000, 2000) at every step, 40 steps; others far below.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    if (ctx.size() - 4 >= 40) return prefer({{eot, 60.0f}});
+    return prefer({{1000, 30.0f}, {2000, 30.0f}});
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.temperature = 1.0;
+  std::mt19937_64 a(42), b(42), c(43);
+  DecodeResult ra = decode_window(src, tok, o, &a);
+  DecodeResult rb = decode_window(src, tok, o, &b);
+  DecodeResult rc = decode_window(src, tok, o, &c);
+  EXPECT_EQ(ra.tokens, rb.tokens);  // same seed, same sample
+  EXPECT_NE(ra.tokens, rc.tokens);  // another seed, another sample (2^-40 chance of equality)
+  int n1000 = std::count(ra.tokens.begin(), ra.tokens.end(), 1000);
+  EXPECT_GT(n1000, 5);
+  EXPECT_LT(n1000, 35);
+  EXPECT_EQ(n1000 + std::count(ra.tokens.begin(), ra.tokens.end(), 2000), 40);
+  // Greedy at T=0 always takes the first maximum.
+  o.temperature = 0.0;
+  DecodeResult g = decode_window(src, tok, o);
+  EXPECT_EQ(std::count(g.tokens.begin(), g.tokens.end(), 1000), 40);
+  // Sampling needs a generator.
+  o.temperature = 0.5;
+  EXPECT_THROW(decode_window(src, tok, o), Error);
+}
+
+TEST(Sampling, BestOfPicksTheMostLikelySample) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // Step 0: token 1000 (likely) or 2000 (unlikely, 1/e^1.5 as likely); then EOT.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    if (ctx.size() == 4) return prefer({{1000, 31.5f}, {2000, 30.0f}});
+    return prefer({{eot, 60.0f}});
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.temperature = 1.0;
+  o.best_of = 5;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed);
+    DecodeResult r = decode_window(src, tok, o, &rng);
+    // With 5 samples, a 1000 is drawn with probability 1 - 0.18^5; when drawn it wins.
+    if (r.tokens == std::vector<int>{2000}) continue;
+    EXPECT_EQ(r.tokens, std::vector<int>{1000});
+  }
+}
+
+TEST(BeamSearch, FindsTheBetterSequenceGreedyMisses) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // Greedy takes 1000 (slightly better first step) and then meets a flat
+  // distribution; 2000 leads to a confident continuation 3000 then EOT.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    size_t n = ctx.size() - 4;
+    if (n == 0) return prefer({{1000, 10.2f}, {2000, 10.0f}});
+    if (ctx.back() == 1000) return prefer({{1001, 1.0f}, {1002, 1.0f}, {1003, 1.0f}, {eot, 1.0f}});
+    if (ctx.back() == 2000) return prefer({{3000, 30.0f}});
+    return prefer({{eot, 30.0f}});
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  DecodeResult greedy = decode_window(src, tok, o);
+  EXPECT_EQ(greedy.tokens.front(), 1000);
+  o.beam_size = 3;
+  DecodeResult beam = decode_window(src, tok, o);
+  EXPECT_EQ(beam.tokens, (std::vector<int>{2000, 3000}));
+  EXPECT_GT(beam.avg_logprob, greedy.avg_logprob);
+  // Invalid options are refused as openai's _verify_options does.
+  o.length_penalty = 1.5f;
+  EXPECT_THROW(decode_window(src, tok, o), Error);
 }
 
 }  // namespace

@@ -247,6 +247,16 @@ std::string python_strip(std::string_view text) {
   return std::string(text.substr(begin, end - begin));
 }
 
+size_t python_len(std::string_view text) {
+  size_t n = 0;
+  for (size_t pos = 0; pos < text.size(); ++n) {
+    char32_t cp;
+    const size_t len = decode_utf8(text, pos, &cp);
+    pos += len == 0 ? 1 : len;
+  }
+  return n;
+}
+
 std::string python_json_dumps(const nlohmann::ordered_json& value, bool ensure_ascii) {
   std::string out;
   dump(value, ensure_ascii, &out);

@@ -24,6 +24,10 @@ std::string python_float_repr(double value);
 // U+3000). `text` is UTF-8; invalid bytes are never stripped.
 std::string python_strip(std::string_view text);
 
+// Python's len(str) of UTF-8 text: the number of code points (an invalid byte
+// counts as one, as Python's surrogateescape would make it).
+size_t python_len(std::string_view text);
+
 // Python's json.dumps(value) with default arguments (ensure_ascii=True:
 // non-ASCII as lowercase \uXXXX, surrogate pairs above U+FFFF) or with
 // ensure_ascii=False. Key order is the object's insertion order, as Python

@@ -1,8 +1,8 @@
 // wisp/output/writers.cc
 //
-// The writers of openai/whisper utils.py (WriteTXT, WriteVTT, WriteSRT,
-// WriteTSV, WriteJSON and format_timestamp) for results without word timings,
-// plus the atomic file write every output goes through.
+// The writers of openai/whisper utils.py (WriteTXT, WriteTSV, WriteJSON and
+// format_timestamp; WriteSRT and WriteVTT are in subtitles.cc), plus the
+// atomic file write every output goes through.
 #include "output/writers.h"
 
 #include <fcntl.h>
@@ -20,13 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "output/detail.h"
 #include "output/pyfmt.h"
 
 namespace wisp::output {
-namespace {
-
-// The formats of openai's get_writer, in its order ("all" writes them so).
-const char* const kFormats[] = {"txt", "vtt", "srt", "tsv", "json"};
+namespace detail {
 
 // round(seconds * 1000.0) as Python computes it: the product in double, then
 // round-half-even to an integer. Negative times become 0 (openai asserts
@@ -44,7 +42,7 @@ std::int64_t to_milliseconds(double seconds) {
   return static_cast<std::int64_t>(r);
 }
 
-void append_padded(std::string* out, std::int64_t value, int width) {
+static void append_padded(std::string* out, std::int64_t value, int width) {
   const std::string digits = std::to_string(value);
   if (static_cast<int>(digits.size()) < width) out->append(width - digits.size(), '0');
   *out += digits;
@@ -87,59 +85,15 @@ std::string replace_all(const std::string& s, std::string_view from, std::string
   return out;
 }
 
-// SubtitlesWriter.iterate_result's text, segment["text"].strip().replace("-->",
-// "->"), made safe for a subtitle file: the replacement repeats until no arrow
-// is left, and the text becomes LF-separated lines without blank ones (a blank
-// line would end the cue early). For the texts openai's golden results hold,
-// this is exactly openai's text.
-std::string cue_text(const std::string& text, bool vtt) {
-  std::string s = replace_all(python_strip(text), "-->", "->");
-  while (s.find("-->") != std::string::npos) s = replace_all(s, "-->", "->");
-  std::string out;
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    size_t eol = s.find_first_of("\r\n", pos);
-    if (eol == std::string::npos) eol = s.size();
-    const std::string line = s.substr(pos, eol - pos);
-    if (!python_strip(line).empty()) {
-      if (!out.empty()) out += '\n';
-      out += line;
-    }
-    pos = eol + ((s.compare(eol, 2, "\r\n") == 0) ? 2 : 1);
-  }
-  if (vtt) {
-    // WebVTT cue text: '&' and '<' start character references and tags.
-    out = replace_all(out, "&", "&amp;");
-    out = replace_all(out, "<", "&lt;");
-  }
-  return out;
-}
+}  // namespace detail
 
-struct Cue {
-  std::int64_t start_ms;
-  std::int64_t end_ms;
-  std::string text;
-};
+namespace {
 
-std::vector<Cue> subtitle_cues(const Transcript& t, bool vtt) {
-  std::vector<Cue> cues;
-  for (const Segment& seg : t.segments) {
-    // openai keeps segments whose text is empty (start == end, or a window
-    // that decoded to nothing) and writes them as empty cues, which end a
-    // subtitle block without text; they carry nothing to show.
-    if (python_strip(seg.text).empty()) continue;
-    Cue cue{to_milliseconds(seg.start), to_milliseconds(seg.end), cue_text(seg.text, vtt)};
-    if (cue.end_ms <= cue.start_ms) cue.end_ms = cue.start_ms + 1;  // smallest valid cue
-    cues.push_back(std::move(cue));
-  }
-  // WebVTT requires cue starts in file order to be non-decreasing. openai's
-  // segments without word timings always are (this sort changes nothing);
-  // segment times refined by word timings can step back, see golden case
-  // micro-5min-words. A stable sort keeps equal starts in segment order.
-  std::stable_sort(cues.begin(), cues.end(),
-                   [](const Cue& a, const Cue& b) { return a.start_ms < b.start_ms; });
-  return cues;
-}
+using detail::replace_all;
+using detail::to_milliseconds;
+
+// The formats of openai's get_writer, in its order ("all" writes them so).
+const char* const kFormats[] = {"txt", "vtt", "srt", "tsv", "json"};
 
 // WriteTXT: print(segment["text"].strip()) for every segment, empty ones too.
 std::string render_txt(const Transcript& t) {
@@ -147,37 +101,6 @@ std::string render_txt(const Transcript& t) {
   for (const Segment& seg : t.segments) {
     out += python_strip(seg.text);
     out += '\n';
-  }
-  return out;
-}
-
-// WriteVTT: print("WEBVTT\n"), then print(f"{start} --> {end}\n{text}\n").
-std::string render_vtt(const Transcript& t) {
-  std::string out = "WEBVTT\n\n";
-  for (const Cue& cue : subtitle_cues(t, /*vtt=*/true)) {
-    out += format_milliseconds(cue.start_ms, false, ".");
-    out += " --> ";
-    out += format_milliseconds(cue.end_ms, false, ".");
-    out += '\n';
-    out += cue.text;
-    out += "\n\n";
-  }
-  return out;
-}
-
-// WriteSRT: print(f"{i}\n{start} --> {end}\n{text}\n") with i from 1.
-std::string render_srt(const Transcript& t) {
-  std::string out;
-  int index = 1;
-  for (const Cue& cue : subtitle_cues(t, /*vtt=*/false)) {
-    out += std::to_string(index++);
-    out += '\n';
-    out += format_milliseconds(cue.start_ms, true, ",");
-    out += " --> ";
-    out += format_milliseconds(cue.end_ms, true, ",");
-    out += '\n';
-    out += cue.text;
-    out += "\n\n";
   }
   return out;
 }
@@ -213,6 +136,20 @@ std::string render_json(const Transcript& t) {
     s["avg_logprob"] = seg.avg_logprob;
     s["compression_ratio"] = seg.compression_ratio;
     s["no_speech_prob"] = seg.no_speech_prob;
+    if (t.word_timestamps) {
+      // timing.py add_word_timestamps sets segment["words"] after the keys
+      // of new_segment; each word is dict(word, start, end, probability).
+      nlohmann::ordered_json words = nlohmann::ordered_json::array();
+      for (const Word& w : seg.words) {
+        nlohmann::ordered_json jw;
+        jw["word"] = w.word;
+        jw["start"] = w.start;
+        jw["end"] = w.end;
+        jw["probability"] = w.probability;
+        words.push_back(std::move(jw));
+      }
+      s["words"] = std::move(words);
+    }
     segments.push_back(std::move(s));
   }
   nlohmann::ordered_json root;
@@ -241,16 +178,20 @@ bool is_known_format(const std::string& format) {
 }
 
 std::string render(const Transcript& t, const std::string& format) {
+  return render(t, format, WriterOptions{});
+}
+
+std::string render(const Transcript& t, const std::string& format, const WriterOptions& options) {
   if (format == "txt") return render_txt(t);
-  if (format == "vtt") return render_vtt(t);
-  if (format == "srt") return render_srt(t);
+  if (format == "vtt") return detail::render_vtt(t, options);
+  if (format == "srt") return detail::render_srt(t, options);
   if (format == "tsv") return render_tsv(t);
   if (format == "json") return render_json(t);
   throw Error("cannot render output format '" + format + "' (expected txt, vtt, srt, tsv or json)");
 }
 
 std::string format_timestamp(double seconds, bool always_include_hours, const char* decimal) {
-  return format_milliseconds(to_milliseconds(seconds), always_include_hours, decimal);
+  return detail::format_milliseconds(detail::to_milliseconds(seconds), always_include_hours, decimal);
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {

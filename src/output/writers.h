@@ -1,8 +1,9 @@
 // wisp/output/writers.h
 //
 // Transcript writers in the formats of openai/whisper utils.py (txt, vtt,
-// srt, tsv, json), without word-level options (those come with word
-// timestamps). Every file is written atomically: a temp file in the same
+// srt, tsv, json), with the word-level subtitle options of its
+// SubtitlesWriter (max_line_width, max_line_count, max_words_per_line,
+// highlight_words). Every file is written atomically: a temp file in the same
 // folder, then rename, so a half-written output never exists.
 //
 // txt, tsv and json are byte-identical to openai's WriteTXT / WriteTSV /
@@ -15,6 +16,15 @@
 
 namespace wisp::output {
 
+// One word of a segment (openai timing.py add_word_timestamps: the dict
+// word, start, end, probability, in that key order).
+struct Word {
+  std::string word;       // UTF-8, with its leading space / merged punctuation
+  double start = 0.0;     // seconds
+  double end = 0.0;
+  double probability = 0.0;
+};
+
 struct Segment {
   int id = 0;
   int seek = 0;           // in mel frames, as openai reports it
@@ -26,12 +36,28 @@ struct Segment {
   double avg_logprob = 0.0;
   double compression_ratio = 0.0;
   double no_speech_prob = 0.0;
+  std::vector<Word> words;  // with word timestamps (empty for cleared segments)
 };
 
 struct Transcript {
   std::string language;   // "en"
   std::string text;       // concatenation of segment texts
   std::vector<Segment> segments;
+  // Transcribed with word timestamps: every segment carries "words" (JSON),
+  // and srt/vtt are laid out from the words as openai's SubtitlesWriter does.
+  bool word_timestamps = false;
+};
+
+// openai utils.py SubtitlesWriter.iterate_result options (the CLI's
+// --max_line_width, --max_line_count, --max_words_per_line,
+// --highlight_words). 0 means "not given" (openai's None; openai also treats
+// 0 as None, through `or`). They only act on transcripts with word
+// timestamps, as in openai; txt, tsv and json ignore them.
+struct WriterOptions {
+  int max_line_width = 0;      // characters (code points) per line
+  int max_line_count = 0;      // lines per cue; with max_line_width, cues may span segments
+  int max_words_per_line = 0;  // words per cue (no effect with max_line_width and max_line_count)
+  bool highlight_words = false;  // one cue per word, the word underlined (<u>...</u>)
 };
 
 // "txt", "vtt", "srt", "tsv", "json"; "all" expands to these five, in openai's
@@ -56,7 +82,16 @@ bool is_known_format(const std::string& format);
 //   CR / CRLF line breaks become LF;
 // - vtt only: '&' -> "&amp;" and '<' -> "&lt;" (WebVTT cue text escaping).
 // Negative times are written as 0 (openai asserts).
+//
+// With word timestamps (Transcript::word_timestamps), srt/vtt cues come from
+// openai's iterate_subtitles line layout over the words, with the same rules:
+// word text inside a cue has CR/LF turned into spaces, VTT escaping applies to
+// the words and never to the <u></u> tags highlight_words adds, a highlight
+// "gap" cue (text shown between two words) whose end is not after its start
+// is dropped (openai writes it with end before start). Throws wisp::Error for
+// a negative option.
 std::string render(const Transcript& t, const std::string& format);
+std::string render(const Transcript& t, const std::string& format, const WriterOptions& options);
 
 // Writes `content` to `path` atomically (temp + fsync + rename). Throws
 // wisp::Error "cannot write <path>: <cause>" and leaves no temp file behind.
@@ -73,8 +108,9 @@ std::string format_timestamp(double seconds, bool always_include_hours, const ch
 // "HH:MM:SS,mmm --> HH:MM:SS,mmm" (SRT) or "[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm"
 // (VTT) with minutes and seconds below 60, end after start, starts
 // non-decreasing, at least one non-blank text line per cue, no "-->" in text,
-// no CR, every cue followed by a blank line; VTT text has no '<' and every
-// '&' starts a character reference. An empty SRT file (no cues) is valid.
+// no CR, every cue followed by a blank line; VTT text has no '<' other than
+// the underline tags "<u>" / "</u>" and every '&' starts a character
+// reference. An empty SRT file (no cues) is valid.
 // On failure returns false and, when `why` is not null, stores one line
 // naming the cue and the problem.
 bool check_srt(const std::string& content, std::string* why);

@@ -65,17 +65,31 @@ std::vector<double> parse_clip_timestamps(const std::string& spec) {
   return out;
 }
 
-bool needs_fallback(const decoding::DecodeResult& r, const Options& o) {
-  // transcribe.py decode_with_fallback.
-  bool fallback = false;
-  if (o.compression_ratio_threshold && r.compression_ratio > *o.compression_ratio_threshold)
-    fallback = true;  // too repetitive
-  if (o.logprob_threshold && r.avg_logprob < *o.logprob_threshold)
-    fallback = true;  // average log probability too low
-  if (o.no_speech_threshold && r.no_speech_prob > *o.no_speech_threshold && o.logprob_threshold &&
-      r.avg_logprob < *o.logprob_threshold)
-    fallback = false;  // silence
-  return fallback;
+
+// Language detection. openai transcribe.py detects on pad_or_trim(mel,
+// N_FRAMES): the first 3000 frames of the padded mel (not zero-padded like a
+// decode window). More windows: faster_whisper WhisperModel.detect_language's
+// vote (the first window whose top probability beats the threshold wins, else
+// the most frequent top language with its highest probability).
+template <class Encode>
+std::pair<std::string, double> detect(Encode& encode, int content_frames, const Tokenizer& tok,
+                                      const nn::Whisper& net, const Options& opt, int n_threads) {
+  const int n_windows = std::max(1, opt.language_detection_segments);
+  std::vector<std::pair<std::string, std::vector<double>>> votes;  // in first-seen order
+  for (int i = 0; i < n_windows; ++i) {
+    if (i > 0 && i * kNFrames >= content_frames) break;
+    NetSource source(net, encode(i * kNFrames, kNFrames), n_threads);
+    auto probs = decoding::detect_language(source, tok);
+    const auto& [code, p] = probs.front();
+    if (p > opt.language_detection_threshold) return {code, p};
+    auto it = std::find_if(votes.begin(), votes.end(), [&](const auto& v) { return v.first == code; });
+    if (it == votes.end()) votes.push_back({code, {p}});
+    else it->second.push_back(p);
+  }
+  auto best = votes.begin();
+  for (auto it = votes.begin(); it != votes.end(); ++it)
+    if (it->second.size() > best->second.size()) best = it;  // max(): first of the most frequent
+  return {best->first, *std::max_element(best->second.begin(), best->second.end())};
 }
 
 }  // namespace
@@ -118,10 +132,9 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
   } else {
     // transcribe.py: detect on pad_or_trim(mel, N_FRAMES), i.e. the first
     // 3000 frames of the padded mel (not zero-padded like a decode window).
-    NetSource source(engine.net(), encode(0, kNFrames), n_threads);
-    auto probs = decoding::detect_language(source, tok);
-    language = probs.front().first;
-    if (cb.on_language) cb.on_language(language, probs.front().second);
+    auto [code, p] = detect(encode, content_frames, tok, engine.net(), opt, n_threads);
+    language = code;
+    if (cb.on_language) cb.on_language(language, p);
   }
   if (!tok.is_multilingual()) language = "en";
   out.language = language;
@@ -153,6 +166,7 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
   size_t clip_idx = 0;
   long seek = clips[0].first;
   while (clip_idx < clips.size()) {
+    if (cb.should_stop && cb.should_stop()) throw Cancelled();
     auto [clip_start, clip_end] = clips[clip_idx];
     if (seek < clip_start) seek = clip_start;
     if (seek >= clip_end) {
@@ -168,6 +182,9 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
     decoding::DecodeOptions dopt = opt.decode;
     dopt.language = language;
     dopt.task = opt.task;
+    if (opt.prefix && seek == clips[0].first)  // faster-whisper: the first window only
+      dopt.prefix = tok.encode(" " + decoding::python_strip(*opt.prefix));
+    if (opt.hotwords) dopt.hotwords = tok.encode(" " + decoding::python_strip(*opt.hotwords));
     if (opt.carry_initial_prompt) {
       size_t nignored = std::max(initial_prompt_tokens.size(), prompt_reset_since);
       std::vector<int> remaining(all_tokens.begin() + std::min(nignored, all_tokens.size()),
@@ -188,13 +205,12 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
 
     NetSource source(engine.net(), encode(static_cast<int>(seek), static_cast<int>(segment_size)),
                      n_threads);
-    decoding::DecodeResult result;
-    for (double t : opt.temperatures) {
-      dopt.temperature = t;
-      result = decoding::decode_window(source, tok, dopt, &rng);
-      if (cb.on_window) cb.on_window({static_cast<int>(seek), &result});
-      if (!needs_fallback(result, opt)) break;
-    }
+    const decoding::FallbackOptions fallback{opt.temperatures, opt.compression_ratio_threshold,
+                                             opt.logprob_threshold, opt.no_speech_threshold};
+    decoding::DecodeResult result = decoding::decode_with_fallback(
+        source, tok, dopt, fallback, rng, [&](const decoding::DecodeResult& r) {
+          if (cb.on_window) cb.on_window({static_cast<int>(seek), &r});
+        });
     const std::vector<int>& tokens = result.tokens;
 
     if (opt.no_speech_threshold) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "decoding/decoding.h"
 #include "model/model.h"
 #include "nn/whisper.h"
@@ -49,6 +50,16 @@ struct Options {
   std::optional<std::string> initial_prompt;
   bool carry_initial_prompt = false;
   std::string clip_timestamps = "0";
+  // faster-whisper language detection vote: up to N 30 s windows from the
+  // start; the first whose top language beats the threshold wins, else the
+  // language that was top most often. N = 1 is openai's detect_language.
+  int language_detection_segments = 1;
+  double language_detection_threshold = 0.5;
+  // faster-whisper prefix: text forced at the start of the first window.
+  std::optional<std::string> prefix;
+  // faster-whisper hotwords: text put in the prompt of every window (when
+  // there is no prefix) to bias spelling and vocabulary.
+  std::optional<std::string> hotwords;
   // Per-window decoding options (suppress_tokens, suppress_blank,
   // without_timestamps, max_initial_timestamp, sample_len, prefix). Its
   // task, language, temperature and prompt are set by the loop.
@@ -74,6 +85,15 @@ struct Callbacks {
   std::function<void(const WindowReport&)> on_window;
   // Progress in mel frames: (done, total).
   std::function<void(int done, int total)> on_progress;
+  // Polled before each window; returning true stops transcribe() with
+  // transcribe::Cancelled (nothing is returned, nothing half-written).
+  std::function<bool()> should_stop;
+};
+
+// Thrown by transcribe() when Callbacks::should_stop asked it to stop.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("cancelled") {}
 };
 
 // Transcribes 16 kHz mono samples. Throws wisp::Error on invalid options.

@@ -1,0 +1,317 @@
+#include "jobs/inputs.h"
+
+#include <fnmatch.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "common/error.h"
+
+extern "C" {
+#include <libavformat/avformat.h>
+#include <libavutil/log.h>
+}
+
+namespace wisp::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kOutputExts[] = {".txt", ".vtt", ".srt", ".tsv", ".json"};
+
+bool is_hidden(const std::string& name) { return !name.empty() && name[0] == '.'; }
+
+// output::write_file_atomic's temp files: "<name>.tmp.<pid>.<suffix>".
+bool is_temp_name(const std::string& name) {
+  for (size_t pos = name.find(".tmp."); pos != std::string::npos; pos = name.find(".tmp.", pos + 1)) {
+    size_t i = pos + 5;
+    size_t digits = 0;
+    while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i, ++digits;
+    if (digits > 0 && i < name.size() && name[i] == '.') return true;
+  }
+  return false;
+}
+
+// "<sibling>.srt" next to "<sibling>": a transcript wisp (or openai) wrote.
+bool is_output_of_sibling(const std::string& name, const std::set<std::string>& names) {
+  for (const char* ext : kOutputExts) {
+    size_t n = std::strlen(ext);
+    if (name.size() > n && name.compare(name.size() - n, n, ext) == 0 && names.count(name.substr(0, name.size() - n)))
+      return true;
+  }
+  return false;
+}
+
+std::string key_of(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::canonical(p, ec);
+  if (!ec) return c.string();
+  return fs::absolute(p, ec).lexically_normal().string();
+}
+
+struct Walker {
+  InputSet& out;
+  std::set<std::string> skip_dirs;  // canonical folders not to walk (the output folder)
+
+  void add_file(const fs::path& p, const std::string& rel_dir, double duration) {
+    out.files.push_back({p.string(), key_of(p), rel_dir, duration});
+  }
+
+  // Walks `dir` (shown as `shown`), `rel` being its path below the folder argument.
+  void walk(const fs::path& shown, const fs::path& rel) {
+    std::error_code ec;
+    fs::directory_iterator it(shown, fs::directory_options::skip_permission_denied, ec);
+    if (ec) {
+      out.errors.push_back(shown.string() + ": " + ec.message());
+      return;
+    }
+    std::vector<fs::directory_entry> entries;
+    std::set<std::string> names;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      if (ec) {
+        out.errors.push_back(shown.string() + ": " + ec.message());
+        break;
+      }
+      names.insert(it->path().filename().string());
+      entries.push_back(*it);
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const fs::directory_entry& a, const fs::directory_entry& b) { return a.path() < b.path(); });
+    for (const fs::directory_entry& e : entries) {
+      std::string name = e.path().filename().string();
+      if (is_hidden(name)) continue;
+      std::error_code sec;
+      if (e.is_directory(sec) && !e.is_symlink(sec)) {
+        if (skip_dirs.count(key_of(e.path()))) continue;
+        walk(e.path(), rel / name);
+        continue;
+      }
+      if (!e.is_regular_file(sec)) continue;  // sockets, fifos, dangling links, linked folders
+      if (is_temp_name(name) || is_output_of_sibling(name, names)) continue;
+      MediaProbe m = probe_media(e.path().string());
+      if (m.media)
+        add_file(e.path(), rel.string(), m.duration);
+      else
+        out.ignored.push_back(e.path().string());
+    }
+  }
+
+  void add_folder(const fs::path& dir) {
+    out.roots.push_back(key_of(dir));
+    walk(dir, fs::path());
+  }
+
+  // A named path (argument or glob match): folders are walked, anything else is an input.
+  void add_named(const fs::path& p, bool from_glob) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      if (from_glob && skip_dirs.count(key_of(p))) return;
+      add_folder(p);
+      return;
+    }
+    if (!from_glob) out.roots.push_back(fs::absolute(p, ec).parent_path().lexically_normal().string());
+    add_file(p, "", -1);
+  }
+
+  // Matches components [i..] of a glob below `base` (shown as given).
+  void glob(const fs::path& base, const std::vector<std::string>& comps, size_t i, std::vector<fs::path>& hits) {
+    std::error_code ec;
+    if (i == comps.size()) {
+      if (fs::exists(base, ec)) hits.push_back(base);
+      return;
+    }
+    const std::string& c = comps[i];
+    fs::path dir = base.empty() ? fs::path(".") : base;
+    if (c == "**") {
+      glob(base, comps, i + 1, hits);  // zero folders
+      fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+      std::vector<fs::path> subs;
+      for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        std::string name = it->path().filename().string();
+        std::error_code sec;
+        if (!is_hidden(name) && it->is_directory(sec) && !it->is_symlink(sec)) subs.push_back(base / name);
+      }
+      std::sort(subs.begin(), subs.end());
+      for (const fs::path& s : subs) glob(s, comps, i, hits);
+      return;
+    }
+    if (!has_glob_chars(c)) {
+      glob(base / c, comps, i + 1, hits);
+      return;
+    }
+    fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+    std::vector<fs::path> matches;
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      if (::fnmatch(c.c_str(), name.c_str(), FNM_PERIOD) == 0) matches.push_back(base / name);
+    }
+    std::sort(matches.begin(), matches.end());
+    for (const fs::path& m : matches) glob(m, comps, i + 1, hits);
+  }
+
+  void add_glob(const std::string& pattern) {
+    std::vector<std::string> comps;
+    fs::path base;
+    size_t pos = 0;
+    if (!pattern.empty() && pattern[0] == '/') {
+      base = "/";
+      pos = 1;
+    }
+    while (pos <= pattern.size()) {
+      size_t slash = pattern.find('/', pos);
+      std::string c = pattern.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+      if (!c.empty()) comps.push_back(c);
+      if (slash == std::string::npos) break;
+      pos = slash + 1;
+    }
+    // The fixed leading folders are where the batch "is" (default ledger place).
+    fs::path fixed = base;
+    for (const std::string& c : comps) {
+      if (has_glob_chars(c) || c == "**") break;
+      fixed /= c;
+    }
+    std::error_code ec;
+    out.roots.push_back(fs::absolute(fixed.empty() ? fs::path(".") : fixed, ec).lexically_normal().string());
+    std::vector<fs::path> hits;
+    glob(base, comps, 0, hits);
+    if (hits.empty()) out.unmatched.push_back(pattern);
+    for (const fs::path& h : hits) {
+      std::string name = h.filename().string();
+      std::error_code sec;
+      if (!fs::is_directory(h, sec) && (is_temp_name(name))) continue;
+      add_named(h, true);
+    }
+  }
+};
+
+// ID3v2 tag size (header and footer included) at the start of `buf`, 0 if none.
+size_t id3v2_size(const unsigned char* buf, size_t n) {
+  if (n < 10 || std::memcmp(buf, "ID3", 3) != 0) return 0;
+  size_t size = (size_t{buf[6]} & 0x7f) << 21 | (size_t{buf[7]} & 0x7f) << 14 | (size_t{buf[8]} & 0x7f) << 7 |
+                (size_t{buf[9]} & 0x7f);
+  return size + 10 + ((buf[5] & 0x10) ? 10 : 0);
+}
+
+// Demuxers of still (or animated) images and ANSI art: a video stream, but
+// not media anyone wants transcribed.
+bool is_image_format(const char* name) {
+  std::string n(name);
+  n = n.substr(0, n.find(','));
+  if (n.size() > 5 && n.compare(n.size() - 5, 5, "_pipe") == 0) return true;
+  return n == "image2" || n == "gif" || n == "apng" || n == "ico" || n == "tty";
+}
+
+}  // namespace
+
+bool has_glob_chars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+MediaProbe probe_media(const std::string& path) {
+  MediaProbe r;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return r;
+  av_log_set_level(AV_LOG_QUIET);
+  // The content alone decides (the probe gets no file name), over the first
+  // MiB as libavformat's default probe size; an ID3v2 tag (cover art can be
+  // larger than that) is skipped first, as av_probe_input_format3 would.
+  constexpr size_t kProbeBytes = 1 << 20;
+  std::vector<unsigned char> buf(kProbeBytes + AVPROBE_PADDING_SIZE, 0);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(kProbeBytes));
+  size_t got = static_cast<size_t>(in.gcount());
+  size_t id3 = id3v2_size(buf.data(), got);
+  if (id3 >= got / 2 && id3 < static_cast<size_t>(st.st_size)) {
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(id3));
+    std::fill(buf.begin(), buf.end(), 0);
+    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(kProbeBytes));
+    got = static_cast<size_t>(in.gcount());
+  }
+  AVProbeData pd{};
+  pd.filename = "";
+  pd.buf = buf.data();
+  pd.buf_size = static_cast<int>(got);
+  int score = 0;
+  const AVInputFormat* fmt = av_probe_input_format3(&pd, 1, &score);
+  if (fmt == nullptr || score < AVPROBE_SCORE_RETRY) return r;
+
+  AVFormatContext* ctx = nullptr;
+  std::string url = "file:" + path;  // a ':' in the name must not select a protocol
+  if (avformat_open_input(&ctx, url.c_str(), fmt, nullptr) < 0) {
+    // A recognised container that does not open: media with a broken
+    // header; decoding names the cause, which the user wants to see.
+    r.media = !is_image_format(fmt->name);
+    return r;
+  }
+  if (ctx->nb_streams == 0) avformat_find_stream_info(ctx, nullptr);
+  bool audio = false, video = false;
+  for (unsigned i = 0; i < ctx->nb_streams; ++i) {
+    const AVCodecParameters* cp = ctx->streams[i]->codecpar;
+    audio |= cp->codec_type == AVMEDIA_TYPE_AUDIO;
+    video |= cp->codec_type == AVMEDIA_TYPE_VIDEO && !(ctx->streams[i]->disposition & AV_DISPOSITION_ATTACHED_PIC);
+  }
+  r.media = audio || (video && !is_image_format(ctx->iformat->name));
+  if (ctx->duration != AV_NOPTS_VALUE && ctx->duration > 0)
+    r.duration = static_cast<double>(ctx->duration) / AV_TIME_BASE;
+  avformat_close_input(&ctx);
+  return r;
+}
+
+InputSet discover_inputs(const std::vector<std::string>& args, const std::vector<std::string>& skip_dirs) {
+  InputSet out;
+  Walker w{out, {}};
+  for (const std::string& d : skip_dirs)
+    if (!d.empty()) w.skip_dirs.insert(key_of(d));
+  for (const std::string& a : args) {
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(a, ec)) && has_glob_chars(a))
+      w.add_glob(a);
+    else
+      w.add_named(a, false);
+  }
+  // Sorted by absolute path; the first spelling of a file wins.
+  std::stable_sort(out.files.begin(), out.files.end(), [](const Input& a, const Input& b) { return a.key < b.key; });
+  out.files.erase(std::unique(out.files.begin(), out.files.end(),
+                              [](const Input& a, const Input& b) { return a.key == b.key; }),
+                  out.files.end());
+  return out;
+}
+
+std::vector<std::string> read_input_list(std::istream& in) {
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    out.push_back(line);
+  }
+  return out;
+}
+
+std::vector<std::string> read_input_list_file(const std::string& path) {
+  if (path == "-") return read_input_list(std::cin);
+  std::ifstream f(path);
+  if (!f) throw Error("cannot read input list " + path + ": " + std::strerror(errno));
+  return read_input_list(f);
+}
+
+std::string common_folder(const std::vector<std::string>& roots) {
+  if (roots.empty()) return ".";
+  fs::path common = fs::path(roots[0]);
+  for (size_t i = 1; i < roots.size(); ++i) {
+    fs::path p(roots[i]);
+    fs::path next;
+    auto a = common.begin(), b = p.begin();
+    for (; a != common.end() && b != p.end() && *a == *b; ++a, ++b)
+      if (!a->empty()) next /= *a;
+    common = next;
+  }
+  return common.empty() ? "/" : common.string();
+}
+
+}  // namespace wisp::jobs
