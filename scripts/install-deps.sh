@@ -4,7 +4,7 @@
 set -eu
 PACKAGES="build-essential cmake pkg-config git
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
-  libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev"
+  libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev libsqlite3-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

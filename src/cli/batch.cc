@@ -1,67 +1,129 @@
 #include "cli/batch.h"
 
-#include <charconv>
-#include <chrono>
-#include <cstdio>
-#include <filesystem>
+#include <signal.h>
+#include <unistd.h>
 
-#include "audio/audio.h"
-#include "output/writers.h"
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+#include "cli/commands.h"
+#include "cli/console.h"
+#include "common/error.h"
+#include "jobs/inputs.h"
+#include "jobs/runner.h"
 
 namespace wisp::cli {
 namespace {
 
-// Python repr of a float (shortest round-trip), as the seed prints run time.
-std::string python_float(double v) {
-  char buf[64];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  std::string s(buf, p);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
+// Set by SIGINT/SIGTERM. A signal handler can only talk to the program
+// through a sig_atomic_t of static storage: this is process-level state of
+// the command line, polled by the batch between windows and files.
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+extern "C" void on_stop_signal(int) {
+  if (g_stop_requested) {
+    // Second Ctrl-C: leave now (the ledger row stays "running" and the next
+    // run redoes that file; atomic writes leave no partial output).
+    const char nl = '\n';
+    ssize_t ignored = ::write(STDOUT_FILENO, &nl, 1);
+    (void)ignored;
+    ::_exit(130);
+  }
+  g_stop_requested = 1;
+}
+
+// Installs the handlers for the duration of a batch, restoring the old ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_requested = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+ProgressMode pick_mode(const std::string& progress) {
+  if (progress == "bars" || progress == "bar") return ProgressMode::bars;
+  if (progress == "plain") return ProgressMode::plain;
+  if (progress != "auto") throw Error("--progress must be auto, bars or plain, not '" + progress + "'");
+  const char* term = std::getenv("TERM");
+  bool dumb = term != nullptr && std::strcmp(term, "dumb") == 0;
+  return ::isatty(STDOUT_FILENO) && !dumb ? ProgressMode::bars : ProgressMode::plain;
 }
 
 }  // namespace
 
-std::string output_path(const std::string& input, const std::string& output_dir, const std::string& ext) {
-  namespace fs = std::filesystem;
-  fs::path in(input);
-  fs::path dir = output_dir.empty() ? in.parent_path() : fs::path(output_dir);
-  return (dir / (in.filename().string() + "." + ext)).string();
+void add_batch_flags(CLI::App* cmd, BatchOptions& o) {
+  if (CLI::Option* files = cmd->get_option_no_throw("files")) {
+    files->required(false);
+    files->description("media files, folders (searched recursively, media found by content) or glob patterns");
+  }
+  cmd->add_option(flag_names("input_list"), o.input_list, "file naming one input per line ('-': standard input)");
+  cmd->add_option(flag_names("ledger"), o.ledger,
+                  "job ledger (SQLite); default <output_dir or the inputs' folder>/.wisp/ledger.sqlite");
+  cmd->add_flag(flag_names("overwrite"), o.overwrite, "transcribe again inputs whose outputs are done");
+  cmd->add_option(flag_names("max_attempts"), o.max_attempts, "attempts at a failing input over all runs")
+      ->capture_default_str();
+  cmd->add_option(flag_names("progress"), o.progress,
+                  "auto (bars on a terminal, else one line per file), bars or plain")
+      ->capture_default_str();
+  cmd->footer(
+      "Inputs already done (every requested output exists and the ledger recorded them with the same model and "
+      "options, or no ledger row and every output exists) are skipped; an interrupted or crashed run resumes "
+      "where it stopped. `wisp status` shows the ledger. With --output_dir, a folder's tree is mirrored there.\n"
+      "Exit status: 0 every input done, 1 some input failed, 2 usage or setup error, 130 interrupted "
+      "(Ctrl-C: the current file goes back to pending; a second Ctrl-C exits at once).");
+  // The model file is part of what the outputs depend on (options hash);
+  // take it from --model once parsing is complete.
+  cmd->parse_complete_callback([cmd, &o] {
+    if (CLI::Option* m = cmd->get_option_no_throw("--model"); m && m->count() > 0)
+      o.model_path = m->as<std::string>();
+  });
 }
 
-void add_batch_flags(CLI::App* cmd, BatchOptions& options) {}
+int run_batch(const transcribe::Engine& engine, const transcribe::Options& options, const BatchOptions& batch) {
+  jobs::BatchConfig cfg;
+  cfg.inputs = batch.inputs;
+  if (!batch.input_list.empty())
+    for (std::string& line : jobs::read_input_list_file(batch.input_list)) cfg.inputs.push_back(std::move(line));
+  if (cfg.inputs.empty())
+    throw Error("no inputs: name media files, folders or glob patterns, or --input_list FILE");
+  if (batch.max_attempts < 1) throw Error("--max_attempts must be at least 1");
+  cfg.output_dir = batch.output_dir;
+  cfg.formats = batch.formats;
+  cfg.ledger_path = batch.ledger;
+  cfg.model_path = batch.model_path;
+  cfg.overwrite = batch.overwrite;
+  cfg.max_attempts = batch.max_attempts;
+  ProgressMode mode = pick_mode(batch.progress);
 
-int run_batch(const transcribe::Engine& engine, const transcribe::Options& opt, const BatchOptions& batch) {
-  int failed = 0;
-  for (const std::string& file : batch.inputs) {
-    auto t0 = std::chrono::steady_clock::now();
-    try {
-      std::vector<float> samples = audio::load_audio(file);
-      transcribe::Callbacks cb;
-      cb.on_language = [](const std::string& code, double p) {
-        std::printf("Detected language '%s' with probability %f\n", code.c_str(), p);
-        std::fflush(stdout);
-      };
-      if (batch.verbose) {
-        cb.on_segment = [](const output::Segment& s) {
-          std::printf("[%.2fs -> %.2fs] %s\n", s.start, s.end, s.text.c_str());
-          std::fflush(stdout);
-        };
-      }
-      output::Transcript t = transcribe::transcribe(engine, samples, opt, cb);
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("run time =%s\n", python_float(seconds).c_str());
-      for (const std::string& fmt : batch.formats)
-        output::write_file_atomic(output_path(file, batch.output_dir, fmt), output::render(t, fmt));
-      std::printf("Completed: %s\n", file.c_str());
-      std::fflush(stdout);
-    } catch (const std::exception& e) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "error: %s: %s\n", file.c_str(), e.what());
-      ++failed;
-    }
+  StopSignals signals;
+  Console console(mode, batch.verbose);
+  jobs::Summary summary;
+  try {
+    summary = jobs::run_batch(engine, options, cfg, console, [] { return g_stop_requested != 0; });
+  } catch (...) {
+    console.close();  // the error line goes below, not into, the bars
+    throw;
   }
-  return failed ? 1 : 0;
+  console.summary(summary);
+  if (summary.interrupted) return 130;
+  return summary.failed ? 1 : 0;
 }
 
 }  // namespace wisp::cli

@@ -1,4 +1,6 @@
-// wisp/cli/batch.h: running `wisp transcribe` over many inputs.
+// wisp/cli/batch.h: running `wisp transcribe` over many inputs (the jobs
+// module does the work; this is its command line: flags, signals, console,
+// exit status).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -11,22 +13,27 @@
 namespace wisp::cli {
 
 struct BatchOptions {
-  std::vector<std::string> inputs;   // as given on the command line
+  std::vector<std::string> inputs;   // files, folders, glob patterns as given
   std::string output_dir;            // empty: next to each input
   std::vector<std::string> formats;  // expanded: txt, vtt, srt, tsv, json
   bool verbose = true;               // print segment lines
+  // The batch runner's own flags (add_batch_flags).
+  std::string input_list;            // one path per line, "-" stdin
+  std::string ledger;                // empty: <output_dir or input folder>/.wisp/ledger.sqlite
+  bool overwrite = false;
+  int max_attempts = 2;
+  std::string progress = "auto";     // auto, bars, plain
+  std::string model_path;            // --model, captured after parsing (options hash)
 };
 
-// Registers the batch runner's own flags on `wisp transcribe`.
+// Registers the batch runner's own flags on `wisp transcribe` (and makes the
+// positional inputs optional, since --input_list can name them).
 void add_batch_flags(CLI::App* cmd, BatchOptions& options);
 
 // Transcribes every input with `engine`; a failing input prints one line
 // "error: <file>: <cause>" on stderr and the others go on. Returns the exit
-// status: 0 all done, 1 some failed.
-int run_batch(const transcribe::Engine& engine, const transcribe::Options& options,
-              const BatchOptions& batch);
-
-// <input file name>.<ext> in output_dir, or next to the input.
-std::string output_path(const std::string& input, const std::string& output_dir, const std::string& ext);
+// status: 0 all done, 1 some failed, 130 interrupted (SIGINT/SIGTERM); throws
+// wisp::Error for usage and setup errors (exit status 2).
+int run_batch(const transcribe::Engine& engine, const transcribe::Options& options, const BatchOptions& batch);
 
 }  // namespace wisp::cli

@@ -12,6 +12,12 @@ namespace wisp::cli {
 std::function<int()> add_transcribe_command(CLI::App& app);
 // Registers `wisp dev ...` (developer tools: make-model).
 std::function<int()> add_dev_command(CLI::App& app);
+// Registers `wisp vad` (Silero VAD probabilities and speech segments).
+std::function<int()> add_vad_command(CLI::App& app);
+// Registers `wisp status` (a batch's job ledger).
+std::function<int()> add_status_command(CLI::App& app);
+// Registers `wisp bench` (encoder/decoder timings and peak memory).
+std::function<int()> add_bench_command(CLI::App& app);
 
 // Every long flag is accepted with '_' and with '-' (openai spells them with
 // '_'): "--output_dir" -> "--output_dir,--output-dir".

@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "wisp 0.1.0");
   auto run_transcribe = wisp::cli::add_transcribe_command(app);
   auto run_dev = wisp::cli::add_dev_command(app);
+  auto run_vad = wisp::cli::add_vad_command(app);
+  auto run_status = wisp::cli::add_status_command(app);
+  auto run_bench = wisp::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -48,6 +51,9 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("transcribe")) return run_transcribe();
     if (app.got_subcommand("dev")) return run_dev();
+    if (app.got_subcommand("vad")) return run_vad();
+    if (app.got_subcommand("status")) return run_status();
+    if (app.got_subcommand("bench")) return run_bench();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

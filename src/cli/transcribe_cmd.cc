@@ -19,6 +19,8 @@
 #include "common/parallel.h"
 #include "model/model.h"
 #include "output/writers.h"
+#include "timing/alignment_heads.h"
+#include "timing/timing.h"
 #include "transcribe/transcribe.h"
 
 namespace wisp::cli {
@@ -59,6 +61,15 @@ struct TranscribeArgs {
   int language_detection_segments = 1;
   double language_detection_threshold = 0.5;
   int max_new_tokens = 0;
+  std::string word_timestamps = "False";
+  std::string prepend_punctuations{timing::kPrependPunctuations};
+  std::string append_punctuations{timing::kAppendPunctuations};
+  std::string hallucination_silence_threshold = "None";
+  std::string alignment_heads;
+  std::string highlight_words = "False";
+  std::string max_line_width = "None";
+  std::string max_line_count = "None";
+  std::string max_words_per_line = "None";
   BatchOptions batch;  // the batch runner's own flags
 };
 
@@ -139,6 +150,29 @@ int run(const TranscribeArgs& a) {
   opt.language_detection_threshold = a.language_detection_threshold;
   if (a.language_detection_segments < 1) throw Error("--language_detection_segments must be >= 1");
   if (a.max_new_tokens > 0) opt.decode.sample_len = a.max_new_tokens;
+  opt.word_timestamps = parse_bool(a.word_timestamps, "word_timestamps");
+  opt.prepend_punctuations = a.prepend_punctuations;
+  opt.append_punctuations = a.append_punctuations;
+  opt.hallucination_silence_threshold =
+      optional_float(a.hallucination_silence_threshold, "hallucination_silence_threshold");
+  // openai cli(): the writer's word options require --word_timestamps True.
+  output::WriterOptions writer;
+  writer.highlight_words = parse_bool(a.highlight_words, "highlight_words");
+  writer.max_line_width = optional_int(a.max_line_width, "max_line_width").value_or(0);
+  writer.max_line_count = optional_int(a.max_line_count, "max_line_count").value_or(0);
+  writer.max_words_per_line = optional_int(a.max_words_per_line, "max_words_per_line").value_or(0);
+  if (!opt.word_timestamps) {
+    if (writer.highlight_words) throw Error("--highlight_words requires --word_timestamps True");
+    if (writer.max_line_width) throw Error("--max_line_width requires --word_timestamps True");
+    if (writer.max_line_count) throw Error("--max_line_count requires --word_timestamps True");
+    if (writer.max_words_per_line) throw Error("--max_words_per_line requires --word_timestamps True");
+  }
+  if (writer.max_line_count && !writer.max_line_width)
+    std::fprintf(stderr, "warning: --max_line_count has no effect without --max_line_width\n");
+  if (writer.max_words_per_line && writer.max_line_width)
+    std::fprintf(stderr, "warning: --max_words_per_line has no effect with --max_line_width\n");
+  if (opt.word_timestamps && opt.task == "translate")
+    std::fprintf(stderr, "warning: word-level timestamps on translations may not be reliable\n");
   if (opt.decode.sample_len < 0) throw Error("--sample_len must be >= 0");
   opt.compression_ratio_threshold = optional_float(a.compression_ratio_threshold, "compression_ratio_threshold");
   opt.logprob_threshold = optional_float(a.logprob_threshold, "logprob_threshold");
@@ -166,6 +200,8 @@ int run(const TranscribeArgs& a) {
     throw Error("cannot load model '" + a.model + "': " + e.what());
   }
 
+  if (!a.alignment_heads.empty())
+    opt.alignment_heads = timing::parse_alignment_heads(a.alignment_heads, engine->dims());
   BatchOptions batch = a.batch;
   batch.inputs = a.files;
   batch.output_dir = a.output_dir;
@@ -232,6 +268,27 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
                   "30 s windows the language detection may look at (faster-whisper)")->capture_default_str();
   cmd->add_option(flag_names("language_detection_threshold"), args->language_detection_threshold,
                   "a window whose top language beats this decides; else the most frequent")->capture_default_str();
+  cmd->add_option(flag_names("word_timestamps"), args->word_timestamps,
+                  "word-level timestamps (openai timing.py), also used to refine seeking")->capture_default_str();
+  cmd->add_option(flag_names("prepend_punctuations"), args->prepend_punctuations,
+                  "with word timestamps: merge these symbols with the next word")->capture_default_str();
+  cmd->add_option(flag_names("append_punctuations"), args->append_punctuations,
+                  "with word timestamps: merge these symbols with the previous word")->capture_default_str();
+  cmd->add_option(flag_names("hallucination_silence_threshold"), args->hallucination_silence_threshold,
+                  "with word timestamps: skip silences longer than this (s) around a likely hallucination")
+      ->capture_default_str();
+  cmd->add_option(flag_names("alignment_heads"), args->alignment_heads,
+                  "cross-attention heads for word timing: an official model name, 'default', or 'L,H;L,H' "
+                  "(empty: the official table for known models, else all heads of the upper decoder half)");
+  cmd->add_option(flag_names("highlight_words"), args->highlight_words,
+                  "with word timestamps: underline each word as it is spoken in srt and vtt")->capture_default_str();
+  cmd->add_option(flag_names("max_line_width"), args->max_line_width,
+                  "with word timestamps: characters per subtitle line")->capture_default_str();
+  cmd->add_option(flag_names("max_line_count"), args->max_line_count,
+                  "with word timestamps: lines per subtitle cue")->capture_default_str();
+  cmd->add_option(flag_names("max_words_per_line"), args->max_words_per_line,
+                  "with word timestamps: words per subtitle line (no effect with --max_line_width)")
+      ->capture_default_str();
   add_batch_flags(cmd, args->batch);
   return [args] { return run(*args); };
 }

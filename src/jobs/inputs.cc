@@ -68,14 +68,14 @@ struct Walker {
     std::error_code ec;
     fs::directory_iterator it(shown, fs::directory_options::skip_permission_denied, ec);
     if (ec) {
-      out.errors.push_back(shown.string() + ": " + ec.message());
+      out.errors.push_back({shown.string(), ec.message()});
       return;
     }
     std::vector<fs::directory_entry> entries;
     std::set<std::string> names;
     for (; it != fs::directory_iterator(); it.increment(ec)) {
       if (ec) {
-        out.errors.push_back(shown.string() + ": " + ec.message());
+        out.errors.push_back({shown.string(), ec.message()});
         break;
       }
       names.insert(it->path().filename().string());
@@ -102,8 +102,8 @@ struct Walker {
     }
   }
 
-  void add_folder(const fs::path& dir) {
-    out.roots.push_back(key_of(dir));
+  void add_folder(const fs::path& dir, bool from_glob) {
+    if (!from_glob) out.roots.push_back(key_of(dir));
     walk(dir, fs::path());
   }
 
@@ -112,7 +112,7 @@ struct Walker {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
       if (from_glob && skip_dirs.count(key_of(p))) return;
-      add_folder(p);
+      add_folder(p, from_glob);
       return;
     }
     if (!from_glob) out.roots.push_back(fs::absolute(p, ec).parent_path().lexically_normal().string());
@@ -256,8 +256,21 @@ MediaProbe probe_media(const std::string& path) {
     video |= cp->codec_type == AVMEDIA_TYPE_VIDEO && !(ctx->streams[i]->disposition & AV_DISPOSITION_ATTACHED_PIC);
   }
   r.media = audio || (video && !is_image_format(ctx->iformat->name));
-  if (ctx->duration != AV_NOPTS_VALUE && ctx->duration > 0)
+  // Duration from the header alone (avformat_find_stream_info would decode
+  // packets: too slow for thousands of files): the container's, else the
+  // longest stream's, else size / bit rate.
+  if (ctx->duration != AV_NOPTS_VALUE && ctx->duration > 0) {
     r.duration = static_cast<double>(ctx->duration) / AV_TIME_BASE;
+  } else {
+    int64_t bit_rate = ctx->bit_rate;
+    for (unsigned i = 0; i < ctx->nb_streams; ++i) {
+      const AVStream* s = ctx->streams[i];
+      if (s->duration != AV_NOPTS_VALUE && s->duration > 0)
+        r.duration = std::max(r.duration, static_cast<double>(s->duration) * av_q2d(s->time_base));
+      if (s->codecpar->codec_type == AVMEDIA_TYPE_AUDIO && bit_rate <= 0) bit_rate = s->codecpar->bit_rate;
+    }
+    if (r.duration <= 0 && bit_rate > 0) r.duration = static_cast<double>(st.st_size) * 8 / static_cast<double>(bit_rate);
+  }
   avformat_close_input(&ctx);
   return r;
 }
@@ -279,6 +292,10 @@ InputSet discover_inputs(const std::vector<std::string>& args, const std::vector
   out.files.erase(std::unique(out.files.begin(), out.files.end(),
                               [](const Input& a, const Input& b) { return a.key == b.key; }),
                   out.files.end());
+  // A file skipped in a folder but also named on its own is an input.
+  std::set<std::string> keys;
+  for (const Input& in : out.files) keys.insert(in.key);
+  std::erase_if(out.ignored, [&](const std::string& p) { return keys.count(key_of(p)) > 0; });
   return out;
 }
 

@@ -34,11 +34,16 @@ struct Input {
   double duration = -1;  // seconds from the container header when probed, -1 unknown
 };
 
+struct PathError {
+  std::string path;
+  std::string cause;
+};
+
 struct InputSet {
   std::vector<Input> files;
   std::vector<std::string> unmatched;  // glob patterns that matched nothing
   std::vector<std::string> ignored;    // files in folders that are not media
-  std::vector<std::string> errors;     // "<folder>: <cause>" for unreadable folders
+  std::vector<PathError> errors;       // unreadable folders
   // Folders the inputs were named from: a folder argument itself, a file's
   // parent, a glob's fixed leading folders (for the default ledger place).
   std::vector<std::string> roots;

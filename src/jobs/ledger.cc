@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/error.h"
 
@@ -188,6 +189,32 @@ std::string host_name() {
   return buf;
 }
 
+void Ledger::setup() {
+  // WAL is persistent and switching to it needs the database to itself:
+  // only the run that creates the ledger does it.
+  bool wal = false;
+  {
+    Stmt m(db_, "PRAGMA journal_mode", path_);
+    wal = m.step() && m.text(0) == "wal";
+  }
+  if (!wal) exec("PRAGMA journal_mode=WAL");
+  // FULL: a committed "done" survives a power cut, not only a crash.
+  exec("PRAGMA synchronous=FULL");
+  Transaction t(db_, path_);
+  int64_t version = 0;
+  {
+    Stmt v(db_, "PRAGMA user_version", path_);
+    v.step();
+    version = v.integer(0);
+  }
+  if (version > kSchemaVersion)
+    throw Error("ledger schema version " + std::to_string(version) + " is newer than this wisp (" +
+                std::to_string(kSchemaVersion) + ")");
+  exec(kSchema);
+  if (version < kSchemaVersion) exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+  t.commit();
+}
+
 Ledger::Ledger(const std::string& path) : path_(path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -205,17 +232,20 @@ Ledger::Ledger(const std::string& path) : path_(path) {
   try {
     // Another wisp on the same ledger holds the write lock for milliseconds.
     sqlite3_busy_timeout(db_, 30000);
-    exec("PRAGMA journal_mode=WAL");
-    // FULL: a committed "done" survives a power cut, not only a crash.
-    exec("PRAGMA synchronous=FULL");
-    Stmt v(db_, "PRAGMA user_version", path_);
-    v.step();
-    int64_t version = v.integer(0);
-    if (version > kSchemaVersion)
-      throw Error("ledger schema version " + std::to_string(version) + " is newer than this wisp (" +
-                  std::to_string(kSchemaVersion) + ")");
-    exec(kSchema);
-    if (version < kSchemaVersion) exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+    // Two wisps creating the ledger at once can each hold a read lock the
+    // other must upgrade past; SQLite then answers "busy" at once instead of
+    // waiting (deadlock avoidance). Setting up again a little later works.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      try {
+        setup();
+        break;
+      } catch (const Error&) {
+        int code = sqlite3_errcode(db_) & 0xff;
+        if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20 + ::getpid() % 30));
+      }
+    }
   } catch (const Error& e) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -319,7 +349,11 @@ bool Ledger::claim(const std::string& input, const Claim& c) {
   {
     Stmt s(db_, std::string("SELECT ") + kColumns + " FROM jobs WHERE path = ?", path_);
     s.bind(1, input);
-    if (s.step() && held_elsewhere(read_job(s))) return false;
+    if (s.step()) {
+      Job j = read_job(s);
+      if (held_elsewhere(j)) return false;
+      if (c.unless_done_since && j.state == State::done && j.options_hash == c.options_hash) return false;
+    }
   }
   double now = unix_now();
   {
@@ -384,18 +418,23 @@ void Ledger::mark_pending(const std::string& input) {
   t.commit();
 }
 
-void Ledger::adopt_done(const std::string& input, const std::string& model, const std::vector<std::string>& outputs,
-                        int64_t input_size, int64_t input_mtime_ns) {
+void Ledger::adopt_done(const std::string& model, const std::string& options_hash,
+                        const std::vector<Adopted>& inputs) {
+  if (inputs.empty()) return;
   Transaction t(db_, path_);
   Stmt s(db_,
          "INSERT INTO jobs (path, state, model, options_hash, outputs, input_size, input_mtime_ns, updated_at) "
-         "VALUES (?1, 'done', ?2, '', ?3, ?4, ?5, ?6) ON CONFLICT(path) DO UPDATE SET state = 'done', "
-         "model = ?2, options_hash = '', outputs = ?3, input_size = ?4, input_mtime_ns = ?5, error = '', "
-         "pid = NULL, updated_at = ?6",
+         "VALUES (?1, 'done', ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(path) DO UPDATE SET state = 'done', "
+         "model = ?2, options_hash = ?3, outputs = ?4, input_size = ?5, input_mtime_ns = ?6, error = '', "
+         "pid = NULL, updated_at = ?7",
          path_);
-  s.bind(1, input).bind(2, model).bind(3, outputs_json(outputs)).bind(4, input_size).bind(5, input_mtime_ns);
-  s.bind(6, unix_now());
-  s.step();
+  double now = unix_now();
+  for (const Adopted& a : inputs) {
+    s.reset();
+    s.bind(1, a.input).bind(2, model).bind(3, options_hash).bind(4, outputs_json(a.outputs));
+    s.bind(5, a.input_size).bind(6, a.input_mtime_ns).bind(7, now);
+    s.step();
+  }
   t.commit();
 }
 

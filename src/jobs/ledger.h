@@ -21,8 +21,8 @@
 //   realtime_factor REAL  audio_seconds / wall_seconds (x real time, > 1 is
 //                         faster than real time)
 //   model           TEXT  model path
-//   options_hash    TEXT  jobs::options_hash() of the run ('' = outputs found
-//                         on disk without a ledger row and adopted as done)
+//   options_hash    TEXT  jobs::options_hash() of the run that did it (or
+//                         that adopted outputs found on disk without a row)
 //   outputs         TEXT  JSON array of the output paths written
 //   input_size, input_mtime_ns  INT  the input when it was claimed (a changed
 //                         input is redone)
@@ -36,6 +36,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+struct sqlite3;
 
 namespace wisp::jobs {
 
@@ -74,6 +76,9 @@ struct Claim {
   int64_t input_size = -1;
   int64_t input_mtime_ns = -1;
   bool reset_failures = false;       // options, input or --overwrite changed
+  // The row was not done when the batch planned it: if another wisp has
+  // since finished it with the same options, the claim is refused.
+  bool unless_done_since = false;
 };
 
 struct StateCount {
@@ -105,7 +110,8 @@ class Ledger {
   void add_pending(const std::vector<std::string>& inputs);
 
   // Marks `input` running for this process, in one transaction, unless a
-  // live process (this host, pid alive, not us) holds it running: then
+  // live process (this host, pid alive, not us) holds it running, or
+  // `unless_done_since` and it is done with the claim's options hash: then
   // returns false and changes nothing.
   bool claim(const std::string& input, const Claim& claim);
   void mark_done(const std::string& input, double audio_seconds, double wall_seconds,
@@ -115,9 +121,14 @@ class Ledger {
   // The user interrupted the attempt: back to pending, the attempt given back.
   void mark_pending(const std::string& input);
   // Outputs of an earlier plain run (no ledger row) exist: recorded as done
-  // with an empty options hash.
-  void adopt_done(const std::string& input, const std::string& model,
-                  const std::vector<std::string>& outputs, int64_t input_size, int64_t input_mtime_ns);
+  // under `options_hash` without counting a completion (one transaction).
+  struct Adopted {
+    std::string input;
+    std::vector<std::string> outputs;
+    int64_t input_size = -1;
+    int64_t input_mtime_ns = -1;
+  };
+  void adopt_done(const std::string& model, const std::string& options_hash, const std::vector<Adopted>& inputs);
 
   // True when `job` is running in another live process on this host.
   static bool held_elsewhere(const Job& job);
@@ -125,12 +136,13 @@ class Ledger {
  private:
   struct ReadOnly {};
   Ledger(const std::string& path, ReadOnly);
+  void setup();  // WAL, synchronous, schema
   void exec(const char* sql) const;
   void finish(const std::string& input, const char* sql_tail, const std::string& error,
               double audio_seconds, double wall_seconds, const std::vector<std::string>* outputs);
 
   std::string path_;
-  struct sqlite3* db_ = nullptr;
+  ::sqlite3* db_ = nullptr;
 };
 
 // This host's name (for the ledger's `host` column).

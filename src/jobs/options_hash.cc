@@ -28,7 +28,10 @@ std::string opt(const std::optional<T>& v) {
 template <class T>
 std::string list(const std::vector<T>& v) {
   std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + num(static_cast<double>(v[i]));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ',';
+    s += num(static_cast<double>(v[i]));
+  }
   return s + "]";
 }
 

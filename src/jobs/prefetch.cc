@@ -52,18 +52,19 @@ void produce(const std::shared_ptr<Prefetcher::Shared>& s) {
     }
     item.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     size_t bytes = item.samples.capacity() * sizeof(float);
-    std::weak_ptr<Prefetcher::Shared> weak = s;
-    item.lease = std::shared_ptr<void>(nullptr, [weak, bytes](void*) {
-      if (auto st = weak.lock()) {
-        std::lock_guard lock(st->m);
-        st->held -= bytes;
-        st->cv.notify_all();
-      }
-    });
     std::lock_guard lock(s->m);
     if (s->stop) break;
     s->held += bytes;
     s->peak = std::max(s->peak, s->held);
+    // The lease's deleter takes the lock: it must never run while the lock is held.
+    std::weak_ptr<Prefetcher::Shared> weak = s;
+    item.lease = std::shared_ptr<void>(nullptr, [weak, bytes](void*) {
+      if (auto st = weak.lock()) {
+        std::lock_guard relock(st->m);
+        st->held -= bytes;
+        st->cv.notify_all();
+      }
+    });
     s->queue.push_back(std::move(item));
     s->cv.notify_all();
   }
@@ -84,10 +85,11 @@ Prefetcher::Prefetcher(std::vector<std::string> paths, PrefetchLimits limits, Lo
 }
 
 Prefetcher::~Prefetcher() {
+  std::deque<Item> dropped;  // destroyed after the lock is released (leases lock)
   {
     std::lock_guard lock(shared_->m);
     shared_->stop = true;
-    shared_->queue.clear();
+    dropped.swap(shared_->queue);
     shared_->cv.notify_all();
   }
   if (worker_->thread.joinable()) worker_->thread.join();
@@ -109,10 +111,11 @@ std::optional<Prefetcher::Item> Prefetcher::next(const std::function<bool()>& ca
 }
 
 void Prefetcher::abandon() {
+  std::deque<Item> dropped;
   {
     std::lock_guard lock(shared_->m);
     shared_->stop = true;
-    shared_->queue.clear();
+    dropped.swap(shared_->queue);
     shared_->cv.notify_all();
   }
   // The producer owns a reference to the shared state: it can finish a

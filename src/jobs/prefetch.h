@@ -51,8 +51,9 @@ class Prefetcher {
   // Most bytes held at once so far (tests check the bound).
   size_t peak_bytes() const;
 
+  struct Shared;  // state shared with the producer thread (opaque)
+
  private:
-  struct Shared;
   std::shared_ptr<Shared> shared_;
   struct Worker;
   std::unique_ptr<Worker> worker_;

@@ -54,6 +54,12 @@ void attention(const AttentionArgs& args, int n_threads) {
   }
   const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
   const int64_t n_tasks = a.n_batch * a.n_head * n_blocks;
+  // A decoding step's self-attention (one query over a few hundred cached
+  // keys) is a few hundred thousand multiply-adds: less than waking the
+  // other threads costs, and on a busy machine every parallel region waits
+  // for all of its threads to be scheduled.
+  const int64_t work = a.n_batch * a.n_head * a.n_q * a.n_kv * a.d_head;
+  if (work < (int64_t{1} << 19)) n_threads = 1;
   // openai scales q and k by d^-1/4 each; the product carries scale^2.
   const float alpha = a.scale * a.scale;
   parallel_for(n_tasks, n_threads, 1, [&](int64_t t0, int64_t t1) {

@@ -7,6 +7,10 @@
 // The ?: selects become vector blends only because src/kernels is compiled
 // with -fno-trapping-math (CMakeLists.txt); without it GCC keeps them as
 // branches and the loops stay scalar.
+// The functions are static and always inlined: the AVX2 and AVX-512 files
+// (compiled with -mavx2 / -mavx512f) include this header too, and an
+// out-of-line copy with external linkage compiled there could be the one the
+// linker keeps for the baseline callers (which would then fault on older CPUs).
 #pragma once
 
 #include <bit>
@@ -19,7 +23,7 @@ namespace wisp::kernels::detail {
 // attention scores vanish); clamped at x = 88 (the callers never exceed 0).
 // Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then the degree-7 Taylor
 // polynomial of e^r (truncation error < 6e-9 relative) and 2^n from the bits.
-inline float exp_f(float x) {
+[[gnu::always_inline]] static inline float exp_f(float x) {
   const float kLog2e = 1.44269504088896341f;
   const float kLn2Hi = 0.693359375f;      // 355/512: n * kLn2Hi is exact for |n| < 2^14
   const float kLn2Lo = -2.12194440e-4f;   // ln 2 - kLn2Hi
@@ -37,7 +41,7 @@ inline float exp_f(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  float scale = __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
   float y = p * scale;
   return x < -87.0f ? 0.0f : y;
 }
@@ -45,7 +49,7 @@ inline float exp_f(float x) {
 // erfc(z) for z >= 0, relative error ~2e-7: the Chebyshev-fitted form
 // erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), of Press et al.,
 // Numerical Recipes (2nd ed.) section 6.2 (their erfcc; fit error < 1.2e-7).
-inline float erfc_pos(float z) {
+[[gnu::always_inline]] static inline float erfc_pos(float z) {
   float t = 1.0f / (1.0f + 0.5f * z);
   float p = 0.17087277f;
   p = p * t - 0.82215223f;
@@ -63,9 +67,9 @@ inline float erfc_pos(float z) {
 // Exact GELU 0.5 x (1 + erf(x / sqrt 2)) (torch.nn.GELU(approximate='none')).
 // Written with erfc so that neither sign cancels: for x >= 0 it is
 // x - 0.5 x erfc(z), for x < 0 it is 0.5 x erfc(|z|), z = x / sqrt 2.
-inline float gelu_f(float x) {
+[[gnu::always_inline]] static inline float gelu_f(float x) {
   const float kInvSqrt2 = 0.707106781186547524f;
-  float h = 0.5f * x * erfc_pos(std::fabs(x) * kInvSqrt2);
+  float h = 0.5f * x * erfc_pos(__builtin_fabsf(x) * kInvSqrt2);
   float pos = x - h;
   return x >= 0.0f ? pos : h;
 }

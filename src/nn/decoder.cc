@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "kernels/kernels.h"
+#include "kernels/lowp.h"
 #include "nn/weights.h"
 #include "nn/whisper.h"
 
@@ -20,8 +21,10 @@ struct DecoderState::Impl {
   bool has_audio = false;
   // Per layer: self-attention cache [n_seq][n_text_ctx][n_state] for K and V.
   std::vector<std::vector<float>> k_cache, v_cache;
-  // Per layer: the audio's cross-attention key|value rows, [n_audio_ctx][2 n_state].
+  // Per layer: the audio's cross-attention key|value rows, [n_audio_ctx][2 n_state];
+  // in int8 (cross_kv8) under the integer compute types.
   std::vector<std::vector<float>> cross_kv;
+  std::vector<kernels::KV8> cross_kv8;
 };
 
 DecoderState::DecoderState(const Whisper& model, int n_seq) : impl_(std::make_unique<Impl>()) {
@@ -33,6 +36,7 @@ DecoderState::DecoderState(const Whisper& model, int n_seq) : impl_(std::make_un
   impl_->k_cache.assign(d.n_text_layer, std::vector<float>(cache));
   impl_->v_cache.assign(d.n_text_layer, std::vector<float>(cache));
   impl_->cross_kv.resize(d.n_text_layer);
+  if (model.weights().prec.int_attention) impl_->cross_kv8.resize(d.n_text_layer);
 }
 
 DecoderState::~DecoderState() = default;
@@ -53,10 +57,18 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
                 std::to_string(d.n_audio_state));
   }
   n_threads = std::max(1, n_threads);
+  const Precision& p = w.prec;
+  std::vector<float> kv_tmp;
   for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
-    impl_->cross_kv[l].resize(static_cast<size_t>(n_ctx * 2 * s));
-    apply_linear(w.dec_blocks[l].cross_kv, encoder_out.data(), d.n_audio_state, n_ctx,
-                 impl_->cross_kv[l].data(), 2 * s, false, n_threads);
+    std::vector<float>& kv = p.int_attention ? kv_tmp : impl_->cross_kv[l];
+    kv.resize(static_cast<size_t>(n_ctx * 2 * s));
+    apply_linear(w.dec_blocks[l].cross_kv, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(),
+                 2 * s, false, n_threads, p.isa);
+    if (p.int_attention) {
+      const int64_t n_head = d.n_text_head;
+      kernels::quantize_kv8(kv.data(), 2 * s, kv.data() + s, 2 * s, n_ctx, n_head, s / n_head,
+                            impl_->cross_kv8[l], n_threads);
+    }
   }
   impl_->has_audio = true;
   impl_->n_past = 0;
@@ -98,9 +110,18 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
   const int64_t p0 = st.n_past;
 
   // x = token_embedding(tokens) + positional_embedding[offset : offset + n_new]
+  const Precision& p = w.prec;
+  const kernels::Isa isa = p.isa;
   std::vector<float> x(static_cast<size_t>(n * s));
+  std::vector<float> emb_row(w.tok_emb.empty() ? static_cast<size_t>(s) : 0);
   for (int64_t r = 0; r < n; ++r) {
-    const float* te = w.tok_emb.data() + static_cast<int64_t>(tokens[r]) * s;
+    const float* te;
+    if (w.tok_emb.empty()) {
+      kernels::qmatrix_row(w.tok_emb_q, tokens[r], emb_row.data());
+      te = emb_row.data();
+    } else {
+      te = w.tok_emb.data() + static_cast<int64_t>(tokens[r]) * s;
+    }
     const float* pe = w.dec_pos.data() + (p0 + r % n_new) * s;
     for (int64_t i = 0; i < s; ++i) x[r * s + i] = te[i] + pe[i];
   }
@@ -115,7 +136,7 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
 
     // Causal self-attention over the cache plus the new positions.
     layer_norm(b.attn_ln, x.data(), h.data(), n, s, n_threads);
-    apply_linear(b.attn_qkv, h.data(), s, n, qkv.data(), 3 * s, false, n_threads);
+    apply_linear(b.attn_qkv, h.data(), s, n, qkv.data(), 3 * s, false, n_threads, isa);
     for (int64_t r = 0; r < n; ++r) {
       const int64_t slot = (r / n_new) * ctx + p0 + r % n_new;
       std::memcpy(kc + slot * s, qkv.data() + r * 3 * s + s, sizeof(float) * s);
@@ -141,11 +162,11 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
     sa.causal = true;
     sa.q_pos0 = p0;
     kernels::attention(sa, n_threads);
-    apply_linear(b.attn_out, a.data(), s, n, x.data(), s, true, n_threads);
+    apply_linear(b.attn_out, a.data(), s, n, x.data(), s, true, n_threads, isa);
 
     // Cross-attention over the audio window.
     layer_norm(b.cross_ln, x.data(), h.data(), n, s, n_threads);
-    apply_linear(b.cross_q, h.data(), s, n, q.data(), s, false, n_threads);
+    apply_linear(b.cross_q, h.data(), s, n, q.data(), s, false, n_threads, isa);
     kernels::AttentionArgs ca;
     ca.n_batch = st.n_seq;
     ca.n_q = n_new;
@@ -155,8 +176,8 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
     ca.q = q.data();
     ca.ldq = s;
     ca.q_batch_stride = n_new * s;
-    ca.k = st.cross_kv[l].data();
-    ca.v = st.cross_kv[l].data() + s;
+    ca.k = p.int_attention ? nullptr : st.cross_kv[l].data();
+    ca.v = p.int_attention ? nullptr : st.cross_kv[l].data() + s;
     ca.ldk = ca.ldv = 2 * s;  // shared by all sequences: batch strides 0
     ca.out = a.data();
     ca.ldo = s;
@@ -170,7 +191,12 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
       qk_all.resize(static_cast<size_t>(st.n_seq * n_head * n_new * n_audio));
       ca.qk = qk_all.data();
     }
-    kernels::attention(ca, n_threads);
+    if (p.int_attention) {
+      kernels::attention_kv8(q.data(), s, st.n_seq, n_new, st.cross_kv8[l], ca.scale, a.data(), s,
+                             ca.qk, n_threads, isa);
+    } else {
+      kernels::attention(ca, n_threads);
+    }
     if (capture_here) {
       const int64_t per_head = n_new * n_audio;
       for (size_t c = 0; c < capture->heads.size(); ++c) {
@@ -182,13 +208,17 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
         }
       }
     }
-    apply_linear(b.cross_out, a.data(), s, n, x.data(), s, true, n_threads);
+    apply_linear(b.cross_out, a.data(), s, n, x.data(), s, true, n_threads, isa);
 
     // MLP.
     layer_norm(b.mlp_ln, x.data(), h.data(), n, s, n_threads);
-    apply_linear(b.mlp_fc, h.data(), s, n, mlp.data(), 4 * s, false, n_threads);
-    kernels::gelu(mlp.data(), n * 4 * s, n_threads);
-    apply_linear(b.mlp_proj, mlp.data(), 4 * s, n, x.data(), s, true, n_threads);
+    if (b.mlp_fc.quantized()) {  // GELU in the kernel's epilogue
+      apply_linear(b.mlp_fc, h.data(), s, n, mlp.data(), 4 * s, false, n_threads, isa, true);
+    } else {
+      apply_linear(b.mlp_fc, h.data(), s, n, mlp.data(), 4 * s, false, n_threads, isa);
+      kernels::gelu(mlp.data(), n * 4 * s, n_threads);
+    }
+    apply_linear(b.mlp_proj, mlp.data(), 4 * s, n, x.data(), s, true, n_threads, isa);
   }
   layer_norm(w.dec_ln, x.data(), x.data(), n, s, n_threads);
 
@@ -205,8 +235,13 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
     n_rows = st.n_seq;
   }
   std::vector<float> logits(static_cast<size_t>(n_rows * d.n_vocab));
-  kernels::sgemm(false, true, n_rows, d.n_vocab, s, 1.0f, rows, s, w.tok_emb.data(), s, 0.0f,
-                 logits.data(), d.n_vocab, n_threads);
+  if (w.tok_emb.empty()) {
+    kernels::qlinear(rows, s, n_rows, w.tok_emb_q, nullptr, logits.data(), d.n_vocab, false, false,
+                     n_threads, isa);
+  } else {
+    kernels::sgemm(false, true, n_rows, d.n_vocab, s, 1.0f, rows, s, w.tok_emb.data(), s, 0.0f,
+                   logits.data(), d.n_vocab, n_threads);
+  }
   st.n_past += n_new;
   return logits;
 }

@@ -53,15 +53,16 @@ double rel_err(std::span<const float> a, std::span<const float> b) {
 
 // The golden models (tests/data/golden/models/*.json), written by the
 // project's wisp-random-v1 writer; built once per process.
-const Whisper& golden_model(const std::string& preset, uint64_t seed) {
+const Whisper& golden_model(const std::string& preset, uint64_t seed,
+                            ComputeType type = ComputeType::kFloat32) {
   static std::map<std::string, std::unique_ptr<Whisper>> cache;
-  const std::string key = preset + "/" + std::to_string(seed);
+  const std::string key = preset + "/" + std::to_string(seed) + "/" + compute_type_name(type);
   auto it = cache.find(key);
   if (it == cache.end()) {
     auto dims = model::preset_dims(preset);
     EXPECT_TRUE(dims.has_value()) << preset;
     model::Model m = model::make_random_model(*dims, seed, false, WISP_ASSETS_DIR);
-    it = cache.emplace(key, std::make_unique<Whisper>(m)).first;
+    it = cache.emplace(key, std::make_unique<Whisper>(m, type)).first;
   }
   return *it->second;
 }
@@ -133,6 +134,87 @@ std::vector<float> micro_audio() { return read_f32(kGolden + "micro-jfk-en/encod
 std::span<const float> row(const std::vector<float>& v, size_t i, size_t n) {
   return std::span<const float>(v).subspan(i * n, n);
 }
+
+// Every faster compute type against openai's fp32 tensors, within the error
+// its storage implies (measured on these models: f16 ~1e-3, bf16 ~1e-2,
+// int8 ~3e-2 of the largest value; the bounds leave about 2x room).
+struct TypeCase {
+  GoldenCase c;
+  ComputeType type;
+  double enc_tol, logit_tol;
+};
+
+class LowPrecision : public ::testing::TestWithParam<TypeCase> {};
+
+std::vector<TypeCase> type_cases() {
+  std::vector<TypeCase> out;
+  for (GoldenCase c : {GoldenCase{"micro-jfk-en", "micro", 1}, GoldenCase{"microv3-jfk-auto", "micro-v3", 3}}) {
+    out.push_back({c, ComputeType::kFloat16, 4e-3, 4e-3});
+    out.push_back({c, ComputeType::kBFloat16, 3e-2, 3e-2});
+    out.push_back({c, ComputeType::kInt8, 6e-2, 6e-2});
+    out.push_back({c, ComputeType::kInt8BFloat16, 6e-2, 6e-2});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, LowPrecision, ::testing::ValuesIn(type_cases()),
+                         [](const auto& info) {
+                           std::string n = std::string(info.param.c.name) + "_" +
+                                           compute_type_name(info.param.type);
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST_P(LowPrecision, EncoderAndLogitsStayCloseToOpenAI) {
+  const TypeCase& tc = GetParam();
+  const Whisper& w = golden_model(tc.c.preset, tc.c.seed, tc.type);
+  EXPECT_EQ(w.compute_type(), tc.type);
+  const std::string dir = kGolden + tc.c.name;
+  const auto enc = w.encode(read_f32(dir + "/mel.f32"), 2);
+  const double enc_err = rel_err(enc, read_f32(dir + "/encoder.f32"));
+  const auto tokens = read_json(dir + "/meta.json")["tokens"].get<std::vector<int>>();
+  DecoderState st(w, 1);
+  st.set_audio(enc, 2);
+  const auto logits = st.decode(tokens, static_cast<int>(tokens.size()), 2, true);
+  const double logit_err = rel_err(logits, read_f32(dir + "/logits.f32"));
+  std::printf("%s %s: encoder rel err %.3g, logits rel err %.3g (weights %.1f MB)\n", tc.c.name,
+              compute_type_name(tc.type), enc_err, logit_err, w.weight_bytes() / 1e6);
+  EXPECT_LT(enc_err, tc.enc_tol);
+  EXPECT_LT(logit_err, tc.logit_tol);
+  EXPECT_GT(enc_err, 1e-6);  // it is another path than fp32
+  // Same thread count, same result: the integer sums are exact.
+  EXPECT_EQ(enc, w.encode(read_f32(dir + "/mel.f32"), 2));
+}
+
+TEST(LowPrecision, Int8DecoderIncrementalEqualsAllAtOnceAndBatches) {
+  const Whisper& w = golden_model("micro", 1, ComputeType::kInt8);
+  const std::vector<int> toks = {50258, 50259, 50359, 220, 1000, 2000, 3000, 50257, 400, 500, 600};
+  const int n = static_cast<int>(toks.size()), V = w.dims().n_vocab;
+  DecoderState all(w, 1), inc(w, 1);
+  const auto audio = read_f32(kGolden + "micro-jfk-en/encoder.f32");
+  all.set_audio(audio, 1);
+  inc.set_audio(audio, 2);
+  // 11 rows take the GEMM path; one at a time the matrix-vector path.
+  const auto full = all.decode(toks, n, 1, true);
+  for (int i = 0; i < n; ++i) {
+    const auto step = inc.decode(std::vector<int>{toks[i]}, 1, 2);
+    EXPECT_LT(rel_err(step, row(full, i, V)), 1e-5) << i;
+  }
+  DecoderState batch(w, 3);
+  batch.set_audio(audio, 2);
+  std::vector<int> three;
+  for (int q = 0; q < 3; ++q) three.insert(three.end(), toks.begin(), toks.begin() + 4);
+  const auto b = batch.decode(three, 4, 2);
+  for (int q = 0; q < 3; ++q) EXPECT_LT(rel_err(row(b, q, V), row(full, 3, V)), 1e-5) << q;
+}
+
+TEST(LowPrecision, ParsesComputeTypeNames) {
+  for (const std::string& n : compute_type_names()) EXPECT_EQ(compute_type_name(parse_compute_type(n)), n);
+  EXPECT_THROW(parse_compute_type("int4"), Error);
+  EXPECT_NE(resolve_compute_type(ComputeType::kAuto), ComputeType::kAuto);
+  EXPECT_EQ(resolve_compute_type(ComputeType::kBFloat16), ComputeType::kBFloat16);
+}
+
 
 TEST(Decoder, IncrementalEqualsAllAtOnce) {
   const int n_vocab = micro().dims().n_vocab;
@@ -270,6 +352,15 @@ TEST(Weights, RejectMissingOrMisshapenTensors) {
   Whisper ok(m);
   Whisper moved(std::move(ok));
   EXPECT_EQ(moved.dims(), m.dims);
+  // Built from an rvalue model: the same network, the tensors taken out.
+  model::Model consumed = m;
+  Whisper taken(std::move(consumed), ComputeType::kFloat32);
+  EXPECT_TRUE(consumed.tensors.empty());
+  EXPECT_EQ(consumed.dims, m.dims);
+  EXPECT_FALSE(consumed.vocab.empty());
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  EXPECT_EQ(taken.encode(mel, 1), moved.encode(mel, 1));
+  EXPECT_EQ(taken.weight_bytes(), moved.weight_bytes());
 }
 
 // The real tiny architecture (preset tiny, seed 4): timings to report, not

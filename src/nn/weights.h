@@ -7,18 +7,35 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu.h"
+#include "kernels/lowp.h"
 #include "model/model.h"
+#include "nn/compute_type.h"
 #include "nn/whisper.h"
 
 namespace wisp::nn {
 
 // PyTorch Linear: y = x w^T + b, w row-major [out][in] (used as is: the GEMM
-// reads it transposed).
+// reads it transposed). Under a compute type other than float32 the weight
+// lives in q (converted once) and w is empty.
 struct LinearW {
   int64_t in = 0, out = 0;
   std::vector<float> w;  // [out][in]
   std::vector<float> b;  // [out]; empty = no bias
+  kernels::QMatrix q;    // w in the compute type's storage, if not fp32
+  bool quantized() const { return w.empty() && q.n > 0; }
 };
+
+// What a compute type (compute_type.h) stores and runs.
+struct Precision {
+  ComputeType type = ComputeType::kFloat32;  // resolved (never kAuto)
+  kernels::WeightType linear = kernels::WeightType::kF32;  // Linear layers
+  kernels::WeightType embed = kernels::WeightType::kF32;   // token embedding
+  bool int_conv = false;       // int8 convolutions
+  bool int_attention = false;  // integer attention, int8 cross-attention K/V
+  kernels::Isa isa = kernels::Isa::kGeneric;
+};
+Precision precision_for(ComputeType t);
 
 struct LayerNormW {
   std::vector<float> w, b;  // [n_state]
@@ -44,13 +61,17 @@ struct BlockW {
 
 struct Whisper::Weights {
   model::Dims dims;
-  // Encoder. conv weights packed [c_out][3][c_in] (kernels::pack_conv1d_k3_weight).
+  Precision prec;
+  // Encoder. conv weights packed [c_out][3][c_in] (kernels::pack_conv1d_k3_weight),
+  // or, with int_conv, one int8 matrix per tap in conv*_taps (conv*_w empty).
   std::vector<float> conv1_w, conv1_b, conv2_w, conv2_b;
+  kernels::QMatrix conv1_taps[3], conv2_taps[3];
   std::vector<float> enc_pos;  // [n_audio_ctx][n_audio_state] (openai's sinusoids, from the checkpoint)
   std::vector<BlockW> enc_blocks;
   LayerNormW ln_post;
   // Decoder.
   std::vector<float> tok_emb;  // [n_vocab][n_text_state], also the logits projection
+  kernels::QMatrix tok_emb_q;  // the same in prec.embed when that is not fp32 (tok_emb empty)
   std::vector<float> dec_pos;  // [n_text_ctx][n_text_state]
   std::vector<BlockW> dec_blocks;
   LayerNormW dec_ln;
@@ -67,8 +88,10 @@ inline constexpr float kLayerNormEps = 1e-5f;
 // Forward helpers shared by the encoder and decoder (whisper.cc).
 void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d,
                 int n_threads);
-// y[n][ldy] = x[n][ldx] w^T + b, or y += that if accumulate.
+// y[n][ldy] = x[n][ldx] w^T + b, or y += that if accumulate; quantized
+// weights run the low-precision kernels on `isa`. With gelu (only without
+// accumulate) y = gelu(x w^T + b).
 void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
-                  bool accumulate, int n_threads);
+                  bool accumulate, int n_threads, kernels::Isa isa, bool gelu = false);
 
 }  // namespace wisp::nn

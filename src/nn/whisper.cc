@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "kernels/kernels.h"
+#include "kernels/lowp.h"
 #include "nn/weights.h"
 
 namespace wisp::nn {
@@ -20,34 +21,52 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-// The tensor's data, after checking its shape against what dims imply.
-const std::vector<float>& tensor(const model::Model& m, const std::string& name,
-                                 const std::vector<int64_t>& shape) {
-  const model::Tensor& t = m.tensor(name);
-  int64_t n = 1;
-  for (int64_t s : shape) n *= s;
-  if (t.shape != shape || static_cast<int64_t>(t.data.size()) != n) {
-    throw Error("model tensor " + name + " has shape " + shape_str(t.shape) + ", expected " +
-                shape_str(shape));
+// The checkpoint's tensors, handed out one at a time after a shape check:
+// copied from a const model, or moved out of (and erased from) a model given
+// by rvalue, so that converting a model holds little more than one copy of
+// the weights at any time.
+class TensorSource {
+ public:
+  explicit TensorSource(const model::Model& m) : m_(m), owned_(nullptr) {}
+  explicit TensorSource(model::Model& m) : m_(m), owned_(&m) {}
+
+  std::vector<float> take(const std::string& name, const std::vector<int64_t>& shape) {
+    const model::Tensor& t = m_.tensor(name);
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    if (t.shape != shape || static_cast<int64_t>(t.data.size()) != n) {
+      throw Error("model tensor " + name + " has shape " + shape_str(t.shape) + ", expected " +
+                  shape_str(shape));
+    }
+    if (owned_ == nullptr) return t.data;
+    auto it = owned_->tensors.find(name);
+    std::vector<float> data = std::move(it->second.data);
+    owned_->tensors.erase(it);
+    return data;
   }
-  return t.data;
+
+  const model::Dims& dims() const { return m_.dims; }
+
+ private:
+  const model::Model& m_;
+  model::Model* owned_;
+};
+
+LayerNormW load_ln(TensorSource& m, const std::string& name, int64_t d) {
+  return {m.take(name + ".weight", {d}), m.take(name + ".bias", {d})};
 }
 
-LayerNormW load_ln(const model::Model& m, const std::string& name, int64_t d) {
-  return {tensor(m, name + ".weight", {d}), tensor(m, name + ".bias", {d})};
-}
-
-LinearW load_linear(const model::Model& m, const std::string& name, int64_t in, int64_t out,
+LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_t out,
                     bool bias = true) {
-  LinearW l{in, out, tensor(m, name + ".weight", {out, in}), {}};
-  if (bias) l.b = tensor(m, name + ".bias", {out});
+  LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}};
+  if (bias) l.b = m.take(name + ".bias", {out});
   return l;
 }
 
 // Stacks Linears with the same input width into one (rows concatenated); a
 // Linear without bias contributes zeros to the bias.
 LinearW stack(const std::vector<LinearW>& parts) {
-  LinearW s{parts.front().in, 0, {}, {}};
+  LinearW s{parts.front().in, 0, {}, {}, {}};
   for (const LinearW& p : parts) {
     s.out += p.out;
     s.w.insert(s.w.end(), p.w.begin(), p.w.end());
@@ -61,13 +80,13 @@ LinearW stack(const std::vector<LinearW>& parts) {
 }
 
 // Self-attention projections of `prefix` (.attn), fused into query|key|value.
-LinearW load_qkv(const model::Model& m, const std::string& prefix, int64_t d) {
+LinearW load_qkv(TensorSource& m, const std::string& prefix, int64_t d) {
   return stack({load_linear(m, prefix + ".query", d, d),
                 load_linear(m, prefix + ".key", d, d, /*bias=*/false),
                 load_linear(m, prefix + ".value", d, d)});
 }
 
-BlockW load_block(const model::Model& m, const std::string& p, int64_t d, bool cross) {
+BlockW load_block(TensorSource& m, const std::string& p, int64_t d, bool cross) {
   BlockW b;
   b.attn_ln = load_ln(m, p + ".attn_ln", d);
   b.attn_qkv = load_qkv(m, p + ".attn", d);
@@ -85,9 +104,9 @@ BlockW load_block(const model::Model& m, const std::string& p, int64_t d, bool c
   return b;
 }
 
-std::vector<float> load_conv(const model::Model& m, const std::string& name, int64_t c_out,
+std::vector<float> load_conv(TensorSource& m, const std::string& name, int64_t c_out,
                              int64_t c_in) {
-  const std::vector<float>& w = tensor(m, name, {c_out, c_in, 3});
+  const std::vector<float> w = m.take(name, {c_out, c_in, 3});
   std::vector<float> packed(w.size());
   kernels::pack_conv1d_k3_weight(w.data(), c_out, c_in, packed.data());
   return packed;
@@ -110,25 +129,70 @@ void check_dims(const model::Dims& d) {
   }
 }
 
-std::unique_ptr<Whisper::Weights> prepare(const model::Model& m) {
-  const model::Dims& d = m.dims;
+// Moves l's fp32 weight into the compute type's storage. `rows`/`panels`:
+// the forms the kernels will want (lowp.h make_qmatrix).
+void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels) {
+  if (type == kernels::WeightType::kF32) return;
+  l.q = kernels::make_qmatrix(l.w.data(), l.out, l.in, type, rows, panels);
+  std::vector<float>().swap(l.w);
+}
+
+// Encoder blocks run GEMMs over 1500 rows (int8: panels only); decoder
+// blocks run matrix-vector products (int8: rows only; a prompt packs panels
+// on the fly), except the cross-attention K/V over the audio rows.
+void convert_block(BlockW& b, kernels::WeightType type, bool decoder) {
+  const bool rows = decoder, panels = !decoder;
+  for (LinearW* l : {&b.attn_qkv, &b.attn_out, &b.mlp_fc, &b.mlp_proj}) convert(*l, type, rows, panels);
+  if (decoder) {
+    convert(b.cross_q, type, true, false);
+    convert(b.cross_out, type, true, false);
+    convert(b.cross_kv, type, false, true);
+  }
+}
+
+// Tap j of a packed [c_out][3][c_in] conv weight as an int8 [c_out][c_in] matrix.
+void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kernels::QMatrix* taps) {
+  std::vector<float> tap(static_cast<size_t>(c_out * c_in));
+  for (int64_t j = 0; j < 3; ++j) {
+    for (int64_t o = 0; o < c_out; ++o) {
+      std::copy_n(packed.data() + (o * 3 + j) * c_in, c_in, tap.data() + o * c_in);
+    }
+    taps[j] = kernels::make_qmatrix(tap.data(), c_out, c_in, kernels::WeightType::kS8, false, true);
+  }
+  std::vector<float>().swap(packed);
+}
+
+std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type) {
+  const model::Dims& d = m.dims();
   check_dims(d);
   auto w = std::make_unique<Whisper::Weights>();
   w->dims = d;
+  w->prec = precision_for(type);
+  const Precision& p = w->prec;
   const int64_t sa = d.n_audio_state, st = d.n_text_state;
   w->conv1_w = load_conv(m, "encoder.conv1.weight", sa, d.n_mels);
-  w->conv1_b = tensor(m, "encoder.conv1.bias", {sa});
+  w->conv1_b = m.take("encoder.conv1.bias", {sa});
   w->conv2_w = load_conv(m, "encoder.conv2.weight", sa, sa);
-  w->conv2_b = tensor(m, "encoder.conv2.bias", {sa});
-  w->enc_pos = tensor(m, "encoder.positional_embedding", {d.n_audio_ctx, sa});
+  w->conv2_b = m.take("encoder.conv2.bias", {sa});
+  w->enc_pos = m.take("encoder.positional_embedding", {d.n_audio_ctx, sa});
+  if (p.int_conv) {
+    convert_conv(w->conv1_w, sa, d.n_mels, w->conv1_taps);
+    convert_conv(w->conv2_w, sa, sa, w->conv2_taps);
+  }
   for (int i = 0; i < d.n_audio_layer; ++i) {
     w->enc_blocks.push_back(load_block(m, "encoder.blocks." + std::to_string(i), sa, false));
+    convert_block(w->enc_blocks.back(), p.linear, false);
   }
   w->ln_post = load_ln(m, "encoder.ln_post", sa);
-  w->tok_emb = tensor(m, "decoder.token_embedding.weight", {d.n_vocab, st});
-  w->dec_pos = tensor(m, "decoder.positional_embedding", {d.n_text_ctx, st});
+  w->tok_emb = m.take("decoder.token_embedding.weight", {d.n_vocab, st});
+  if (p.embed != kernels::WeightType::kF32) {
+    w->tok_emb_q = kernels::make_qmatrix(w->tok_emb.data(), d.n_vocab, st, p.embed, true, false);
+    std::vector<float>().swap(w->tok_emb);
+  }
+  w->dec_pos = m.take("decoder.positional_embedding", {d.n_text_ctx, st});
   for (int i = 0; i < d.n_text_layer; ++i) {
     w->dec_blocks.push_back(load_block(m, "decoder.blocks." + std::to_string(i), st, true));
+    convert_block(w->dec_blocks.back(), p.linear, true);
   }
   w->dec_ln = load_ln(m, "decoder.ln", st);
   return w;
@@ -148,18 +212,85 @@ void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64
   kernels::layernorm(x, ln.w.data(), ln.b.data(), y, n, d, kLayerNormEps, n_threads);
 }
 
-void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
-                  bool accumulate, int n_threads) {
-  kernels::linear(x, ldx, n, l.in, l.w.data(), l.b.empty() ? nullptr : l.b.data(), l.out, y, ldy,
-                  accumulate, n_threads);
+Precision precision_for(ComputeType t) {
+  Precision p;
+  p.type = resolve_compute_type(t);
+  p.isa = kernels::default_isa();
+  switch (p.type) {
+    case ComputeType::kFloat32:
+    case ComputeType::kAuto:
+      break;
+    case ComputeType::kFloat16:
+      p.linear = p.embed = kernels::WeightType::kF16;
+      break;
+    case ComputeType::kBFloat16:
+      p.linear = p.embed = kernels::WeightType::kBF16;
+      break;
+    case ComputeType::kInt8:
+    case ComputeType::kInt8Float32:
+    case ComputeType::kInt8BFloat16:
+      p.linear = kernels::WeightType::kS8;
+      p.embed = p.type == ComputeType::kInt8BFloat16 ? kernels::WeightType::kBF16
+                                                      : kernels::WeightType::kS8;
+      p.int_conv = p.int_attention = true;
+      break;
+  }
+  return p;
 }
 
-Whisper::Whisper(const model::Model& model) : w_(prepare(model)) {}
+void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
+                  bool accumulate, int n_threads, kernels::Isa isa, bool gelu) {
+  const float* bias = l.b.empty() ? nullptr : l.b.data();
+  if (l.quantized()) {
+    kernels::qlinear(x, ldx, n, l.q, bias, y, ldy, accumulate, gelu, n_threads, isa);
+    return;
+  }
+  kernels::linear(x, ldx, n, l.in, l.w.data(), bias, l.out, y, ldy, accumulate, n_threads);
+  if (gelu) {
+    if (accumulate) throw Error("apply_linear: gelu with accumulate");
+    for (int64_t r = 0; r < n; ++r) kernels::gelu(y + r * ldy, l.out, n_threads);
+  }
+}
+
+Whisper::Whisper(const model::Model& model, ComputeType type) {
+  TensorSource src(model);
+  w_ = prepare(src, type);
+}
+
+Whisper::Whisper(model::Model&& model, ComputeType type) {
+  TensorSource src(model);
+  w_ = prepare(src, type);
+}
 Whisper::~Whisper() = default;
 Whisper::Whisper(Whisper&&) noexcept = default;
 Whisper& Whisper::operator=(Whisper&&) noexcept = default;
 
 const model::Dims& Whisper::dims() const { return w_->dims; }
+ComputeType Whisper::compute_type() const { return w_->prec.type; }
+
+size_t Whisper::weight_bytes() const {
+  const Weights& w = *w_;
+  size_t n = 0;
+  auto vec = [&](const std::vector<float>& v) { n += v.size() * sizeof(float); };
+  auto lin = [&](const LinearW& l) {
+    vec(l.w);
+    vec(l.b);
+    n += l.q.bytes();
+  };
+  for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.dec_pos}) vec(*v);
+  for (int j = 0; j < 3; ++j) n += w.conv1_taps[j].bytes() + w.conv2_taps[j].bytes();
+  n += w.tok_emb_q.bytes();
+  for (const auto* blocks : {&w.enc_blocks, &w.dec_blocks}) {
+    for (const BlockW& b : *blocks) {
+      for (const LinearW* l : {&b.attn_qkv, &b.attn_out, &b.cross_q, &b.cross_kv, &b.cross_out, &b.mlp_fc, &b.mlp_proj}) lin(*l);
+      for (const LayerNormW* ln : {&b.attn_ln, &b.cross_ln, &b.mlp_ln}) {
+        vec(ln->w);
+        vec(ln->b);
+      }
+    }
+  }
+  return n;
+}
 
 // openai AudioEncoder.forward: gelu(conv1) -> gelu(conv2, stride 2) -> + positional
 // embedding -> blocks (pre-LN self-attention and MLP, residual) -> ln_post.
@@ -179,13 +310,22 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   for (int64_t f = 0; f < n_frames; ++f) {
     for (int64_t c = 0; c < d.n_mels; ++c) xt[f * d.n_mels + c] = mel[c * n_frames + f];
   }
+  const Precision& p = w.prec;
   std::vector<float> c1(static_cast<size_t>(n_frames * s));
-  kernels::conv1d_k3(xt.data(), n_frames, d.n_mels, w.conv1_w.data(), w.conv1_b.data(), s, 1,
-                     c1.data(), n_threads);
-  kernels::gelu(c1.data(), n_frames * s, n_threads);
   std::vector<float> x(static_cast<size_t>(n_ctx * s));
-  kernels::conv1d_k3(c1.data(), n_frames, s, w.conv2_w.data(), w.conv2_b.data(), s, 2, x.data(),
-                     n_threads);
+  if (p.int_conv) {
+    kernels::conv1d_k3_s8(xt.data(), n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1,
+                          c1.data(), n_threads, p.isa);
+    kernels::gelu(c1.data(), n_frames * s, n_threads);
+    kernels::conv1d_k3_s8(c1.data(), n_frames, s, w.conv2_taps, w.conv2_b.data(), s, 2, x.data(),
+                          n_threads, p.isa);
+  } else {
+    kernels::conv1d_k3(xt.data(), n_frames, d.n_mels, w.conv1_w.data(), w.conv1_b.data(), s, 1,
+                       c1.data(), n_threads);
+    kernels::gelu(c1.data(), n_frames * s, n_threads);
+    kernels::conv1d_k3(c1.data(), n_frames, s, w.conv2_w.data(), w.conv2_b.data(), s, 2, x.data(),
+                       n_threads);
+  }
   kernels::gelu(x.data(), n_ctx * s, n_threads);
   add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
 
@@ -195,7 +335,7 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   std::vector<float> mlp(static_cast<size_t>(n_ctx * 4 * s));
   for (const BlockW& b : w.enc_blocks) {
     layer_norm(b.attn_ln, x.data(), h.data(), n_ctx, s, n_threads);
-    apply_linear(b.attn_qkv, h.data(), s, n_ctx, qkv.data(), 3 * s, false, n_threads);
+    apply_linear(b.attn_qkv, h.data(), s, n_ctx, qkv.data(), 3 * s, false, n_threads, p.isa);
     kernels::AttentionArgs at;
     at.n_q = at.n_kv = n_ctx;
     at.n_head = n_head;
@@ -207,13 +347,21 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
     at.out = a.data();
     at.ldo = s;
     at.scale = attention_scale(d_head);
-    kernels::attention(at, n_threads);
-    apply_linear(b.attn_out, a.data(), s, n_ctx, x.data(), s, true, n_threads);
+    if (p.int_attention) {
+      kernels::attention_s16(at, n_threads, p.isa);
+    } else {
+      kernels::attention(at, n_threads);
+    }
+    apply_linear(b.attn_out, a.data(), s, n_ctx, x.data(), s, true, n_threads, p.isa);
 
     layer_norm(b.mlp_ln, x.data(), h.data(), n_ctx, s, n_threads);
-    apply_linear(b.mlp_fc, h.data(), s, n_ctx, mlp.data(), 4 * s, false, n_threads);
-    kernels::gelu(mlp.data(), n_ctx * 4 * s, n_threads);
-    apply_linear(b.mlp_proj, mlp.data(), 4 * s, n_ctx, x.data(), s, true, n_threads);
+    if (b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
+      apply_linear(b.mlp_fc, h.data(), s, n_ctx, mlp.data(), 4 * s, false, n_threads, p.isa, true);
+    } else {
+      apply_linear(b.mlp_fc, h.data(), s, n_ctx, mlp.data(), 4 * s, false, n_threads, p.isa);
+      kernels::gelu(mlp.data(), n_ctx * 4 * s, n_threads);
+    }
+    apply_linear(b.mlp_proj, mlp.data(), 4 * s, n_ctx, x.data(), s, true, n_threads, p.isa);
   }
   layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads);
   return x;

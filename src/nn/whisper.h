@@ -16,20 +16,33 @@
 #include <vector>
 
 #include "model/model.h"
+#include "nn/compute_type.h"
 
 namespace wisp::nn {
 
 class Whisper {
  public:
-  // Prepares the weights of `model` (layouts the kernels want). `model` may be
-  // destroyed afterwards. Throws wisp::Error if a tensor is missing or its
-  // shape disagrees with model.dims.
-  explicit Whisper(const model::Model& model);
+  // Prepares the weights of `model` (layouts the kernels want), converted
+  // once to `type`'s storage (compute_type.h; float32, the default, is the
+  // golden path). `model` may be destroyed afterwards. Throws wisp::Error if
+  // a tensor is missing or its shape disagrees with model.dims. The
+  // low-precision kernels run on kernels::default_isa() (cpuid; WISP_ISA
+  // lowers it).
+  explicit Whisper(const model::Model& model, ComputeType type = ComputeType::kFloat32);
+  // The same, taking the weights out of `model` tensor by tensor (its
+  // tensors map is left empty; dims, vocabulary and mel filters stay), so
+  // that preparing holds about one copy of the weights instead of two:
+  // the peak memory of loading.
+  Whisper(model::Model&& model, ComputeType type);
   ~Whisper();
   Whisper(Whisper&&) noexcept;
   Whisper& operator=(Whisper&&) noexcept;
 
   const model::Dims& dims() const;
+  // The compute type in use (`auto` resolved).
+  ComputeType compute_type() const;
+  // Bytes of prepared weights held.
+  size_t weight_bytes() const;
 
   // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
   // Returns the encoder output after ln_post, [n_audio_ctx][n_audio_state].

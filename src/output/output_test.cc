@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -42,7 +43,8 @@ Segment make_segment(int id, int seek, double start, double end, std::string tex
 }
 
 // Times at 0 s and past 1 h and 10 h, a start that rounds up to exactly 1 h,
-// an empty segment (start == end, as openai keeps them), '&', '<', "-->",
+// an empty segment (start == end, as openai keeps them; transcribe() also
+// gives it "words": [], added to openai's input for kJson), '&', '<', "-->",
 // tabs, quotes, backslashes, non-ASCII, an emoji, Unicode spaces at the ends.
 Transcript make_transcript() {
   Transcript t;
@@ -142,7 +144,7 @@ const char kJson[] =
     R"JSON({"text": " Hello world. Fish & chips <b> cost --> 5\u20ac \u2014 ok \ud83d\ude00\tTabbed\ttext here\t  \u00dcn\u00efc\u00f6d\u00e9 \u00f1 \u65e5\u672c\u8a9e \"q\" back\\slash  \u3000 ideographic spaces\u3000\u00a0", "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": 2.5, "text": " Hello world.", "tokens": [50364, 2425, 1002, 13, 50489], "temperature": 0.0, "avg_logprob": -0.2734375, "compression_ratio": 0.6666666666666666, "no_speech_prob": 0.0123}, {)JSON"
     R"JSON("id": 1, "seek": 0, "start": 2.5, "end": 5.123456, "text": " Fish & chips <b> cost --> 5\u20ac \u2014 ok \ud83d\ude00", "tokens": [1, 2, 3], "temperature": 0.2, "avg_logprob": -8.68187717013889, "compression_ratio": 26.454545454545453, "no_speech_prob": 3.081385511904955e-05}, {)JSON"
     R"JSON("id": 2, "seek": 359984, "start": 3599.9996, "end": 3725.0125, "text": "\tTabbed\ttext here\t ", "tokens": [], "temperature": 1.0, "avg_logprob": -1e-05, "compression_ratio": 1e+16, "no_speech_prob": 0.1}, {)JSON"
-    R"JSON("id": 3, "seek": 372550, "start": 3725.5, "end": 3725.5, "text": "", "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 0.0, "no_speech_prob": 0.0}, {)JSON"
+    R"JSON("id": 3, "seek": 372550, "start": 3725.5, "end": 3725.5, "text": "", "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 0.0, "no_speech_prob": 0.0, "words": []}, {)JSON"
     R"JSON("id": 4, "seek": 732525, "start": 7325.25, "end": 7330.0, "text": " \u00dcn\u00efc\u00f6d\u00e9 \u00f1 \u65e5\u672c\u8a9e \"q\" back\\slash", "tokens": [7], "temperature": 0.0, "avg_logprob": -0.5, "compression_ratio": 2.0, "no_speech_prob": 0.99}, {)JSON"
     R"JSON("id": 5, "seek": 3600000, "start": 36000.0, "end": 36001.5, "text": "  \u3000 ideographic spaces\u3000\u00a0", "tokens": [50257], "temperature": 0.0, "avg_logprob": -1.5e-07, "compression_ratio": 123456789.0, "no_speech_prob": 1e-300}], "language": "en"})JSON";
 
@@ -283,7 +285,7 @@ TEST(Writers, JsonRoundTripsThroughNlohmann) {
   for (size_t i = 0; i < t.segments.size(); ++i) {
     const auto& js = j.at("segments")[i];
     const Segment& s = t.segments[i];
-    EXPECT_EQ(js.size(), 10u);
+    EXPECT_EQ(js.size(), s.text.empty() ? 11u : 10u);  // cleared segments: "words": []
     EXPECT_EQ(js.at("id").get<int>(), s.id);
     EXPECT_EQ(js.at("seek").get<int>(), s.seek);
     EXPECT_EQ(js.at("start").get<double>(), s.start);
@@ -402,10 +404,11 @@ TEST(CheckVtt, CatchesBadFiles) {
 // ---- golden transcripts ---------------------------------------------------
 
 // Every transcript of openai's golden results (tests/data/golden), rendered in
-// every format: subtitles valid, JSON carrying every value exactly.
+// every format: subtitles valid (with word timings: under every layout
+// option), JSON carrying every value exactly.
 TEST(Writers, GoldenTranscriptsGiveValidFiles) {
   const fs::path root = fs::path(WISP_TESTDATA_DIR) / "golden";
-  int checked = 0;
+  int checked = 0, with_words = 0;
   for (const char* dir : {"cases", "scripted/cases"}) {
     if (!fs::is_directory(root / dir)) continue;
     for (const auto& entry : fs::directory_iterator(root / dir)) {
@@ -423,10 +426,32 @@ TEST(Writers, GoldenTranscriptsGiveValidFiles) {
             js.at("tokens").get<std::vector<int>>(), js.at("temperature").get<double>(),
             js.at("avg_logprob").get<double>(), js.at("compression_ratio").get<double>(),
             js.at("no_speech_prob").get<double>()));
+        // Every segment has "words" with word timestamps (without, only the
+        // cleared ones).
+        if (js.contains("words")) {
+          for (const auto& jw : js["words"])
+            t.segments.back().words.push_back({jw.at("word").get<std::string>(), jw.at("start").get<double>(),
+                                               jw.at("end").get<double>(), jw.at("probability").get<double>()});
+        }
       }
+      // (All segments cleared, or none at all: no telling; both read the same.)
+      t.word_timestamps =
+          std::all_of(j.at("segments").begin(), j.at("segments").end(),
+                      [](const nlohmann::json& js) { return js.contains("words"); }) &&
+          std::any_of(t.segments.begin(), t.segments.end(), [](const Segment& s) { return !s.words.empty(); });
       std::string why;
       EXPECT_TRUE(check_srt(render(t, "srt"), &why)) << ref << ": " << why;
       EXPECT_TRUE(check_vtt(render(t, "vtt"), &why)) << ref << ": " << why;
+      if (t.word_timestamps) {
+        // openai's word layouts: every subtitle option, highlighted or not.
+        for (const WriterOptions& o : {WriterOptions{0, 0, 0, true}, WriterOptions{42, 2, 0, false},
+                                       WriterOptions{42, 2, 0, true}, WriterOptions{20, 0, 0, false},
+                                       WriterOptions{0, 0, 3, true}, WriterOptions{1, 1, 0, false}}) {
+          EXPECT_TRUE(check_srt(render(t, "srt", o), &why)) << ref << ": " << why;
+          EXPECT_TRUE(check_vtt(render(t, "vtt", o), &why)) << ref << ": " << why;
+        }
+        ++with_words;
+      }
       const nlohmann::json back = nlohmann::json::parse(render(t, "json"));
       EXPECT_EQ(back.at("text"), j.at("text")) << ref;
       EXPECT_EQ(back.at("language"), j.at("language")) << ref;
@@ -435,6 +460,13 @@ TEST(Writers, GoldenTranscriptsGiveValidFiles) {
         for (const char* key : {"id", "seek", "start", "end", "text", "tokens", "temperature",
                                 "avg_logprob", "compression_ratio", "no_speech_prob"})
           EXPECT_EQ(back["segments"][i].at(key), j["segments"][i].at(key)) << ref << " " << key;
+      // "words": with word timestamps, and on every cleared segment.
+      for (size_t i = 0; i < t.segments.size(); ++i) {
+        ASSERT_EQ(back["segments"][i].contains("words"), j["segments"][i].contains("words")) << ref << " " << i;
+        if (j["segments"][i].contains("words")) {
+          EXPECT_EQ(back["segments"][i]["words"], j["segments"][i]["words"]) << ref << " " << i;
+        }
+      }
       // One txt line per segment, one tsv row per segment after the header.
       const std::string txt = render(t, "txt");
       EXPECT_EQ(static_cast<size_t>(std::count(txt.begin(), txt.end(), '\n')), t.segments.size());
@@ -444,6 +476,7 @@ TEST(Writers, GoldenTranscriptsGiveValidFiles) {
     }
   }
   EXPECT_GE(checked, 20) << "golden ref.json files missing under " WISP_TESTDATA_DIR;
+  EXPECT_EQ(with_words, 3) << "golden cases with word timestamps";
 }
 
 // ---- atomic writes --------------------------------------------------------

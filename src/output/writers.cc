@@ -136,9 +136,12 @@ std::string render_json(const Transcript& t) {
     s["avg_logprob"] = seg.avg_logprob;
     s["compression_ratio"] = seg.compression_ratio;
     s["no_speech_prob"] = seg.no_speech_prob;
-    if (t.word_timestamps) {
+    if (t.word_timestamps || seg.text.empty()) {
       // timing.py add_word_timestamps sets segment["words"] after the keys
       // of new_segment; each word is dict(word, start, end, probability).
+      // transcribe() also sets "words": [] on every segment it clears
+      // (instantaneous or without text), word timestamps or not: those are
+      // the segments with empty text.
       nlohmann::ordered_json words = nlohmann::ordered_json::array();
       for (const Word& w : seg.words) {
         nlohmann::ordered_json jw;

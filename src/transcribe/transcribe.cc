@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "features/mel.h"
+#include "timing/timing.h"
 
 namespace wisp::transcribe {
 namespace {
@@ -37,6 +38,18 @@ class NetSource : public decoding::LogitsSource {
     return state_->decode(tokens, n_new, n_threads_, false);
   }
   void reorder(std::span<const int> source) override { state_->reorder(source); }
+
+  // A one-sequence decoder state over this window's audio for the word
+  // alignment pass (timing.py find_alignment runs the model on the same mel
+  // window): the decoding state when it is one already, so neither the
+  // encoder nor the cross-attention K/V run twice.
+  nn::DecoderState& single_state() {
+    if (!state_ || state_->n_seq() != 1) {
+      state_ = std::make_unique<nn::DecoderState>(net_, 1);
+      state_->set_audio(audio_, n_threads_);
+    }
+    return *state_;
+  }
 
  private:
   const nn::Whisper& net_;
@@ -162,6 +175,18 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
     remaining_prompt_length -= static_cast<int>(initial_prompt_tokens.size());
   }
 
+  // Word timestamps (timing.py add_word_timestamps).
+  out.word_timestamps = opt.word_timestamps;
+  timing::WordOptions word_opt;
+  std::vector<int> sot_sequence;
+  if (opt.word_timestamps) {
+    word_opt.prepend_punctuations = opt.prepend_punctuations;
+    word_opt.append_punctuations = opt.append_punctuations;
+    word_opt.heads = opt.alignment_heads.empty() ? timing::alignment_heads_for(dims) : opt.alignment_heads;
+    sot_sequence = timing::sot_sequence(tok, language, opt.task);
+  }
+  double last_speech_timestamp = 0.0;
+
   std::mt19937_64 rng(opt.seed);
   size_t clip_idx = 0;
   long seek = clips[0].first;
@@ -285,6 +310,31 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
       seek += segment_size;
     }
 
+    if (opt.word_timestamps) {
+      timing::add_word_timestamps(current, source.single_state(), tok, sot_sequence, language,
+                                  static_cast<int>(segment_size), word_opt, last_speech_timestamp,
+                                  n_threads);
+      if (!single_timestamp_ending) {
+        const std::optional<double> last_word_end = timing::last_word_end(current);
+        if (last_word_end && *last_word_end > time_offset)
+          seek = python_round(*last_word_end * kFramesPerSecond);
+      }
+      timing::WindowSpan span;
+      span.previous_seek = previous_seek;
+      span.segment_size = segment_size;
+      span.content_frames = content_frames;
+      span.single_timestamp_ending = single_timestamp_ending;
+      if (opt.hallucination_silence_threshold &&
+          timing::skip_hallucinations(current, *opt.hallucination_silence_threshold, span,
+                                      last_speech_timestamp, &seek)) {
+        // The first segment might be a hallucination: skip the leading silence.
+        if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
+        continue;
+      }
+      if (const std::optional<double> last_word_end = timing::last_word_end(current))
+        last_speech_timestamp = *last_word_end;
+    }
+
     for (auto& s : current)
       if (cb.on_segment) cb.on_segment(s);
 
@@ -293,6 +343,7 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
       if (s.start == s.end || decoding::python_strip(s.text).empty()) {
         s.text.clear();
         s.tokens.clear();
+        s.words.clear();
       }
     }
     for (auto& s : current) {
@@ -305,7 +356,6 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
       prompt_reset_since = all_tokens.size();
     }
     if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
-    (void)previous_seek;
   }
   (void)content_duration;
 

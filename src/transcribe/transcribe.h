@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -18,6 +19,7 @@
 #include "model/model.h"
 #include "nn/whisper.h"
 #include "output/writers.h"
+#include "timing/timing.h"
 #include "tokenizer/tokenizer.h"
 
 namespace wisp::transcribe {
@@ -60,6 +62,21 @@ struct Options {
   // faster-whisper hotwords: text put in the prompt of every window (when
   // there is no prefix) to bias spelling and vocabulary.
   std::optional<std::string> hotwords;
+  // openai word_timestamps (timing.py): words with times for every segment,
+  // which also refine the segment times and where the next window starts.
+  bool word_timestamps = false;
+  // With word timestamps: punctuation merged into the following / previous
+  // word (openai's defaults).
+  std::string prepend_punctuations{timing::kPrependPunctuations};
+  std::string append_punctuations{timing::kAppendPunctuations};
+  // With word timestamps: skip silent periods longer than this (seconds)
+  // around a possible hallucination (openai hallucination_silence_threshold).
+  std::optional<double> hallucination_silence_threshold;
+  // Cross-attention heads the alignment reads, (decoder layer, head). Empty:
+  // openai's table for an official model, else all heads of the upper half
+  // of the decoder (timing::alignment_heads_for);
+  // timing::parse_alignment_heads reads the text form.
+  std::vector<std::pair<int, int>> alignment_heads;
   // Per-window decoding options (suppress_tokens, suppress_blank,
   // without_timestamps, max_initial_timestamp, sample_len, prefix). Its
   // task, language, temperature and prompt are set by the loop.

@@ -8,7 +8,9 @@
 // Scripted cases have no near-ties and must match exactly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "audio/audio.h"
@@ -25,6 +27,11 @@ constexpr double kNearTie = 1e-3;
 // ~0.03 in log-probability (logits of magnitude ~100 carry f16 rounding).
 constexpr double kScriptedLogprobTol = 0.05;
 constexpr double kScriptedProbTol = 1e-2;
+// Word timestamps: times within one DTW frame (openai's attention matrix is
+// float32 from torch; near-equal DTW costs may tie differently), word
+// probabilities (float32 softmax) to 1e-3.
+constexpr double kWordTimeTol = 0.02 + 1e-9;
+constexpr double kWordProbTol = 1e-3;
 
 struct OurWindow {
   int seek;
@@ -108,6 +115,8 @@ TEST_P(GoldenTest, MatchesOpenaiWhisper) {
     if (diverged_seek < 0 || rs["seek"].get<int>() < diverged_seek) ++n_check;
   if (diverged_seek < 0) ASSERT_EQ(t.segments.size(), rsegs.size());
   ASSERT_GE(t.segments.size(), n_check);
+  double max_word_time_error = 0.0, max_word_prob_error = 0.0;
+  int n_words = 0;
   for (size_t k = 0; k < n_check; ++k) {
     const auto& rs = rsegs[k];
     const auto& s = t.segments[k];
@@ -122,7 +131,29 @@ TEST_P(GoldenTest, MatchesOpenaiWhisper) {
     EXPECT_NEAR(s.avg_logprob, rs["avg_logprob"].get<double>(), c.scripted ? kScriptedLogprobTol : 1e-3);
     EXPECT_NEAR(s.no_speech_prob, rs["no_speech_prob"].get<double>(), c.scripted ? kScriptedProbTol : 1e-3);
     EXPECT_NEAR(s.compression_ratio, rs["compression_ratio"].get<double>(), 1e-9);
+    if (rs.contains("words")) {
+      // Word timestamps: every word exact in text, times within a frame.
+      const auto& rw = rs["words"];
+      ASSERT_EQ(s.words.size(), rw.size()) << "number of words";
+      for (size_t w = 0; w < rw.size(); ++w) {
+        SCOPED_TRACE("word " + std::to_string(w));
+        EXPECT_EQ(s.words[w].word, rw[w]["word"].get<std::string>());
+        EXPECT_NEAR(s.words[w].start, rw[w]["start"].get<double>(), kWordTimeTol);
+        EXPECT_NEAR(s.words[w].end, rw[w]["end"].get<double>(), kWordTimeTol);
+        EXPECT_NEAR(s.words[w].probability, rw[w]["probability"].get<double>(), kWordProbTol);
+        max_word_time_error = std::max({max_word_time_error,
+                                        std::abs(s.words[w].start - rw[w]["start"].get<double>()),
+                                        std::abs(s.words[w].end - rw[w]["end"].get<double>())});
+        max_word_prob_error = std::max(
+            max_word_prob_error, std::abs(s.words[w].probability - rw[w]["probability"].get<double>()));
+        ++n_words;
+      }
+    }
   }
+  if (n_words > 0)
+    std::printf("[ note ] %s: %d words, max time error %.6f s, max probability error %.2e\n",
+                c.name.c_str(), n_words, max_word_time_error, max_word_prob_error);
+  EXPECT_EQ(t.word_timestamps, opt.word_timestamps);
   if (diverged_seek < 0) EXPECT_EQ(t.text, ref["text"].get<std::string>());
 
   // Subtitle rules hold for every output.

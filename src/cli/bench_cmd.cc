@@ -1,0 +1,158 @@
+// `wisp bench`: the four measures of whisper.cpp's whisper-bench on a model
+// file (encoder ms per 30 s window; decoder ms per token for one sequence,
+// for a batch of 5 and for a 256-token prompt) plus the process's peak RSS,
+// for one compute type and thread count. See docs/performance.md.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/parallel.h"
+#include "kernels/cpu.h"
+#include "model/model.h"
+#include "nn/compute_type.h"
+#include "nn/whisper.h"
+
+namespace wisp::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  int threads = 0;
+  std::string compute_type = "float32";
+  int repeats = 3;
+  bool json = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: kilobytes
+}
+
+// The median of `repeats` timed runs of fn (after one untimed warm-up).
+template <class Fn>
+double median_ms(int repeats, Fn&& fn) {
+  fn();
+  std::vector<double> t;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    fn();
+    t.push_back(ms_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+int run_bench(const BenchArgs& a) {
+  const nn::ComputeType type = nn::parse_compute_type(a.compute_type);
+  const int threads = a.threads > 0 ? a.threads : hardware_threads();
+  if (a.repeats < 1) throw Error("--repeats must be at least 1");
+
+  const auto t_load = Clock::now();
+  std::unique_ptr<nn::Whisper> net;
+  {
+    model::Model m = model::load_ggml(a.model);
+    // Tensor by tensor out of the fp32 checkpoint: about one copy of the
+    // weights at any time, then only the converted ones.
+    net = std::make_unique<nn::Whisper>(std::move(m), type);
+  }
+  const double load_ms = ms_since(t_load);
+  const model::Dims& d = net->dims();
+
+  // A deterministic, speech-like range of log-mel values (the timings do
+  // not depend on them).
+  std::vector<float> mel(static_cast<size_t>(d.n_mels) * 2 * d.n_audio_ctx);
+  for (size_t i = 0; i < mel.size(); ++i) mel[i] = 0.5f * std::sin(0.0137f * static_cast<float>(i));
+  std::vector<float> audio;
+  const double encoder_ms = median_ms(a.repeats, [&] { audio = net->encode(mel, threads); });
+
+  // Token 220 (" ") everywhere, as whisper-bench decodes token 0: the cost
+  // does not depend on the ids.
+  const int token = std::min(220, d.n_vocab - 1);
+  const int n_steps = std::min(256, d.n_text_ctx);
+  // One sequence, one token per call at positions 0..255.
+  nn::DecoderState one(*net, 1);
+  one.set_audio(audio, threads);
+  const double decode_ms = median_ms(a.repeats, [&] {
+    one.clear();
+    for (int i = 0; i < n_steps; ++i) one.decode(std::vector<int>{token}, 1, threads);
+  }) / n_steps;
+  // A batch of 5 sequences (a 5-beam search step), one token each, 64 steps.
+  nn::DecoderState five(*net, 5);
+  five.set_audio(audio, threads);
+  const int n_batch_steps = std::min(64, d.n_text_ctx);
+  const double batch5_ms = median_ms(a.repeats, [&] {
+    five.clear();
+    for (int i = 0; i < n_batch_steps; ++i) five.decode(std::vector<int>(5, token), 1, threads);
+  }) / (5.0 * n_batch_steps);
+  // A 256-token prompt in one call (logits of its last position).
+  const std::vector<int> prompt(static_cast<size_t>(n_steps), token);
+  const double prompt_ms = median_ms(a.repeats, [&] {
+    one.clear();
+    one.decode(prompt, n_steps, threads);
+  }) / n_steps;
+
+  const double rss = peak_rss_mb();
+  const char* ct = nn::compute_type_name(net->compute_type());
+  const char* isa = kernels::isa_name(kernels::default_isa());
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model"] = a.model;
+    j["compute_type"] = ct;
+    j["threads"] = threads;
+    j["isa"] = isa;
+    j["load_ms"] = load_ms;
+    j["encoder_ms"] = encoder_ms;
+    j["decode_ms_per_token"] = decode_ms;
+    j["batch5_ms_per_token"] = batch5_ms;
+    j["prompt_ms_per_token"] = prompt_ms;
+    j["peak_rss_mb"] = rss;
+    j["weights_mb"] = static_cast<double>(net->weight_bytes()) / 1e6;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("model          %s\n", a.model.c_str());
+  std::printf("compute type   %s (%s kernels), %d thread%s\n", ct, isa, threads, threads == 1 ? "" : "s");
+  std::printf("load           %10.1f ms  (weights %.1f MB)\n", load_ms, net->weight_bytes() / 1e6);
+  std::printf("%-36s %10.2f\n", "encoder, ms per 30 s window", encoder_ms);
+  std::printf("%-36s %10.3f\n", "decode, ms per token (1 sequence)", decode_ms);
+  std::printf("%-36s %10.3f\n", "batch of 5, ms per token", batch5_ms);
+  std::printf("%-36s %10.3f\n", "prompt of 256, ms per token", prompt_ms);
+  std::printf("%-36s %10.1f\n", "peak RSS, MB", rss);
+  return 0;
+}
+
+}  // namespace
+
+std::function<int()> add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "time the encoder and decoder on a model file (whisper-bench's measures)");
+  cmd->add_option(flag_names("model", "-m"), args->model, "ggml model file")->required();
+  cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")
+      ->capture_default_str();
+  std::string types;
+  for (const std::string& n : nn::compute_type_names()) types += (types.empty() ? "" : ", ") + n;
+  cmd->add_option(flag_names("compute_type"), args->compute_type, types)->capture_default_str();
+  cmd->add_option(flag_names("repeats"), args->repeats, "timed runs per measure (median)")
+      ->capture_default_str();
+  cmd->add_flag(flag_names("json"), args->json, "print one JSON object");
+  return [args] { return run_bench(*args); };
+}
+
+}  // namespace wisp::cli

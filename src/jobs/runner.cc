@@ -1,0 +1,366 @@
+#include "jobs/runner.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "audio/audio.h"
+#include "common/error.h"
+#include "jobs/ledger.h"
+#include "jobs/options_hash.h"
+
+namespace wisp::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kFramesPerSecond = 100.0;  // mel frames (openai HOP_LENGTH 160 at 16 kHz)
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct FileStat {
+  int64_t size = -1;
+  int64_t mtime_ns = -1;
+};
+
+FileStat stat_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+bool all_exist(const std::vector<std::string>& paths) {
+  std::error_code ec;
+  for (const std::string& p : paths)
+    if (!fs::is_regular_file(p, ec)) return false;
+  return !paths.empty();
+}
+
+bool includes(const std::vector<std::string>& recorded, const std::vector<std::string>& wanted) {
+  std::set<std::string> have(recorded.begin(), recorded.end());
+  for (const std::string& w : wanted)
+    if (!have.count(w)) return false;
+  return true;
+}
+
+struct Todo {
+  const Input* input = nullptr;
+  std::vector<std::string> outputs;
+  Claim claim;
+  double duration = -1;  // header estimate, then the decoded length
+};
+
+// Running totals behind BatchStats.
+class Stats {
+ public:
+  explicit Stats(const std::vector<Todo>& todo) : todo_(todo) {}
+
+  void start() { t0_ = Clock::now(); }
+  void set_current(double done) { current_ = done; }
+  void finish(bool ok, double audio) {
+    ++finished_;
+    (ok ? done_ : failed_)++;
+    audio_done_ += audio;
+    current_ = 0;
+  }
+  void drop() { ++dropped_; }  // left to another process
+
+  BatchStats snapshot() const {
+    BatchStats s;
+    s.todo = todo_.size() - dropped_;
+    s.finished = finished_;
+    s.done = done_;
+    s.failed = failed_;
+    double known = 0;
+    size_t n_known = 0;
+    for (const Todo& t : todo_)
+      if (t.duration > 0) known += t.duration, ++n_known;
+    // Inputs whose header gave no duration count as the average of the others.
+    double avg = n_known ? known / static_cast<double>(n_known) : 0;
+    s.audio_total = known + avg * static_cast<double>(todo_.size() - n_known);
+    s.audio_done = audio_done_ + current_;
+    s.elapsed = seconds_since(t0_);
+    if (s.audio_done > 0 && s.elapsed > 0) {
+      double rate = s.audio_done / s.elapsed;
+      s.eta = std::max(0.0, s.audio_total - s.audio_done) / rate;
+    }
+    return s;
+  }
+
+ private:
+  const std::vector<Todo>& todo_;
+  Clock::time_point t0_ = Clock::now();
+  size_t finished_ = 0, done_ = 0, failed_ = 0, dropped_ = 0;
+  double audio_done_ = 0, current_ = 0;
+};
+
+// Expected decoded size (16 kHz float) of an input, for the prefetch budget.
+size_t expected_bytes(const Todo& t) {
+  if (t.duration > 0) return static_cast<size_t>(t.duration * audio::kSampleRate * sizeof(float) * 1.02);
+  // No duration in the header: assume a compressed file of about 32 kb/s.
+  int64_t size = t.claim.input_size > 0 ? t.claim.input_size : 0;
+  return static_cast<size_t>(size) * 16;
+}
+
+// output::write_file_atomic's temp name "<output>.<fmt>.tmp.<pid>.<16 hex>":
+// the writer's pid, or 0 when `name` is not one.
+long temp_writer(const std::string& name) {
+  size_t t = name.rfind(".tmp.");
+  if (t == std::string::npos) return 0;
+  size_t dot = name.find('.', t + 5);
+  if (dot == std::string::npos || name.size() - dot - 1 != 16) return 0;
+  if (name.find_first_not_of("0123456789abcdef", dot + 1) != std::string::npos) return 0;
+  std::string pid = name.substr(t + 5, dot - t - 5);
+  if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return 0;
+  std::string base = name.substr(0, t);
+  bool ours = false;
+  for (const char* ext : {".txt", ".vtt", ".srt", ".tsv", ".json"})
+    ours |= base.size() > std::strlen(ext) && base.compare(base.size() - std::strlen(ext), std::string::npos, ext) == 0;
+  return ours ? std::stol(pid) : 0;
+}
+
+// A process killed in the middle of an atomic write leaves its temp file:
+// remove those of writers that are gone from the folders this batch writes
+// to (a live writer's temp is left alone).
+size_t remove_stale_temps(const std::set<std::string>& folders) {
+  size_t removed = 0;
+  for (const std::string& dir : folders) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      long pid = temp_writer(it->path().filename().string());
+      if (pid <= 0) continue;
+      // Our own pid: a leftover of an earlier process (we have written nothing yet).
+      bool alive = pid != ::getpid() && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+      if (alive) continue;
+      std::error_code rec;
+      if (fs::remove(it->path(), rec)) ++removed;
+    }
+  }
+  return removed;
+}
+
+}  // namespace
+
+std::string default_ledger_path(const std::string& output_dir, const std::vector<std::string>& roots) {
+  fs::path base = output_dir.empty() ? fs::path(common_folder(roots)) : fs::path(output_dir);
+  return (base / ".wisp" / "ledger.sqlite").string();
+}
+
+std::string output_path(const Input& input, const std::string& output_dir, const std::string& ext) {
+  fs::path in(input.path);
+  std::string name = in.filename().string() + "." + ext;
+  if (output_dir.empty()) return (in.parent_path() / name).string();
+  fs::path dir(output_dir);
+  if (!input.rel_dir.empty()) dir /= input.rel_dir;
+  return (dir / name).string();
+}
+
+Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& options, const BatchConfig& cfg,
+                  Reporter& reporter, const std::function<bool()>& should_stop) {
+  const auto t_start = Clock::now();
+  auto stop_requested = [&] { return should_stop && should_stop(); };
+
+  InputSet set = discover_inputs(cfg.inputs, {cfg.output_dir});
+  if (set.files.empty() && set.unmatched.empty() && set.errors.empty()) {
+    std::string named;
+    for (const std::string& a : cfg.inputs) named += (named.empty() ? "" : ", ") + a;
+    throw Error("no media files found in " + named);
+  }
+  Plan plan;
+  plan.inputs = set.files.size();
+  plan.ignored = set.ignored;
+  for (const std::string& p : set.unmatched) plan.problems.push_back({p, "no file matches"});
+  for (const PathError& e : set.errors) plan.problems.push_back(e);
+  plan.ledger_path = cfg.ledger_path.empty() ? default_ledger_path(cfg.output_dir, set.roots) : cfg.ledger_path;
+
+  Summary sum;
+  sum.inputs = plan.inputs;
+  sum.ledger_path = plan.ledger_path;
+  if (stop_requested()) {  // Ctrl-C while a big tree was being searched
+    sum.interrupted = true;
+    sum.wall_seconds = seconds_since(t_start);
+    return sum;
+  }
+  Ledger ledger(plan.ledger_path);
+  const std::string hash = options_hash(cfg.model_path, options);
+
+  // Decide, input by input, what this run does (the rule is in runner.h).
+  std::vector<Todo> todo;
+  std::vector<std::pair<const Input*, std::string>> clashes;
+  std::map<std::string, const Input*> output_owner;
+  std::vector<Ledger::Adopted> adopted;
+  for (const Input& in : set.files) {
+    std::vector<std::string> outputs;
+    // Absolute: the ledger must mean the same files from any working folder.
+    for (const std::string& fmt : cfg.formats) {
+      std::error_code ec;
+      outputs.push_back(fs::absolute(output_path(in, cfg.output_dir, fmt), ec).lexically_normal().string());
+    }
+    std::string clash;
+    for (const std::string& o : outputs) {
+      auto [it, fresh] = output_owner.emplace(o, &in);
+      if (!fresh) clash = "its output " + o + " is also the output of " + it->second->path;
+    }
+    if (!clash.empty()) {
+      clashes.emplace_back(&in, clash);
+      continue;
+    }
+    FileStat fst = stat_file(in.path);
+    Todo t{&in, outputs, {}, in.duration};
+    t.claim = {cfg.model_path, hash, outputs, fst.size, fst.mtime_ns, true, !cfg.overwrite};
+    std::optional<Job> row = ledger.get(in.key);
+    bool exist = all_exist(outputs);
+    if (!row) {
+      if (!cfg.overwrite && exist) {
+        adopted.push_back({in.key, outputs, fst.size, fst.mtime_ns});
+        ++plan.skipped;
+        continue;
+      }
+      todo.push_back(std::move(t));
+      continue;
+    }
+    if (Ledger::held_elsewhere(*row)) {
+      ++plan.busy;
+      continue;
+    }
+    bool same_input = row->input_size < 0 || (row->input_size == fst.size && row->input_mtime_ns == fst.mtime_ns);
+    bool same_options = row->options_hash == hash;
+    t.claim.reset_failures = cfg.overwrite || !same_input || !same_options;
+    t.claim.unless_done_since = !cfg.overwrite && row->state != State::done;
+    if (!cfg.overwrite) {
+      if (row->state == State::done && exist && same_input && same_options && includes(row->outputs, outputs)) {
+        ++plan.skipped;
+        continue;
+      }
+      if (row->state == State::failed && !t.claim.reset_failures && row->failures >= cfg.max_attempts) {
+        plan.gave_up.push_back({in.path, row->error + " (failed " + std::to_string(row->failures) +
+                                             " times; not retried, see --max_attempts)"});
+        continue;
+      }
+    }
+    todo.push_back(std::move(t));
+  }
+  ledger.adopt_done(cfg.model_path, hash, adopted);
+  std::set<std::string> out_folders;
+  for (const auto& [out, in] : output_owner) out_folders.insert(fs::path(out).parent_path().string());
+  plan.removed_temps = remove_stale_temps(out_folders);
+  std::vector<std::string> keys;
+  for (const Todo& t : todo) keys.push_back(t.input->key);
+  for (const auto& [in, why] : clashes) keys.push_back(in->key);
+  ledger.add_pending(keys);
+  for (const auto& [in, why] : clashes) {
+    FileStat fst = stat_file(in->path);
+    ledger.claim(in->key, {cfg.model_path, hash, {}, fst.size, fst.mtime_ns, true, false});
+    ledger.mark_failed(in->key, why, 0, 0);
+    plan.problems.push_back({in->path, why});
+  }
+  // Explicitly named files were not probed while discovering: their header
+  // duration feeds the batch's audio total and the prefetch budget.
+  for (Todo& t : todo)
+    if (t.duration < 0) t.duration = probe_media(t.input->path).duration;
+  plan.todo = todo.size();
+  reporter.plan(plan);
+
+  sum.skipped = plan.skipped;
+  sum.busy = plan.busy;
+  for (const Failure& f : plan.problems) sum.failures.push_back(f);
+  for (const Failure& f : plan.gave_up) sum.failures.push_back(f);
+
+  std::vector<std::string> paths;
+  for (const Todo& t : todo) paths.push_back(t.input->path);
+  Prefetcher prefetch(
+      paths, cfg.prefetch, [](const std::string& p) { return audio::load_audio(p); },
+      [&todo](size_t i) { return expected_bytes(todo[i]); });
+
+  Stats stats(todo);
+  stats.start();
+  size_t number = 0;
+  for (size_t k = 0; k < todo.size(); ++k) {
+    if (stop_requested()) {
+      sum.interrupted = true;
+      break;
+    }
+    std::optional<Prefetcher::Item> item = prefetch.next(stop_requested);
+    if (!item) {
+      sum.interrupted = stop_requested();
+      break;
+    }
+    Todo& t = todo[item->index];
+    const Input& in = *t.input;
+    if (!ledger.claim(in.key, t.claim)) {  // another wisp took or finished it meanwhile
+      stats.drop();
+      ++sum.busy;
+      continue;
+    }
+    ++number;
+    FileEnd end{number, &in, false, "", 0, 0};
+    if (!item->error.empty()) {
+      ledger.mark_failed(in.key, item->error, 0, 0);
+      end.error = item->error;
+      stats.finish(false, 0);
+      sum.failures.push_back({in.path, item->error});
+      reporter.file_end(end, stats.snapshot());
+      continue;
+    }
+    t.duration = end.duration = static_cast<double>(item->samples.size()) / audio::kSampleRate;
+    reporter.file_start({number, &in, t.duration}, stats.snapshot());
+    const auto t0 = Clock::now();
+    transcribe::Callbacks cb;
+    cb.on_language = [&](const std::string& code, double p) { reporter.language(code, p); };
+    cb.on_segment = [&](const output::Segment& s) { reporter.segment(s); };
+    cb.on_progress = [&](int done, int total) {
+      double d = done / kFramesPerSecond;
+      stats.set_current(d);
+      reporter.file_progress(d, std::max(d, total / kFramesPerSecond), stats.snapshot());
+    };
+    cb.should_stop = stop_requested;
+    try {
+      output::Transcript tr = transcribe::transcribe(engine, item->samples, options, cb);
+      reporter.run_time(seconds_since(t0));
+      // Outputs of this input: each written whole (temp + rename) before
+      // the ledger says done, so "done" always means "all outputs exist".
+      for (size_t i = 0; i < cfg.formats.size(); ++i) {
+        fs::path parent = fs::path(t.outputs[i]).parent_path();
+        std::error_code ec;
+        if (!parent.empty()) fs::create_directories(parent, ec);
+        output::write_file_atomic(t.outputs[i], output::render(tr, cfg.formats[i]));
+        reporter.output_written(cfg.formats[i], t.outputs[i]);
+      }
+      end.wall = seconds_since(t0);
+      ledger.mark_done(in.key, end.duration, end.wall, t.outputs);
+      end.ok = true;
+      stats.finish(true, end.duration);
+      ++sum.done;
+      sum.audio_seconds += end.duration;
+    } catch (const transcribe::Cancelled&) {
+      ledger.mark_pending(in.key);
+      sum.interrupted = true;
+      sum.interrupted_input = in.path;
+      break;
+    } catch (const std::exception& e) {
+      end.wall = seconds_since(t0);
+      end.error = e.what();
+      ledger.mark_failed(in.key, end.error, end.duration, end.wall);
+      stats.finish(false, 0);
+      sum.failures.push_back({in.path, end.error});
+    }
+    reporter.file_end(end, stats.snapshot());
+  }
+  if (sum.interrupted) prefetch.abandon();
+  sum.failed = sum.failures.size();
+  sum.wall_seconds = seconds_since(t_start);
+  return sum;
+}
+
+}  // namespace wisp::jobs

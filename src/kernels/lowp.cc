@@ -1,0 +1,403 @@
+// wisp/kernels/lowp.cc: weight conversion, threading and dispatch of the
+// low-precision kernels (lowp.h). The inner loops are in lowp_{generic,avx2,
+// avx512}.cc; the reference twins in lowp_reference.cc.
+#include "kernels/lowp.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "kernels/buffer.h"
+#include "kernels/kernels.h"
+#include "kernels/lowp_impl.h"
+
+namespace wisp::kernels {
+namespace {
+
+// The inner-kernel set of one instruction-set level.
+struct Ops {
+  decltype(&lowp_impl::generic::gemm_panels) gemm_panels;
+  decltype(&lowp_impl::generic::gemv_s8) gemv_s8;
+  decltype(&lowp_impl::generic::gemv_f16) gemv_f16;
+  decltype(&lowp_impl::generic::gemv_bf16) gemv_bf16;
+  decltype(&lowp_impl::generic::quantize_rows) quantize_rows;
+  decltype(&lowp_impl::generic::softmax_quantize_rows) softmax_quantize_rows;
+};
+
+#define WISP_OPS(ns)                                                                 \
+  Ops {                                                                              \
+    ns::gemm_panels, ns::gemv_s8, ns::gemv_f16, ns::gemv_bf16, ns::quantize_rows,    \
+        ns::softmax_quantize_rows                                                    \
+  }
+
+const Ops& ops(Isa isa) {
+  static const Ops kGeneric = WISP_OPS(lowp_impl::generic);
+  static const Ops kAvx2 = WISP_OPS(lowp_impl::avx2);
+  static const Ops kAvx512 = WISP_OPS(lowp_impl::avx512);
+  switch (kernel_isa(isa)) {
+    case Isa::kAvx2: return kAvx2;
+    case Isa::kAvx512: return kAvx512;
+    default: return kGeneric;
+  }
+}
+#undef WISP_OPS
+
+// Rows of A per GEMM task: a multiple of the 6-row tile whose int16 rows
+// fit in ~192 KB of L2 next to the panel being swept.
+int64_t row_block(int64_t lda) {
+  int64_t rows = (192 * 1024) / std::max<int64_t>(1, 2 * lda);
+  rows = std::clamp<int64_t>(rows / 6 * 6, 6, 96);
+  return rows;
+}
+
+Epilogue shifted(const Epilogue& ep, int64_t r0, int64_t j0) {
+  Epilogue e = ep;
+  e.y = ep.y + r0 * ep.ldy + j0;
+  if (e.row_scale != nullptr) e.row_scale += r0 * ep.row_scale_stride;
+  if (e.col_scale != nullptr) e.col_scale += j0;
+  if (e.bias != nullptr) e.bias += j0;
+  return e;
+}
+
+// Columns per matrix-vector chunk: at least ~256k multiply-adds (~256 KB of
+// int8 weights, some 20 microseconds): waking another thread for less costs
+// more than it saves, and a decoding step has dozens of these products.
+int64_t gemv_grain(int64_t m, int64_t k) {
+  int64_t g = (int64_t{1} << 18) / std::max<int64_t>(1, m * k);
+  return std::max<int64_t>(16, (g + 3) / 4 * 4);
+}
+
+void check_epilogue(const char* what, const Epilogue& ep) {
+  if (ep.y == nullptr) throw Error(std::string(what) + ": no output");
+}
+
+}  // namespace
+
+const char* weight_type_name(WeightType t) {
+  switch (t) {
+    case WeightType::kF32: return "float32";
+    case WeightType::kF16: return "float16";
+    case WeightType::kBF16: return "bfloat16";
+    case WeightType::kS8: return "int8";
+  }
+  return "?";
+}
+
+// IEEE 754 binary16, round to nearest even (as numpy's astype(float16)).
+uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof(x));
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  const uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u);
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // rounds past 65504: infinity
+  const int exp = static_cast<int>(abs >> 23) - 127;
+  if (exp >= -14) {
+    uint32_t h = (static_cast<uint32_t>(exp + 15) << 10) | ((abs >> 13) & 0x3ffu);
+    const uint32_t rest = abs & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
+    return sign | static_cast<uint16_t>(h);
+  }
+  if (exp < -25) return sign;
+  const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
+  const int shift = -exp - 1;
+  uint32_t h = mant >> shift;
+  const uint32_t rest = mant & ((1u << shift) - 1u), half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (h & 1u))) ++h;
+  return sign | static_cast<uint16_t>(h);
+}
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  } else {
+    // Zero or subnormal: mant * 2^-24, exact in float.
+    const float v = static_cast<float>(mant) * 0x1p-24f;
+    std::memcpy(&bits, &v, sizeof(bits));
+    bits |= sign;
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+uint16_t f32_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof(x));
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+size_t QMatrix::bytes() const {
+  return f32.size() * sizeof(float) + bits.size() * sizeof(uint16_t) + s8.size() +
+         scale.size() * sizeof(float) + panels.size() * sizeof(int16_t);
+}
+
+QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool rows,
+                     bool panels) {
+  if (n < 0 || k < 0) throw Error("make_qmatrix: negative dimension");
+  QMatrix m;
+  m.type = type;
+  m.n = n;
+  m.k = k;
+  const size_t total = static_cast<size_t>(n * k);
+  switch (type) {
+    case WeightType::kF32:
+      m.f32.assign(w, w + total);
+      break;
+    case WeightType::kF16:
+    case WeightType::kBF16:
+      m.bits.resize(total);
+      for (size_t i = 0; i < total; ++i) {
+        m.bits[i] = type == WeightType::kF16 ? f32_to_f16(w[i]) : f32_to_bf16(w[i]);
+      }
+      break;
+    case WeightType::kS8: {
+      if (!rows && !panels) throw Error("make_qmatrix: int8 needs rows or panels");
+      std::vector<int8_t> q(total);
+      m.scale.resize(static_cast<size_t>(n));
+      for (int64_t r = 0; r < n; ++r) {
+        const float* wr = w + r * k;
+        float mx = 0.0f;
+        for (int64_t i = 0; i < k; ++i) mx = std::max(mx, std::fabs(wr[i]));
+        // Per output channel: scale = max / 127, so the largest weight is exact.
+        const float scale = mx / static_cast<float>(kWeightMax);
+        m.scale[r] = scale;
+        for (int64_t i = 0; i < k; ++i) {
+          const float v = scale > 0.0f ? std::nearbyint(wr[i] / scale) : 0.0f;
+          q[r * k + i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+        }
+      }
+      if (panels) {
+        m.panels.resize(static_cast<size_t>(panels_size(n, k)));
+        pack_panels_s8(q.data(), k, n, k, m.panels.data());
+      }
+      if (rows) m.s8 = std::move(q);
+      break;
+    }
+  }
+  return m;
+}
+
+void qmatrix_row(const QMatrix& m, int64_t r, float* out) {
+  if (r < 0 || r >= m.n) throw Error("qmatrix_row: row out of range");
+  switch (m.type) {
+    case WeightType::kF32:
+      std::memcpy(out, m.f32.data() + r * m.k, sizeof(float) * m.k);
+      return;
+    case WeightType::kF16:
+      for (int64_t i = 0; i < m.k; ++i) out[i] = f16_to_f32(m.bits[r * m.k + i]);
+      return;
+    case WeightType::kBF16:
+      for (int64_t i = 0; i < m.k; ++i) out[i] = bf16_to_f32(m.bits[r * m.k + i]);
+      return;
+    case WeightType::kS8:
+      if (!m.s8.empty()) {
+        for (int64_t i = 0; i < m.k; ++i) out[i] = m.s8[r * m.k + i] * m.scale[r];
+      } else {
+        const int16_t* panel = m.panels.data() + (r / kPanel) * panel_pairs(m.k) * 2 * kPanel;
+        const int64_t c = r % kPanel;
+        for (int64_t i = 0; i < m.k; ++i) {
+          out[i] = panel[(i / 2) * 2 * kPanel + 2 * c + (i % 2)] * m.scale[r];
+        }
+      }
+      return;
+  }
+}
+
+void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
+  const int64_t kp = panel_pairs(k);
+  const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  for (int64_t p = 0; p < n_panels; ++p) {
+    int16_t* dst = out + p * kp * 2 * kPanel;
+    std::memset(dst, 0, sizeof(int16_t) * kp * 2 * kPanel);
+    for (int64_t c = 0; c < kPanel && p * kPanel + c < n; ++c) {
+      const int8_t* src = b + (p * kPanel + c) * ldb;
+      for (int64_t i = 0; i < k; ++i) dst[(i / 2) * 2 * kPanel + 2 * c + (i & 1)] = src[i];
+    }
+  }
+}
+
+void pack_panels_s16(const int16_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
+  const int64_t kp = panel_pairs(k);
+  const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  for (int64_t p = 0; p < n_panels; ++p) {
+    int16_t* dst = out + p * kp * 2 * kPanel;
+    std::memset(dst, 0, sizeof(int16_t) * kp * 2 * kPanel);
+    for (int64_t c = 0; c < kPanel && p * kPanel + c < n; ++c) {
+      const int16_t* src = b + (p * kPanel + c) * ldb;
+      for (int64_t i = 0; i < k; ++i) dst[(i / 2) * 2 * kPanel + 2 * c + (i & 1)] = src[i];
+    }
+  }
+}
+
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
+                   int64_t ldq, float* scale, Isa isa) {
+  if (m < 0 || k < 0 || ldq < k || qmax < 1 || qmax > 32767) {
+    throw Error("quantize_rows: bad shape or range");
+  }
+  ops(isa).quantize_rows(x, ldx, m, k, qmax, q, ldq, scale);
+}
+
+void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
+              const int16_t* b_panels, const Epilogue& ep, int n_threads, Isa isa) {
+  check_epilogue("gemm_s16", ep);
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = panel_pairs(k);
+  if (lda < 2 * kp) throw Error("gemm_s16: row pitch of A below the padded k");
+  const Ops& o = ops(isa);
+  const int64_t mb = row_block(lda);
+  const int64_t n_row_blocks = (m + mb - 1) / mb;
+  const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  // Enough tasks to balance the threads: split the columns too when there
+  // are few row blocks (the decoder's prompt, attention blocks).
+  int64_t col_groups = 1;
+  while (n_row_blocks * col_groups < 4 * n_threads && col_groups * 2 <= n_panels) col_groups *= 2;
+  const int64_t n_tasks = n_row_blocks * col_groups;
+  const bool small = m * n * k < (int64_t{1} << 20);
+  parallel_for(n_tasks, small ? 1 : n_threads, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t rb = t / col_groups, cg = t % col_groups;
+      const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
+      const int64_t p0 = n_panels * cg / col_groups, p1 = n_panels * (cg + 1) / col_groups;
+      const int64_t j0 = p0 * kPanel, j1 = std::min(n, p1 * kPanel);
+      if (j1 <= j0) continue;
+      o.gemm_panels(r1 - r0, j1 - j0, kp, a + r0 * lda, lda, b_panels + p0 * kp * 2 * kPanel,
+                    shifted(ep, r0, j0));
+    }
+  });
+}
+
+void gemm_s16_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
+                 int64_t ldb, const Epilogue& ep, int n_threads, Isa isa) {
+  check_epilogue("gemm_s16_s8", ep);
+  if (m <= 0 || n <= 0) return;
+  if (m <= kSmallGemmRows) {
+    const Ops& o = ops(isa);
+    parallel_for(n, n_threads, gemv_grain(m, k), [&](int64_t j0, int64_t j1) {
+      o.gemv_s8(m, j1 - j0, k, a, lda, b + j0 * ldb, ldb, shifted(ep, 0, j0));
+    });
+    return;
+  }
+  Scratch<int16_t> panels(static_cast<size_t>(panels_size(n, k)));
+  pack_panels_s8(b, ldb, n, k, panels.data());
+  gemm_s16(m, n, k, a, lda, panels.data(), ep, n_threads, isa);
+}
+
+void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y,
+             int64_t ldy, bool accumulate, bool gelu, int n_threads, Isa isa) {
+  if (m < 0) throw Error("qlinear: negative row count");
+  if (m == 0 || w.n == 0) return;
+  if (ldy < w.n || ldx < w.k) throw Error("qlinear: row pitch smaller than the matrix width");
+  Epilogue ep;
+  ep.y = y;
+  ep.ldy = ldy;
+  ep.bias = bias;
+  ep.accumulate = accumulate;
+  ep.gelu = gelu;
+  const Ops& o = ops(isa);
+  switch (w.type) {
+    case WeightType::kF32:
+    case WeightType::kF16:
+    case WeightType::kBF16: {
+      if (w.type != WeightType::kF32 && m <= kSmallGemmRows) {
+        auto kernel = w.type == WeightType::kF16 ? o.gemv_f16 : o.gemv_bf16;
+        parallel_for(w.n, n_threads, gemv_grain(m, w.k), [&](int64_t j0, int64_t j1) {
+          kernel(m, j1 - j0, w.k, x, ldx, w.bits.data() + j0 * w.k, w.k, shifted(ep, 0, j0));
+        });
+        return;
+      }
+      // Many rows: the GEMM is compute-bound, so the weights are widened to
+      // fp32 once for the call and go through oneDNN's sgemm.
+      std::vector<float> wide;
+      const float* wf = w.f32.data();
+      if (w.type != WeightType::kF32) {
+        wide.resize(static_cast<size_t>(w.n * w.k));
+        parallel_for(w.n, n_threads, 64, [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) qmatrix_row(w, r, wide.data() + r * w.k);
+        });
+        wf = wide.data();
+      }
+      if (!gelu) {
+        linear(x, ldx, m, w.k, wf, bias, w.n, y, ldy, accumulate, n_threads);
+        return;
+      }
+      std::vector<float> tmp(static_cast<size_t>(m * w.n));
+      linear(x, ldx, m, w.k, wf, bias, w.n, tmp.data(), w.n, false, n_threads);
+      kernels::gelu(tmp.data(), m * w.n, n_threads);
+      parallel_for(m, n_threads, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          float* yr = y + r * ldy;
+          const float* tr = tmp.data() + r * w.n;
+          for (int64_t j = 0; j < w.n; ++j) yr[j] = accumulate ? yr[j] + tr[j] : tr[j];
+        }
+      });
+      return;
+    }
+    case WeightType::kS8: {
+      const int64_t ldq = 2 * panel_pairs(w.k);
+      Scratch<int16_t> q(static_cast<size_t>(m * ldq));  // quantize_rows writes the padding too
+      Scratch<float> xs(static_cast<size_t>(m));
+      const int qmax = act_qmax(w.k, kWeightMax);
+      parallel_for(m, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, w.k)),
+                   [&](int64_t r0, int64_t r1) {
+                     o.quantize_rows(x + r0 * ldx, ldx, r1 - r0, w.k, qmax, q.data() + r0 * ldq,
+                                     ldq, xs.data() + r0);
+                   });
+      ep.row_scale = xs.data();
+      ep.col_scale = w.scale.data();
+      if (!w.s8.empty() && (m <= kSmallGemmRows || w.panels.empty())) {
+        gemm_s16_s8(m, w.n, w.k, q.data(), ldq, w.s8.data(), w.k, ep, n_threads, isa);
+      } else {
+        gemm_s16(m, w.n, w.k, q.data(), ldq, w.panels.data(), ep, n_threads, isa);
+      }
+      return;
+    }
+  }
+}
+
+void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* taps,
+                  const float* bias, int64_t c_out, int stride, float* y, int n_threads, Isa isa) {
+  const int64_t t_out = conv1d_k3_out_len(t_in, stride);
+  for (int j = 0; j < 3; ++j) {
+    if (taps[j].type != WeightType::kS8 || taps[j].panels.empty() || taps[j].n != c_out ||
+        taps[j].k != c_in) {
+      throw Error("conv1d_k3_s8: tap weights are not int8 panels of the right shape");
+    }
+  }
+  // Padded rows 0 and t_in + 1 are zero (scale 0); row r + 1 is input row r.
+  const int64_t ldq = 2 * panel_pairs(c_in);
+  std::vector<int16_t> q(static_cast<size_t>((t_in + 2) * ldq), 0);
+  std::vector<float> scale(static_cast<size_t>(t_in + 2), 0.0f);
+  const int qmax = act_qmax(c_in, kWeightMax);
+  const Ops& o = ops(isa);
+  parallel_for(t_in, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, c_in)),
+               [&](int64_t r0, int64_t r1) {
+                 o.quantize_rows(x + r0 * c_in, c_in, r1 - r0, c_in, qmax,
+                                 q.data() + (r0 + 1) * ldq, ldq, scale.data() + r0 + 1);
+               });
+  for (int j = 0; j < 3; ++j) {
+    Epilogue ep;
+    ep.y = y;
+    ep.ldy = c_out;
+    ep.row_scale = scale.data() + j;
+    ep.row_scale_stride = stride;
+    ep.col_scale = taps[j].scale.data();
+    ep.bias = j == 0 ? bias : nullptr;
+    ep.accumulate = j > 0;
+    gemm_s16(t_out, c_out, c_in, q.data() + j * ldq, stride * ldq, taps[j].panels.data(), ep,
+             n_threads, isa);
+  }
+}
+
+}  // namespace wisp::kernels

@@ -1,0 +1,453 @@
+// wisp/kernels/lowp_avx2.cc: the AVX2 + FMA + F16C inner kernels of lowp.h.
+// Compiled with -mavx2 -mfma -mf16c (CMakeLists.txt) and only called when
+// cpu.h says the CPU has them. Everything but the entry points of
+// lowp_impl.h stays in an anonymous namespace (see lowp_impl.h).
+#include <immintrin.h>
+
+#include "kernels/lowp_impl.h"
+#include "kernels/vecmath.h"
+
+namespace wisp::kernels::lowp_impl::avx2 {
+namespace {
+
+[[gnu::always_inline]] inline int32_t load_pair(const int16_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+[[gnu::always_inline]] inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+[[gnu::always_inline]] inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// detail::exp_f (vecmath.h) on 8 floats, the same operations in the same
+// order (so the same results; GCC does not vectorise the scalar form well
+// inside this loop).
+[[gnu::always_inline]] inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+  const __m256 round = _mm256_set1_ps(12582912.0f);
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_sub_ps(
+      _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)), round), round);
+  __m256 r = _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  constexpr float kC[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
+  for (int i = 0; i < 7; ++i) p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC[i]));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);  // x < -87 (and -inf): 0
+}
+
+// The epilogue of lowp.h for `nc` values of row i from column j0, given as
+// floats in v[0..nc) (int32 sums already converted).
+[[gnu::always_inline]] inline void finish_row(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc,
+                                              float* v) {
+  const float rs =
+      ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
+  float* y = ep.y + i * ep.ldy + j0;
+  if (nc == kPanel) {
+    __m256 v0 = _mm256_mul_ps(_mm256_loadu_ps(v), _mm256_set1_ps(rs));
+    __m256 v1 = _mm256_mul_ps(_mm256_loadu_ps(v + 8), _mm256_set1_ps(rs));
+    if (ep.col_scale != nullptr) {
+      v0 = _mm256_mul_ps(v0, _mm256_loadu_ps(ep.col_scale + j0));
+      v1 = _mm256_mul_ps(v1, _mm256_loadu_ps(ep.col_scale + j0 + 8));
+    }
+    if (ep.bias != nullptr) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ep.bias + j0));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ep.bias + j0 + 8));
+    }
+    if (ep.gelu) {
+      _mm256_storeu_ps(v, v0);
+      _mm256_storeu_ps(v + 8, v1);
+#pragma omp simd
+      for (int c = 0; c < kPanel; ++c) v[c] = detail::gelu_f(v[c]);
+      v0 = _mm256_loadu_ps(v);
+      v1 = _mm256_loadu_ps(v + 8);
+    }
+    if (ep.accumulate) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(y + 8));
+    }
+    _mm256_storeu_ps(y, v0);
+    _mm256_storeu_ps(y + 8, v1);
+    return;
+  }
+  for (int64_t c = 0; c < nc; ++c) {
+    float x = v[c] * rs;
+    if (ep.col_scale != nullptr) x *= ep.col_scale[j0 + c];
+    if (ep.bias != nullptr) x += ep.bias[j0 + c];
+    if (ep.gelu) x = detail::gelu_f(x);
+    y[c] = ep.accumulate ? y[c] + x : x;
+  }
+}
+
+// Rows of A against one panel: c<i>0 holds columns 0-7 of row i, c<i>1
+// columns 8-15. vpmaddwd multiplies the broadcast pair (a[2p], a[2p+1]) with
+// each column's pair and adds the two products. Four rows keep the 8
+// accumulators, both halves of the panel and the broadcasts in the 16 ymm
+// registers; named variables (not an array) keep GCC from spilling them.
+#define WISP_PAIR_STEP(ptr, c0, c1)                                          \
+  {                                                                          \
+    const __m256i av = _mm256_set1_epi32(load_pair(ptr + 2 * p));           \
+    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(av, b0));                    \
+    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(av, b1));                    \
+  }
+
+[[gnu::always_inline]] inline void finish_acc(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc,
+                                              __m256i c0, __m256i c1) {
+  alignas(32) float v[kPanel];
+  _mm256_store_ps(v, _mm256_cvtepi32_ps(c0));
+  _mm256_store_ps(v + 8, _mm256_cvtepi32_ps(c1));
+  finish_row(ep, i, j0, nc, v);
+}
+
+// The 4-row tile, which does almost all of the work, as inline assembly:
+// GCC's register allocation of the intrinsics version kept spilling an
+// accumulator and copying the others each iteration (~25% slower). Fixed
+// registers: ymm8/9 the panel's two halves, ymm10-13 the broadcast pairs,
+// ymm14/15 the products; the 8 accumulators are the asm's operands.
+[[gnu::always_inline]] inline void panel_tile4(int64_t kp, const int16_t* a, int64_t lda,
+                                               const int16_t* panel, const Epilogue& ep,
+                                               int64_t i0, int64_t j0, int64_t nc) {
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+          c30 = c00, c31 = c00;
+  if (kp > 0) {
+    const char* a0 = reinterpret_cast<const char*>(a);
+    const char* a1 = a0 + 2 * lda;
+    const char* a2 = a0 + 4 * lda;
+    const char* a3 = a0 + 6 * lda;
+    const char* b = reinterpret_cast<const char*>(panel);
+    int64_t off = 0;
+    const int64_t end = 4 * kp;  // bytes of A per row: one 4-byte pair per step
+#define WISP_ROW(areg, cx0, cx1)                        \
+  "vpbroadcastd (%[" areg "],%[off]), %%ymm10\n\t"      \
+  "vpmaddwd %%ymm8, %%ymm10, %%ymm14\n\t"                \
+  "vpmaddwd %%ymm9, %%ymm10, %%ymm15\n\t"                \
+  "vpaddd %%ymm14, %[" cx0 "], %[" cx0 "]\n\t"           \
+  "vpaddd %%ymm15, %[" cx1 "], %[" cx1 "]\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        "vmovdqu (%[b]), %%ymm8\n\t"
+        "vmovdqu 32(%[b]), %%ymm9\n\t"
+        WISP_ROW("a0", "c00", "c01")
+        WISP_ROW("a1", "c10", "c11")
+        WISP_ROW("a2", "c20", "c21")
+        WISP_ROW("a3", "c30", "c31")
+        "add $64, %[b]\n\t"
+        "add $4, %[off]\n\t"
+        "cmp %[end], %[off]\n\t"
+        "jne 1b\n\t"
+        : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20),
+          [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31), [b] "+r"(b), [off] "+r"(off)
+        : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [end] "r"(end)
+        : "xmm8", "xmm9", "xmm10", "xmm14", "xmm15", "cc", "memory");
+#undef WISP_ROW
+  }
+  finish_acc(ep, i0, j0, nc, c00, c01);
+  finish_acc(ep, i0 + 1, j0, nc, c10, c11);
+  finish_acc(ep, i0 + 2, j0, nc, c20, c21);
+  finish_acc(ep, i0 + 3, j0, nc, c30, c31);
+}
+
+// Fewer than 4 rows (the tails) in intrinsics.
+template <int MR>
+[[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
+                                              const int16_t* panel, const Epilogue& ep, int64_t i0,
+                                              int64_t j0, int64_t nc) {
+  static_assert(MR >= 1 && MR <= 3);
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  const int16_t* a0 = a;
+  const int16_t* a1 = a + (MR > 1 ? lda : 0);
+  const int16_t* a2 = a + (MR > 2 ? 2 * lda : 0);
+  for (int64_t p = 0; p < kp; ++p) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32 + 16));
+    WISP_PAIR_STEP(a0, c00, c01)
+    if constexpr (MR > 1) WISP_PAIR_STEP(a1, c10, c11)
+    if constexpr (MR > 2) WISP_PAIR_STEP(a2, c20, c21)
+  }
+  finish_acc(ep, i0, j0, nc, c00, c01);
+  if constexpr (MR > 1) finish_acc(ep, i0 + 1, j0, nc, c10, c11);
+  if constexpr (MR > 2) finish_acc(ep, i0 + 2, j0, nc, c20, c21);
+}
+#undef WISP_PAIR_STEP
+
+// RA rows of A (int16) against RB rows of B (int8), int32 dot products.
+template <int RA, int RB>
+[[gnu::always_inline]] inline void s8_block(int64_t k, const int16_t* a, int64_t lda,
+                                            const int8_t* b, int64_t ldb, int32_t (&out)[RA][RB]) {
+  __m256i acc[RA][RB];
+  for (int i = 0; i < RA; ++i)
+    for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_setzero_si256();
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    __m256i bv[RB];
+#pragma GCC unroll 4
+    for (int j = 0; j < RB; ++j) {
+      bv[j] = _mm256_cvtepi8_epi16(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + j * ldb + p)));
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < RA; ++i) {
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i * lda + p));
+#pragma GCC unroll 4
+      for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, bv[j]));
+    }
+  }
+  for (int i = 0; i < RA; ++i) {
+    for (int j = 0; j < RB; ++j) {
+      int32_t s = hsum_epi32(acc[i][j]);
+      for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * b[j * ldb + q];
+      out[i][j] = s;
+    }
+  }
+}
+
+// Half (F16C) or bfloat16 (shift into the high half) to 8 floats.
+template <bool kBf16>
+[[gnu::always_inline]] inline __m256 load8_half(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (kBf16) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm256_cvtph_ps(h);
+  }
+}
+
+template <bool kBf16>
+[[gnu::always_inline]] inline float half_scalar(uint16_t h) {
+  if constexpr (kBf16) {
+    return __builtin_bit_cast(float, static_cast<uint32_t>(h) << 16);
+  } else {
+    return _cvtsh_ss(h);
+  }
+}
+
+template <bool kBf16, int RA, int RB>
+[[gnu::always_inline]] inline void half_block(int64_t k, const float* a, int64_t lda,
+                                              const uint16_t* b, int64_t ldb, float (&out)[RA][RB]) {
+  __m256 acc[RA][RB];
+  for (int i = 0; i < RA; ++i)
+    for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 bv[RB];
+#pragma GCC unroll 4
+    for (int j = 0; j < RB; ++j) bv[j] = load8_half<kBf16>(b + j * ldb + p);
+#pragma GCC unroll 2
+    for (int i = 0; i < RA; ++i) {
+      const __m256 av = _mm256_loadu_ps(a + i * lda + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < RA; ++i) {
+    for (int j = 0; j < RB; ++j) {
+      float s = hsum_ps(acc[i][j]);
+      for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * half_scalar<kBf16>(b[j * ldb + q]);
+      out[i][j] = s;
+    }
+  }
+}
+
+// Blocks of 2 rows of A x 4 rows of B: the 4 weight rows stay in L1 while
+// both rows of A pass over them; the decoder's products are passes over the
+// weights, so what matters is reading each weight once per call.
+// Block<RA, RB>(i, j, out) computes rows i.. of A against rows j.. of B.
+template <class Out, class Block>
+[[gnu::always_inline]] inline void gemv_driver(int64_t m, int64_t n, const Epilogue& ep,
+                                               Block block) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2) {
+      Out out[2][4];
+      block.template run<2, 4>(i, j, out);
+      for (int r = 0; r < 2; ++r) {
+        float v[4] = {static_cast<float>(out[r][0]), static_cast<float>(out[r][1]),
+                      static_cast<float>(out[r][2]), static_cast<float>(out[r][3])};
+        finish_row(ep, i + r, j, 4, v);
+      }
+    }
+    if (i < m) {
+      Out out[1][4];
+      block.template run<1, 4>(i, j, out);
+      float v[4] = {static_cast<float>(out[0][0]), static_cast<float>(out[0][1]),
+                    static_cast<float>(out[0][2]), static_cast<float>(out[0][3])};
+      finish_row(ep, i, j, 4, v);
+    }
+  }
+  for (; j < n; ++j) {
+    for (int64_t i = 0; i < m; ++i) {
+      Out out[1][1];
+      block.template run<1, 1>(i, j, out);
+      float v = static_cast<float>(out[0][0]);
+      finish_row(ep, i, j, 1, &v);
+    }
+  }
+}
+
+struct S8Block {
+  int64_t k;
+  const int16_t* a;
+  int64_t lda;
+  const int8_t* b;
+  int64_t ldb;
+  template <int RA, int RB>
+  [[gnu::always_inline]] void run(int64_t i, int64_t j, int32_t (&out)[RA][RB]) const {
+    s8_block<RA, RB>(k, a + i * lda, lda, b + j * ldb, ldb, out);
+  }
+};
+
+template <bool kBf16>
+struct HalfBlock {
+  int64_t k;
+  const float* a;
+  int64_t lda;
+  const uint16_t* b;
+  int64_t ldb;
+  template <int RA, int RB>
+  [[gnu::always_inline]] void run(int64_t i, int64_t j, float (&out)[RA][RB]) const {
+    half_block<kBf16, RA, RB>(k, a + i * lda, lda, b + j * ldb, ldb, out);
+  }
+};
+
+}  // namespace
+
+void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
+                 const int16_t* b_panels, const Epilogue& ep) {
+  // Panel outer, rows inner: the panel (kp * 64 bytes) stays in L1 while
+  // the caller's block of rows of A streams from L2.
+  for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
+    const int16_t* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
+    const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) panel_tile4(kp, a + i * lda, lda, panel, ep, i, j0, nc);
+    switch (m - i) {
+      case 3: panel_tile<3>(kp, a + i * lda, lda, panel, ep, i, j0, nc); break;
+      case 2: panel_tile<2>(kp, a + i * lda, lda, panel, ep, i, j0, nc); break;
+      case 1: panel_tile<1>(kp, a + i * lda, lda, panel, ep, i, j0, nc); break;
+      default: break;
+    }
+  }
+}
+
+void gemv_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
+             int64_t ldb, const Epilogue& ep) {
+  gemv_driver<int32_t>(m, n, ep, S8Block{k, a, lda, b, ldb});
+}
+
+void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+              int64_t ldb, const Epilogue& ep) {
+  gemv_driver<float>(m, n, ep, HalfBlock<false>{k, a, lda, b, ldb});
+}
+
+void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+               int64_t ldb, const Epilogue& ep) {
+  gemv_driver<float>(m, n, ep, HalfBlock<true>{k, a, lda, b, ldb});
+}
+
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
+                   int64_t ldq, float* scale) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * ldx;
+    int16_t* qr = q + r * ldq;
+    __m256 mv = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) mv = _mm256_max_ps(mv, _mm256_andnot_ps(sign, _mm256_loadu_ps(xr + i)));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, mv);
+    float mx = 0.0f;
+    for (int l = 0; l < 8; ++l) mx = lanes[l] > mx ? lanes[l] : mx;
+    for (; i < k; ++i) {
+      const float v = __builtin_fabsf(xr[i]);
+      mx = v > mx ? v : mx;
+    }
+    if (mx == 0.0f) {
+      for (int64_t c = 0; c < ldq; ++c) qr[c] = 0;
+      scale[r] = 0.0f;
+      continue;
+    }
+    const float inv = static_cast<float>(qmax) / mx;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    i = 0;
+    for (; i + 16 <= k; i += 16) {
+      const __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + i), vinv));
+      const __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + i + 8), vinv));
+      // packs interleaves 128-bit lanes: (q0 lo, q1 lo, q0 hi, q1 hi); put them back in order.
+      const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qr + i), packed);
+    }
+    for (; i < k; ++i) {
+      qr[i] = static_cast<int16_t>(_mm_cvtss_si32(_mm_set_ss(xr[i] * inv)));
+    }
+    for (; i < ldq; ++i) qr[i] = 0;
+    scale[r] = mx / static_cast<float>(qmax);
+  }
+}
+
+void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax,
+                           int16_t* q, int64_t ldq, float* row_scale) {
+  for (int64_t r = 0; r < m; ++r) {
+    const float* sr = s + r * lds;
+    int16_t* qr = q + r * ldq;
+    __m256 m0 = _mm256_set1_ps(-__builtin_inff()), m1 = m0;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      m0 = _mm256_max_ps(m0, _mm256_loadu_ps(sr + j));
+      m1 = _mm256_max_ps(m1, _mm256_loadu_ps(sr + j + 8));
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
+    float mx = lanes[0];
+    for (int l = 1; l < 8; ++l) mx = lanes[l] > mx ? lanes[l] : mx;
+    for (; j < n; ++j) mx = sr[j] > mx ? sr[j] : mx;
+    const float fq = static_cast<float>(qmax);
+    int32_t sum = 0;
+    j = 0;
+    const __m256 vmx = _mm256_set1_ps(mx), vq = _mm256_set1_ps(fq);
+    __m256i vsum = _mm256_setzero_si256();
+    // Two independent vectors per step: exp8's multiply-add chain is long,
+    // and one vector at a time leaves the pipelines waiting on it.
+    for (; j + 16 <= n; j += 16) {
+      const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx));
+      const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(sr + j + 8), vmx));
+      const __m256i v0 = _mm256_cvtps_epi32(_mm256_mul_ps(e0, vq));
+      const __m256i v1 = _mm256_cvtps_epi32(_mm256_mul_ps(e1, vq));
+      vsum = _mm256_add_epi32(vsum, _mm256_add_epi32(v0, v1));
+      const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xd8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qr + j), packed);
+    }
+    for (; j + 8 <= n; j += 8) {
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx));
+      const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(e, vq));
+      vsum = _mm256_add_epi32(vsum, v);
+      const __m256i p16 = _mm256_packs_epi32(v, v);  // lanes: v0-3 v0-3 | v4-7 v4-7
+      const __m128i lo = _mm256_castsi256_si128(_mm256_permute4x64_epi64(p16, 0x08));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + j), lo);
+    }
+    sum = hsum_epi32(vsum);
+    for (; j < n; ++j) {
+      const int32_t v = _mm_cvtss_si32(_mm_set_ss(detail::exp_f(sr[j] - mx) * fq));
+      qr[j] = static_cast<int16_t>(v);
+      sum += v;
+    }
+    for (; j < ldq; ++j) qr[j] = 0;
+    row_scale[r] = sum > 0 ? 1.0f / static_cast<float>(sum) : 0.0f;
+  }
+}
+
+}  // namespace wisp::kernels::lowp_impl::avx2
