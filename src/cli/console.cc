@@ -183,8 +183,11 @@ std::string Console::file_bar(int width) const {
   double elapsed = mono_now() - file_t0_;
   std::string right = std::string(" ") + fixed(done_, 1) + "/" + fixed(total_, 1) + " s " +
                       std::to_string(total_ > 0 ? static_cast<int>(100 * done_ / total_) : 0) + "% ";
+  // The speed is unknown until the first window is done: keep its room so
+  // the name column does not move.
   std::string sp = speed(done_, elapsed);
-  if (!sp.empty()) right += " " + sp;
+  right += ' ';
+  right += sp.empty() ? std::string(14, ' ') : sp;
   std::string left = std::string("[") + std::to_string(number_) + "/" + std::to_string(stats_.todo) + "] ";
   int bar_w = std::clamp(width / 4, 10, 30);
   int name_w = width - display_width(left) - bar_w - 1 - display_width(right);
@@ -237,8 +240,8 @@ void Console::plan(const jobs::Plan& p) {
     t += "; ledger " + p.ledger_path + "\n";
   }
   if (!p.ignored.empty()) {
-    t += "Ignored " + std::to_string(p.ignored.size()) + " file" + (p.ignored.size() == 1 ? "" : "s") +
-         " that are not media:";
+    t += "Ignored " + std::to_string(p.ignored.size()) +
+         (p.ignored.size() == 1 ? " file that is not media:" : " files that are not media:");
     for (size_t i = 0; i < p.ignored.size() && i < 5; ++i) t += " " + p.ignored[i];
     if (p.ignored.size() > 5) t += " ...";
     t += "\n";

@@ -91,7 +91,9 @@ class Stats {
     s.audio_total = known + avg * static_cast<double>(todo_.size() - n_known);
     s.audio_done = audio_done_ + current_;
     s.elapsed = seconds_since(t0_);
-    if (s.audio_done > 0 && s.elapsed > 0) {
+    if (s.finished == s.todo) {
+      s.eta = 0;
+    } else if (s.audio_done > 0 && s.elapsed > 0) {
       double rate = s.audio_done / s.elapsed;
       s.eta = std::max(0.0, s.audio_total - s.audio_done) / rate;
     }
@@ -306,6 +308,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     ++number;
     FileEnd end{number, &in, false, "", 0, 0};
     if (!item->error.empty()) {
+      t.duration = 0;  // no audio: out of the batch's total
       ledger.mark_failed(in.key, item->error, 0, 0);
       end.error = item->error;
       stats.finish(false, 0);
@@ -352,6 +355,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
       end.wall = seconds_since(t0);
       end.error = e.what();
       ledger.mark_failed(in.key, end.error, end.duration, end.wall);
+      t.duration = 0;
       stats.finish(false, 0);
       sum.failures.push_back({in.path, end.error});
     }

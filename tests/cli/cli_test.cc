@@ -186,4 +186,20 @@ TEST_F(Cli, UsageErrorsAreOneClearLine) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+TEST_F(Cli, VadPrintsGoldenShapedJsonAndIsolatesBadFiles) {
+  RunResult r = run("vad -f json " + quote(kData + "/formats/jfk_s16_16k_mono.wav") + " " +
+                    quote(kData + "/bad/empty.mp3"));
+  EXPECT_EQ(r.status, 1) << r.out;
+  // One JSON object for the good file, with the golden files' keys and segments
+  // (tests/data/vad/jfk_s16_16k_mono.wav.json: silero defaults).
+  std::string out = r.out.substr(0, r.out.find('\n'));
+  for (const char* key : {"\"n_samples\":176000", "\"chunk\":512", "\"probs\":[", "\"speech_silero_defaults\"",
+                          "\"speech_faster_whisper_defaults\"", "{\"start\":5152,\"end\":36320}"})
+    EXPECT_NE(out.find(key), std::string::npos) << key << "\n" << out.substr(0, 300);
+  EXPECT_NE(r.err.find("error: " + kData + "/bad/empty.mp3: empty file"), std::string::npos) << r.err;
+  r = run("vad --model " + quote(work_ + "/missing.onnx") + " " + quote(kData + "/formats/jfk.flac"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("cannot load Silero VAD model"), std::string::npos) << r.err;
+}
+
 }  // namespace

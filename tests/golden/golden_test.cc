@@ -162,6 +162,45 @@ TEST_P(GoldenTest, MatchesOpenaiWhisper) {
   EXPECT_TRUE(output::check_vtt(output::render(t, "vtt"), &why)) << why;
 }
 
+// openai's prompt reset (transcribe.py: a result accepted at temperature > 0.5
+// does not feed the next window's prompt), made visible by the scripted
+// fallback model: with a prompt it loops (compression ratio 7.5), without one
+// it says "Rain falls! Stars shine bright". So windows must alternate: the loop
+// falls back up to T=1.0, the prompt is reset, the next window is normal at T=0.
+TEST(PromptReset, HighTemperatureResultDoesNotFeedTheNextWindow) {
+  Case c = load_case(std::string(WISP_TESTDATA_DIR) + "/golden/scripted/cases/scripted-fallback-5min");
+  std::string unsupported;
+  transcribe::Options opt = case_options(c, &unsupported);
+  ASSERT_TRUE(unsupported.empty());
+  std::vector<float> samples = audio::load_audio(c.audio);
+  std::vector<std::pair<int, double>> calls;  // (seek, temperature) of every decode
+  transcribe::Callbacks cb;
+  cb.on_window = [&](const transcribe::WindowReport& r) { calls.push_back({r.seek, r.result->temperature}); };
+  output::Transcript t = transcribe::transcribe(engine_for(c.model), samples, opt, cb);
+  // Group decode calls by window.
+  std::vector<std::vector<double>> per_window;
+  int last_seek = -1;
+  for (auto [seek, temp] : calls) {
+    if (seek != last_seek) per_window.emplace_back();
+    per_window.back().push_back(temp);
+    last_seek = seek;
+  }
+  ASSERT_GE(per_window.size(), 4u);
+  const std::vector<double> full = {0.0, 0.2, 0.4, 0.6, 0.8, 1.0};
+  for (size_t w = 0; w < per_window.size(); ++w) {
+    if (w % 2 == 0) {
+      EXPECT_EQ(per_window[w], std::vector<double>{0.0}) << "window " << w << " (no prompt: normal script)";
+    } else {
+      EXPECT_EQ(per_window[w], full) << "window " << w << " (prompted: loops, falls back to 1.0)";
+    }
+  }
+  // Disabling the reset (greedy only: the loop is accepted at T=0) keeps the prompt growing.
+  opt.temperatures = {0.0};
+  calls.clear();
+  transcribe::transcribe(engine_for(c.model), samples, opt, cb);
+  for (auto [seek, temp] : calls) EXPECT_EQ(temp, 0.0);
+}
+
 std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = std::filesystem::path(info.param).filename().string();
   for (char& ch : n)
