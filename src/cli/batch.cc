@@ -106,6 +106,7 @@ int run_batch(const transcribe::Engine& engine, const transcribe::Options& optio
   if (batch.max_attempts < 1) throw Error("--max_attempts must be at least 1");
   cfg.output_dir = batch.output_dir;
   cfg.formats = batch.formats;
+  cfg.writer = batch.writer;
   cfg.ledger_path = batch.ledger;
   cfg.model_path = batch.model_path;
   cfg.overwrite = batch.overwrite;

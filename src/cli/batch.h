@@ -16,6 +16,7 @@ struct BatchOptions {
   std::vector<std::string> inputs;   // files, folders, glob patterns as given
   std::string output_dir;            // empty: next to each input
   std::vector<std::string> formats;  // expanded: txt, vtt, srt, tsv, json
+  output::WriterOptions writer;      // subtitle layout (word-level options)
   bool verbose = true;               // print segment lines
   // The batch runner's own flags (add_batch_flags).
   std::string input_list;            // one path per line, "-" stdin

@@ -206,6 +206,7 @@ int run(const TranscribeArgs& a) {
   batch.inputs = a.files;
   batch.output_dir = a.output_dir;
   batch.formats = formats;
+  batch.writer = writer;
   batch.verbose = verbose;
   return run_batch(*engine, opt, batch);
 }

@@ -37,7 +37,8 @@ std::string list(const std::vector<T>& v) {
 
 }  // namespace
 
-std::string options_fingerprint(const std::string& model_path, const transcribe::Options& o) {
+std::string options_fingerprint(const std::string& model_path, const transcribe::Options& o,
+                                const output::WriterOptions& w) {
   std::ostringstream f;
   std::error_code ec;
   std::string model = model_path.empty() ? "" : std::filesystem::absolute(model_path, ec).lexically_normal().string();
@@ -63,6 +64,13 @@ std::string options_fingerprint(const std::string& model_path, const transcribe:
   f << "language_detection_threshold=" << num(o.language_detection_threshold) << "\n";
   f << "prefix_text=" << opt(o.prefix) << "\n";
   f << "hotwords_text=" << opt(o.hotwords) << "\n";
+  f << "word_timestamps=" << o.word_timestamps << "\n";
+  f << "prepend_punctuations=" << o.prepend_punctuations << "\n";
+  f << "append_punctuations=" << o.append_punctuations << "\n";
+  f << "hallucination_silence_threshold=" << opt(o.hallucination_silence_threshold) << "\n";
+  f << "alignment_heads=[";
+  for (const auto& [layer, head] : o.alignment_heads) f << layer << ":" << head << ",";
+  f << "]\n";
   // decoding::DecodeOptions that the seek loop does not overwrite.
   const decoding::DecodeOptions& d = o.decode;
   f << "sample_len=" << d.sample_len << "\n";
@@ -76,12 +84,18 @@ std::string options_fingerprint(const std::string& model_path, const transcribe:
   f << "suppress_blank=" << d.suppress_blank << "\n";
   f << "without_timestamps=" << d.without_timestamps << "\n";
   f << "max_initial_timestamp=" << opt(d.max_initial_timestamp) << "\n";
+  // output::WriterOptions.
+  f << "max_line_width=" << w.max_line_width << "\n";
+  f << "max_line_count=" << w.max_line_count << "\n";
+  f << "max_words_per_line=" << w.max_words_per_line << "\n";
+  f << "highlight_words=" << w.highlight_words << "\n";
   return f.str();
 }
 
-std::string options_hash(const std::string& model_path, const transcribe::Options& options) {
+std::string options_hash(const std::string& model_path, const transcribe::Options& options,
+                         const output::WriterOptions& writer) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64 offset basis
-  for (unsigned char c : options_fingerprint(model_path, options)) {
+  for (unsigned char c : options_fingerprint(model_path, options, writer)) {
     h ^= c;
     h *= 1099511628211ull;
   }

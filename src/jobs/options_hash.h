@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "output/writers.h"
 #include "transcribe/transcribe.h"
 
 namespace wisp::jobs {
@@ -14,9 +15,12 @@ namespace wisp::jobs {
 // Canonical "key=value" lines, one per option that changes the result (the
 // model path, size and mtime first). To make a new option count, add one
 // line to this function; the hash follows.
-std::string options_fingerprint(const std::string& model_path, const transcribe::Options& options);
+// The writer options (subtitle layout) count too: they change the files.
+std::string options_fingerprint(const std::string& model_path, const transcribe::Options& options,
+                                const output::WriterOptions& writer = {});
 
 // 16 hex digits: FNV-1a 64 of options_fingerprint().
-std::string options_hash(const std::string& model_path, const transcribe::Options& options);
+std::string options_hash(const std::string& model_path, const transcribe::Options& options,
+                         const output::WriterOptions& writer = {});
 
 }  // namespace wisp::jobs

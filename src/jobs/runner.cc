@@ -195,7 +195,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     return sum;
   }
   Ledger ledger(plan.ledger_path);
-  const std::string hash = options_hash(cfg.model_path, options);
+  const std::string hash = options_hash(cfg.model_path, options, cfg.writer);
 
   // Decide, input by input, what this run does (the rule is in runner.h).
   std::vector<Todo> todo;
@@ -337,7 +337,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
         fs::path parent = fs::path(t.outputs[i]).parent_path();
         std::error_code ec;
         if (!parent.empty()) fs::create_directories(parent, ec);
-        output::write_file_atomic(t.outputs[i], output::render(tr, cfg.formats[i]));
+        output::write_file_atomic(t.outputs[i], output::render(tr, cfg.formats[i], cfg.writer));
         reporter.output_written(cfg.formats[i], t.outputs[i]);
       }
       end.wall = seconds_since(t0);

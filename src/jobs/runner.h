@@ -35,6 +35,7 @@ struct BatchConfig {
   std::vector<std::string> inputs;   // files, folders and glob patterns
   std::string output_dir;            // "" next to each input
   std::vector<std::string> formats;  // txt, vtt, srt, tsv, json
+  output::WriterOptions writer;      // subtitle layout (word-level options)
   std::string ledger_path;           // "" default_ledger_path()
   std::string model_path;            // for the options hash and the ledger
   bool overwrite = false;

@@ -8,6 +8,12 @@
 #include "common/parallel.h"
 #include "kernels/kernels.h"
 
+#if defined(__x86_64__) && !defined(__clang__)
+#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define WISP_VECTOR_CLONES
+#endif
+
 namespace wisp::kernels {
 namespace detail {
 void softmax_rows(float* x, int64_t r0, int64_t r1, int64_t d);  // kernels.cc
@@ -30,6 +36,27 @@ void check_args(const AttentionArgs& a) {
   if (a.n_q > 0 && a.n_kv < 1) throw Error("attention: no keys");
   if (a.causal && (a.q_pos0 < 0 || a.q_pos0 + a.n_q > a.n_kv)) {
     throw Error("attention: causal queries reach past the last key");
+  }
+}
+
+// out[i][0..d) = sum_j w[i][j] v[j][0..d) for a few rows i: the rows of v
+// are read once per call, each added into all rows' accumulators.
+WISP_VECTOR_CLONES
+void weighted_rows(const float* w, int64_t nq, int64_t nk, const float* v, int64_t ldv, int64_t d,
+                   float* out, int64_t ldo) {
+  float acc[kSmallGemmRows][256];
+  for (int64_t d0 = 0; d0 < d; d0 += 256) {
+    const int64_t dn = std::min<int64_t>(256, d - d0);
+    for (int64_t i = 0; i < nq; ++i) std::fill(acc[i], acc[i] + dn, 0.0f);
+    for (int64_t j = 0; j < nk; ++j) {
+      const float* vr = v + j * ldv + d0;
+      for (int64_t i = 0; i < nq; ++i) {
+        const float wij = w[i * nk + j];
+#pragma omp simd
+        for (int64_t c = 0; c < dn; ++c) acc[i][c] += wij * vr[c];
+      }
+    }
+    for (int64_t i = 0; i < nq; ++i) std::copy(acc[i], acc[i] + dn, out + i * ldo + d0);
   }
 }
 
@@ -94,7 +121,13 @@ void attention(const AttentionArgs& args, int n_threads) {
         }
       }
       detail::softmax_rows(s.data(), 0, nq, nk);
-      sgemm(false, false, nq, a.d_head, nk, 1.0f, s.data(), nk, v, a.ldv, 0.0f, out, a.ldo, 1);
+      if (nq <= kSmallGemmRows) {
+        // A decoding step: oneDNN's sgemm costs more to set up for one row
+        // than the product itself (~2x slower for 1 x 64 x 1500).
+        weighted_rows(s.data(), nq, nk, v, a.ldv, a.d_head, out, a.ldo);
+      } else {
+        sgemm(false, false, nq, a.d_head, nk, 1.0f, s.data(), nk, v, a.ldv, 0.0f, out, a.ldo, 1);
+      }
     }
   });
 }

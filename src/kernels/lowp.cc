@@ -13,6 +13,7 @@
 #include "kernels/buffer.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp_impl.h"
+#include "kernels/tasks.h"
 
 namespace wisp::kernels {
 namespace {
@@ -20,7 +21,7 @@ namespace {
 // The inner-kernel set of one instruction-set level.
 struct Ops {
   decltype(&lowp_impl::generic::gemm_panels) gemm_panels;
-  decltype(&lowp_impl::generic::gemv_s8) gemv_s8;
+  decltype(&lowp_impl::generic::gemm_panels8) gemm_panels8;
   decltype(&lowp_impl::generic::gemv_f16) gemv_f16;
   decltype(&lowp_impl::generic::gemv_bf16) gemv_bf16;
   decltype(&lowp_impl::generic::quantize_rows) quantize_rows;
@@ -29,7 +30,7 @@ struct Ops {
 
 #define WISP_OPS(ns)                                                                 \
   Ops {                                                                              \
-    ns::gemm_panels, ns::gemv_s8, ns::gemv_f16, ns::gemv_bf16, ns::quantize_rows,    \
+    ns::gemm_panels, ns::gemm_panels8, ns::gemv_f16, ns::gemv_bf16, ns::quantize_rows,    \
         ns::softmax_quantize_rows                                                    \
   }
 
@@ -143,8 +144,8 @@ size_t QMatrix::bytes() const {
          scale.size() * sizeof(float) + panels.size() * sizeof(int16_t);
 }
 
-QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool rows,
-                     bool panels) {
+QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool int8_panels,
+                     bool int16_panels) {
   if (n < 0 || k < 0) throw Error("make_qmatrix: negative dimension");
   QMatrix m;
   m.type = type;
@@ -163,7 +164,7 @@ QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool
       }
       break;
     case WeightType::kS8: {
-      if (!rows && !panels) throw Error("make_qmatrix: int8 needs rows or panels");
+      if (!int8_panels && !int16_panels) throw Error("make_qmatrix: int8 needs a panel form");
       std::vector<int8_t> q(total);
       m.scale.resize(static_cast<size_t>(n));
       for (int64_t r = 0; r < n; ++r) {
@@ -178,11 +179,14 @@ QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool
           q[r * k + i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
         }
       }
-      if (panels) {
+      if (int16_panels) {
         m.panels.resize(static_cast<size_t>(panels_size(n, k)));
         pack_panels_s8(q.data(), k, n, k, m.panels.data());
       }
-      if (rows) m.s8 = std::move(q);
+      if (int8_panels) {
+        m.s8.resize(static_cast<size_t>(panels_size(n, k)));
+        pack_panels_i8(q.data(), k, n, k, m.s8.data());
+      }
       break;
     }
   }
@@ -201,17 +205,14 @@ void qmatrix_row(const QMatrix& m, int64_t r, float* out) {
     case WeightType::kBF16:
       for (int64_t i = 0; i < m.k; ++i) out[i] = bf16_to_f32(m.bits[r * m.k + i]);
       return;
-    case WeightType::kS8:
-      if (!m.s8.empty()) {
-        for (int64_t i = 0; i < m.k; ++i) out[i] = m.s8[r * m.k + i] * m.scale[r];
-      } else {
-        const int16_t* panel = m.panels.data() + (r / kPanel) * panel_pairs(m.k) * 2 * kPanel;
-        const int64_t c = r % kPanel;
-        for (int64_t i = 0; i < m.k; ++i) {
-          out[i] = panel[(i / 2) * 2 * kPanel + 2 * c + (i % 2)] * m.scale[r];
-        }
+    case WeightType::kS8: {
+      const int64_t kp = panel_pairs(m.k);
+      for (int64_t i = 0; i < m.k; ++i) {
+        const int64_t at = panel_index(r, i, kp);
+        out[i] = static_cast<float>(m.s8.empty() ? m.panels[at] : m.s8[at]) * m.scale[r];
       }
       return;
+    }
   }
 }
 
@@ -225,6 +226,15 @@ void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t*
       const int8_t* src = b + (p * kPanel + c) * ldb;
       for (int64_t i = 0; i < k; ++i) dst[(i / 2) * 2 * kPanel + 2 * c + (i & 1)] = src[i];
     }
+  }
+}
+
+void pack_panels_i8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* out) {
+  const int64_t kp = panel_pairs(k);
+  const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  std::memset(out, 0, static_cast<size_t>(n_panels * kp * 2 * kPanel));
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < k; ++i) out[panel_index(j, i, kp)] = b[j * ldb + i];
   }
 }
 
@@ -249,49 +259,50 @@ void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, 
   ops(isa).quantize_rows(x, ldx, m, k, qmax, q, ldq, scale);
 }
 
-void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-              const int16_t* b_panels, const Epilogue& ep, int n_threads, Isa isa) {
-  check_epilogue("gemm_s16", ep);
+namespace {
+
+// C = A B^T over panels of either element type, split over threads in
+// blocks of rows x groups of panels.
+template <class T, class Kernel>
+void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const T* b_panels,
+              const Epilogue& ep, int n_threads, Kernel kernel) {
+  check_epilogue("gemm", ep);
   if (m <= 0 || n <= 0) return;
   const int64_t kp = panel_pairs(k);
-  if (lda < 2 * kp) throw Error("gemm_s16: row pitch of A below the padded k");
-  const Ops& o = ops(isa);
+  if (lda < 2 * kp) throw Error("gemm: row pitch of A below the padded k");
   const int64_t mb = row_block(lda);
   const int64_t n_row_blocks = (m + mb - 1) / mb;
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
   // Enough tasks to balance the threads: split the columns too when there
-  // are few row blocks (the decoder's prompt, attention blocks).
+  // are few row blocks (a decoding step's one row, prompts, attention).
   int64_t col_groups = 1;
   while (n_row_blocks * col_groups < 4 * n_threads && col_groups * 2 <= n_panels) col_groups *= 2;
   const int64_t n_tasks = n_row_blocks * col_groups;
-  const bool small = m * n * k < (int64_t{1} << 20);
-  parallel_for(n_tasks, small ? 1 : n_threads, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t rb = t / col_groups, cg = t % col_groups;
-      const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
-      const int64_t p0 = n_panels * cg / col_groups, p1 = n_panels * (cg + 1) / col_groups;
-      const int64_t j0 = p0 * kPanel, j1 = std::min(n, p1 * kPanel);
-      if (j1 <= j0) continue;
-      o.gemm_panels(r1 - r0, j1 - j0, kp, a + r0 * lda, lda, b_panels + p0 * kp * 2 * kPanel,
-                    shifted(ep, r0, j0));
-    }
+  // Below ~2^19 multiply-adds (a few tens of microseconds) a second thread
+  // costs more than it saves: a decoding step has dozens of such products,
+  // and on a busy machine each parallel region waits for all its threads.
+  const bool small = m * n * k < (int64_t{1} << 19);
+  task_for(n_tasks, small ? 1 : n_threads, [] { return 0; }, [&](int, int64_t t) {
+    const int64_t rb = t / col_groups, cg = t % col_groups;
+    const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
+    const int64_t p0 = n_panels * cg / col_groups, p1 = n_panels * (cg + 1) / col_groups;
+    const int64_t j0 = p0 * kPanel, j1 = std::min(n, p1 * kPanel);
+    if (j1 <= j0) return;
+    kernel(r1 - r0, j1 - j0, kp, a + r0 * lda, lda, b_panels + p0 * kp * 2 * kPanel,
+           shifted(ep, r0, j0));
   });
 }
 
-void gemm_s16_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
-                 int64_t ldb, const Epilogue& ep, int n_threads, Isa isa) {
-  check_epilogue("gemm_s16_s8", ep);
-  if (m <= 0 || n <= 0) return;
-  if (m <= kSmallGemmRows) {
-    const Ops& o = ops(isa);
-    parallel_for(n, n_threads, gemv_grain(m, k), [&](int64_t j0, int64_t j1) {
-      o.gemv_s8(m, j1 - j0, k, a, lda, b + j0 * ldb, ldb, shifted(ep, 0, j0));
-    });
-    return;
-  }
-  Scratch<int16_t> panels(static_cast<size_t>(panels_size(n, k)));
-  pack_panels_s8(b, ldb, n, k, panels.data());
-  gemm_s16(m, n, k, a, lda, panels.data(), ep, n_threads, isa);
+}  // namespace
+
+void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
+              const int16_t* b_panels, const Epilogue& ep, int n_threads, Isa isa) {
+  gemm_any(m, n, k, a, lda, b_panels, ep, n_threads, ops(isa).gemm_panels);
+}
+
+void gemm_s16_p8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
+                 const int8_t* b_panels, const Epilogue& ep, int n_threads, Isa isa) {
+  gemm_any(m, n, k, a, lda, b_panels, ep, n_threads, ops(isa).gemm_panels8);
 }
 
 void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y,
@@ -357,7 +368,7 @@ void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const flo
       ep.row_scale = xs.data();
       ep.col_scale = w.scale.data();
       if (!w.s8.empty() && (m <= kSmallGemmRows || w.panels.empty())) {
-        gemm_s16_s8(m, w.n, w.k, q.data(), ldq, w.s8.data(), w.k, ep, n_threads, isa);
+        gemm_s16_p8(m, w.n, w.k, q.data(), ldq, w.s8.data(), ep, n_threads, isa);
       } else {
         gemm_s16(m, w.n, w.k, q.data(), ldq, w.panels.data(), ep, n_threads, isa);
       }

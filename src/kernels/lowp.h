@@ -58,19 +58,20 @@ struct QMatrix {
   int64_t n = 0, k = 0;
   std::vector<float> f32;       // kF32: [n][k]
   std::vector<uint16_t> bits;   // kF16, kBF16: [n][k]
-  std::vector<int8_t> s8;       // kS8 rows: [n][k], w = s8 * scale[row]
+  std::vector<int8_t> s8;       // kS8: int8 GEMM panels (below), w = value * scale[row]
   std::vector<float> scale;     // kS8: [n]
-  std::vector<int16_t> panels;  // kS8 GEMM panels (pack_panels_s8 layout), if made
+  std::vector<int16_t> panels;  // kS8: the same values as int16 panels, if made
 
   size_t bytes() const;
 };
 
-// Converts w [n][k]. For kS8: scale = max|row| / 127, q = round(w / scale).
-// `rows`: keep the row-major form (matrix-vector products of the decoder);
-// `panels` (kS8 only): keep the GEMM panel form (the encoder's many-row
-// GEMMs). At least one of them must be set for kS8.
-QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool rows = true,
-                     bool panels = false);
+// Converts w [n][k]. For kS8: scale = max|row| / 127, q = round(w / scale),
+// kept as int8 panels (`int8_panels`: 1 byte per weight, for the decoder's
+// products of a few rows, which are passes over the weights) and/or as int16
+// panels (`int16_panels`: 2 bytes, no widening in the inner loop, for the
+// encoder's 1500-row GEMMs). At least one of them must be set for kS8.
+QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type,
+                     bool int8_panels = true, bool int16_panels = false);
 
 // Row `r` of the stored matrix as fp32 (the exact stored values; for
 // kS8 from the rows, or the panels if there are no rows).
@@ -97,17 +98,23 @@ void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* tap
                   const float* bias, int64_t c_out, int stride, float* y, int n_threads, Isa isa);
 
 // ---------------------------------------------------------------------------
-// GEMM panels: B [n][k] (int8 or int16 values) as ceil(n / 16) panels of 16
-// columns; panel p holds, for each pair t of k, the 32 int16
+// GEMM panels: B [n][k] as ceil(n / 16) panels of 16 columns; panel p
+// holds, for each pair t of k, the 32 values
 //   B[16p + c][2t], B[16p + c][2t + 1] for c = 0..15
 // (columns past n and the odd k's partner are zero). kp = ceil(k / 2) pairs.
+// Stored as int16 (the encoder) or int8 (the decoder: half the bytes, widened
+// in the kernel). panel_index gives the position of B[j][i].
 inline constexpr int64_t kPanel = 16;
 inline int64_t panel_pairs(int64_t k) { return (k + 1) / 2; }
 inline int64_t panels_size(int64_t n, int64_t k) {
   return (n + kPanel - 1) / kPanel * panel_pairs(k) * 2 * kPanel;
 }
+inline int64_t panel_index(int64_t j, int64_t i, int64_t kp) {
+  return (j / kPanel) * kp * 2 * kPanel + (i / 2) * 2 * kPanel + (j % kPanel) * 2 + (i % 2);
+}
 void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out);
 void pack_panels_s16(const int16_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out);
+void pack_panels_i8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* out);
 
 // Epilogue of the integer kernels: for row i, column j of the product,
 //   v = acc * (alpha * row_scale[i * row_scale_stride]) * col_scale[j] + bias[j]
@@ -129,10 +136,9 @@ struct Epilogue {
 // and multiplied by B's zero padding) and B as panels, on n_threads.
 void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
               const int16_t* b_panels, const Epilogue& ep, int n_threads, Isa isa);
-// C = A B^T with B int8 rows [n][ldb]: matrix-vector products for m <= 8
-// (the decoder), panels packed on the fly for more rows.
-void gemm_s16_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
-                 int64_t ldb, const Epilogue& ep, int n_threads, Isa isa);
+// The same with int8 panels.
+void gemm_s16_p8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
+                 const int8_t* b_panels, const Epilogue& ep, int n_threads, Isa isa);
 // Reference twin of both: exact integer products in int64, epilogue in double.
 void gemm_s16_ref(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
                   const int16_t* b_rows, int64_t ldb, const Epilogue& ep);
@@ -152,13 +158,15 @@ struct AttentionArgs;
 void attention_s16(const AttentionArgs& args, int n_threads, Isa isa);
 void attention_s16_ref(const AttentionArgs& args);
 
-// The decoder's cross-attention K/V of one audio window in int8: keys per
-// (key, head) row, values transposed per head with one scale per (head, dim).
+// The decoder's cross-attention K/V of one audio window in int8: keys
+// quantized per (key, head), values per (head, dim), each head's as int8
+// GEMM panels: B = K_h ([n_kv][d_head]) and B = V_h^T ([d_head][n_kv]), so
+// that a decoding step's products read them sequentially.
 struct KV8 {
   int64_t n_kv = 0, n_head = 0, d_head = 0;
-  std::vector<int8_t> k;      // [n_kv][n_head * d_head]
+  std::vector<int8_t> k;      // [n_head][panels_size(n_kv, d_head)]
   std::vector<float> k_scale; // [n_head][n_kv]
-  std::vector<int8_t> vt;     // [n_head][d_head][n_kv]
+  std::vector<int8_t> v;      // [n_head][panels_size(d_head, n_kv)]
   std::vector<float> v_scale; // [n_head][d_head]
 };
 // k, v: [n_kv][ldk], [n_kv][ldv] with head h at columns [h d_head, (h+1) d_head).

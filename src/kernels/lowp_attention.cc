@@ -14,6 +14,7 @@
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
 #include "kernels/lowp_impl.h"
+#include "kernels/tasks.h"
 
 namespace wisp::kernels {
 namespace {
@@ -30,14 +31,14 @@ int qk_qmax(int64_t k) {
 
 using Gemm = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int16_t*,
                       const Epilogue&);
-using Gemv = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int8_t*, int64_t,
-                      const Epilogue&);
+using Gemm8 = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int8_t*,
+                       const Epilogue&);
 using Quant = void (*)(const float*, int64_t, int64_t, int64_t, int, int16_t*, int64_t, float*);
 using SoftQ = void (*)(const float*, int64_t, int64_t, int64_t, int, int16_t*, int64_t, float*);
 
 struct Kernels {
   Gemm gemm;
-  Gemv gemv;
+  Gemm8 gemm8;
   Quant quant;
   SoftQ softq;
 };
@@ -45,34 +46,14 @@ struct Kernels {
 Kernels pick(Isa isa) {
   switch (kernel_isa(isa)) {
     case Isa::kAvx2:
-      return {lowp_impl::avx2::gemm_panels, lowp_impl::avx2::gemv_s8,
+      return {lowp_impl::avx2::gemm_panels, lowp_impl::avx2::gemm_panels8,
               lowp_impl::avx2::quantize_rows, lowp_impl::avx2::softmax_quantize_rows};
     case Isa::kAvx512:
-      return {lowp_impl::avx512::gemm_panels, lowp_impl::avx512::gemv_s8,
+      return {lowp_impl::avx512::gemm_panels, lowp_impl::avx512::gemm_panels8,
               lowp_impl::avx512::quantize_rows, lowp_impl::avx512::softmax_quantize_rows};
     default:
-      return {lowp_impl::generic::gemm_panels, lowp_impl::generic::gemv_s8,
+      return {lowp_impl::generic::gemm_panels, lowp_impl::generic::gemm_panels8,
               lowp_impl::generic::quantize_rows, lowp_impl::generic::softmax_quantize_rows};
-  }
-}
-
-// Column j of v (n_kv rows, pitch ldv) quantized to int8 with one scale:
-// written as row j of vt ([d][ldt]).
-void quantize_columns_s8(const float* v, int64_t ldv, int64_t n_kv, int64_t d, int8_t* vt,
-                         int64_t ldt, float* scale) {
-  std::vector<float> mx(static_cast<size_t>(d), 0.0f);
-  for (int64_t j = 0; j < n_kv; ++j) {
-    for (int64_t c = 0; c < d; ++c) mx[c] = std::max(mx[c], std::fabs(v[j * ldv + c]));
-  }
-  std::vector<float> inv(static_cast<size_t>(d));
-  for (int64_t c = 0; c < d; ++c) {
-    scale[c] = mx[c] / static_cast<float>(kWeightMax);
-    inv[c] = mx[c] > 0.0f ? static_cast<float>(kWeightMax) / mx[c] : 0.0f;
-  }
-  for (int64_t j = 0; j < n_kv; ++j) {
-    for (int64_t c = 0; c < d; ++c) {
-      vt[c * ldt + j] = static_cast<int8_t>(std::nearbyint(v[j * ldv + c] * inv[c]));
-    }
   }
 }
 
@@ -109,6 +90,17 @@ void pack_values(const float* v, int64_t ldv, int64_t n_kv, int64_t d, int16_t* 
     }
   }
 }
+
+// One task's scratch: a block of quantized queries, its scores and
+// quantized probabilities.
+struct BlockScratch {
+  BlockScratch(int64_t rows, int64_t dh_pad, int64_t kv_pad, int64_t n_kv)
+      : qq(static_cast<size_t>(rows * dh_pad)), pq(static_cast<size_t>(rows * kv_pad)),
+        s(static_cast<size_t>(rows * n_kv)), q_scale(static_cast<size_t>(rows)),
+        p_scale(static_cast<size_t>(rows)) {}
+  Scratch<int16_t> qq, pq;
+  Scratch<float> s, q_scale, p_scale;
+};
 
 void check_shapes(const char* what, int64_t n_q, int64_t n_kv, int64_t n_head, int64_t d_head) {
   if (n_q < 0 || n_kv < 1 || n_head < 1 || d_head < 1) {
@@ -147,56 +139,75 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
 
   const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
   const float alpha = a.scale * a.scale;  // openai scales q and k by d^-1/4 each
-  parallel_for(H * n_blocks, n_threads, 1, [&](int64_t t0, int64_t t1) {
-    const int64_t rows = std::min(kQueryBlock, a.n_q);
-    Scratch<int16_t> qq(static_cast<size_t>(rows * dh_pad)), pq(static_cast<size_t>(rows * kv_pad));
-    Scratch<float> s(static_cast<size_t>(rows * n_kv)), q_scale(rows), p_scale(rows);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t h = t / n_blocks, i0 = (t % n_blocks) * kQueryBlock;
-      const int64_t nq = std::min(kQueryBlock, a.n_q - i0);
-      kr.quant(a.q + i0 * a.ldq + h * dh, a.ldq, nq, dh, qmax, qq.data(), dh_pad, q_scale.data());
-      Epilogue es;
-      es.y = s.data();
-      es.ldy = n_kv;
-      es.row_scale = q_scale.data();
-      es.col_scale = k_scale.data() + h * n_kv;
-      es.alpha = alpha;
-      kr.gemm(nq, n_kv, panel_pairs(dh), qq.data(), dh_pad, k_pan.data() + h * k_size, es);
-      kr.softq(s.data(), n_kv, nq, n_kv, pmax, pq.data(), kv_pad, p_scale.data());
-      Epilogue eo;
-      eo.y = a.out + i0 * a.ldo + h * dh;
-      eo.ldy = a.ldo;
-      eo.row_scale = p_scale.data();
-      eo.col_scale = v_scale.data() + h * dh;
-      kr.gemm(nq, dh, panel_pairs(n_kv), pq.data(), kv_pad, v_pan.data() + h * v_size, eo);
-    }
+  const int64_t rows = std::min(kQueryBlock, a.n_q);
+  task_for(H * n_blocks, n_threads, [&] { return BlockScratch(rows, dh_pad, kv_pad, n_kv); },
+           [&](BlockScratch& bs, int64_t t) {
+    const int64_t h = t / n_blocks, i0 = (t % n_blocks) * kQueryBlock;
+    const int64_t nq = std::min(kQueryBlock, a.n_q - i0);
+    kr.quant(a.q + i0 * a.ldq + h * dh, a.ldq, nq, dh, qmax, bs.qq.data(), dh_pad, bs.q_scale.data());
+    Epilogue es;
+    es.y = bs.s.data();
+    es.ldy = n_kv;
+    es.row_scale = bs.q_scale.data();
+    es.col_scale = k_scale.data() + h * n_kv;
+    es.alpha = alpha;
+    kr.gemm(nq, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, k_pan.data() + h * k_size, es);
+    kr.softq(bs.s.data(), n_kv, nq, n_kv, pmax, bs.pq.data(), kv_pad, bs.p_scale.data());
+    Epilogue eo;
+    eo.y = a.out + i0 * a.ldo + h * dh;
+    eo.ldy = a.ldo;
+    eo.row_scale = bs.p_scale.data();
+    eo.col_scale = v_scale.data() + h * dh;
+    kr.gemm(nq, dh, panel_pairs(n_kv), bs.pq.data(), kv_pad, v_pan.data() + h * v_size, eo);
   });
 }
 
 void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n_kv,
                   int64_t n_head, int64_t d_head, KV8& out, int n_threads) {
   check_shapes("quantize_kv8", 0, n_kv, n_head, d_head);
-  const int64_t width = n_head * d_head;
+  if (d_head > 256) throw Error("quantize_kv8: heads wider than 256");
+  const int64_t k_size = panels_size(n_kv, d_head), v_size = panels_size(d_head, n_kv);
+  const int64_t kp_k = panel_pairs(d_head), kp_v = panel_pairs(n_kv);
   out.n_kv = n_kv;
   out.n_head = n_head;
   out.d_head = d_head;
-  out.k.resize(static_cast<size_t>(n_kv * width));
+  out.k.assign(static_cast<size_t>(n_head * k_size), 0);
   out.k_scale.resize(static_cast<size_t>(n_head * n_kv));
-  out.vt.resize(static_cast<size_t>(n_head * d_head * n_kv));
+  out.v.assign(static_cast<size_t>(n_head * v_size), 0);
   out.v_scale.resize(static_cast<size_t>(n_head * d_head));
   parallel_for(n_head, n_threads, 1, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
+      // Keys: one scale per (key, head); B = K_h, [n_kv][d_head].
+      int8_t* kd = out.k.data() + h * k_size;
       for (int64_t j = 0; j < n_kv; ++j) {
         const float* kr = k + j * ldk + h * d_head;
         float mx = 0.0f;
         for (int64_t c = 0; c < d_head; ++c) mx = std::max(mx, std::fabs(kr[c]));
         out.k_scale[h * n_kv + j] = mx / static_cast<float>(kWeightMax);
         const float inv = mx > 0.0f ? static_cast<float>(kWeightMax) / mx : 0.0f;
-        int8_t* dst = out.k.data() + j * width + h * d_head;
-        for (int64_t c = 0; c < d_head; ++c) dst[c] = static_cast<int8_t>(std::nearbyint(kr[c] * inv));
+        for (int64_t c = 0; c < d_head; ++c) {
+          kd[panel_index(j, c, kp_k)] = static_cast<int8_t>(std::nearbyint(kr[c] * inv));
+        }
       }
-      quantize_columns_s8(v + h * d_head, ldv, n_kv, d_head, out.vt.data() + h * d_head * n_kv, n_kv,
-                          out.v_scale.data() + h * d_head);
+      // Values: one scale per (head, dim); B = V_h^T, [d_head][n_kv].
+      float mx[256], inv[256];
+      for (int64_t c = 0; c < d_head; ++c) mx[c] = 0.0f;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const float* vr = v + j * ldv + h * d_head;
+        for (int64_t c = 0; c < d_head; ++c) mx[c] = std::max(mx[c], std::fabs(vr[c]));
+      }
+      float* vs = out.v_scale.data() + h * d_head;
+      for (int64_t c = 0; c < d_head; ++c) {
+        vs[c] = mx[c] / static_cast<float>(kWeightMax);
+        inv[c] = mx[c] > 0.0f ? static_cast<float>(kWeightMax) / mx[c] : 0.0f;
+      }
+      int8_t* vd = out.v.data() + h * v_size;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const float* vr = v + j * ldv + h * d_head;
+        for (int64_t c = 0; c < d_head; ++c) {
+          vd[panel_index(c, j, kp_v)] = static_cast<int8_t>(std::nearbyint(vr[c] * inv[c]));
+        }
+      }
     }
   });
 }
@@ -208,68 +219,43 @@ void attention_kv8(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, co
   const int64_t rows = n_batch * n_q;
   if (rows == 0) return;
   const Kernels kr = pick(isa);
-  const int64_t H = kv.n_head, dh = kv.d_head, n_kv = kv.n_kv, width = H * dh;
+  const int64_t H = kv.n_head, dh = kv.d_head, n_kv = kv.n_kv;
   const int64_t dh_pad = 2 * panel_pairs(dh), kv_pad = 2 * panel_pairs(n_kv);
+  const int64_t k_size = panels_size(n_kv, dh), v_size = panels_size(dh, n_kv);
   const int qmax = act_qmax(dh, kWeightMax);
   const int pmax = act_qmax(n_kv, kWeightMax);
   const float alpha = scale * scale;
-  // A few rows (decoding steps): matrix-vector products straight from the
-  // int8 rows, one task per head. More rows (a prompt): GEMM panels per head
-  // and blocks of 64 rows.
-  const bool few = rows <= kSmallGemmRows;
-  const int64_t k_size = panels_size(n_kv, dh), v_size = panels_size(dh, n_kv);
-  Scratch<int16_t> k_pan, v_pan;
-  if (!few) {
-    k_pan = Scratch<int16_t>(static_cast<size_t>(H * k_size));
-    v_pan = Scratch<int16_t>(static_cast<size_t>(H * v_size));
-    parallel_for(H, n_threads, 1, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h) {
-        pack_panels_s8(kv.k.data() + h * dh, width, n_kv, dh, k_pan.data() + h * k_size);
-        pack_panels_s8(kv.vt.data() + h * dh * n_kv, n_kv, dh, n_kv, v_pan.data() + h * v_size);
-      }
-    });
-  }
-  const int64_t block = few ? rows : kQueryBlock;
-  const int64_t n_blocks = (rows + block - 1) / block;
-  const bool small = rows * n_kv * width * 2 < (int64_t{1} << 18);
-  parallel_for(H * n_blocks, small ? 1 : n_threads, 1, [&](int64_t t0, int64_t t1) {
-    const int64_t cap = std::min(block, rows);
-    Scratch<int16_t> qq(static_cast<size_t>(cap * dh_pad)), pq(static_cast<size_t>(cap * kv_pad));
-    Scratch<float> s(static_cast<size_t>(cap * n_kv)), q_scale(cap), p_scale(cap);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t h = t / n_blocks, r0 = (t % n_blocks) * block;
-      const int64_t nr = std::min(block, rows - r0);
-      kr.quant(q + r0 * ldq + h * dh, ldq, nr, dh, qmax, qq.data(), dh_pad, q_scale.data());
-      Epilogue es;
-      es.y = s.data();
-      es.ldy = n_kv;
-      es.row_scale = q_scale.data();
-      es.col_scale = kv.k_scale.data() + h * n_kv;
-      es.alpha = alpha;
-      if (few) {
-        kr.gemv(nr, n_kv, dh, qq.data(), dh_pad, kv.k.data() + h * dh, width, es);
-      } else {
-        kr.gemm(nr, n_kv, panel_pairs(dh), qq.data(), dh_pad, k_pan.data() + h * k_size, es);
-      }
-      if (qk != nullptr) {
-        for (int64_t i = 0; i < nr; ++i) {
-          const int64_t r = r0 + i, b = r / n_q, qi = r % n_q;
-          std::memcpy(qk + ((b * H + h) * n_q + qi) * n_kv, s.data() + i * n_kv,
-                      sizeof(float) * n_kv);
-        }
-      }
-      kr.softq(s.data(), n_kv, nr, n_kv, pmax, pq.data(), kv_pad, p_scale.data());
-      Epilogue eo;
-      eo.y = out + r0 * ldo + h * dh;
-      eo.ldy = ldo;
-      eo.row_scale = p_scale.data();
-      eo.col_scale = kv.v_scale.data() + h * dh;
-      if (few) {
-        kr.gemv(nr, dh, n_kv, pq.data(), kv_pad, kv.vt.data() + h * dh * n_kv, n_kv, eo);
-      } else {
-        kr.gemm(nr, dh, panel_pairs(n_kv), pq.data(), kv_pad, v_pan.data() + h * v_size, eo);
+  // Tasks: (head, block of 64 rows). A decoding step (a few rows) is one
+  // block per head; both products read the head's int8 panels in order.
+  const int64_t n_blocks = (rows + kQueryBlock - 1) / kQueryBlock;
+  const bool small = rows * n_kv * H * dh * 2 < (int64_t{1} << 19);
+  const int64_t cap = std::min(kQueryBlock, rows);
+  task_for(H * n_blocks, small ? 1 : n_threads,
+           [&] { return BlockScratch(cap, dh_pad, kv_pad, n_kv); }, [&](BlockScratch& bs, int64_t t) {
+    const int64_t h = t / n_blocks, r0 = (t % n_blocks) * kQueryBlock;
+    const int64_t nr = std::min(kQueryBlock, rows - r0);
+    kr.quant(q + r0 * ldq + h * dh, ldq, nr, dh, qmax, bs.qq.data(), dh_pad, bs.q_scale.data());
+    Epilogue es;
+    es.y = bs.s.data();
+    es.ldy = n_kv;
+    es.row_scale = bs.q_scale.data();
+    es.col_scale = kv.k_scale.data() + h * n_kv;
+    es.alpha = alpha;
+    kr.gemm8(nr, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, kv.k.data() + h * k_size, es);
+    if (qk != nullptr) {
+      for (int64_t i = 0; i < nr; ++i) {
+        const int64_t r = r0 + i, b = r / n_q, qi = r % n_q;
+        std::memcpy(qk + ((b * H + h) * n_q + qi) * n_kv, bs.s.data() + i * n_kv,
+                    sizeof(float) * n_kv);
       }
     }
+    kr.softq(bs.s.data(), n_kv, nr, n_kv, pmax, bs.pq.data(), kv_pad, bs.p_scale.data());
+    Epilogue eo;
+    eo.y = out + r0 * ldo + h * dh;
+    eo.ldy = ldo;
+    eo.row_scale = bs.p_scale.data();
+    eo.col_scale = kv.v_scale.data() + h * dh;
+    kr.gemm8(nr, dh, panel_pairs(n_kv), bs.pq.data(), kv_pad, kv.v.data() + h * v_size, eo);
   });
 }
 

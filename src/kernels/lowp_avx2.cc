@@ -113,14 +113,28 @@ namespace {
   finish_row(ep, i, j0, nc, v);
 }
 
+// Panel loads: int16 panels as they are, int8 panels widened (vpmovsxbw).
+template <class T>
+[[gnu::always_inline]] inline void load_panel_pair(const T* panel, int64_t p, __m256i& b0, __m256i& b1) {
+  if constexpr (sizeof(T) == 2) {
+    b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32));
+    b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32 + 16));
+  } else {
+    b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + p * 32)));
+    b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + p * 32 + 16)));
+  }
+}
+
 // The 4-row tile, which does almost all of the work, as inline assembly:
 // GCC's register allocation of the intrinsics version kept spilling an
 // accumulator and copying the others each iteration (~25% slower). Fixed
-// registers: ymm8/9 the panel's two halves, ymm10-13 the broadcast pairs,
-// ymm14/15 the products; the 8 accumulators are the asm's operands.
+// registers: ymm8/9 the panel's two halves, ymm10 the broadcast pair,
+// ymm14/15 the products; the 8 accumulators are the asm's operands. T is the
+// panel's element type (int16, or int8 widened by vpmovsxbw).
+template <class T>
 [[gnu::always_inline]] inline void panel_tile4(int64_t kp, const int16_t* a, int64_t lda,
-                                               const int16_t* panel, const Epilogue& ep,
-                                               int64_t i0, int64_t j0, int64_t nc) {
+                                               const T* panel, const Epilogue& ep, int64_t i0,
+                                               int64_t j0, int64_t nc) {
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
           c30 = c00, c31 = c00;
   if (kp > 0) {
@@ -137,22 +151,25 @@ namespace {
   "vpmaddwd %%ymm9, %%ymm10, %%ymm15\n\t"                \
   "vpaddd %%ymm14, %[" cx0 "], %[" cx0 "]\n\t"           \
   "vpaddd %%ymm15, %[" cx1 "], %[" cx1 "]\n\t"
-    __asm__ volatile(
-        "1:\n\t"
-        "vmovdqu (%[b]), %%ymm8\n\t"
-        "vmovdqu 32(%[b]), %%ymm9\n\t"
-        WISP_ROW("a0", "c00", "c01")
-        WISP_ROW("a1", "c10", "c11")
-        WISP_ROW("a2", "c20", "c21")
-        WISP_ROW("a3", "c30", "c31")
-        "add $64, %[b]\n\t"
-        "add $4, %[off]\n\t"
-        "cmp %[end], %[off]\n\t"
-        "jne 1b\n\t"
-        : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20),
-          [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31), [b] "+r"(b), [off] "+r"(off)
-        : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [end] "r"(end)
-        : "xmm8", "xmm9", "xmm10", "xmm14", "xmm15", "cc", "memory");
+#define WISP_BODY(load)                                                                      \
+  __asm__ volatile("1:\n\t" load WISP_ROW("a0", "c00", "c01") WISP_ROW("a1", "c10", "c11")     \
+                       WISP_ROW("a2", "c20", "c21") WISP_ROW("a3", "c30", "c31")               \
+                   "add %[step], %[b]\n\t"                                                    \
+                   "add $4, %[off]\n\t"                                                       \
+                   "cmp %[end], %[off]\n\t"                                                   \
+                   "jne 1b\n\t"                                                               \
+                   : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),       \
+                     [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),       \
+                     [b] "+r"(b), [off] "+r"(off)                                              \
+                   : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [end] "r"(end),   \
+                     [step] "i"(32 * sizeof(T))                                                \
+                   : "xmm8", "xmm9", "xmm10", "xmm14", "xmm15", "cc", "memory")
+    if constexpr (sizeof(T) == 2) {
+      WISP_BODY("vmovdqu (%[b]), %%ymm8\n\tvmovdqu 32(%[b]), %%ymm9\n\t");
+    } else {
+      WISP_BODY("vpmovsxbw (%[b]), %%ymm8\n\tvpmovsxbw 16(%[b]), %%ymm9\n\t");
+    }
+#undef WISP_BODY
 #undef WISP_ROW
   }
   finish_acc(ep, i0, j0, nc, c00, c01);
@@ -161,19 +178,20 @@ namespace {
   finish_acc(ep, i0 + 3, j0, nc, c30, c31);
 }
 
-// Fewer than 4 rows (the tails) in intrinsics.
-template <int MR>
+// Fewer than 4 rows (the tails, and a decoding step's single row) in intrinsics.
+template <int MR, class T>
 [[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
-                                              const int16_t* panel, const Epilogue& ep, int64_t i0,
+                                              const T* panel, const Epilogue& ep, int64_t i0,
                                               int64_t j0, int64_t nc) {
   static_assert(MR >= 1 && MR <= 3);
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   const int16_t* a0 = a;
   const int16_t* a1 = a + (MR > 1 ? lda : 0);
   const int16_t* a2 = a + (MR > 2 ? 2 * lda : 0);
+#pragma GCC unroll 2
   for (int64_t p = 0; p < kp; ++p) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32 + 16));
+    __m256i b0, b1;
+    load_panel_pair(panel, p, b0, b1);
     WISP_PAIR_STEP(a0, c00, c01)
     if constexpr (MR > 1) WISP_PAIR_STEP(a1, c10, c11)
     if constexpr (MR > 2) WISP_PAIR_STEP(a2, c20, c21)
@@ -183,37 +201,6 @@ template <int MR>
   if constexpr (MR > 2) finish_acc(ep, i0 + 2, j0, nc, c20, c21);
 }
 #undef WISP_PAIR_STEP
-
-// RA rows of A (int16) against RB rows of B (int8), int32 dot products.
-template <int RA, int RB>
-[[gnu::always_inline]] inline void s8_block(int64_t k, const int16_t* a, int64_t lda,
-                                            const int8_t* b, int64_t ldb, int32_t (&out)[RA][RB]) {
-  __m256i acc[RA][RB];
-  for (int i = 0; i < RA; ++i)
-    for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_setzero_si256();
-  int64_t p = 0;
-  for (; p + 16 <= k; p += 16) {
-    __m256i bv[RB];
-#pragma GCC unroll 4
-    for (int j = 0; j < RB; ++j) {
-      bv[j] = _mm256_cvtepi8_epi16(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + j * ldb + p)));
-    }
-#pragma GCC unroll 2
-    for (int i = 0; i < RA; ++i) {
-      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i * lda + p));
-#pragma GCC unroll 4
-      for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av, bv[j]));
-    }
-  }
-  for (int i = 0; i < RA; ++i) {
-    for (int j = 0; j < RB; ++j) {
-      int32_t s = hsum_epi32(acc[i][j]);
-      for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * b[j * ldb + q];
-      out[i][j] = s;
-    }
-  }
-}
 
 // Half (F16C) or bfloat16 (shift into the high half) to 8 floats.
 template <bool kBf16>
@@ -299,18 +286,6 @@ template <class Out, class Block>
   }
 }
 
-struct S8Block {
-  int64_t k;
-  const int16_t* a;
-  int64_t lda;
-  const int8_t* b;
-  int64_t ldb;
-  template <int RA, int RB>
-  [[gnu::always_inline]] void run(int64_t i, int64_t j, int32_t (&out)[RA][RB]) const {
-    s8_block<RA, RB>(k, a + i * lda, lda, b + j * ldb, ldb, out);
-  }
-};
-
 template <bool kBf16>
 struct HalfBlock {
   int64_t k;
@@ -326,12 +301,15 @@ struct HalfBlock {
 
 }  // namespace
 
-void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, const Epilogue& ep) {
-  // Panel outer, rows inner: the panel (kp * 64 bytes) stays in L1 while
+namespace {
+
+template <class T>
+void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
+                const Epilogue& ep) {
+  // Panel outer, rows inner: the panel (kp * 32 values) stays in L1 while
   // the caller's block of rows of A streams from L2.
   for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
-    const int16_t* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
+    const T* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
     const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) panel_tile4(kp, a + i * lda, lda, panel, ep, i, j0, nc);
@@ -344,9 +322,16 @@ void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda
   }
 }
 
-void gemv_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
-             int64_t ldb, const Epilogue& ep) {
-  gemv_driver<int32_t>(m, n, ep, S8Block{k, a, lda, b, ldb});
+}  // namespace
+
+void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
+                 const int16_t* b_panels, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, ep);
+}
+
+void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
+                  const int8_t* b_panels, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, ep);
 }
 
 void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,

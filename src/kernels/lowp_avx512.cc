@@ -64,9 +64,19 @@ bool has_vnni() { return __builtin_cpu_supports("avx512vnni"); }
 
 // MR rows of A against NP (1 or 2) panels: one zmm holds one pair of k for
 // all 16 columns of a panel.
-template <bool kVnni, int MR, int NP>
+// One pair of k for the 16 columns of a panel: int16 as is, int8 widened.
+template <class T>
+[[gnu::always_inline]] inline __m512i load_pair16(const T* p) {
+  if constexpr (sizeof(T) == 2) {
+    return _mm512_loadu_si512(p);
+  } else {
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+}
+
+template <bool kVnni, int MR, int NP, class T>
 [[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
-                                              const int16_t* panel, int64_t panel_stride,
+                                              const T* panel, int64_t panel_stride,
                                               const Epilogue& ep, int64_t i0, int64_t j0,
                                               int64_t n) {
   __m512i acc[MR][NP];
@@ -74,7 +84,7 @@ template <bool kVnni, int MR, int NP>
     for (int q = 0; q < NP; ++q) acc[i][q] = _mm512_setzero_si512();
   for (int64_t p = 0; p < kp; ++p) {
     __m512i b[NP];
-    for (int q = 0; q < NP; ++q) b[q] = _mm512_loadu_si512(panel + q * panel_stride + p * 32);
+    for (int q = 0; q < NP; ++q) b[q] = load_pair16(panel + q * panel_stride + p * 32);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512i av = _mm512_set1_epi32(load_pair(a + i * lda + 2 * p));
@@ -90,67 +100,25 @@ template <bool kVnni, int MR, int NP>
   }
 }
 
-template <bool kVnni, int NP>
-void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const int16_t* panel,
+template <bool kVnni, int NP, class T>
+void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* panel,
                 int64_t panel_stride, const Epilogue& ep, int64_t j0, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= m; i += 8) {
-    panel_tile<kVnni, 8, NP>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
+    panel_tile<kVnni, 8, NP, T>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
   }
-  for (; i < m; ++i) panel_tile<kVnni, 1, NP>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
+  for (; i < m; ++i) panel_tile<kVnni, 1, NP, T>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
 }
 
-template <bool kVnni>
+template <bool kVnni, class T>
 void gemm_panels_impl(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                      const int16_t* b_panels, const Epilogue& ep) {
+                      const T* b_panels, const Epilogue& ep) {
   const int64_t stride = kp * 2 * kPanel;
   int64_t j0 = 0;
   for (; n - j0 > kPanel; j0 += 2 * kPanel) {  // two panels, the second maybe partial
-    panel_rows<kVnni, 2>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
+    panel_rows<kVnni, 2, T>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
   }
-  if (j0 < n) panel_rows<kVnni, 1>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
-}
-
-template <bool kVnni, int RB>
-[[gnu::always_inline]] inline void s8_row(int64_t k, const int16_t* a, const int8_t* b, int64_t ldb,
-                                          int32_t (&out)[RB]) {
-  __m512i acc[RB];
-  for (int j = 0; j < RB; ++j) acc[j] = _mm512_setzero_si512();
-  int64_t p = 0;
-  for (; p + 32 <= k; p += 32) {
-    const __m512i av = _mm512_loadu_si512(a + p);
-#pragma GCC unroll 4
-    for (int j = 0; j < RB; ++j) {
-      const __m512i bv = _mm512_cvtepi8_epi16(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j * ldb + p)));
-      acc[j] = dot_pairs<kVnni>(acc[j], av, bv);
-    }
-  }
-  for (int j = 0; j < RB; ++j) {
-    int32_t s = _mm512_reduce_add_epi32(acc[j]);
-    for (int64_t q = p; q < k; ++q) s += a[q] * b[j * ldb + q];
-    out[j] = s;
-  }
-}
-
-template <bool kVnni>
-void gemv_s8_impl(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
-                  int64_t ldb, const Epilogue& ep) {
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    for (int64_t i = 0; i < m; ++i) {
-      int32_t out[4];
-      s8_row<kVnni, 4>(k, a + i * lda, b + j * ldb, ldb, out);
-      for (int q = 0; q < 4; ++q) finish_scalar(ep, i, j + q, static_cast<float>(out[q]));
-    }
-  }
-  for (; j < n; ++j) {
-    for (int64_t i = 0; i < m; ++i) {
-      int32_t out[1];
-      s8_row<kVnni, 1>(k, a + i * lda, b + j * ldb, ldb, out);
-      finish_scalar(ep, i, j, static_cast<float>(out[0]));
-    }
-  }
+  if (j0 < n) panel_rows<kVnni, 1, T>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
 }
 
 template <bool kBf16>
@@ -208,12 +176,12 @@ void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda
   }
 }
 
-void gemv_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
-             int64_t ldb, const Epilogue& ep) {
+void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
+                  const int8_t* b_panels, const Epilogue& ep) {
   if (has_vnni()) {
-    gemv_s8_impl<true>(m, n, k, a, lda, b, ldb, ep);
+    gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, ep);
   } else {
-    gemv_s8_impl<false>(m, n, k, a, lda, b, ldb, ep);
+    gemm_panels_impl<false>(m, n, kp, a, lda, b_panels, ep);
   }
 }
 

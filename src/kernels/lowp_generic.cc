@@ -38,17 +38,20 @@ void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, con
 
 }  // namespace
 
-void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, const Epilogue& ep) {
+namespace {
+
+template <class T>
+void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
+                const Epilogue& ep) {
   for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
-    const int16_t* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
+    const T* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
     const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
     for (int64_t i = 0; i < m; ++i) {
       int32_t acc[kPanel] = {};
       const int16_t* ar = a + i * lda;
       for (int64_t p = 0; p < kp; ++p) {
         const int32_t a0 = ar[2 * p], a1 = ar[2 * p + 1];
-        const int16_t* bp = panel + p * 2 * kPanel;
+        const T* bp = panel + p * 2 * kPanel;
         for (int64_t c = 0; c < kPanel; ++c) acc[c] += a0 * bp[2 * c] + a1 * bp[2 * c + 1];
       }
       for (int64_t c = 0; c < nc; ++c) finish(ep, i, j0 + c, static_cast<float>(acc[c]));
@@ -56,15 +59,16 @@ void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda
   }
 }
 
-void gemv_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b,
-             int64_t ldb, const Epilogue& ep) {
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t i = 0; i < m; ++i) {
-      int32_t s = 0;
-      for (int64_t p = 0; p < k; ++p) s += a[i * lda + p] * b[j * ldb + p];
-      finish(ep, i, j, static_cast<float>(s));
-    }
-  }
+}  // namespace
+
+void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
+                 const int16_t* b_panels, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, ep);
+}
+
+void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
+                  const int8_t* b_panels, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, ep);
 }
 
 void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,

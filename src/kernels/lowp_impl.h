@@ -18,9 +18,9 @@ namespace wisp::kernels::lowp_impl {
   /* C = A B^T, A int16 [m][lda], B panels (lowp.h), kp pairs of k. */                          \
   void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,             \
                    const int16_t* b_panels, const Epilogue& ep);                                \
-  /* C = A B^T, A int16 [m][lda], B int8 rows [n][ldb]; for a few rows of A. */                 \
-  void gemv_s8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b, \
-               int64_t ldb, const Epilogue& ep);                                                \
+  /* The same with int8 panels (widened to int16 in the kernel). */                            \
+  void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,            \
+                    const int8_t* b_panels, const Epilogue& ep);                                \
   /* C = A B^T, A fp32 [m][lda], B half / bfloat16 rows [n][ldb]; scales ignored. */            \
   void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, \
                 int64_t ldb, const Epilogue& ep);                                               \

@@ -41,11 +41,10 @@ double epilogue_value(const Epilogue& ep, int64_t i, int64_t j, double acc) {
   return v;
 }
 
-// Integer value of weight (r, i) of an int8 matrix (rows or panels).
+// Integer value of weight (r, i) of an int8 matrix (either panel form).
 int weight_int(const QMatrix& m, int64_t r, int64_t i) {
-  if (!m.s8.empty()) return m.s8[r * m.k + i];
-  const int16_t* panel = m.panels.data() + (r / kPanel) * panel_pairs(m.k) * 2 * kPanel;
-  return panel[(i / 2) * 2 * kPanel + 2 * (r % kPanel) + (i % 2)];
+  const int64_t at = panel_index(r, i, panel_pairs(m.k));
+  return m.s8.empty() ? m.panels[at] : m.s8[at];
 }
 
 }  // namespace
@@ -165,12 +164,15 @@ void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q
   // Rebuild float K and V from the int8 values; re-quantizing them gives the
   // same integers (the scales are max / 127 of the same rows and columns).
   const int64_t H = kv.n_head, dh = kv.d_head, n_kv = kv.n_kv, width = H * dh;
+  const int64_t k_size = panels_size(n_kv, dh), v_size = panels_size(dh, n_kv);
   std::vector<float> k(static_cast<size_t>(n_kv * width)), v(static_cast<size_t>(n_kv * width));
   for (int64_t j = 0; j < n_kv; ++j) {
     for (int64_t h = 0; h < H; ++h) {
       for (int64_t c = 0; c < dh; ++c) {
-        k[j * width + h * dh + c] = kv.k[j * width + h * dh + c] * kv.k_scale[h * n_kv + j];
-        v[j * width + h * dh + c] = kv.vt[(h * dh + c) * n_kv + j] * kv.v_scale[h * dh + c];
+        k[j * width + h * dh + c] =
+            kv.k[h * k_size + panel_index(j, c, panel_pairs(dh))] * kv.k_scale[h * n_kv + j];
+        v[j * width + h * dh + c] =
+            kv.v[h * v_size + panel_index(c, j, panel_pairs(n_kv))] * kv.v_scale[h * dh + c];
       }
     }
   }

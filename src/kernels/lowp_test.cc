@@ -173,6 +173,8 @@ TEST_P(Levels, GemmS16MatchesReference) {
     std::vector<int16_t> b16(b8.begin(), b8.end());
     std::vector<int16_t> panels(panels_size(n, k));
     pack_panels_s8(b8.data(), k, n, k, panels.data());
+    std::vector<int8_t> panels8(panels_size(n, k));
+    pack_panels_i8(b8.data(), k, n, k, panels8.data());
     auto rs = random_vec(m, 1, 0.0f, 1e-3f), cs = random_vec(n, 2, 0.0f, 1e-2f);
     auto bias = random_vec(n, 3);
     const int64_t ldy = n + 3;
@@ -190,7 +192,7 @@ TEST_P(Levels, GemmS16MatchesReference) {
       ep.y = y.data();
       gemm_s16(m, n, k, a.data(), lda, panels.data(), ep, threads(), isa());
       ep.y = ys.data();
-      gemm_s16_s8(m, n, k, a.data(), lda, b8.data(), k, ep, threads(), isa());
+      gemm_s16_p8(m, n, k, a.data(), lda, panels8.data(), ep, threads(), isa());
       ep.y = yr.data();
       gemm_s16_ref(m, n, k, a.data(), lda, b16.data(), k, ep);
       EXPECT_LT(rel_err(y, yr), 1e-6) << m << "x" << n << "x" << k << " variant " << variant;
@@ -206,7 +208,7 @@ TEST_P(Levels, QlinearMatchesReferenceForEveryWeightType) {
   for (WeightType t : {WeightType::kF32, WeightType::kF16, WeightType::kBF16, WeightType::kS8}) {
     for (bool panels : {false, true}) {
       if (panels && t != WeightType::kS8) continue;
-      QMatrix q = make_qmatrix(w.data(), out, in, t, /*rows=*/!panels || t != WeightType::kS8, panels);
+      QMatrix q = make_qmatrix(w.data(), out, in, t, /*int8_panels=*/!panels, panels);
       for (int64_t m : {1, 2, 5, 8, 9, 37}) {
         const int64_t ldx = in + 1, ldy = out + 2;
         auto x = random_vec(m * ldx, 7 + m, -2.0f, 2.0f);

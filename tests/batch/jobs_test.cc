@@ -272,6 +272,13 @@ TEST(OptionsHash, ChangesWithWhatChangesTheResult) {
   t = o;
   t.decode.beam_size = 5;
   EXPECT_NE(options_hash(d / "m.bin", t), h);
+  t = o;
+  t.word_timestamps = true;
+  EXPECT_NE(options_hash(d / "m.bin", t), h);
+  wisp::output::WriterOptions w;
+  EXPECT_EQ(options_hash(d / "m.bin", o, w), h);
+  w.max_line_width = 42;  // the subtitle layout changes the files
+  EXPECT_NE(options_hash(d / "m.bin", o, w), h);
   EXPECT_NE(options_hash(d / "other.bin", o), h);
   write(d / "m.bin", "model, retrained");  // same path, new content
   EXPECT_NE(options_hash(d / "m.bin", o), h);

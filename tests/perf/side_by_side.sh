@@ -109,7 +109,7 @@ if [ -n "${E2E_AUDIO:-}" ]; then
         mkdir -p "$OUT/e2e-wisp-$name-t$t-$ct"
         wait_quiet; load=$(load1)
         s=$(date +%s.%N)
-        /usr/bin/time -v "$WISP" transcribe "$E2E_AUDIO" -m "$m" -t "$t" -l en --compute_type "$ct" \
+        /usr/bin/time -v "$WISP" transcribe "$E2E_AUDIO" -m "$m" -t "$t" -l en --compute_type "$ct" --beam_size None --best_of None \
           --temperature_increment_on_fallback None -f json -o "$OUT/e2e-wisp-$name-t$t-$ct" > "$log" 2>&1
         e=$(date +%s.%N)
         printf "wisp\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\n" "$name" "$t" "$ct" "$(echo "$e - $s" | bc)" \
