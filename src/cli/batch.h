@@ -20,7 +20,7 @@ struct BatchOptions {
   bool verbose = true;               // print segment lines
   // The batch runner's own flags (add_batch_flags).
   std::string input_list;            // one path per line, "-" stdin
-  std::string ledger;                // empty: <output_dir or input folder>/.wisp/ledger.sqlite
+  std::string ledger;                // empty: jobs::default_ledger_path()
   bool overwrite = false;
   int max_attempts = 2;
   std::string progress = "auto";     // auto, bars, plain

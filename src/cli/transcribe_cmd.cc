@@ -207,6 +207,7 @@ int run(const TranscribeArgs& a) {
   batch.output_dir = a.output_dir;
   batch.formats = formats;
   batch.writer = writer;
+  batch.model_path = a.model;
   batch.verbose = verbose;
   return run_batch(*engine, opt, batch);
 }
@@ -218,8 +219,8 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "transcribe",
       "Transcribe media files to subtitles and transcripts.\n"
-      "Exit status: 0 every file done, 1 some file failed, 2 usage or setup error.");
-  cmd->add_option("files", args->files, "media files to transcribe")->required();
+      "Exit status: 0 every file done, 1 some file failed, 2 usage or setup error, 130 interrupted.");
+  cmd->add_option("files", args->files, "media files, folders (searched recursively) or glob patterns");
   cmd->add_option(flag_names("model", "-m"), args->model, "whisper.cpp ggml model file (ggml-*.bin)")->required();
   cmd->add_option(flag_names("language", "-l"), args->language,
                   "spoken language (code or name); default: detect on the first 30 s");

@@ -85,7 +85,7 @@ class Stats {
     double known = 0;
     size_t n_known = 0;
     for (const Todo& t : todo_)
-      if (t.duration > 0) known += t.duration, ++n_known;
+      if (t.duration >= 0) known += t.duration, ++n_known;
     // Inputs whose header gave no duration count as the average of the others.
     double avg = n_known ? known / static_cast<double>(n_known) : 0;
     s.audio_total = known + avg * static_cast<double>(todo_.size() - n_known);

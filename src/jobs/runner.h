@@ -43,7 +43,9 @@ struct BatchConfig {
   PrefetchLimits prefetch;
 };
 
-// <output_dir or the folder holding every input>/.wisp/ledger.sqlite
+// <output_dir or the folder holding every input>/.wisp/ledger.sqlite (no
+// search upwards: a ledger in a parent folder would silently collect runs
+// over unrelated folders).
 std::string default_ledger_path(const std::string& output_dir, const std::vector<std::string>& roots);
 
 // Where an input's output of format `ext` goes: next to the input, or in

@@ -101,7 +101,7 @@ TEST_F(Cli, SeedFormatAndSrtNextToInput) {
 
 TEST_F(Cli, AllFormatsIntoOutputDir) {
   std::string out = fresh_dir("all");
-  RunResult r = run("transcribe --model " + quote(model_) + " --language en --output-format all --output_dir " +
+  RunResult r = run("transcribe --model " + quote(model_) + " --language en --beam-size None --temperature_increment_on_fallback None --output-format all --output_dir " +
               quote(out) + " --threads 2 " + quote(kData + "/formats/jfk_s16_16k_mono.wav"));
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out.find("Detected language"), std::string::npos);  // given, not detected
@@ -123,7 +123,7 @@ TEST_F(Cli, EveryFormatTranscribes) {
     files += " " + quote(e.path().string());
     ++n;
   }
-  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 -o " + quote(out) +
+  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
               files);
   ASSERT_EQ(r.status, 0) << r.out;
   int srt = 0;
@@ -136,7 +136,7 @@ TEST_F(Cli, BadInputsFailAloneAndTheRestGoesOn) {
   std::string files;
   for (const auto& e : fs::directory_iterator(kData + "/bad")) files += " " + quote(e.path().string());
   files += " " + quote(work_ + "/does_not_exist.wav");
-  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 -o " + quote(out) +
+  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
               files);
   EXPECT_EQ(r.status, 1) << r.out;
   auto error_line = [&](const std::string& file, const std::string& cause) {

@@ -106,14 +106,18 @@ TEST_P(GoldenTest, MatchesOpenaiWhisper) {
     std::printf("[ note ] %s: window %zu diverges at near-tied step %zu (allowed)\n", c.name.c_str(), i, j);
     break;
   }
-  if (diverged_seek < 0) EXPECT_EQ(windows.size(), ref_windows.size()) << "number of decode calls";
+  if (diverged_seek < 0) {
+    EXPECT_EQ(windows.size(), ref_windows.size()) << "number of decode calls";
+  }
 
   // Segments: all before the divergence must match exactly.
   const auto& rsegs = ref["segments"];
   size_t n_check = 0;
   for (const auto& rs : rsegs)
     if (diverged_seek < 0 || rs["seek"].get<int>() < diverged_seek) ++n_check;
-  if (diverged_seek < 0) ASSERT_EQ(t.segments.size(), rsegs.size());
+  if (diverged_seek < 0) {
+    ASSERT_EQ(t.segments.size(), rsegs.size());
+  }
   ASSERT_GE(t.segments.size(), n_check);
   double max_word_time_error = 0.0, max_word_prob_error = 0.0;
   int n_words = 0;
@@ -154,7 +158,9 @@ TEST_P(GoldenTest, MatchesOpenaiWhisper) {
     std::printf("[ note ] %s: %d words, max time error %.6f s, max probability error %.2e\n",
                 c.name.c_str(), n_words, max_word_time_error, max_word_prob_error);
   EXPECT_EQ(t.word_timestamps, opt.word_timestamps);
-  if (diverged_seek < 0) EXPECT_EQ(t.text, ref["text"].get<std::string>());
+  if (diverged_seek < 0) {
+    EXPECT_EQ(t.text, ref["text"].get<std::string>());
+  }
 
   // Subtitle rules hold for every output.
   std::string why;

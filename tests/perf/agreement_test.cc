@@ -12,11 +12,13 @@
 //
 // Scripted-weight models (large logit margins, as a trained model's
 // confident steps) must match exactly under every compute type.
+// (float32 is the golden path itself: tests/golden checks it, in full.)
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -197,6 +199,8 @@ struct TypeBound {
   double min_agree;  // the test fails below this
 };
 
+void PrintTo(const TypeBound& b, std::ostream* os) { *os << nn::compute_type_name(b.type); }
+
 class Agreement : public ::testing::TestWithParam<TypeBound> {};
 
 TEST_P(Agreement, RandomWeightGoldenCases) {
@@ -218,8 +222,7 @@ TEST_P(Agreement, ScriptedCasesMatchExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Agreement,
-                         ::testing::Values(TypeBound{ComputeType::kFloat32, 1e-3, 1.0},
-                                           TypeBound{ComputeType::kFloat16, 1e-3, 0.99},
+                         ::testing::Values(TypeBound{ComputeType::kFloat16, 1e-3, 0.99},
                                            TypeBound{ComputeType::kBFloat16, 1e-2, 0.99},
                                            TypeBound{ComputeType::kInt8, 1e-2, 0.99},
                                            TypeBound{ComputeType::kInt8BFloat16, 1e-2, 0.99}),
