@@ -14,6 +14,7 @@
 #include "kernels/kernels.h"
 #include "kernels/lowp_impl.h"
 #include "kernels/tasks.h"
+#include "kernels/vecmath.h"
 
 namespace wisp::kernels {
 namespace {
@@ -46,12 +47,16 @@ const Ops& ops(Isa isa) {
 }
 #undef WISP_OPS
 
-// Rows of A per GEMM task: a multiple of the 6-row tile whose int16 rows
-// fit in ~192 KB of L2 next to the panel being swept.
+// Pairs of k per slice of a long dot product: a 16-column panel slice is
+// 16 KB of int16, half of L1.
+constexpr int64_t kKBlock = 256;
+
+// Rows of A per GEMM task: a multiple of the 4-row tile whose int16 rows
+// (one slice of k) fit in ~192 KB of L2 next to the panel slice being swept.
 int64_t row_block(int64_t lda) {
-  int64_t rows = (192 * 1024) / std::max<int64_t>(1, 2 * lda);
-  rows = std::clamp<int64_t>(rows / 6 * 6, 6, 96);
-  return rows;
+  const int64_t width = std::min<int64_t>(lda, 2 * kKBlock);
+  const int64_t rows = (192 * 1024) / std::max<int64_t>(1, 2 * width);
+  return std::clamp<int64_t>(rows / 4 * 4, 4, 96);
 }
 
 Epilogue shifted(const Epilogue& ep, int64_t r0, int64_t j0) {
@@ -173,9 +178,10 @@ QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool
         for (int64_t i = 0; i < k; ++i) mx = std::max(mx, std::fabs(wr[i]));
         // Per output channel: scale = max / 127, so the largest weight is exact.
         const float scale = mx / static_cast<float>(kWeightMax);
+        const float inv = mx > 0.0f ? static_cast<float>(kWeightMax) / mx : 0.0f;
         m.scale[r] = scale;
         for (int64_t i = 0; i < k; ++i) {
-          const float v = scale > 0.0f ? std::nearbyint(wr[i] / scale) : 0.0f;
+          const float v = detail::round_even(wr[i] * inv);
           q[r * k + i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
         }
       }
@@ -282,14 +288,26 @@ void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, co
   // costs more than it saves: a decoding step has dozens of such products,
   // and on a busy machine each parallel region waits for all its threads.
   const bool small = m * n * k < (int64_t{1} << 19);
+  // Long dot products go in slices of kKBlock pairs, so that the slice of a
+  // panel being swept (16 KB) stays in L1 while all the rows of the block
+  // pass over it; the slices' partial results are summed in y (in fp32, by
+  // the epilogue: bias with the first slice, then accumulate). Not with GELU,
+  // which needs the whole sum.
+  const int64_t pstride = kp * 2 * kPanel;
+  const int64_t slice = ep.gelu ? kp : kKBlock;
   task_for(n_tasks, small ? 1 : n_threads, [] { return 0; }, [&](int, int64_t t) {
     const int64_t rb = t / col_groups, cg = t % col_groups;
     const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
     const int64_t p0 = n_panels * cg / col_groups, p1 = n_panels * (cg + 1) / col_groups;
     const int64_t j0 = p0 * kPanel, j1 = std::min(n, p1 * kPanel);
     if (j1 <= j0) return;
-    kernel(r1 - r0, j1 - j0, kp, a + r0 * lda, lda, b_panels + p0 * kp * 2 * kPanel,
-           shifted(ep, r0, j0));
+    Epilogue e = shifted(ep, r0, j0);
+    for (int64_t s0 = 0; s0 < kp; s0 += slice) {
+      kernel(r1 - r0, j1 - j0, std::min(slice, kp - s0), a + r0 * lda + 2 * s0, lda,
+             b_panels + p0 * pstride + s0 * 2 * kPanel, pstride, e);
+      e.bias = nullptr;
+      e.accumulate = true;
+    }
   });
 }
 

@@ -15,6 +15,7 @@
 #include "kernels/lowp.h"
 #include "kernels/lowp_impl.h"
 #include "kernels/tasks.h"
+#include "kernels/vecmath.h"
 
 namespace wisp::kernels {
 namespace {
@@ -22,6 +23,8 @@ namespace {
 // Queries per task: a [64][1500] score block (384 KB) and its quantized
 // probabilities (192 KB) stay in L2 between the two products.
 constexpr int64_t kQueryBlock = 64;
+// Pairs of keys per slice of the P V product (a 16 KB slice of a V panel).
+constexpr int64_t kKeySlice = 256;
 
 // The largest |q| for both operands of an int16 x int16 dot product of k terms.
 int qk_qmax(int64_t k) {
@@ -29,9 +32,9 @@ int qk_qmax(int64_t k) {
   return static_cast<int>(std::min(8191.0, std::floor(std::sqrt(limit))));
 }
 
-using Gemm = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int16_t*,
+using Gemm = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int16_t*, int64_t,
                       const Epilogue&);
-using Gemm8 = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int8_t*,
+using Gemm8 = void (*)(int64_t, int64_t, int64_t, const int16_t*, int64_t, const int8_t*, int64_t,
                        const Epilogue&);
 using Quant = void (*)(const float*, int64_t, int64_t, int64_t, int, int16_t*, int64_t, float*);
 using SoftQ = void (*)(const float*, int64_t, int64_t, int64_t, int, int16_t*, int64_t, float*);
@@ -84,8 +87,8 @@ void pack_values(const float* v, int64_t ldv, int64_t n_kv, int64_t d, int16_t* 
       int16_t* out = dst + t * 2 * kPanel;
       for (int64_t c = 0; c < kPanel; ++c) {
         const bool in = c < nc;
-        out[2 * c] = in ? static_cast<int16_t>(std::nearbyint(r0[c] * inv[c0 + c])) : 0;
-        out[2 * c + 1] = in && r1 ? static_cast<int16_t>(std::nearbyint(r1[c] * inv[c0 + c])) : 0;
+        out[2 * c] = in ? static_cast<int16_t>(detail::round_even(r0[c] * inv[c0 + c])) : 0;
+        out[2 * c + 1] = in && r1 ? static_cast<int16_t>(detail::round_even(r1[c] * inv[c0 + c])) : 0;
       }
     }
   }
@@ -151,14 +154,21 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
     es.row_scale = bs.q_scale.data();
     es.col_scale = k_scale.data() + h * n_kv;
     es.alpha = alpha;
-    kr.gemm(nq, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, k_pan.data() + h * k_size, es);
+    kr.gemm(nq, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, k_pan.data() + h * k_size,
+            panel_pairs(dh) * 2 * kPanel, es);
     kr.softq(bs.s.data(), n_kv, nq, n_kv, pmax, bs.pq.data(), kv_pad, bs.p_scale.data());
     Epilogue eo;
     eo.y = a.out + i0 * a.ldo + h * dh;
     eo.ldy = a.ldo;
     eo.row_scale = bs.p_scale.data();
     eo.col_scale = v_scale.data() + h * dh;
-    kr.gemm(nq, dh, panel_pairs(n_kv), bs.pq.data(), kv_pad, v_pan.data() + h * v_size, eo);
+    // P V over slices of keys (a panel slice stays in L1), summed in out.
+    const int64_t kp_v = panel_pairs(n_kv);
+    for (int64_t s0 = 0; s0 < kp_v; s0 += kKeySlice) {
+      kr.gemm(nq, dh, std::min(kKeySlice, kp_v - s0), bs.pq.data() + 2 * s0, kv_pad,
+              v_pan.data() + h * v_size + s0 * 2 * kPanel, kp_v * 2 * kPanel, eo);
+      eo.accumulate = true;
+    }
   });
 }
 
@@ -186,7 +196,7 @@ void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int6
         out.k_scale[h * n_kv + j] = mx / static_cast<float>(kWeightMax);
         const float inv = mx > 0.0f ? static_cast<float>(kWeightMax) / mx : 0.0f;
         for (int64_t c = 0; c < d_head; ++c) {
-          kd[panel_index(j, c, kp_k)] = static_cast<int8_t>(std::nearbyint(kr[c] * inv));
+          kd[panel_index(j, c, kp_k)] = static_cast<int8_t>(detail::round_even(kr[c] * inv));
         }
       }
       // Values: one scale per (head, dim); B = V_h^T, [d_head][n_kv].
@@ -205,7 +215,7 @@ void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int6
       for (int64_t j = 0; j < n_kv; ++j) {
         const float* vr = v + j * ldv + h * d_head;
         for (int64_t c = 0; c < d_head; ++c) {
-          vd[panel_index(c, j, kp_v)] = static_cast<int8_t>(std::nearbyint(vr[c] * inv[c]));
+          vd[panel_index(c, j, kp_v)] = static_cast<int8_t>(detail::round_even(vr[c] * inv[c]));
         }
       }
     }
@@ -241,7 +251,8 @@ void attention_kv8(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, co
     es.row_scale = bs.q_scale.data();
     es.col_scale = kv.k_scale.data() + h * n_kv;
     es.alpha = alpha;
-    kr.gemm8(nr, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, kv.k.data() + h * k_size, es);
+    kr.gemm8(nr, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, kv.k.data() + h * k_size,
+             panel_pairs(dh) * 2 * kPanel, es);
     if (qk != nullptr) {
       for (int64_t i = 0; i < nr; ++i) {
         const int64_t r = r0 + i, b = r / n_q, qi = r % n_q;
@@ -255,7 +266,8 @@ void attention_kv8(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, co
     eo.ldy = ldo;
     eo.row_scale = bs.p_scale.data();
     eo.col_scale = kv.v_scale.data() + h * dh;
-    kr.gemm8(nr, dh, panel_pairs(n_kv), bs.pq.data(), kv_pad, kv.v.data() + h * v_size, eo);
+    kr.gemm8(nr, dh, panel_pairs(n_kv), bs.pq.data(), kv_pad, kv.v.data() + h * v_size,
+             panel_pairs(n_kv) * 2 * kPanel, eo);
   });
 }
 

@@ -30,24 +30,60 @@ namespace {
   return _mm_cvtss_f32(s);
 }
 
-// detail::exp_f (vecmath.h) on 8 floats, the same operations in the same
-// order (so the same results; GCC does not vectorise the scalar form well
-// inside this loop).
-[[gnu::always_inline]] inline __m256 exp8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+// e^x for x <= 0 to ~3e-6 relative, for the quantized softmax only (its
+// output is rounded to ~14 bits): exp8's reduction with a degree-5
+// polynomial, and no upper clamp; x below -87 gives ~2^-126, which rounds to
+// zero like exp8's exact 0.
+[[gnu::always_inline]] inline __m256 exp8_coarse(__m256 x) {
+  const __m256 xc = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
   const __m256 round = _mm256_set1_ps(12582912.0f);
-  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
   const __m256 n = _mm256_sub_ps(
-      _mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)), round), round);
-  __m256 r = _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-  r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  constexpr float kC[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-  for (int i = 0; i < 7; ++i) p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kC[i]));
+      _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), round), round);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 120.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   const __m256i bits =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);  // x < -87 (and -inf): 0
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+// The epilogue of lowp.h for a full panel row (16 values of row i from
+// column j0) held in registers.
+[[gnu::always_inline]] inline void finish16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0,
+                                            __m256 v1) {
+  const __m256 rs = _mm256_set1_ps(
+      ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f));
+  float* y = ep.y + i * ep.ldy + j0;
+  v0 = _mm256_mul_ps(v0, rs);
+  v1 = _mm256_mul_ps(v1, rs);
+  if (ep.col_scale != nullptr) {
+    v0 = _mm256_mul_ps(v0, _mm256_loadu_ps(ep.col_scale + j0));
+    v1 = _mm256_mul_ps(v1, _mm256_loadu_ps(ep.col_scale + j0 + 8));
+  }
+  if (ep.bias != nullptr) {
+    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ep.bias + j0));
+    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ep.bias + j0 + 8));
+  }
+  if (ep.gelu) {
+    alignas(32) float v[kPanel];
+    _mm256_store_ps(v, v0);
+    _mm256_store_ps(v + 8, v1);
+#pragma omp simd
+    for (int c = 0; c < kPanel; ++c) v[c] = detail::gelu_f(v[c]);
+    v0 = _mm256_load_ps(v);
+    v1 = _mm256_load_ps(v + 8);
+  }
+  if (ep.accumulate) {
+    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y));
+    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(y + 8));
+  }
+  _mm256_storeu_ps(y, v0);
+  _mm256_storeu_ps(y + 8, v1);
 }
 
 // The epilogue of lowp.h for `nc` values of row i from column j0, given as
@@ -57,33 +93,6 @@ namespace {
   const float rs =
       ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
   float* y = ep.y + i * ep.ldy + j0;
-  if (nc == kPanel) {
-    __m256 v0 = _mm256_mul_ps(_mm256_loadu_ps(v), _mm256_set1_ps(rs));
-    __m256 v1 = _mm256_mul_ps(_mm256_loadu_ps(v + 8), _mm256_set1_ps(rs));
-    if (ep.col_scale != nullptr) {
-      v0 = _mm256_mul_ps(v0, _mm256_loadu_ps(ep.col_scale + j0));
-      v1 = _mm256_mul_ps(v1, _mm256_loadu_ps(ep.col_scale + j0 + 8));
-    }
-    if (ep.bias != nullptr) {
-      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ep.bias + j0));
-      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ep.bias + j0 + 8));
-    }
-    if (ep.gelu) {
-      _mm256_storeu_ps(v, v0);
-      _mm256_storeu_ps(v + 8, v1);
-#pragma omp simd
-      for (int c = 0; c < kPanel; ++c) v[c] = detail::gelu_f(v[c]);
-      v0 = _mm256_loadu_ps(v);
-      v1 = _mm256_loadu_ps(v + 8);
-    }
-    if (ep.accumulate) {
-      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y));
-      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(y + 8));
-    }
-    _mm256_storeu_ps(y, v0);
-    _mm256_storeu_ps(y + 8, v1);
-    return;
-  }
   for (int64_t c = 0; c < nc; ++c) {
     float x = v[c] * rs;
     if (ep.col_scale != nullptr) x *= ep.col_scale[j0 + c];
@@ -107,6 +116,10 @@ namespace {
 
 [[gnu::always_inline]] inline void finish_acc(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc,
                                               __m256i c0, __m256i c1) {
+  if (nc == kPanel) {
+    finish16(ep, i, j0, _mm256_cvtepi32_ps(c0), _mm256_cvtepi32_ps(c1));
+    return;
+  }
   alignas(32) float v[kPanel];
   _mm256_store_ps(v, _mm256_cvtepi32_ps(c0));
   _mm256_store_ps(v + 8, _mm256_cvtepi32_ps(c1));
@@ -305,11 +318,11 @@ namespace {
 
 template <class T>
 void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
-                const Epilogue& ep) {
+                int64_t pstride, const Epilogue& ep) {
   // Panel outer, rows inner: the panel (kp * 32 values) stays in L1 while
   // the caller's block of rows of A streams from L2.
   for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
-    const T* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
+    const T* panel = b_panels + (j0 / kPanel) * pstride;
     const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) panel_tile4(kp, a + i * lda, lda, panel, ep, i, j0, nc);
@@ -325,13 +338,13 @@ void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
 }  // namespace
 
 void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, const Epilogue& ep) {
-  panels_any(m, n, kp, a, lda, b_panels, ep);
+                 const int16_t* b_panels, int64_t pstride, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
 void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                  const int8_t* b_panels, const Epilogue& ep) {
-  panels_any(m, n, kp, a, lda, b_panels, ep);
+                  const int8_t* b_panels, int64_t pstride, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
 void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
@@ -408,8 +421,8 @@ void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, in
     // Two independent vectors per step: exp8's multiply-add chain is long,
     // and one vector at a time leaves the pipelines waiting on it.
     for (; j + 16 <= n; j += 16) {
-      const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx));
-      const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(sr + j + 8), vmx));
+      const __m256 e0 = exp8_coarse(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx));
+      const __m256 e1 = exp8_coarse(_mm256_sub_ps(_mm256_loadu_ps(sr + j + 8), vmx));
       const __m256i v0 = _mm256_cvtps_epi32(_mm256_mul_ps(e0, vq));
       const __m256i v1 = _mm256_cvtps_epi32(_mm256_mul_ps(e1, vq));
       vsum = _mm256_add_epi32(vsum, _mm256_add_epi32(v0, v1));
@@ -417,7 +430,7 @@ void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, in
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(qr + j), packed);
     }
     for (; j + 8 <= n; j += 8) {
-      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx));
+      const __m256 e = exp8_coarse(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx));
       const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(e, vq));
       vsum = _mm256_add_epi32(vsum, v);
       const __m256i p16 = _mm256_packs_epi32(v, v);  // lanes: v0-3 v0-3 | v4-7 v4-7

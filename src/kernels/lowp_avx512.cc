@@ -112,8 +112,7 @@ void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* p
 
 template <bool kVnni, class T>
 void gemm_panels_impl(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                      const T* b_panels, const Epilogue& ep) {
-  const int64_t stride = kp * 2 * kPanel;
+                      const T* b_panels, int64_t stride, const Epilogue& ep) {
   int64_t j0 = 0;
   for (; n - j0 > kPanel; j0 += 2 * kPanel) {  // two panels, the second maybe partial
     panel_rows<kVnni, 2, T>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
@@ -168,20 +167,20 @@ void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, con
 }  // namespace
 
 void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, const Epilogue& ep) {
+                 const int16_t* b_panels, int64_t pstride, const Epilogue& ep) {
   if (has_vnni()) {
-    gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, ep);
+    gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, pstride, ep);
   } else {
-    gemm_panels_impl<false>(m, n, kp, a, lda, b_panels, ep);
+    gemm_panels_impl<false>(m, n, kp, a, lda, b_panels, pstride, ep);
   }
 }
 
 void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                  const int8_t* b_panels, const Epilogue& ep) {
+                  const int8_t* b_panels, int64_t pstride, const Epilogue& ep) {
   if (has_vnni()) {
-    gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, ep);
+    gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, pstride, ep);
   } else {
-    gemm_panels_impl<false>(m, n, kp, a, lda, b_panels, ep);
+    gemm_panels_impl<false>(m, n, kp, a, lda, b_panels, pstride, ep);
   }
 }
 

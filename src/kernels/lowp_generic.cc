@@ -42,9 +42,9 @@ namespace {
 
 template <class T>
 void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
-                const Epilogue& ep) {
+                int64_t pstride, const Epilogue& ep) {
   for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
-    const T* panel = b_panels + (j0 / kPanel) * kp * 2 * kPanel;
+    const T* panel = b_panels + (j0 / kPanel) * pstride;
     const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
     for (int64_t i = 0; i < m; ++i) {
       int32_t acc[kPanel] = {};
@@ -62,13 +62,13 @@ void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
 }  // namespace
 
 void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, const Epilogue& ep) {
-  panels_any(m, n, kp, a, lda, b_panels, ep);
+                 const int16_t* b_panels, int64_t pstride, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
 void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                  const int8_t* b_panels, const Epilogue& ep) {
-  panels_any(m, n, kp, a, lda, b_panels, ep);
+                  const int8_t* b_panels, int64_t pstride, const Epilogue& ep) {
+  panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
 void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
@@ -94,7 +94,7 @@ void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, 
       continue;
     }
     const float inv = static_cast<float>(qmax) / mx;
-    for (int64_t i = 0; i < k; ++i) qr[i] = static_cast<int16_t>(std::nearbyint(xr[i] * inv));
+    for (int64_t i = 0; i < k; ++i) qr[i] = static_cast<int16_t>(detail::round_even(xr[i] * inv));
     for (int64_t i = k; i < ldq; ++i) qr[i] = 0;
     scale[r] = mx / static_cast<float>(qmax);
   }
@@ -109,7 +109,7 @@ void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, in
     for (int64_t j = 0; j < n; ++j) mx = sr[j] > mx ? sr[j] : mx;
     int64_t sum = 0;
     for (int64_t j = 0; j < n; ++j) {
-      const int32_t v = static_cast<int32_t>(std::nearbyint(detail::exp_f(sr[j] - mx) * qmax));
+      const int32_t v = static_cast<int32_t>(detail::round_even(detail::exp_f(sr[j] - mx) * qmax));
       qr[j] = static_cast<int16_t>(v);
       sum += v;
     }

@@ -15,12 +15,13 @@
 namespace wisp::kernels::lowp_impl {
 
 #define WISP_LOWP_KERNELS                                                                       \
-  /* C = A B^T, A int16 [m][lda], B panels (lowp.h), kp pairs of k. */                          \
+  /* C = A B^T, A int16 [m][lda], B panels (lowp.h), kp pairs of k; panel p at       */      \
+  /* b_panels + p * pstride (pstride = 32 kp for whole panels; more for a slice of k). */      \
   void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,             \
-                   const int16_t* b_panels, const Epilogue& ep);                                \
+                   const int16_t* b_panels, int64_t pstride, const Epilogue& ep);               \
   /* The same with int8 panels (widened to int16 in the kernel). */                            \
   void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,            \
-                    const int8_t* b_panels, const Epilogue& ep);                                \
+                    const int8_t* b_panels, int64_t pstride, const Epilogue& ep);               \
   /* C = A B^T, A fp32 [m][lda], B half / bfloat16 rows [n][ldb]; scales ignored. */            \
   void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, \
                 int64_t ldb, const Epilogue& ep);                                               \

@@ -164,7 +164,7 @@ TEST_P(Levels, GemmS16MatchesReference) {
   std::uniform_int_distribution<int> qa(-8191, 8191), qb(-127, 127);
   for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {1, 1, 1}, {5, 17, 3}, {6, 16, 64}, {7, 33, 65}, {13, 50, 31}, {100, 70, 384},
-           {9, 200, 130}}) {
+           {9, 200, 130}, {10, 37, 1201}}) {  // k = 1201: three slices of the long-k path
     const int64_t kp2 = 2 * panel_pairs(k), lda = kp2 + 2;
     std::vector<int16_t> a(m * lda);
     for (auto& v : a) v = static_cast<int16_t>(qa(rng));

@@ -74,4 +74,14 @@ namespace wisp::kernels::detail {
   return x >= 0.0f ? pos : h;
 }
 
+// Round to nearest, ties to even, for |x| < 2^22: adding 1.5 * 2^23 leaves
+// no fraction bits, so the addition itself rounds (in the default rounding
+// mode, which the library never changes). The same as std::nearbyint there,
+// but inline: the baseline x86-64 build has no SSE4.1 roundss, so nearbyint
+// is a libm call per element in the quantization loops.
+[[gnu::always_inline]] static inline float round_even(float x) {
+  const float kRound = 12582912.0f;
+  return (x + kRound) - kRound;
+}
+
 }  // namespace wisp::kernels::detail

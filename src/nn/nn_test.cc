@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -206,6 +207,33 @@ TEST(LowPrecision, Int8DecoderIncrementalEqualsAllAtOnceAndBatches) {
   for (int q = 0; q < 3; ++q) three.insert(three.end(), toks.begin(), toks.begin() + 4);
   const auto b = batch.decode(three, 4, 2);
   for (int q = 0; q < 3; ++q) EXPECT_LT(rel_err(row(b, q, V), row(full, 3, V)), 1e-5) << q;
+}
+
+// The dispatch at network level: the int8 network built while WISP_ISA
+// forces the portable kernels gives what the default (AVX2 here) gives; the
+// integer sums are exact, only float rounding in epilogues and exp differs
+// (a last-bit change can move a requantized activation by one step: ~1e-4,
+// against the ~1e-2 of int8 quantization itself).
+TEST(LowPrecision, Int8NetworkSameOnGenericAndDefaultKernels) {
+  const Whisper& fast = golden_model("micro", 1, ComputeType::kInt8);
+  const char* old = std::getenv("WISP_ISA");
+  const std::string saved = old ? old : "";
+  ::setenv("WISP_ISA", "generic", 1);
+  model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  const Whisper portable(m, ComputeType::kInt8);
+  if (old) {
+    ::setenv("WISP_ISA", saved.c_str(), 1);
+  } else {
+    ::unsetenv("WISP_ISA");
+  }
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  const auto a = fast.encode(mel, 1), b = portable.encode(mel, 1);
+  EXPECT_LT(rel_err(a, b), 1e-3);
+  DecoderState sa(fast, 1), sb(portable, 1);
+  sa.set_audio(a, 1);
+  sb.set_audio(a, 1);
+  const std::vector<int> toks = {50258, 50259, 50359, 220, 1000};
+  EXPECT_LT(rel_err(sa.decode(toks, 5, 1, true), sb.decode(toks, 5, 1, true)), 1e-3);
 }
 
 TEST(LowPrecision, ParsesComputeTypeNames) {

@@ -106,11 +106,12 @@ if [ -n "${E2E_AUDIO:-}" ]; then
         "$(rss_mb "$log")" "$load" "$(cpu_pct "$log")" >> "$E2E"
       for ct in ${E2E_TYPES:-int8}; do
         log=$OUT/e2e-wisp-$name-t$t-$ct.log
-        mkdir -p "$OUT/e2e-wisp-$name-t$t-$ct"
+        odir=$OUT/e2e-wisp-$name-t$t-$ct-$(date +%s)  # fresh: wisp skips inputs already done in a folder
+        mkdir -p "$odir"
         wait_quiet; load=$(load1)
         s=$(date +%s.%N)
         /usr/bin/time -v "$WISP" transcribe "$E2E_AUDIO" -m "$m" -t "$t" -l en --compute_type "$ct" --beam_size None --best_of None \
-          --temperature_increment_on_fallback None -f json -o "$OUT/e2e-wisp-$name-t$t-$ct" > "$log" 2>&1
+          --temperature_increment_on_fallback None -f json -o "$odir" > "$log" 2>&1
         e=$(date +%s.%N)
         printf "wisp\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\n" "$name" "$t" "$ct" "$(echo "$e - $s" | bc)" \
           "$(rss_mb "$log")" "$load" "$(cpu_pct "$log")" >> "$E2E"
