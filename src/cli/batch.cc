@@ -111,6 +111,7 @@ int run_batch(const transcribe::Engine& engine, const transcribe::Options& optio
   cfg.model_path = batch.model_path;
   cfg.overwrite = batch.overwrite;
   cfg.max_attempts = batch.max_attempts;
+  cfg.batch_size = batch.batch_size;
   ProgressMode mode = pick_mode(batch.progress);
 
   StopSignals signals;

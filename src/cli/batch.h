@@ -25,6 +25,7 @@ struct BatchOptions {
   int max_attempts = 2;
   std::string progress = "auto";     // auto, bars, plain
   std::string model_path;            // --model, captured after parsing (options hash)
+  int batch_size = 0;                // throughput mode when > 0 (set by `wisp transcribe`)
 };
 
 // Registers the batch runner's own flags on `wisp transcribe` (and makes the

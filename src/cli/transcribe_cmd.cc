@@ -18,10 +18,12 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "model/model.h"
+#include "nn/compute_type.h"
 #include "output/writers.h"
 #include "timing/alignment_heads.h"
 #include "timing/timing.h"
 #include "transcribe/transcribe.h"
+#include "vad/timestamps.h"
 
 namespace wisp::cli {
 namespace {
@@ -34,6 +36,7 @@ struct TranscribeArgs {
   std::string language;
   std::string task = "transcribe";
   int threads = 0;
+  std::string compute_type = "float32";
   std::string output_dir;
   std::string output_format = "srt";
   std::optional<std::string> initial_prompt;
@@ -71,6 +74,12 @@ struct TranscribeArgs {
   std::string max_line_count = "None";
   std::string max_words_per_line = "None";
   BatchOptions batch;  // the batch runner's own flags
+  // Throughput mode (issue 6).
+  std::string vad_filter = "False";
+  vad::VadOptions vad;
+  int batch_size = 0;
+  std::string loop_guard = "auto";
+  CLI::App* cmd = nullptr;  // to ask which flags were given
 };
 
 // openai optional_float: a number or "None".
@@ -190,12 +199,26 @@ int run(const TranscribeArgs& a) {
     opt.decode.max_initial_timestamp.reset();
   opt.decode.sample_len = a.sample_len;
   opt.n_threads = a.threads > 0 ? a.threads : hardware_threads();
+  // Throughput mode: --batch_size implies the VAD; faster-whisper's
+  // BatchedInferencePipeline defaults to 160 ms of silence between speech
+  // regions (the sequential VAD filter keeps silero's 2000 ms).
+  if (a.batch_size < 0) throw Error("--batch_size must be >= 0");
+  opt.vad_filter = parse_bool(a.vad_filter, "vad_filter") || a.batch_size > 0;
+  opt.vad = a.vad;
+  if (a.batch_size > 0 && a.cmd->count("--vad_min_silence_duration_ms") == 0) opt.vad.min_silence_duration_ms = 160;
+  if (a.batch_size > 0 && opt.clip_timestamps != "0")
+    throw Error("--clip_timestamps cannot be combined with --batch_size");
+  // The loop guard (decoding/loop_guard.h): on in throughput mode, off in
+  // sequential mode, which reproduces openai/whisper token for token.
+  opt.decode.loop_guard.enabled =
+      a.loop_guard == "auto" ? a.batch_size > 0 : parse_bool(a.loop_guard, "loop_guard");
   const bool verbose = parse_bool(a.verbose, "verbose");
 
   if (a.model.empty()) throw Error("--model PATH is required (a whisper.cpp ggml .bin file)");
+  const nn::ComputeType compute_type = nn::parse_compute_type(a.compute_type);
   std::unique_ptr<transcribe::Engine> engine;
   try {
-    engine = std::make_unique<transcribe::Engine>(model::load_ggml(a.model));
+    engine = std::make_unique<transcribe::Engine>(model::load_ggml(a.model), compute_type);
   } catch (const Error& e) {
     throw Error("cannot load model '" + a.model + "': " + e.what());
   }
@@ -209,6 +232,7 @@ int run(const TranscribeArgs& a) {
   batch.writer = writer;
   batch.model_path = a.model;
   batch.verbose = verbose;
+  batch.batch_size = a.batch_size;
   return run_batch(*engine, opt, batch);
 }
 
@@ -226,6 +250,12 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
                   "spoken language (code or name); default: detect on the first 30 s");
   cmd->add_option(flag_names("task"), args->task, "transcribe, or translate to English")->capture_default_str();
   cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")->capture_default_str();
+  std::string types;
+  for (const std::string& n : nn::compute_type_names()) types += (types.empty() ? "" : ", ") + n;
+  cmd->add_option(flag_names("compute_type"), args->compute_type,
+                  "network precision: " + types +
+                      " (float32 reproduces openai/whisper; auto: the fastest this CPU runs, int8 with AVX2)")
+      ->capture_default_str();
   cmd->add_option(flag_names("output_dir", "-o"), args->output_dir, "folder for the outputs (default: next to each input)");
   cmd->add_option(flag_names("output_format", "-f"), args->output_format,
                   "txt, vtt, srt, tsv, json or all")->capture_default_str();
@@ -291,7 +321,19 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
   cmd->add_option(flag_names("max_words_per_line"), args->max_words_per_line,
                   "with word timestamps: words per subtitle line (no effect with --max_line_width)")
       ->capture_default_str();
+  cmd->add_option(flag_names("vad_filter"), args->vad_filter,
+                  "transcribe only the speech Silero VAD finds; times mapped back (faster-whisper)")
+      ->capture_default_str();
+  vad::add_vad_flags(cmd, args->vad);
+  cmd->add_option(flag_names("batch_size"), args->batch_size,
+                  "throughput mode: decode this many speech chunks at once, across files (implies "
+                  "--vad_filter; 0: sequential)")
+      ->capture_default_str();
+  cmd->add_option(flag_names("loop_guard"), args->loop_guard,
+                  "stop a decode caught in a repetition loop and fall back (auto: on with --batch_size)")
+      ->capture_default_str();
   add_batch_flags(cmd, args->batch);
+  args->cmd = cmd;
   return [args] { return run(*args); };
 }
 

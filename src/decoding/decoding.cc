@@ -273,23 +273,44 @@ std::vector<int> initial_tokens(const Tokenizer& tok, const DecodeOptions& opt, 
 
 namespace {
 
-// One candidate of a beam-search step (decoding.py BeamSearchDecoder.update).
+// One candidate of a beam-search step (decoding.py BeamSearchDecoder.update),
+// or a finished sequence.
 struct Candidate {
   std::vector<int> tokens;
   double score;
   int source;
+  bool looped = false;  // stopped by the loop guard
+  double step_logprob = 0.0;
 };
+
+// Sum of the first `n` per-token log-probabilities: the score of a sequence
+// cut by the loop guard (the repeats it drops do not count).
+double prefix_sum(const std::vector<double>& logprobs, int n) {
+  double sum = 0.0;
+  for (int k = 0; k < n; ++k) sum += logprobs[k];
+  return sum;
+}
 
 // Beam search state across steps: the finished candidates of the one audio
 // window, in the order openai's dict would hold them.
+//
+// With the loop guard on, a candidate whose text loops is finished there, as
+// if it had reached EOT: cut to the first copy of the loop, flagged `looped`,
+// and counted towards the beam_size * patience finished candidates, so a
+// search that only finds loops ends early instead of running to sample_len.
 class BeamSearch {
  public:
-  BeamSearch(int beam_size, std::optional<float> patience, int eot)
-      : beam_size_(beam_size), eot_(eot) {
+  BeamSearch(int beam_size, std::optional<float> patience, int eot, int sample_begin,
+             const LoopGuard& guard)
+      : beam_size_(beam_size), eot_(eot), sample_begin_(sample_begin), guard_(guard) {
     double p = patience.value_or(1.0f);
     if (p == 0.0) p = 1.0;  // openai: `patience or 1.0`
     max_candidates_ = python_round(beam_size * p);
     if (max_candidates_ <= 0) throw Error("invalid beam size or patience");
+    if (guard_.enabled) {
+      detectors_.assign(beam_size, LoopDetector(guard_, eot_));
+      logprobs_.assign(beam_size, {});
+    }
   }
 
   // Returns true when enough candidates have finished.
@@ -311,9 +332,10 @@ class BeamSearch {
         if (it != index.end()) {
           cands[it->second].score = score;
           cands[it->second].source = j;
+          cands[it->second].step_logprob = lp[token];
         } else {
           index.emplace(seq, cands.size());
-          cands.push_back({std::move(seq), score, j});
+          cands.push_back({std::move(seq), score, j, false, lp[token]});
         }
       }
     }
@@ -326,25 +348,49 @@ class BeamSearch {
     std::vector<int> sources;
     std::vector<double> next_sums;
     std::vector<size_t> newly_finished;
+    std::vector<LoopDetector> next_detectors;
+    std::vector<std::vector<double>> next_logprobs;
     for (size_t i : order) {
-      if (cands[i].tokens.back() == eot_) {
+      Candidate& c = cands[i];
+      if (c.tokens.back() == eot_) {
         newly_finished.push_back(i);
-      } else {
-        next_sums.push_back(cands[i].score);
-        next.push_back(cands[i].tokens);
-        sources.push_back(cands[i].source);
-        if (static_cast<int>(next.size()) == beam_size_) break;
+        continue;
       }
+      if (guard_.enabled) {
+        const int position = static_cast<int>(c.tokens.size()) - 1 - sample_begin_;
+        if (auto loop = detectors_[c.source].peek(c.tokens.back(), position)) {
+          c.looped = true;
+          c.score = prefix_sum(logprobs_[c.source], loop->keep);
+          c.tokens.resize(sample_begin_ + loop->keep);
+          c.tokens.push_back(eot_);
+          newly_finished.push_back(i);
+          continue;
+        }
+        next_detectors.push_back(detectors_[c.source]);
+        next_detectors.back().push(c.tokens.back(), position);
+        next_logprobs.push_back(logprobs_[c.source]);
+        next_logprobs.back().push_back(c.step_logprob);
+      }
+      next_sums.push_back(c.score);
+      next.push_back(c.tokens);
+      sources.push_back(c.source);
+      if (static_cast<int>(next.size()) == beam_size_) break;
     }
+    // openai always has beam_size unfinished candidates (at most one EOT per
+    // beam among its beam_size + 1). Loops can take more, and a short beam
+    // cannot go on: the search ends with what it has (guard on only).
+    const bool short_beam = static_cast<int>(next.size()) < beam_size_;
     seqs = std::move(next);
     sum_logprobs = std::move(next_sums);
-    source.reorder(sources);
+    detectors_ = std::move(next_detectors);
+    logprobs_ = std::move(next_logprobs);
+    if (!short_beam) source.reorder(sources);
     // newly_finished is already sorted by score, highest first.
     for (size_t i : newly_finished) {
       if (static_cast<long>(finished_.size()) >= max_candidates_) break;
-      add_finished(cands[i].tokens, cands[i].score);
+      add_finished(cands[i]);
     }
-    return static_cast<long>(finished_.size()) >= max_candidates_;
+    return short_beam || static_cast<long>(finished_.size()) >= max_candidates_;
   }
 
   // BeamSearchDecoder.finalize: pad with the best unfinished beams.
@@ -358,7 +404,7 @@ class BeamSearch {
       for (size_t j : order) {
         std::vector<int> seq = seqs[j];
         seq.push_back(eot_);
-        add_finished(seq, sum_logprobs[j]);
+        add_finished({std::move(seq), sum_logprobs[j], 0});
         if (static_cast<int>(finished_.size()) >= beam_size_) break;
       }
     }
@@ -379,19 +425,28 @@ class BeamSearch {
     }
     return top;
   }
-  void add_finished(const std::vector<int>& seq, double score) {
+  // openai's `finished[seq] = score`: the latest score of a sequence wins,
+  // except that a loop cut never overwrites the same tokens finished cleanly.
+  void add_finished(const Candidate& c) {
     for (auto& f : finished_)
-      if (f.tokens == seq) {
-        f.score = score;
+      if (f.tokens == c.tokens) {
+        if (c.looped && !f.looped) return;
+        f.score = c.score;
+        f.looped = c.looped;
         return;
       }
-    finished_.push_back({seq, score, 0});
+    finished_.push_back({c.tokens, c.score, 0, c.looped});
   }
 
   int beam_size_;
   int eot_;
+  int sample_begin_;
+  LoopGuard guard_;
   long max_candidates_;
   std::vector<Candidate> finished_;
+  // Guard on only, per live beam: its detector and per-token log-probabilities.
+  std::vector<LoopDetector> detectors_;
+  std::vector<std::vector<double>> logprobs_;
 };
 
 // Categorical(logits / T).sample() with our own generator.
@@ -457,7 +512,18 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   std::vector<std::vector<int>> seqs(n_group, initial);
   std::vector<double> sum_logprobs(n_group, 0.0);
   std::optional<BeamSearch> beam;
-  if (beam_size > 0) beam.emplace(beam_size, opt.patience, sp.eot);
+  if (beam_size > 0) beam.emplace(beam_size, opt.patience, sp.eot, sample_begin, opt.loop_guard);
+  // The loop guard for greedy decoding and sampling (each of best_of samples
+  // on its own): a sequence whose text loops stops there, as if it had
+  // sampled EOT, and is cut to `loop_keep` sampled tokens at the end.
+  const bool guard = opt.loop_guard.enabled && !beam;
+  std::vector<LoopDetector> detectors;
+  std::vector<std::vector<double>> token_logprobs;  // per sampled token, for the cut score
+  std::vector<int> loop_keep(n_group, -1);          // -1: no loop
+  if (guard) {
+    detectors.assign(n_group, LoopDetector(opt.loop_guard, sp.eot));
+    token_logprobs.assign(n_group, {});
+  }
 
   for (int i = 0; i < sample_len; ++i) {
     if (i > 0) {
@@ -480,14 +546,19 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
       for (int g = 0; g < n_group; ++g) {
         std::span<const float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
         int next = sampling ? sample_token(lg, opt.temperature, *rng) : static_cast<int>(argmax(lg));
-        if (seqs[g].back() == sp.eot) {
+        if (seqs[g].back() == sp.eot || loop_keep[g] >= 0) {
           next = sp.eot;
         } else {
           sum_logprobs[g] += logprobs[g][next];
+          if (guard && next != sp.eot) {
+            token_logprobs[g].push_back(logprobs[g][next]);
+            const int position = static_cast<int>(seqs[g].size()) - sample_begin;
+            if (auto loop = detectors[g].push(next, position)) loop_keep[g] = loop->keep;
+          }
         }
         if (trace && g == 0) trace->push_back({next, logprobs[g][next]});
         seqs[g].push_back(next);
-        if (next != sp.eot) completed = false;
+        if (next != sp.eot && loop_keep[g] < 0) completed = false;
       }
     }
     if (completed || static_cast<int>(seqs[0].size()) > n_ctx) break;
@@ -499,26 +570,42 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   if (beam) {
     cands = beam->finalize(seqs, sum_logprobs);
   } else {
-    for (int g = 0; g < n_group; ++g) cands.push_back({seqs[g], sum_logprobs[g], g});
+    for (int g = 0; g < n_group; ++g) {
+      if (loop_keep[g] < 0) {
+        cands.push_back({seqs[g], sum_logprobs[g], g});
+        continue;
+      }
+      std::vector<int> kept(seqs[g].begin(), seqs[g].begin() + sample_begin + loop_keep[g]);
+      kept.push_back(sp.eot);
+      cands.push_back({std::move(kept), prefix_sum(token_logprobs[g], loop_keep[g]), g, true});
+    }
   }
+  if (cands.empty()) throw Error("decoding finished without a candidate");
+  // Loop guard: a looped candidate only wins when every candidate looped (a
+  // cut loop scores well, its repeats being likely, but is a failed decode).
+  const bool any_clean = std::any_of(cands.begin(), cands.end(), [](const Candidate& c) { return !c.looped; });
   size_t best = 0;
+  bool have_best = false;
   double best_score = -std::numeric_limits<double>::infinity();
   std::vector<std::vector<int>> cut(cands.size());
   for (size_t k = 0; k < cands.size(); ++k) {
     auto first = cands[k].tokens.begin() + sample_begin;
     cut[k].assign(first, std::find(first, cands[k].tokens.end(), sp.eot));
+    if (any_clean && cands[k].looped) continue;
     double length = static_cast<double>(cut[k].size());
     double penalty = opt.length_penalty ? std::pow((5.0 + length) / 6.0, *opt.length_penalty) : length;
     double score = cands[k].score / penalty;
-    if (k == 0 || score > best_score) {  // np.argmax: first maximum
+    if (!have_best || score > best_score) {  // np.argmax: first maximum
       best = k;
       best_score = score;
+      have_best = true;
     }
   }
   result.tokens = std::move(cut[best]);
   result.text = python_strip(tok.decode(result.tokens));
   result.avg_logprob = cands[best].score / static_cast<double>(result.tokens.size() + 1);
   result.compression_ratio = compression_ratio(result.text);
+  result.looped = cands[best].looped;
   return result;
 }
 
@@ -526,6 +613,7 @@ bool needs_fallback(const DecodeResult& r, const FallbackOptions& f) {
   bool fallback = false;
   if (f.compression_ratio_threshold && r.compression_ratio > *f.compression_ratio_threshold)
     fallback = true;  // too repetitive
+  if (r.looped) fallback = true;  // the loop guard's "too repetitive", seen before the window's end
   if (f.logprob_threshold && r.avg_logprob < *f.logprob_threshold)
     fallback = true;  // average log probability is too low
   if (f.no_speech_threshold && r.no_speech_prob > *f.no_speech_threshold && f.logprob_threshold &&

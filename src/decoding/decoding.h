@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "decoding/loop_guard.h"
 #include "tokenizer/tokenizer.h"
 
 namespace wisp::decoding {
@@ -60,6 +61,9 @@ struct DecodeOptions {
   bool without_timestamps = false;
   // seconds; nullopt or 0 disables the rule (openai: `if options.max_initial_timestamp:`)
   std::optional<float> max_initial_timestamp = 1.0f;
+  // Not openai: stops a sequence whose text loops (loop_guard.h) and marks the
+  // result `looped`. Off by default (openai's decode exactly).
+  LoopGuard loop_guard;
 };
 
 struct DecodeResult {
@@ -69,6 +73,10 @@ struct DecodeResult {
   double no_speech_prob = 0.0;
   double temperature = 0.0;
   double compression_ratio = 0.0;
+  // The loop guard stopped this sequence: `tokens` keep the text up to the
+  // first copy of the repeated n-gram, and the result fails needs_fallback.
+  // Always false with the guard off.
+  bool looped = false;
 };
 
 // Per-step trace of a greedy decode (for tests and debugging).
@@ -80,6 +88,9 @@ struct StepTrace {
 // Decodes one window: greedy or beam search at temperature 0, sampling at
 // temperature > 0 (from `rng`, required then). `trace`, if given, receives
 // one entry per step of the first sequence (greedy and sampling only).
+// With options.loop_guard on, a looping sequence (greedy, each best_of
+// sample, each beam candidate) stops at once and is cut to the first copy of
+// its loop; a looped candidate wins the ranking only if all of them looped.
 // Throws wisp::Error for invalid option combinations (as openai's
 // DecodingTask._verify_options).
 DecodeResult decode_window(LogitsSource& source, const Tokenizer& tokenizer,
@@ -94,9 +105,10 @@ struct FallbackOptions {
   std::optional<double> no_speech_threshold = 0.6;
 };
 
-// True if `r` fails the thresholds: too repetitive (compression ratio) or
-// too improbable (avg_logprob), except openai's "silence" case
-// (no_speech_prob above its threshold while avg_logprob is too low).
+// True if `r` fails the thresholds: too repetitive (compression ratio, or
+// stopped by the loop guard) or too improbable (avg_logprob), except openai's
+// "silence" case (no_speech_prob above its threshold while avg_logprob is too
+// low), which overrides a loop as it overrides the compression ratio.
 bool needs_fallback(const DecodeResult& r, const FallbackOptions& f);
 
 // transcribe.py decode_with_fallback: decodes at each temperature in turn

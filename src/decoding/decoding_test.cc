@@ -7,6 +7,7 @@
 #include <functional>
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "common/error.h"
 #include "model/random_model.h"
@@ -381,6 +382,321 @@ TEST(BeamSearch, FindsTheBetterSequenceGreedyMisses) {
   // Invalid options are refused as openai's _verify_options does.
   o.length_penalty = 1.5f;
   EXPECT_THROW(decode_window(src, tok, o), Error);
+}
+
+// ---- loop guard ----
+
+constexpr int kEot = 50257;  // first special token of the multilingual vocabulary
+
+LoopGuard guard_on() {
+  LoopGuard g;
+  g.enabled = true;
+  return g;
+}
+
+// Pushes `tokens` as sampled tokens 0, 1, ...; returns the index of the token
+// that completed a loop (and the loop), or nullopt.
+std::optional<std::pair<int, LoopDetector::Loop>> first_loop(const std::vector<int>& tokens,
+                                                              const LoopGuard& g = guard_on()) {
+  LoopDetector d(g, kEot);
+  for (int i = 0; i < static_cast<int>(tokens.size()); ++i)
+    if (auto loop = d.push(tokens[i], i)) return std::make_pair(i, *loop);
+  return std::nullopt;
+}
+
+std::vector<int> repeat(const std::vector<int>& unit, int times) {
+  std::vector<int> out;
+  for (int k = 0; k < times; ++k) out.insert(out.end(), unit.begin(), unit.end());
+  return out;
+}
+
+TEST(LoopGuard, DetectorFiresOnLongLoopsOnly) {
+  const Tokenizer& tok = multilingual();
+  // "the the the ...": period 1 fires at the 20th copy (min_tokens), keeping one.
+  auto hit = first_loop(std::vector<int>(200, 262));
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->first, 19);
+  EXPECT_EQ(hit->second.period, 1);
+  EXPECT_EQ(hit->second.keep, 1);
+  // A 7-token sentence after a 2-token preamble: fires on the third copy's last
+  // token (3 x 7 = 21 >= 20) and keeps the preamble and one copy.
+  std::vector<int> unit{500, 501, 502, 503, 504, 505, 506};
+  std::vector<int> seq{900, 901};
+  auto rep = repeat(unit, 10);
+  seq.insert(seq.end(), rep.begin(), rep.end());
+  hit = first_loop(seq);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->first, 2 + 21 - 1);
+  EXPECT_EQ(hit->second.period, 7);
+  EXPECT_EQ(hit->second.keep, 9);
+  // Ordinary speech: "no no no", a phrase said twice, a long text that does not loop.
+  EXPECT_FALSE(first_loop(tok.encode(" No no no.")));
+  EXPECT_FALSE(first_loop(std::vector<int>(19, 262)));
+  std::vector<int> twice = repeat(tok.encode(" And I will always love you,"), 2);
+  EXPECT_FALSE(first_loop(twice));
+  std::vector<int> prose = tok.encode(
+      " It was the best of times, it was the worst of times, it was the age of wisdom, it was the"
+      " age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the"
+      " season of Light, it was the season of Darkness, it was the spring of hope, it was the winter"
+      " of despair, we had everything before us, we had nothing before us, we were all going direct"
+      " to Heaven, we were all going direct the other way.");
+  EXPECT_GT(prose.size(), 100u);
+  EXPECT_FALSE(first_loop(prose));
+  // A short phrase three times is below min_tokens; a lower min_tokens catches it.
+  std::vector<int> thrice = repeat(tok.encode(" let it be,"), 3);
+  EXPECT_FALSE(first_loop(thrice));
+  LoopGuard strict = guard_on();
+  strict.min_tokens = 6;
+  EXPECT_TRUE(first_loop(thrice, strict));
+  // A period above max_period is not looked for.
+  std::vector<int> long_unit(45);
+  for (int i = 0; i < 45; ++i) long_unit[i] = 1000 + i;
+  EXPECT_FALSE(first_loop(repeat(long_unit, 4)));
+  EXPECT_TRUE(first_loop(repeat(std::vector<int>(long_unit.begin(), long_unit.begin() + 40), 4)));
+}
+
+TEST(LoopGuard, DetectorSkipsTimestampsAndPeekDoesNotRecord) {
+  const int tb = multilingual().special().timestamp_begin;
+  // <|0.00|> phrase <|t|><|t|> phrase <|t'|><|t'|> ...: the timestamps differ, the text loops.
+  std::vector<int> unit{500, 501, 502, 503, 504, 505, 506};
+  std::vector<int> seq{tb};
+  for (int k = 1; k <= 6; ++k) {
+    seq.insert(seq.end(), unit.begin(), unit.end());
+    seq.insert(seq.end(), {tb + 20 * k, tb + 20 * k});
+  }
+  auto hit = first_loop(seq);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->first, 1 + 9 + 9 + 6);  // the third copy's last text token
+  EXPECT_EQ(hit->second.keep, 10);       // <|0.00|> phrase <|0.40|><|0.40|>
+  // peek reports without recording: pushing the same token afterwards still fires.
+  LoopDetector d(guard_on(), kEot);
+  for (int i = 0; i < 19; ++i) EXPECT_FALSE(d.push(262, i));
+  EXPECT_FALSE(d.peek(263, 19));
+  EXPECT_TRUE(d.peek(262, 19));
+  EXPECT_FALSE(d.push(tb, 19));  // a timestamp neither breaks nor extends the loop
+  EXPECT_TRUE(d.push(262, 20));
+  // Invalid settings are refused.
+  LoopGuard bad = guard_on();
+  bad.min_repeats = 1;
+  EXPECT_THROW(LoopDetector(bad, kEot), Error);
+  bad = guard_on();
+  bad.max_period = 0;
+  EXPECT_THROW(LoopDetector(bad, kEot), Error);
+}
+
+TEST(LoopGuard, GreedyLoopStopsEarlyAndOnlyWhenEnabled) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // 200 tokens of one sentence over and over, then EOT.
+  std::vector<int> unit = tok.encode(" I am the walrus.");
+  std::vector<int> loop = repeat(unit, 200);
+  loop.resize(200);
+  ScriptedSource src([&](const std::vector<int>& ctx) { return script_text(ctx, 4, loop, eot); });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  DecodeResult off = decode_window(src, tok, o);
+  EXPECT_FALSE(off.looped);
+  EXPECT_EQ(off.tokens, loop);
+  const size_t calls_off = src.contexts.size();
+  src.contexts.clear();
+  o.loop_guard.enabled = true;
+  DecodeResult on = decode_window(src, tok, o);
+  EXPECT_TRUE(on.looped);
+  EXPECT_EQ(on.tokens, unit);  // one copy kept
+  EXPECT_EQ(on.text, "I am the walrus.");
+  EXPECT_LT(src.contexts.size(), 30u);  // stopped after ~20 tokens, not 200
+  EXPECT_GT(calls_off, 200u);
+  // Stopped by the guard, the result fails the thresholds even when no other would.
+  FallbackOptions f;
+  f.compression_ratio_threshold.reset();
+  EXPECT_FALSE(needs_fallback(off, f));
+  EXPECT_TRUE(needs_fallback(on, f));
+  // ... except in openai's silence case, as a high compression ratio is.
+  DecodeResult silent = on;
+  silent.no_speech_prob = 0.9;
+  silent.avg_logprob = -2.0;
+  EXPECT_FALSE(needs_fallback(silent, f));
+  // An invalid guard is refused only when it is on.
+  o.loop_guard.min_repeats = 1;
+  EXPECT_THROW(decode_window(src, tok, o), Error);
+  o.loop_guard.enabled = false;
+  EXPECT_NO_THROW(decode_window(src, tok, o));
+}
+
+TEST(LoopGuard, OrdinaryRepetitionDecodesInFull) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  std::vector<int> text = tok.encode(" No no no. And I will always love you, and I will always love you.");
+  std::vector<int> prose = tok.encode(
+      " It was the best of times, it was the worst of times, it was the age of wisdom, it was the"
+      " age of foolishness, it was the epoch of belief, it was the epoch of incredulity.");
+  text.insert(text.end(), prose.begin(), prose.end());
+  ScriptedSource src([&](const std::vector<int>& ctx) { return script_text(ctx, 4, text, eot); });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.loop_guard.enabled = true;
+  DecodeResult r = decode_window(src, tok, o);
+  EXPECT_FALSE(r.looped);
+  EXPECT_EQ(r.tokens, text);
+}
+
+TEST(LoopGuard, LoopWithTimestampsIsCutAfterTheFirstSegment) {
+  const Tokenizer& tok = multilingual();
+  const int tb = tok.special().timestamp_begin, eot = tok.special().eot;
+  // <|0.00|> sentence <|0.40|><|0.40|> sentence <|0.80|><|0.80|> ... with growing timestamps.
+  std::vector<int> unit = tok.encode(" The tide turns.");
+  std::vector<int> script{tb};
+  for (int k = 1; k <= 20; ++k) {
+    script.insert(script.end(), unit.begin(), unit.end());
+    script.insert(script.end(), {tb + 20 * k, tb + 20 * k});
+  }
+  ScriptedSource src([&](const std::vector<int>& ctx) { return script_text(ctx, 3, script, eot); });
+  DecodeOptions o;
+  DecodeResult off = decode_window(src, tok, o);
+  EXPECT_FALSE(off.looped);
+  EXPECT_EQ(off.tokens, script);
+  o.loop_guard.enabled = true;
+  DecodeResult on = decode_window(src, tok, o);
+  EXPECT_TRUE(on.looped);
+  std::vector<int> first_segment{tb};
+  first_segment.insert(first_segment.end(), unit.begin(), unit.end());
+  first_segment.insert(first_segment.end(), {tb + 20, tb + 20});
+  EXPECT_EQ(on.tokens, first_segment);
+  // The cut sequence's score is that of the kept tokens (each near log 1 = 0).
+  EXPECT_NEAR(on.avg_logprob, 0.0, 1e-6);
+}
+
+TEST(LoopGuard, FallbackMovesOnFromALoop) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  std::vector<int> loop = repeat(tok.encode(" I am the walrus."), 30);
+  std::vector<int> good = tok.encode(" The tide turns and the wind rises.");
+  int attempt = 0;
+  bool always_loop = false;
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    return script_text(ctx, 4, attempt == 0 || always_loop ? loop : good, eot);
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.loop_guard.enabled = true;
+  FallbackOptions f;
+  f.temperatures = {0.0, 0.2, 0.4};
+  f.compression_ratio_threshold.reset();  // only the guard can see the loop
+  std::mt19937_64 rng(5);
+  std::vector<bool> looped;
+  DecodeResult r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult& a) {
+    looped.push_back(a.looped);
+    ++attempt;
+  });
+  EXPECT_EQ(looped, (std::vector<bool>{true, false}));
+  EXPECT_DOUBLE_EQ(r.temperature, 0.2);
+  EXPECT_EQ(r.tokens, good);
+  EXPECT_FALSE(r.looped);
+  // Without the guard the loop passes (no compression threshold) at T = 0.
+  attempt = 0;
+  o.loop_guard.enabled = false;
+  r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult&) { ++attempt; });
+  EXPECT_EQ(attempt, 1);
+  EXPECT_EQ(r.tokens, loop);
+  // Looping at every temperature: the last (looped, cut) result is returned.
+  o.loop_guard.enabled = true;
+  always_loop = true;
+  int attempts = 0;
+  r = decode_with_fallback(src, tok, o, f, rng, [&](const DecodeResult&) { ++attempts; });
+  EXPECT_EQ(attempts, 3);
+  EXPECT_DOUBLE_EQ(r.temperature, 0.4);
+  EXPECT_TRUE(r.looped);
+  EXPECT_EQ(r.tokens, tok.encode(" I am the walrus."));
+}
+
+// " I am the walrus." (6 tokens): the loop of the tests below.
+const std::vector<int> kWalrus{286, 669, 264, 21346, 13783, 13};
+
+// Step 0 chooses; after 2000 comes a short sentence and EOT, after any other
+// token " I am the walrus." over and over.
+std::vector<float> loop_or_sentence(const std::vector<int>& ctx, std::vector<float> first, int eot) {
+  const std::vector<int> sentence{3000, 3001, 3002};
+  size_t n = ctx.size() - 4;
+  if (n == 0) return first;
+  if (ctx[4] != 2000) return prefer({{kWalrus[(n - 1) % kWalrus.size()], 30.0f}});
+  if (n - 1 < sentence.size()) return prefer({{sentence[n - 1], 30.0f}});
+  return prefer({{eot, 30.0f}});
+}
+
+// 1000 followed by one copy of the loop: what the guard keeps of it.
+std::vector<int> walrus_once() {
+  std::vector<int> t{1000};
+  t.insert(t.end(), kWalrus.begin(), kWalrus.end());
+  return t;
+}
+
+TEST(LoopGuard, BeamSearchSetsALoopingBestBeamAside) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  ASSERT_EQ(kWalrus, tok.encode(" I am the walrus."));
+  // Without the guard the endless loop wins the length-normalised ranking.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    return loop_or_sentence(ctx, prefer({{1000, 10.2f}, {2000, 10.0f}}), eot);
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.beam_size = 2;
+  DecodeResult off = decode_window(src, tok, o);
+  EXPECT_FALSE(off.looped);
+  EXPECT_EQ(off.tokens.size(), 224u);
+  EXPECT_EQ(off.tokens.front(), 1000);
+  const size_t calls_off = src.contexts.size();
+  src.contexts.clear();
+  o.loop_guard.enabled = true;
+  DecodeResult on = decode_window(src, tok, o);
+  EXPECT_FALSE(on.looped);
+  EXPECT_EQ(on.tokens, (std::vector<int>{2000, 3000, 3001, 3002}));
+  EXPECT_LT(src.contexts.size(), calls_off / 4);
+  // Every beam loops: the search ends early with the best loop, cut and flagged.
+  ScriptedSource all_loop([&](const std::vector<int>& ctx) {
+    return loop_or_sentence(ctx, prefer({{1000, 10.0f}}), eot);
+  });
+  DecodeResult looped = decode_window(all_loop, tok, o);
+  EXPECT_TRUE(looped.looped);
+  EXPECT_EQ(looped.tokens, walrus_once());
+  EXPECT_LT(all_loop.contexts.size(), 60u);
+}
+
+TEST(LoopGuard, BestOfPrefersASampleThatDidNotLoop) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // Step 0 samples 1000 or 2000 evenly; 1000 loops on, 2000 ends after 3 tokens.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    return loop_or_sentence(ctx, prefer({{1000, 30.0f}, {2000, 30.0f}}), eot);
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.temperature = 1.0;
+  o.best_of = 5;
+  o.sample_len = 60;  // long enough for the guard (~20 tokens) and for the loop to win unguarded
+  const std::vector<int> sentence{2000, 3000, 3001, 3002};
+  int loop_won_off = 0, clean_on = 0;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    o.loop_guard.enabled = false;
+    std::mt19937_64 a(seed);
+    DecodeResult off = decode_window(src, tok, o, &a);
+    // Unguarded, a 60-token loop's tiny per-token cost beats the sentence.
+    if (off.tokens != sentence) {
+      EXPECT_EQ(off.tokens.size(), 60u);
+      ++loop_won_off;
+    }
+    o.loop_guard.enabled = true;
+    std::mt19937_64 b(seed);
+    DecodeResult on = decode_window(src, tok, o, &b);
+    if (on.looped) {  // all five samples drew 1000 (1 in 32)
+      EXPECT_EQ(on.tokens, walrus_once());
+      continue;
+    }
+    EXPECT_EQ(on.tokens, sentence);
+    ++clean_on;
+  }
+  EXPECT_GE(loop_won_off, 6);  // a 1000 among five samples: 31 in 32
+  EXPECT_GE(clean_on, 6);
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ std::string list(const std::vector<T>& v) {
 }  // namespace
 
 std::string options_fingerprint(const std::string& model_path, const transcribe::Options& o,
-                                const output::WriterOptions& w) {
+                                const output::WriterOptions& w, const std::string& compute_type,
+                                bool batched) {
   std::ostringstream f;
   std::error_code ec;
   std::string model = model_path.empty() ? "" : std::filesystem::absolute(model_path, ec).lexically_normal().string();
@@ -48,6 +49,19 @@ std::string options_fingerprint(const std::string& model_path, const transcribe:
   f << "model_size=" << (have ? std::to_string(st.st_size) : "?") << "\n";
   f << "model_mtime_ns="
     << (have ? std::to_string(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec) : "?") << "\n";
+  f << "compute_type=" << compute_type << "\n";
+  if (batched) f << "batched=1\n";
+  // VAD filter and loop guard: lines only when on, so that the hashes of
+  // plain runs stay what they were.
+  if (o.vad_filter) {
+    const vad::VadOptions& v = o.vad;
+    f << "vad=" << num(v.threshold) << "," << opt(v.neg_threshold) << "," << v.min_speech_duration_ms << ","
+      << num(v.max_speech_duration_s) << "," << v.min_silence_duration_ms << "," << v.speech_pad_ms << "\n";
+  }
+  if (o.decode.loop_guard.enabled) {
+    const decoding::LoopGuard& g = o.decode.loop_guard;
+    f << "loop_guard=" << g.max_period << "," << g.min_repeats << "," << g.min_tokens << "\n";
+  }
   // transcribe::Options (n_threads only changes the speed).
   f << "language=" << opt(o.language) << "\n";
   f << "task=" << o.task << "\n";
@@ -93,9 +107,10 @@ std::string options_fingerprint(const std::string& model_path, const transcribe:
 }
 
 std::string options_hash(const std::string& model_path, const transcribe::Options& options,
-                         const output::WriterOptions& writer) {
+                         const output::WriterOptions& writer, const std::string& compute_type,
+                         bool batched) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64 offset basis
-  for (unsigned char c : options_fingerprint(model_path, options, writer)) {
+  for (unsigned char c : options_fingerprint(model_path, options, writer, compute_type, batched)) {
     h ^= c;
     h *= 1099511628211ull;
   }

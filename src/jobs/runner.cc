@@ -18,6 +18,8 @@
 #include "common/error.h"
 #include "jobs/ledger.h"
 #include "jobs/options_hash.h"
+#include "nn/compute_type.h"
+#include "transcribe/batched.h"
 
 namespace wisp::jobs {
 namespace {
@@ -195,7 +197,9 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     return sum;
   }
   Ledger ledger(plan.ledger_path);
-  const std::string hash = options_hash(cfg.model_path, options, cfg.writer);
+  const std::string hash =
+      options_hash(cfg.model_path, options, cfg.writer, nn::compute_type_name(engine.net().compute_type()),
+                   cfg.batch_size > 0);
 
   // Decide, input by input, what this run does (the rule is in runner.h).
   std::vector<Todo> todo;
@@ -288,36 +292,143 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   Stats stats(todo);
   stats.start();
   size_t number = 0;
-  for (size_t k = 0; k < todo.size(); ++k) {
-    if (stop_requested()) {
-      sum.interrupted = true;
-      break;
+
+  // Outputs of an input: each written whole (temp + rename) before the
+  // ledger says done, so "done" always means "all outputs exist".
+  auto finish_done = [&](Todo& t, FileEnd& end, const output::Transcript& tr, double wall) {
+    for (size_t i = 0; i < cfg.formats.size(); ++i) {
+      fs::path parent = fs::path(t.outputs[i]).parent_path();
+      std::error_code ec;
+      if (!parent.empty()) fs::create_directories(parent, ec);
+      output::write_file_atomic(t.outputs[i], output::render(tr, cfg.formats[i], cfg.writer));
+      reporter.output_written(cfg.formats[i], t.outputs[i]);
     }
-    std::optional<Prefetcher::Item> item = prefetch.next(stop_requested);
-    if (!item) {
-      sum.interrupted = stop_requested();
-      break;
+    end.wall = wall;
+    ledger.mark_done(t.input->key, end.duration, end.wall, t.outputs);
+    end.ok = true;
+    stats.finish(true, end.duration);
+    ++sum.done;
+    sum.audio_seconds += end.duration;
+  };
+  auto finish_failed = [&](Todo& t, FileEnd& end, const std::string& error, double wall) {
+    end.wall = wall;
+    end.error = error;
+    ledger.mark_failed(t.input->key, end.error, end.duration, end.wall);
+    t.duration = 0;
+    stats.finish(false, 0);
+    sum.failures.push_back({t.input->path, end.error});
+  };
+  // The next input to run: claimed in the ledger, its audio decoded. False
+  // when there is none (or on a stop request); inputs whose audio does not
+  // decode are failed here and skipped.
+  struct Next {
+    Todo* todo = nullptr;
+    FileEnd end;
+    std::vector<float> samples;
+  };
+  auto next_input = [&](Next& out) -> bool {
+    for (;;) {
+      if (stop_requested()) {
+        sum.interrupted = true;
+        return false;
+      }
+      std::optional<Prefetcher::Item> item = prefetch.next(stop_requested);
+      if (!item) {
+        sum.interrupted = stop_requested();
+        return false;
+      }
+      Todo& t = todo[item->index];
+      const Input& in = *t.input;
+      if (!ledger.claim(in.key, t.claim)) {  // another wisp took or finished it meanwhile
+        stats.drop();
+        ++sum.busy;
+        continue;
+      }
+      ++number;
+      FileEnd end{number, &in, false, "", 0, 0};
+      if (!item->error.empty()) {
+        t.duration = 0;  // no audio: out of the batch's total
+        ledger.mark_failed(in.key, item->error, 0, 0);
+        end.error = item->error;
+        stats.finish(false, 0);
+        sum.failures.push_back({in.path, item->error});
+        reporter.file_end(end, stats.snapshot());
+        continue;
+      }
+      t.duration = end.duration = static_cast<double>(item->samples.size()) / audio::kSampleRate;
+      out = Next{&t, end, std::move(item->samples)};
+      return true;
     }
-    Todo& t = todo[item->index];
-    const Input& in = *t.input;
-    if (!ledger.claim(in.key, t.claim)) {  // another wisp took or finished it meanwhile
-      stats.drop();
-      ++sum.busy;
-      continue;
+  };
+
+  if (cfg.batch_size > 0) {
+    // Throughput mode: groups of files whose chunks share the decoder
+    // batches. A group holds enough audio to keep batch_size transcriptions
+    // busy for a while (two chunks each), and at most 64 files.
+    transcribe::BatchedOptions bo;
+    bo.batch_size = cfg.batch_size;
+    bo.chunk_seconds = cfg.chunk_seconds;
+    const double group_audio = 2.0 * cfg.batch_size * cfg.chunk_seconds;
+    for (bool more = true; more && !sum.interrupted;) {
+      std::vector<Next> group;
+      double audio = 0;
+      while (group.size() < 64 && audio < group_audio) {
+        Next n;
+        if (!next_input(n)) {
+          more = false;
+          break;
+        }
+        audio += n.end.duration;
+        group.push_back(std::move(n));
+      }
+      if (group.empty()) break;
+      std::vector<transcribe::BatchInput> inputs;
+      for (Next& n : group) {
+        inputs.push_back({n.samples});
+        reporter.file_start({n.end.number, n.end.input, n.end.duration}, stats.snapshot());
+      }
+      const auto t0 = Clock::now();
+      transcribe::Callbacks cb;
+      cb.should_stop = stop_requested;
+      std::vector<transcribe::BatchResult> results;
+      try {
+        results = transcribe::transcribe_batched(engine, inputs, options, bo, nullptr, cb);
+      } catch (const std::exception& e) {  // invalid options: every input of the group fails
+        results.assign(group.size(), transcribe::BatchResult{});
+        for (auto& r : results) r.error = e.what();
+      }
+      const double wall = seconds_since(t0);
+      reporter.run_time(wall);
+      for (size_t i = 0; i < group.size(); ++i) {
+        Next& n = group[i];
+        transcribe::BatchResult& r = results[i];
+        // The group's wall time, shared out by audio length.
+        const double share = audio > 0 ? wall * n.end.duration / audio : 0.0;
+        if (r.cancelled) {
+          ledger.mark_pending(n.end.input->key);
+          sum.interrupted = true;
+          if (sum.interrupted_input.empty()) sum.interrupted_input = n.end.input->path;
+          continue;
+        }
+        if (r.detected_language) reporter.language(r.detected_language->first, r.detected_language->second);
+        if (r.transcript) {
+          for (const output::Segment& seg : r.transcript->segments) reporter.segment(seg);
+          try {
+            finish_done(*n.todo, n.end, *r.transcript, share);
+          } catch (const std::exception& e) {
+            finish_failed(*n.todo, n.end, e.what(), share);
+          }
+        } else {
+          finish_failed(*n.todo, n.end, r.error, share);
+        }
+        reporter.file_end(n.end, stats.snapshot());
+      }
     }
-    ++number;
-    FileEnd end{number, &in, false, "", 0, 0};
-    if (!item->error.empty()) {
-      t.duration = 0;  // no audio: out of the batch's total
-      ledger.mark_failed(in.key, item->error, 0, 0);
-      end.error = item->error;
-      stats.finish(false, 0);
-      sum.failures.push_back({in.path, item->error});
-      reporter.file_end(end, stats.snapshot());
-      continue;
-    }
-    t.duration = end.duration = static_cast<double>(item->samples.size()) / audio::kSampleRate;
-    reporter.file_start({number, &in, t.duration}, stats.snapshot());
+  }
+  for (Next n; cfg.batch_size <= 0 && next_input(n);) {
+    Todo& t = *n.todo;
+    FileEnd& end = n.end;
+    reporter.file_start({end.number, t.input, t.duration}, stats.snapshot());
     const auto t0 = Clock::now();
     transcribe::Callbacks cb;
     cb.on_language = [&](const std::string& code, double p) { reporter.language(code, p); };
@@ -329,35 +440,16 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     };
     cb.should_stop = stop_requested;
     try {
-      output::Transcript tr = transcribe::transcribe(engine, item->samples, options, cb);
+      output::Transcript tr = transcribe::transcribe(engine, n.samples, options, cb);
       reporter.run_time(seconds_since(t0));
-      // Outputs of this input: each written whole (temp + rename) before
-      // the ledger says done, so "done" always means "all outputs exist".
-      for (size_t i = 0; i < cfg.formats.size(); ++i) {
-        fs::path parent = fs::path(t.outputs[i]).parent_path();
-        std::error_code ec;
-        if (!parent.empty()) fs::create_directories(parent, ec);
-        output::write_file_atomic(t.outputs[i], output::render(tr, cfg.formats[i], cfg.writer));
-        reporter.output_written(cfg.formats[i], t.outputs[i]);
-      }
-      end.wall = seconds_since(t0);
-      ledger.mark_done(in.key, end.duration, end.wall, t.outputs);
-      end.ok = true;
-      stats.finish(true, end.duration);
-      ++sum.done;
-      sum.audio_seconds += end.duration;
+      finish_done(t, end, tr, seconds_since(t0));
     } catch (const transcribe::Cancelled&) {
-      ledger.mark_pending(in.key);
+      ledger.mark_pending(t.input->key);
       sum.interrupted = true;
-      sum.interrupted_input = in.path;
+      sum.interrupted_input = t.input->path;
       break;
     } catch (const std::exception& e) {
-      end.wall = seconds_since(t0);
-      end.error = e.what();
-      ledger.mark_failed(in.key, end.error, end.duration, end.wall);
-      t.duration = 0;
-      stats.finish(false, 0);
-      sum.failures.push_back({in.path, end.error});
+      finish_failed(t, end, e.what(), seconds_since(t0));
     }
     reporter.file_end(end, stats.snapshot());
   }

@@ -41,6 +41,10 @@ struct BatchConfig {
   bool overwrite = false;
   int max_attempts = 2;
   PrefetchLimits prefetch;
+  // Throughput mode (transcribe/batched.h) when batch_size > 0: files are
+  // taken in groups and their speech chunks share decoder batches.
+  int batch_size = 0;
+  double chunk_seconds = 30.0;
 };
 
 // <output_dir or the folder holding every input>/.wisp/ledger.sqlite (no

@@ -74,21 +74,49 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
   impl_->n_past = 0;
 }
 
-std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, int n_threads,
-                                        bool all_positions, CrossAttentionCapture* capture) {
-  Impl& st = *impl_;
-  const Whisper::Weights& w = *st.w;
-  const model::Dims& d = w.dims;
-  const int64_t s = d.n_text_state, n_head = d.n_text_head, d_head = s / n_head;
-  const int64_t ctx = d.n_text_ctx, n_audio = d.n_audio_ctx;
+namespace {
+
+// One state's rows in a forward pass over several states.
+struct Part {
+  DecoderState::Impl* st = nullptr;
+  std::span<const int> tokens;  // [n_seq][n_new]
+  int n_new = 0;
+  int64_t row0 = 0;  // first row in the stacked activations
+  int64_t rows() const { return static_cast<int64_t>(st->n_seq) * n_new; }
+};
+
+// Row ranges for the Linear layers. Each range is one product call, so a
+// state's rows go through exactly the kernel calls they would get alone
+// (decode() on that state): states with at most kSmallGemmRows rows are
+// packed together up to that many rows (the few-row kernels compute every
+// output from one row and one weight row in a fixed order, so packing does
+// not change a bit), and a state with more rows (a prompt) gets its own call.
+std::vector<std::pair<int64_t, int64_t>> row_groups(const std::vector<int64_t>& rows_per_part) {
+  std::vector<std::pair<int64_t, int64_t>> g;
+  int64_t r = 0;
+  for (int64_t n : rows_per_part) {
+    const bool small = n <= kernels::kSmallGemmRows;
+    if (small && !g.empty() && g.back().second - g.back().first <= kernels::kSmallGemmRows &&
+        g.back().second - g.back().first + n <= kernels::kSmallGemmRows && g.back().second == r) {
+      g.back().second += n;
+    } else {
+      g.emplace_back(r, r + n);
+    }
+    r += n;
+  }
+  return g;
+}
+
+void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n_new) {
+  const model::Dims& d = st.w->dims;
   if (!st.has_audio) throw Error("decoder: decode() before set_audio()");
   if (n_new < 1 || static_cast<int64_t>(tokens.size()) != static_cast<int64_t>(st.n_seq) * n_new) {
     throw Error("decoder: got " + std::to_string(tokens.size()) + " tokens, expected " +
                 std::to_string(st.n_seq) + " sequences x " + std::to_string(n_new));
   }
-  if (st.n_past + n_new > ctx) {
+  if (st.n_past + n_new > d.n_text_ctx) {
     throw Error("decoder: " + std::to_string(st.n_past + n_new) +
-                " positions exceed the text context of " + std::to_string(ctx));
+                " positions exceed the text context of " + std::to_string(d.n_text_ctx));
   }
   for (int t : tokens) {
     if (t < 0 || t >= d.n_vocab) {
@@ -96,34 +124,54 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
                   std::to_string(d.n_vocab));
     }
   }
-  if (capture != nullptr) {
-    for (auto [layer, head] : capture->heads) {
-      if (layer < 0 || layer >= d.n_text_layer || head < 0 || head >= n_head) {
-        throw Error("decoder: no cross-attention head (" + std::to_string(layer) + ", " +
-                    std::to_string(head) + ")");
-      }
-    }
-    capture->qk.assign(capture->heads.size() * st.n_seq * n_new * n_audio, 0.0f);
-  }
-  n_threads = std::max(1, n_threads);
-  const int64_t n = static_cast<int64_t>(st.n_seq) * n_new;  // rows: [seq][new position]
-  const int64_t p0 = st.n_past;
+}
 
-  // x = token_embedding(tokens) + positional_embedding[offset : offset + n_new]
+// The decoder forward pass for the new tokens of one or more states that
+// share the weights: Linear layers and layer norms over all rows, attention
+// per state (own caches and audio). Returns each state's logits, all
+// positions ([n_seq][n_new][n_vocab]) if all_positions, else the last
+// position ([n_seq][n_vocab]).
+std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads, bool all_positions,
+                                        CrossAttentionCapture* capture) {
+  const Whisper::Weights& w = *parts.front().st->w;
+  const model::Dims& d = w.dims;
+  const int64_t s = d.n_text_state, n_head = d.n_text_head, d_head = s / n_head;
+  const int64_t ctx = d.n_text_ctx, n_audio = d.n_audio_ctx;
   const Precision& p = w.prec;
   const kernels::Isa isa = p.isa;
+  n_threads = std::max(1, n_threads);
+
+  int64_t n = 0;  // rows: per part [seq][new position]
+  std::vector<int64_t> part_rows;
+  for (Part& pt : parts) {
+    pt.row0 = n;
+    n += pt.rows();
+    part_rows.push_back(pt.rows());
+  }
+  const auto groups = row_groups(part_rows);
+  auto linear = [&](const LinearW& l, const float* x, int64_t ldx, float* y, int64_t ldy, bool acc,
+                    bool gelu) {
+    for (auto [r0, r1] : groups)
+      apply_linear(l, x + r0 * ldx, ldx, r1 - r0, y + r0 * ldy, ldy, acc, n_threads, isa, gelu);
+  };
+
+  // x = token_embedding(tokens) + positional_embedding[offset : offset + n_new]
   std::vector<float> x(static_cast<size_t>(n * s));
   std::vector<float> emb_row(w.tok_emb.empty() ? static_cast<size_t>(s) : 0);
-  for (int64_t r = 0; r < n; ++r) {
-    const float* te;
-    if (w.tok_emb.empty()) {
-      kernels::qmatrix_row(w.tok_emb_q, tokens[r], emb_row.data());
-      te = emb_row.data();
-    } else {
-      te = w.tok_emb.data() + static_cast<int64_t>(tokens[r]) * s;
+  for (const Part& pt : parts) {
+    for (int64_t r = 0; r < pt.rows(); ++r) {
+      const int tok = pt.tokens[r];
+      const float* te;
+      if (w.tok_emb.empty()) {
+        kernels::qmatrix_row(w.tok_emb_q, tok, emb_row.data());
+        te = emb_row.data();
+      } else {
+        te = w.tok_emb.data() + static_cast<int64_t>(tok) * s;
+      }
+      const float* pe = w.dec_pos.data() + (pt.st->n_past + r % pt.n_new) * s;
+      float* xr = x.data() + (pt.row0 + r) * s;
+      for (int64_t i = 0; i < s; ++i) xr[i] = te[i] + pe[i];
     }
-    const float* pe = w.dec_pos.data() + (p0 + r % n_new) * s;
-    for (int64_t i = 0; i < s; ++i) x[r * s + i] = te[i] + pe[i];
   }
 
   std::vector<float> h(x.size()), a(x.size()), q(x.size());
@@ -131,119 +179,203 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
   std::vector<float> qk_all;  // [n_seq][n_head][n_new][n_audio] when capturing this layer
   for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
     const BlockW& b = w.dec_blocks[l];
-    float* kc = st.k_cache[l].data();
-    float* vc = st.v_cache[l].data();
 
-    // Causal self-attention over the cache plus the new positions.
+    // Causal self-attention over each state's cache plus its new positions.
     layer_norm(b.attn_ln, x.data(), h.data(), n, s, n_threads);
-    apply_linear(b.attn_qkv, h.data(), s, n, qkv.data(), 3 * s, false, n_threads, isa);
-    for (int64_t r = 0; r < n; ++r) {
-      const int64_t slot = (r / n_new) * ctx + p0 + r % n_new;
-      std::memcpy(kc + slot * s, qkv.data() + r * 3 * s + s, sizeof(float) * s);
-      std::memcpy(vc + slot * s, qkv.data() + r * 3 * s + 2 * s, sizeof(float) * s);
+    linear(b.attn_qkv, h.data(), s, qkv.data(), 3 * s, false, false);
+    for (Part& pt : parts) {
+      DecoderState::Impl& st = *pt.st;
+      float* kc = st.k_cache[l].data();
+      float* vc = st.v_cache[l].data();
+      const int64_t p0 = st.n_past, n_new = pt.n_new;
+      const float* qkv_p = qkv.data() + pt.row0 * 3 * s;
+      for (int64_t r = 0; r < pt.rows(); ++r) {
+        const int64_t slot = (r / n_new) * ctx + p0 + r % n_new;
+        std::memcpy(kc + slot * s, qkv_p + r * 3 * s + s, sizeof(float) * s);
+        std::memcpy(vc + slot * s, qkv_p + r * 3 * s + 2 * s, sizeof(float) * s);
+      }
+      kernels::AttentionArgs sa;
+      sa.n_batch = st.n_seq;
+      sa.n_q = n_new;
+      sa.n_kv = p0 + n_new;
+      sa.n_head = n_head;
+      sa.d_head = d_head;
+      sa.q = qkv_p;
+      sa.ldq = 3 * s;
+      sa.q_batch_stride = n_new * 3 * s;
+      sa.k = kc;
+      sa.v = vc;
+      sa.ldk = sa.ldv = s;
+      sa.k_batch_stride = sa.v_batch_stride = ctx * s;
+      sa.out = a.data() + pt.row0 * s;
+      sa.ldo = s;
+      sa.out_batch_stride = n_new * s;
+      sa.scale = attention_scale(d_head);
+      sa.causal = true;
+      sa.q_pos0 = p0;
+      kernels::attention(sa, n_threads);
     }
-    kernels::AttentionArgs sa;
-    sa.n_batch = st.n_seq;
-    sa.n_q = n_new;
-    sa.n_kv = p0 + n_new;
-    sa.n_head = n_head;
-    sa.d_head = d_head;
-    sa.q = qkv.data();
-    sa.ldq = 3 * s;
-    sa.q_batch_stride = n_new * 3 * s;
-    sa.k = kc;
-    sa.v = vc;
-    sa.ldk = sa.ldv = s;
-    sa.k_batch_stride = sa.v_batch_stride = ctx * s;
-    sa.out = a.data();
-    sa.ldo = s;
-    sa.out_batch_stride = n_new * s;
-    sa.scale = attention_scale(d_head);
-    sa.causal = true;
-    sa.q_pos0 = p0;
-    kernels::attention(sa, n_threads);
-    apply_linear(b.attn_out, a.data(), s, n, x.data(), s, true, n_threads, isa);
+    linear(b.attn_out, a.data(), s, x.data(), s, true, false);
 
-    // Cross-attention over the audio window.
+    // Cross-attention over each state's audio window.
     layer_norm(b.cross_ln, x.data(), h.data(), n, s, n_threads);
-    apply_linear(b.cross_q, h.data(), s, n, q.data(), s, false, n_threads, isa);
-    kernels::AttentionArgs ca;
-    ca.n_batch = st.n_seq;
-    ca.n_q = n_new;
-    ca.n_kv = n_audio;
-    ca.n_head = n_head;
-    ca.d_head = d_head;
-    ca.q = q.data();
-    ca.ldq = s;
-    ca.q_batch_stride = n_new * s;
-    ca.k = p.int_attention ? nullptr : st.cross_kv[l].data();
-    ca.v = p.int_attention ? nullptr : st.cross_kv[l].data() + s;
-    ca.ldk = ca.ldv = 2 * s;  // shared by all sequences: batch strides 0
-    ca.out = a.data();
-    ca.ldo = s;
-    ca.out_batch_stride = n_new * s;
-    ca.scale = attention_scale(d_head);
+    linear(b.cross_q, h.data(), s, q.data(), s, false, false);
     const bool capture_here =
         capture != nullptr &&
         std::any_of(capture->heads.begin(), capture->heads.end(),
-                    [&](const std::pair<int, int>& p) { return p.first == static_cast<int>(l); });
-    if (capture_here) {
-      qk_all.resize(static_cast<size_t>(st.n_seq * n_head * n_new * n_audio));
-      ca.qk = qk_all.data();
-    }
-    if (p.int_attention) {
-      kernels::attention_kv8(q.data(), s, st.n_seq, n_new, st.cross_kv8[l], ca.scale, a.data(), s,
-                             ca.qk, n_threads, isa);
-    } else {
-      kernels::attention(ca, n_threads);
-    }
-    if (capture_here) {
-      const int64_t per_head = n_new * n_audio;
-      for (size_t c = 0; c < capture->heads.size(); ++c) {
-        if (capture->heads[c].first != static_cast<int>(l)) continue;
-        const int64_t hd = capture->heads[c].second;
-        for (int64_t q_seq = 0; q_seq < st.n_seq; ++q_seq) {
-          std::memcpy(capture->qk.data() + (c * st.n_seq + q_seq) * per_head,
-                      qk_all.data() + (q_seq * n_head + hd) * per_head, sizeof(float) * per_head);
+                    [&](const std::pair<int, int>& hd) { return hd.first == static_cast<int>(l); });
+    for (Part& pt : parts) {
+      DecoderState::Impl& st = *pt.st;
+      const int64_t n_new = pt.n_new;
+      float* q_p = q.data() + pt.row0 * s;
+      float* a_p = a.data() + pt.row0 * s;
+      kernels::AttentionArgs ca;
+      ca.n_batch = st.n_seq;
+      ca.n_q = n_new;
+      ca.n_kv = n_audio;
+      ca.n_head = n_head;
+      ca.d_head = d_head;
+      ca.q = q_p;
+      ca.ldq = s;
+      ca.q_batch_stride = n_new * s;
+      ca.k = p.int_attention ? nullptr : st.cross_kv[l].data();
+      ca.v = p.int_attention ? nullptr : st.cross_kv[l].data() + s;
+      ca.ldk = ca.ldv = 2 * s;  // shared by all sequences: batch strides 0
+      ca.out = a_p;
+      ca.ldo = s;
+      ca.out_batch_stride = n_new * s;
+      ca.scale = attention_scale(d_head);
+      if (capture_here) {  // decode() only: one part
+        qk_all.resize(static_cast<size_t>(st.n_seq * n_head * n_new * n_audio));
+        ca.qk = qk_all.data();
+      }
+      if (p.int_attention) {
+        kernels::attention_kv8(q_p, s, st.n_seq, n_new, st.cross_kv8[l], ca.scale, a_p, s, ca.qk,
+                               n_threads, isa);
+      } else {
+        kernels::attention(ca, n_threads);
+      }
+      if (capture_here) {
+        const int64_t per_head = n_new * n_audio;
+        for (size_t c = 0; c < capture->heads.size(); ++c) {
+          if (capture->heads[c].first != static_cast<int>(l)) continue;
+          const int64_t hd = capture->heads[c].second;
+          for (int64_t q_seq = 0; q_seq < st.n_seq; ++q_seq) {
+            std::memcpy(capture->qk.data() + (c * st.n_seq + q_seq) * per_head,
+                        qk_all.data() + (q_seq * n_head + hd) * per_head, sizeof(float) * per_head);
+          }
         }
       }
     }
-    apply_linear(b.cross_out, a.data(), s, n, x.data(), s, true, n_threads, isa);
+    linear(b.cross_out, a.data(), s, x.data(), s, true, false);
 
     // MLP.
     layer_norm(b.mlp_ln, x.data(), h.data(), n, s, n_threads);
     if (b.mlp_fc.quantized()) {  // GELU in the kernel's epilogue
-      apply_linear(b.mlp_fc, h.data(), s, n, mlp.data(), 4 * s, false, n_threads, isa, true);
+      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, true);
     } else {
-      apply_linear(b.mlp_fc, h.data(), s, n, mlp.data(), 4 * s, false, n_threads, isa);
-      kernels::gelu(mlp.data(), n * 4 * s, n_threads);
+      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, false);
+      for (auto [r0, r1] : groups) kernels::gelu(mlp.data() + r0 * 4 * s, (r1 - r0) * 4 * s, n_threads);
     }
-    apply_linear(b.mlp_proj, mlp.data(), 4 * s, n, x.data(), s, true, n_threads, isa);
+    linear(b.mlp_proj, mlp.data(), 4 * s, x.data(), s, true, false);
   }
   layer_norm(w.dec_ln, x.data(), x.data(), n, s, n_threads);
 
   // logits = x @ token_embedding.weight^T: the [n_vocab][n_state] embedding is
-  // read as the transposed operand, no copy.
+  // read as the transposed operand, no copy. Without all_positions, only
+  // each sequence's last row.
   const float* rows = x.data();
-  int64_t n_rows = n;
-  if (!all_positions) {
-    for (int64_t q_seq = 0; q_seq < st.n_seq; ++q_seq) {
-      std::memmove(h.data() + q_seq * s, x.data() + ((q_seq + 1) * n_new - 1) * s,
-                   sizeof(float) * s);
+  std::vector<int64_t> logit_rows;  // per part
+  if (all_positions) {
+    logit_rows = part_rows;
+  } else {
+    int64_t out_r = 0;
+    for (const Part& pt : parts) {
+      for (int64_t q_seq = 0; q_seq < pt.st->n_seq; ++q_seq) {
+        std::memmove(h.data() + (out_r++) * s, x.data() + (pt.row0 + (q_seq + 1) * pt.n_new - 1) * s,
+                     sizeof(float) * s);
+      }
+      logit_rows.push_back(pt.st->n_seq);
     }
     rows = h.data();
-    n_rows = st.n_seq;
   }
-  std::vector<float> logits(static_cast<size_t>(n_rows * d.n_vocab));
-  if (w.tok_emb.empty()) {
-    kernels::qlinear(rows, s, n_rows, w.tok_emb_q, nullptr, logits.data(), d.n_vocab, false, false,
-                     n_threads, isa);
-  } else {
-    kernels::sgemm(false, true, n_rows, d.n_vocab, s, 1.0f, rows, s, w.tok_emb.data(), s, 0.0f,
-                   logits.data(), d.n_vocab, n_threads);
+  std::vector<std::vector<float>> out(parts.size());
+  int64_t r0 = 0;
+  std::vector<int64_t> part_first;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    out[i].resize(static_cast<size_t>(logit_rows[i] * d.n_vocab));
+    part_first.push_back(r0);
+    r0 += logit_rows[i];
   }
-  st.n_past += n_new;
-  return logits;
+  // One product per row group, written into a stacked buffer when a group
+  // spans several parts.
+  for (auto [g0, g1] : row_groups(logit_rows)) {
+    const size_t first = std::upper_bound(part_first.begin(), part_first.end(), g0) - part_first.begin() - 1;
+    const bool single = part_first[first] == g0 && logit_rows[first] == g1 - g0;
+    std::vector<float> stacked;
+    float* dst = out[first].data();
+    if (!single) {
+      stacked.resize(static_cast<size_t>((g1 - g0) * d.n_vocab));
+      dst = stacked.data();
+    }
+    const float* src = rows + g0 * s;
+    if (w.tok_emb.empty()) {
+      kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, nullptr, dst, d.n_vocab, false, false, n_threads, isa);
+    } else {
+      kernels::sgemm(false, true, g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst,
+                     d.n_vocab, n_threads);
+    }
+    if (!single) {
+      for (size_t i = first; i < parts.size() && part_first[i] < g1; ++i) {
+        std::memcpy(out[i].data(), stacked.data() + (part_first[i] - g0) * d.n_vocab,
+                    sizeof(float) * logit_rows[i] * d.n_vocab);
+      }
+    }
+  }
+  for (Part& pt : parts) pt.st->n_past += pt.n_new;
+  return out;
+}
+
+}  // namespace
+
+std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, int n_threads,
+                                        bool all_positions, CrossAttentionCapture* capture) {
+  Impl& st = *impl_;
+  const model::Dims& d = st.w->dims;
+  check_step(st, tokens, n_new);
+  if (capture != nullptr) {
+    for (auto [layer, head] : capture->heads) {
+      if (layer < 0 || layer >= d.n_text_layer || head < 0 || head >= d.n_text_head) {
+        throw Error("decoder: no cross-attention head (" + std::to_string(layer) + ", " +
+                    std::to_string(head) + ")");
+      }
+    }
+    capture->qk.assign(capture->heads.size() * st.n_seq * n_new * d.n_audio_ctx, 0.0f);
+  }
+  std::vector<Part> parts(1);
+  parts[0].st = &st;
+  parts[0].tokens = tokens;
+  parts[0].n_new = n_new;
+  return std::move(forward(parts, n_threads, all_positions, capture).front());
+}
+
+void decode_batch(std::span<DecoderStep> steps, int n_threads) {
+  if (steps.empty()) return;
+  std::vector<Part> parts;
+  const Whisper::Weights* w = nullptr;
+  for (DecoderStep& step : steps) {
+    if (step.state == nullptr || step.logits == nullptr) throw Error("decode_batch: null state or output");
+    DecoderState::Impl& st = *step.state->impl_;
+    if (w == nullptr) w = st.w;
+    if (st.w != w) throw Error("decode_batch: states of different networks");
+    for (const Part& pt : parts) {
+      if (pt.st == &st) throw Error("decode_batch: the same state twice in one step");
+    }
+    check_step(st, step.tokens, step.n_new);
+    parts.push_back(Part{&st, step.tokens, step.n_new, 0});
+  }
+  std::vector<std::vector<float>> out = forward(parts, n_threads, false, nullptr);
+  for (size_t i = 0; i < steps.size(); ++i) *steps[i].logits = std::move(out[i]);
 }
 
 void DecoderState::reorder(std::span<const int> source) {

@@ -64,6 +64,8 @@ struct CrossAttentionCapture {
   std::vector<float> qk;  // set by decode(): [heads.size()][n_seq][n_new][n_audio_ctx]
 };
 
+struct DecoderStep;
+
 // Decoder state for a batch of n_seq token sequences of equal length decoded
 // against one audio window: the cross-attention K/V (per layer, shared by all
 // sequences) and each sequence's self-attention KV cache, preallocated for
@@ -96,9 +98,28 @@ class DecoderState {
   // Beam search: sequence i's cache becomes a copy of sequence source[i]'s.
   void reorder(std::span<const int> source);
 
- private:
   struct Impl;
+
+ private:
+  friend void decode_batch(std::span<DecoderStep> steps, int n_threads);
   std::unique_ptr<Impl> impl_;
 };
+
+// One state's share of a batched decoder step.
+struct DecoderStep {
+  DecoderState* state = nullptr;
+  std::span<const int> tokens;      // [state->n_seq()][n_new]
+  int n_new = 1;
+  std::vector<float>* logits = nullptr;  // out: the last position's [n_seq][n_vocab]
+};
+
+// One decoder forward pass for several states at once (each with its own
+// caches, audio window and position; distinct states of one network): the
+// Linear layers run over all their rows together, so the weights are read
+// once per step instead of once per state (continuous batching: the
+// transcribe module's batched mode). Each state's logits and caches are
+// bit for bit what state->decode(tokens, n_new, n_threads) gives (test:
+// nn_test DecodeBatch). Throws wisp::Error as decode() does.
+void decode_batch(std::span<DecoderStep> steps, int n_threads);
 
 }  // namespace wisp::nn

@@ -6,6 +6,9 @@
 #include "common/error.h"
 #include "features/mel.h"
 #include "timing/timing.h"
+#include "transcribe/gate.h"
+#include "transcribe/speech_map.h"
+#include "vad/silero.h"
 
 namespace wisp::transcribe {
 namespace {
@@ -17,25 +20,25 @@ constexpr int kFramesPerSecond = kSampleRate / kHop;  // 100
 
 long python_round(double x) { return static_cast<long>(std::nearbyint(x)); }
 
-// decoding::LogitsSource over the network's decoder for one encoded window.
+// decoding::LogitsSource over the network's decoder for one encoded window,
+// reached through the gate (a batched step in batched mode).
 class NetSource : public decoding::LogitsSource {
  public:
-  NetSource(const nn::Whisper& net, std::vector<float> audio, int n_threads)
-      : net_(net), audio_(std::move(audio)), n_threads_(n_threads) {}
+  NetSource(const nn::Whisper& net, std::vector<float> audio, NetworkGate& gate)
+      : net_(net), audio_(std::move(audio)), gate_(gate) {}
 
   int n_vocab() const override { return net_.dims().n_vocab; }
   int n_text_ctx() const override { return net_.dims().n_text_ctx; }
 
   void begin(int n_seq) override {
     if (!state_ || state_->n_seq() != n_seq) {
-      state_ = std::make_unique<nn::DecoderState>(net_, n_seq);
-      state_->set_audio(audio_, n_threads_);  // cross-attention K/V once per window
+      make_state(n_seq);
     } else {
       state_->clear();
     }
   }
   std::vector<float> next_logits(std::span<const int> tokens, int n_new) override {
-    return state_->decode(tokens, n_new, n_threads_, false);
+    return gate_.step(*state_, tokens, n_new);
   }
   void reorder(std::span<const int> source) override { state_->reorder(source); }
 
@@ -44,17 +47,20 @@ class NetSource : public decoding::LogitsSource {
   // window): the decoding state when it is one already, so neither the
   // encoder nor the cross-attention K/V run twice.
   nn::DecoderState& single_state() {
-    if (!state_ || state_->n_seq() != 1) {
-      state_ = std::make_unique<nn::DecoderState>(net_, 1);
-      state_->set_audio(audio_, n_threads_);
-    }
+    if (!state_ || state_->n_seq() != 1) make_state(1);
     return *state_;
   }
 
  private:
+  void make_state(int n_seq) {
+    state_ = std::make_unique<nn::DecoderState>(net_, n_seq);
+    // cross-attention K/V once per window
+    gate_.exclusive([&] { state_->set_audio(audio_, gate_.n_threads()); });
+  }
+
   const nn::Whisper& net_;
   std::vector<float> audio_;
-  int n_threads_;
+  NetworkGate& gate_;
   std::unique_ptr<nn::DecoderState> state_;
 };
 
@@ -86,12 +92,12 @@ std::vector<double> parse_clip_timestamps(const std::string& spec) {
 // the most frequent top language with its highest probability).
 template <class Encode>
 std::pair<std::string, double> detect(Encode& encode, int content_frames, const Tokenizer& tok,
-                                      const nn::Whisper& net, const Options& opt, int n_threads) {
+                                      const nn::Whisper& net, const Options& opt, NetworkGate& gate) {
   const int n_windows = std::max(1, opt.language_detection_segments);
   std::vector<std::pair<std::string, std::vector<double>>> votes;  // in first-seen order
   for (int i = 0; i < n_windows; ++i) {
     if (i > 0 && i * kNFrames >= content_frames) break;
-    NetSource source(net, encode(i * kNFrames, kNFrames), n_threads);
+    NetSource source(net, encode(i * kNFrames, kNFrames), gate);
     auto probs = decoding::detect_language(source, tok);
     const auto& [code, p] = probs.front();
     if (p > opt.language_detection_threshold) return {code, p};
@@ -107,31 +113,126 @@ std::pair<std::string, double> detect(Encode& encode, int content_frames, const 
 
 }  // namespace
 
-Engine::Engine(const model::Model& model)
-    : net_(model), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
-  if (filters_.n_mels != model.dims.n_mels)
-    throw Error("model has " + std::to_string(filters_.n_mels) + " mel filters but expects " +
-                std::to_string(model.dims.n_mels) + " mel bins");
+namespace {
+void check_filters(const model::MelFilters& filters, const model::Dims& dims) {
+  if (filters.n_mels != dims.n_mels)
+    throw Error("model has " + std::to_string(filters.n_mels) + " mel filters but expects " +
+                std::to_string(dims.n_mels) + " mel bins");
 }
+}  // namespace
+
+const vad::SileroVad& Engine::vad() const {
+  std::call_once(vad_once_, [&] {
+    vad_ = std::make_shared<const vad::SileroVad>(vad::SileroVad::load(vad::default_model_path()));
+  });
+  return *vad_;
+}
+
+Engine::Engine(const model::Model& model, nn::ComputeType type)
+    : net_(model, type), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+  check_filters(filters_, model.dims);
+}
+
+// nn::Whisper(Model&&) takes only the tensors out of `model`; the
+// vocabulary and mel filters it leaves are read after it (members are
+// initialised in declaration order, net_ first).
+Engine::Engine(model::Model&& model, nn::ComputeType type)
+    : net_(std::move(model), type), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+  check_filters(filters_, model.dims);
+}
+
+namespace {
+
+// The padded log-mel spectrogram, computed through the gate.
+struct Features {
+  features::Mel mel;
+  int content_frames = 0;
+  Features(const Engine& engine, std::span<const float> samples, NetworkGate& gate) {
+    // Pad 30 seconds of silence to the input audio, for slicing.
+    gate.exclusive([&] {
+      mel = features::log_mel_spectrogram(samples, features::kChunkSamples, engine.mel_filters(),
+                                          gate.n_threads());
+    });
+    content_frames = mel.n_frames - kNFrames;
+  }
+};
+
+output::Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
+                                    const Options& opt, const Callbacks& cb, NetworkGate& gate);
+
+}  // namespace
 
 output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& opt, const Callbacks& cb) {
+  DirectGate gate(std::max(1, opt.n_threads));
+  return transcribe(engine, samples, opt, cb, gate);
+}
+
+std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<const float> samples,
+                                               const vad::VadOptions& options) {
+  vad::validate(options);
+  const std::vector<float> probs = engine.vad().chunk_probs(samples);
+  return vad::speech_segments(probs, static_cast<int64_t>(samples.size()), options);
+}
+
+output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+                              const Options& opt, const Callbacks& cb, NetworkGate& gate) {
+  // faster-whisper: the VAD filter applies only without clip_timestamps.
+  if (!opt.vad_filter || opt.clip_timestamps != "0") return transcribe_audio(engine, samples, opt, cb, gate);
+  std::vector<vad::SpeechSegment> regions;
+  gate.exclusive([&] { regions = speech_regions(engine, samples, opt.vad); });
+  const std::vector<float> speech = concatenate_speech(samples, regions);
+  const SpeechTimestampsMap map(regions);
+  Callbacks mapped = cb;
+  if (cb.on_segment) {
+    mapped.on_segment = [&](const output::Segment& s) {
+      output::Segment m = s;
+      restore_timestamps(m, map);
+      cb.on_segment(m);
+    };
+  }
+  output::Transcript out = transcribe_audio(engine, speech, opt, mapped, gate);
+  restore_timestamps(out.segments, map);
+  return out;
+}
+
+std::pair<std::string, double> detect_language(const Engine& engine, std::span<const float> samples,
+                                               const Options& opt, NetworkGate& gate) {
+  if (!engine.tokenizer().is_multilingual()) throw Error("language detection needs a multilingual model");
+  Features f(engine, samples, gate);
+  auto encode = [&](int offset, int n_frames) {
+    std::vector<float> out;
+    gate.exclusive([&] {
+      out = engine.net().encode(features::mel_window(f.mel, offset, n_frames), gate.n_threads());
+    });
+    return out;
+  };
+  return detect(encode, f.content_frames, engine.tokenizer(), engine.net(), opt, gate);
+}
+
+namespace {
+
+output::Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
+                                    const Options& opt, const Callbacks& cb, NetworkGate& gate) {
   const Tokenizer& tok = engine.tokenizer();
   const SpecialTokens& sp = tok.special();
   const model::Dims& dims = engine.dims();
-  const int n_threads = std::max(1, opt.n_threads);
+  const int n_threads = gate.n_threads();
   if (opt.task != "transcribe" && opt.task != "translate")
     throw Error("task must be 'transcribe' or 'translate', not '" + opt.task + "'");
   if (opt.temperatures.empty()) throw Error("at least one temperature is required");
 
-  // Pad 30 seconds of silence to the input audio, for slicing.
-  features::Mel mel = features::log_mel_spectrogram(samples, features::kChunkSamples,
-                                                    engine.mel_filters(), n_threads);
-  const int content_frames = mel.n_frames - kNFrames;
+  const Features f(engine, samples, gate);
+  const features::Mel& mel = f.mel;
+  const int content_frames = f.content_frames;
   const double content_duration = static_cast<double>(content_frames) * kHop / kSampleRate;
 
   auto encode = [&](int offset, int n_frames) {
-    return engine.net().encode(features::mel_window(mel, offset, n_frames), n_threads);
+    std::vector<float> out;
+    gate.exclusive([&] {
+      out = engine.net().encode(features::mel_window(mel, offset, n_frames), n_threads);
+    });
+    return out;
   };
 
   output::Transcript out;
@@ -145,7 +246,7 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
   } else {
     // transcribe.py: detect on pad_or_trim(mel, N_FRAMES), i.e. the first
     // 3000 frames of the padded mel (not zero-padded like a decode window).
-    auto [code, p] = detect(encode, content_frames, tok, engine.net(), opt, n_threads);
+    auto [code, p] = detect(encode, content_frames, tok, engine.net(), opt, gate);
     language = code;
     if (cb.on_language) cb.on_language(language, p);
   }
@@ -228,8 +329,7 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
                          all_tokens.end());
     }
 
-    NetSource source(engine.net(), encode(static_cast<int>(seek), static_cast<int>(segment_size)),
-                     n_threads);
+    NetSource source(engine.net(), encode(static_cast<int>(seek), static_cast<int>(segment_size)), gate);
     const decoding::FallbackOptions fallback{opt.temperatures, opt.compression_ratio_threshold,
                                              opt.logprob_threshold, opt.no_speech_threshold};
     decoding::DecodeResult result = decoding::decode_with_fallback(
@@ -311,9 +411,12 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
     }
 
     if (opt.word_timestamps) {
-      timing::add_word_timestamps(current, source.single_state(), tok, sot_sequence, language,
-                                  static_cast<int>(segment_size), word_opt, last_speech_timestamp,
-                                  n_threads);
+      nn::DecoderState& state = source.single_state();
+      gate.exclusive([&] {
+        timing::add_word_timestamps(current, state, tok, sot_sequence, language,
+                                    static_cast<int>(segment_size), word_opt, last_speech_timestamp,
+                                    n_threads);
+      });
       if (!single_timestamp_ending) {
         const std::optional<double> last_word_end = timing::last_word_end(current);
         if (last_word_end && *last_word_end > time_offset)
@@ -362,5 +465,7 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
   out.text = tok.decode(std::span<const int>(all_tokens).subspan(initial_prompt_tokens.size()));
   return out;
 }
+
+}  // namespace
 
 }  // namespace wisp::transcribe

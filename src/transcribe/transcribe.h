@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,23 +22,39 @@
 #include "output/writers.h"
 #include "timing/timing.h"
 #include "tokenizer/tokenizer.h"
+#include "vad/timestamps.h"
+
+namespace wisp::vad {
+class SileroVad;
+}
 
 namespace wisp::transcribe {
+
+class NetworkGate;
 
 // A loaded model ready to transcribe: network weights, tokenizer, mel filters.
 // Immutable after construction; one Engine may serve many transcriptions.
 class Engine {
  public:
-  explicit Engine(const model::Model& model);
+  // `type`: the network's compute type (nn/compute_type.h; float32 is the
+  // golden path). The rvalue form takes the weights out of `model` tensor by
+  // tensor, so loading holds about one copy of them instead of two.
+  explicit Engine(const model::Model& model, nn::ComputeType type = nn::ComputeType::kFloat32);
+  explicit Engine(model::Model&& model, nn::ComputeType type = nn::ComputeType::kFloat32);
   const nn::Whisper& net() const { return net_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   const model::MelFilters& mel_filters() const { return filters_; }
   const model::Dims& dims() const { return net_.dims(); }
+  // The Silero VAD model (assets/silero-vad), loaded on first use.
+  // Thread-safe. Throws wisp::Error if it cannot be loaded.
+  const vad::SileroVad& vad() const;
 
  private:
   nn::Whisper net_;
   Tokenizer tokenizer_;
   model::MelFilters filters_;
+  mutable std::once_flag vad_once_;
+  mutable std::shared_ptr<const vad::SileroVad> vad_;
 };
 
 // transcribe() keyword arguments, with openai's defaults.
@@ -81,6 +98,13 @@ struct Options {
   // without_timestamps, max_initial_timestamp, sample_len, prefix). Its
   // task, language, temperature and prompt are set by the loop.
   decoding::DecodeOptions decode;
+  // faster-whisper vad_filter (sequential mode): only the speech regions
+  // Silero VAD finds (with `vad`'s settings) are transcribed, concatenated,
+  // and every time is mapped back to the original timeline
+  // (speech_map.h). Ignored when clip_timestamps is set, as faster-whisper
+  // does.
+  bool vad_filter = false;
+  vad::VadOptions vad;
   int n_threads = 1;
   // Seeds the sampler used at temperature > 0 (reproducible runs).
   uint64_t seed = 0;
@@ -116,5 +140,20 @@ class Cancelled : public Error {
 // Transcribes 16 kHz mono samples. Throws wisp::Error on invalid options.
 output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& options, const Callbacks& callbacks = {});
+// The same with the network reached through `gate` (gate.h: batched mode
+// runs this on worker threads; options.n_threads is then ignored in favour
+// of the gate's).
+output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+                              const Options& options, const Callbacks& callbacks, NetworkGate& gate);
+
+// Silero VAD speech regions of 16 kHz mono samples (get_speech_timestamps).
+std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<const float> samples,
+                                               const vad::VadOptions& options);
+
+// The language of `samples` as transcribe() detects it (the first 30 s, or
+// faster-whisper's vote over options.language_detection_segments windows):
+// (code, probability). Throws wisp::Error for English-only models.
+std::pair<std::string, double> detect_language(const Engine& engine, std::span<const float> samples,
+                                               const Options& options, NetworkGate& gate);
 
 }  // namespace wisp::transcribe

@@ -279,6 +279,20 @@ TEST(OptionsHash, ChangesWithWhatChangesTheResult) {
   EXPECT_EQ(options_hash(d / "m.bin", o, w), h);
   w.max_line_width = 42;  // the subtitle layout changes the files
   EXPECT_NE(options_hash(d / "m.bin", o, w), h);
+  EXPECT_EQ(options_hash(d / "m.bin", o, {}, "float32"), h);  // the default engine
+  EXPECT_NE(options_hash(d / "m.bin", o, {}, "int8"), h);     // another compute type
+  EXPECT_NE(options_hash(d / "m.bin", o, {}, "float32", true), h);  // throughput mode
+  t = o;
+  t.vad.threshold = 0.3;  // VAD settings count only with the filter on
+  EXPECT_EQ(options_hash(d / "m.bin", t), h);
+  t.vad_filter = true;
+  const std::string vad_hash = options_hash(d / "m.bin", t);
+  EXPECT_NE(vad_hash, h);
+  t.vad.threshold = 0.5;
+  EXPECT_NE(options_hash(d / "m.bin", t), vad_hash);
+  t = o;
+  t.decode.loop_guard.enabled = true;
+  EXPECT_NE(options_hash(d / "m.bin", t), h);
   EXPECT_NE(options_hash(d / "other.bin", o), h);
   write(d / "m.bin", "model, retrained");  // same path, new content
   EXPECT_NE(options_hash(d / "m.bin", o), h);

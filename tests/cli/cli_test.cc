@@ -186,6 +186,60 @@ TEST_F(Cli, UsageErrorsAreOneClearLine) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// --compute_type reaches the engine: int8 runs and writes a valid file (the
+// agreement of its tokens with float32 is tests/perf's job); a name that is
+// not a compute type is a usage error naming the flag's value.
+TEST_F(Cli, ComputeTypeFlag) {
+  std::string dir = fresh_dir("ct");
+  RunResult r = run("transcribe --model " + quote(model_) + " -l en --compute_type int8 --beam_size None " +
+                    "--temperature_increment_on_fallback None --verbose False -o " + quote(dir) + " " +
+                    quote(kData + "/formats/jfk.flac"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::string srt = slurp(dir + "/jfk.flac.srt"), why;
+  EXPECT_FALSE(srt.empty());
+  EXPECT_TRUE(wisp::output::check_srt(srt, &why)) << why;
+  r = run("transcribe --model " + quote(model_) + " --compute_type int4 " + quote(kData + "/formats/jfk.flac"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("int4"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// Throughput mode and the VAD filter from the command line: speech that
+// starts after 300 s of silence comes out at 300 s, in sequential VAD mode
+// and in batched mode (two files sharing the batches), and a bad file in
+// the batch fails alone.
+TEST_F(Cli, VadFilterAndBatchSize) {
+  const std::string common = " --model " + quote(model_) +
+                             " -l en --beam_size None --temperature_increment_on_fallback None -f json --verbose False ";
+  auto first_start = [](const std::string& json) {
+    const size_t k = json.find("\"start\": ");
+    return k == std::string::npos ? -1.0 : std::stod(json.substr(k + 9));
+  };
+  std::string dir = fresh_dir("vad_seq");
+  RunResult r = run("transcribe --vad_filter True" + common + "-o " + quote(dir) + " " +
+                    quote(kData + "/formats/jfk_lead5min_silence.flac"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string seq = slurp(dir + "/jfk_lead5min_silence.flac.json");
+  EXPECT_GE(first_start(seq), 299.5) << seq.substr(0, 400);
+  EXPECT_LE(first_start(seq), 301.0) << seq.substr(0, 400);
+
+  dir = fresh_dir("vad_batched");
+  r = run("transcribe --batch_size 4" + common + "-o " + quote(dir) + " " +
+          quote(kData + "/formats/jfk_lead5min_silence.flac") + " " + quote(kData + "/formats/jfk.flac") + " " +
+          quote(kData + "/bad/corrupt_header.wav"));
+  EXPECT_EQ(r.status, 1) << r.out;  // the corrupt file failed, the others are done
+  EXPECT_NE(r.err.find("corrupt_header.wav"), std::string::npos) << r.err;
+  const std::string batched = slurp(dir + "/jfk_lead5min_silence.flac.json");
+  EXPECT_GE(first_start(batched), 299.5) << batched.substr(0, 400);
+  EXPECT_LE(first_start(batched), 301.0) << batched.substr(0, 400);
+  const std::string short_one = slurp(dir + "/jfk.flac.json");
+  EXPECT_GE(first_start(short_one), 0.0) << short_one.substr(0, 400);
+  EXPECT_LT(first_start(short_one), 11.0) << short_one.substr(0, 400);
+
+  r = run("transcribe --batch_size 4 --clip_timestamps 1,2" + common + quote(kData + "/formats/jfk.flac"));
+  EXPECT_EQ(r.status, 2) << r.out;
+}
+
 TEST_F(Cli, VadPrintsGoldenShapedJsonAndIsolatesBadFiles) {
   RunResult r = run("vad -f json " + quote(kData + "/formats/jfk_s16_16k_mono.wav") + " " +
                     quote(kData + "/bad/empty.mp3"));

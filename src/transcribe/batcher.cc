@@ -1,0 +1,110 @@
+#include "transcribe/batcher.h"
+
+#include <algorithm>
+#include <atomic>
+
+namespace wisp::transcribe {
+
+StepBatcher::StepBatcher(int n_threads)
+    : n_threads_(std::max(1, n_threads)), exec_([this] { executor(); }) {}
+
+StepBatcher::~StepBatcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_exec_.notify_all();
+  exec_.join();
+}
+
+void StepBatcher::run_all(int64_t n_jobs, int width, const std::function<void(int64_t)>& job) {
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    for (;;) {
+      const int64_t i = next.fetch_add(1);
+      if (i >= n_jobs) return;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++active_;
+      }
+      job(i);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        --active_;
+      }
+      // The others may all be waiting now: the round can start.
+      cv_exec_.notify_all();
+    }
+  };
+  std::vector<std::thread> threads;
+  const int64_t n = std::clamp<int64_t>(width, 1, std::max<int64_t>(1, n_jobs));
+  for (int64_t t = 0; t < n; ++t) threads.emplace_back(worker);
+  for (std::thread& t : threads) t.join();
+}
+
+void StepBatcher::submit(Request& r) {
+  std::unique_lock<std::mutex> lock(mu_);
+  pending_.push_back(&r);
+  cv_exec_.notify_all();
+  cv_done_.wait(lock, [&] { return r.done; });
+  if (r.error) std::rethrow_exception(r.error);
+}
+
+void StepBatcher::exclusive(const std::function<void()>& fn) {
+  Request r;
+  r.job = &fn;
+  submit(r);
+}
+
+std::vector<float> StepBatcher::step(nn::DecoderState& state, std::span<const int> tokens, int n_new) {
+  Request r;
+  r.state = &state;
+  r.tokens = tokens;
+  r.n_new = n_new;
+  submit(r);
+  return std::move(r.logits);
+}
+
+void StepBatcher::executor() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    // A round starts when every worker inside a job waits on a request:
+    // then no more steps can join this round.
+    cv_exec_.wait(lock, [&] {
+      return quit_ || (!pending_.empty() && static_cast<int>(pending_.size()) >= active_);
+    });
+    if (quit_ && pending_.empty()) return;
+    std::vector<Request*> round;
+    round.swap(pending_);
+    lock.unlock();
+    std::vector<nn::DecoderStep> steps;
+    std::vector<Request*> step_reqs;
+    for (Request* r : round) {
+      if (r->job != nullptr) {
+        try {
+          (*r->job)();
+        } catch (...) {
+          r->error = std::current_exception();
+        }
+      } else {
+        steps.push_back({r->state, r->tokens, r->n_new, &r->logits});
+        step_reqs.push_back(r);
+      }
+    }
+    if (!steps.empty()) {
+      try {
+        nn::decode_batch(steps, n_threads_);
+      } catch (...) {
+        for (Request* r : step_reqs) r->error = std::current_exception();
+      }
+    }
+    lock.lock();
+    ++rounds_;
+    steps_ += static_cast<int64_t>(steps.size());
+    max_batch_ = std::max(max_batch_, static_cast<int>(steps.size()));
+    for (Request* r : round) r->done = true;
+    cv_done_.notify_all();
+  }
+}
+
+}  // namespace wisp::transcribe
