@@ -330,6 +330,9 @@ void Console::summary(const jobs::Summary& s) {
   t += "Audio: " + fixed(s.audio_seconds / 3600, 3) + " h transcribed in " + clock_time(s.wall_seconds) + " wall";
   std::string sp = speed(s.audio_seconds, s.wall_seconds);
   t += (sp.empty() ? "" : " (" + sp + ")") + std::string("\n");
+  if (s.decode_calls > 0)
+    t += "Decoded: " + std::to_string(s.decoded_tokens) + " tokens in " + std::to_string(s.decode_calls) +
+         " window decodes (fallback attempts included)\n";
   if (!s.failures.empty()) {
     t += "Failed:\n";
     for (size_t i = 0; i < s.failures.size() && i < 20; ++i)

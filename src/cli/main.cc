@@ -1,5 +1,8 @@
 // wisp: native Whisper speech-to-text. `wisp --help` lists the subcommands.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/commands.h"
@@ -27,7 +30,29 @@ bool parse_bool(const std::string& value, const std::string& flag) {
 
 }  // namespace wisp::cli
 
+namespace {
+
+// libgomp's threads spin after each parallel region before they sleep: by
+// default up to 300000 iterations when a process has no more threads than
+// CPUs. A decoder step has dozens of small parallel regions, and on a shared
+// machine every spinning thread takes a core another process (or, in
+// throughput mode, another transcription's worker) needs: measured on the
+// 2-core CI box with another job running, tiny int8 decoding went from 2.0
+// ms/token to 121 ms/token. libgomp reads the setting once, when it is loaded
+// (before main), so wisp sets a short spin (GOMP_SPINCOUNT, 30000: the best
+// of 1000 / 30000 / default in that measurement, docs/performance.md) and
+// runs itself again, unless the user chose a policy (OMP_WAIT_POLICY or
+// GOMP_SPINCOUNT set). If the re-exec fails, wisp just goes on.
+void bound_openmp_spinning(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  if (::setenv("GOMP_SPINCOUNT", "30000", 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  bound_openmp_spinning(argv);
   CLI::App app{"wisp: fast native Whisper speech-to-text"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "wisp 0.1.0");

@@ -208,6 +208,11 @@ int run(const TranscribeArgs& a) {
   if (a.batch_size > 0 && a.cmd->count("--vad_min_silence_duration_ms") == 0) opt.vad.min_silence_duration_ms = 160;
   if (a.batch_size > 0 && opt.clip_timestamps != "0")
     throw Error("--clip_timestamps cannot be combined with --batch_size");
+  if (a.batch_size > 0 && opt.condition_on_previous_text)
+    std::fprintf(stderr,
+                 "note: with --condition_on_previous_text True each file's chunks wait for the previous one's "
+                 "text, so batches are made of different files; --condition_on_previous_text False batches "
+                 "the chunks of one file too\n");
   // The loop guard (decoding/loop_guard.h): on in throughput mode, off in
   // sequential mode, which reproduces openai/whisper token for token.
   opt.decode.loop_guard.enabled =

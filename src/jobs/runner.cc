@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -292,6 +293,12 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   Stats stats(todo);
   stats.start();
   size_t number = 0;
+  // Called from the batched mode's worker threads too.
+  std::atomic<int64_t> decode_calls{0}, decoded_tokens{0};
+  auto count_window = [&](const transcribe::WindowReport& w) {
+    decode_calls.fetch_add(1);
+    decoded_tokens.fetch_add(static_cast<int64_t>(w.result->tokens.size()));
+  };
 
   // Outputs of an input: each written whole (temp + rename) before the
   // ledger says done, so "done" always means "all outputs exist".
@@ -390,6 +397,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
       const auto t0 = Clock::now();
       transcribe::Callbacks cb;
       cb.should_stop = stop_requested;
+      cb.on_window = count_window;
       std::vector<transcribe::BatchResult> results;
       try {
         results = transcribe::transcribe_batched(engine, inputs, options, bo, nullptr, cb);
@@ -439,6 +447,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
       reporter.file_progress(d, std::max(d, total / kFramesPerSecond), stats.snapshot());
     };
     cb.should_stop = stop_requested;
+    cb.on_window = count_window;
     try {
       output::Transcript tr = transcribe::transcribe(engine, n.samples, options, cb);
       reporter.run_time(seconds_since(t0));
@@ -453,6 +462,8 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     }
     reporter.file_end(end, stats.snapshot());
   }
+  sum.decode_calls = decode_calls.load();
+  sum.decoded_tokens = decoded_tokens.load();
   if (sum.interrupted) prefetch.abandon();
   sum.failed = sum.failures.size();
   sum.wall_seconds = seconds_since(t_start);

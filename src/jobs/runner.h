@@ -20,6 +20,7 @@
 // throwing wisp::Error.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -104,6 +105,8 @@ struct Summary {
   std::string interrupted_input;  // the input that went back to pending ("" between files)
   double audio_seconds = 0;  // transcribed in this run
   double wall_seconds = 0;   // the whole run, setup included
+  int64_t decode_calls = 0;    // window decodes, fallback attempts included
+  int64_t decoded_tokens = 0;  // tokens they sampled (the work done, whatever the transcript keeps)
   std::vector<Failure> failures;
   std::string ledger_path;
 };

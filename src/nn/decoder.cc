@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
 #include "nn/weights.h"
@@ -86,25 +87,48 @@ struct Part {
 };
 
 // Row ranges for the Linear layers. Each range is one product call, so a
-// state's rows go through exactly the kernel calls they would get alone
-// (decode() on that state): states with at most kSmallGemmRows rows are
-// packed together up to that many rows (the few-row kernels compute every
-// output from one row and one weight row in a fixed order, so packing does
-// not change a bit), and a state with more rows (a prompt) gets its own call.
-std::vector<std::pair<int64_t, int64_t>> row_groups(const std::vector<int64_t>& rows_per_part) {
-  std::vector<std::pair<int64_t, int64_t>> g;
+// state's rows go through exactly the kernel arithmetic they get alone
+// (decode() on that state). A state with more than kSmallGemmRows rows (a
+// prompt) gets a call of its own, as alone. States with fewer are packed
+// together: up to max_rows rows per call for kernels whose few-row path
+// is chosen by the row count (the low-precision ones), without limit for
+// fp32 weights, whose few-row kernel (gemm_small_m) computes every output
+// from one row and one weight row in a fixed order whatever the row count,
+// and is called directly for such groups (linear_few_rows).
+struct RowGroup {
+  int64_t r0 = 0, r1 = 0;
+  bool few = false;  // packed few-row parts
+};
+std::vector<RowGroup> row_groups(const std::vector<int64_t>& rows_per_part, int64_t max_rows) {
+  std::vector<RowGroup> g;
   int64_t r = 0;
   for (int64_t n : rows_per_part) {
-    const bool small = n <= kernels::kSmallGemmRows;
-    if (small && !g.empty() && g.back().second - g.back().first <= kernels::kSmallGemmRows &&
-        g.back().second - g.back().first + n <= kernels::kSmallGemmRows && g.back().second == r) {
-      g.back().second += n;
+    const bool few = n <= kernels::kSmallGemmRows;
+    if (few && !g.empty() && g.back().few && g.back().r1 == r && g.back().r1 - g.back().r0 + n <= max_rows) {
+      g.back().r1 += n;
     } else {
-      g.emplace_back(r, r + n);
+      g.push_back({r, r + n, few});
     }
     r += n;
   }
   return g;
+}
+
+// kernels::linear's arithmetic for rows <= kSmallGemmRows (bias into y,
+// then sgemm's few-row path with beta 1), for any number of rows: the
+// weights are read once for all of them.
+void linear_few_rows(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
+                     bool accumulate, int n_threads) {
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (!l.b.empty()) {
+    if (accumulate) {
+      kernels::add_bias(y, ldy, l.b.data(), n, l.out, n_threads);
+    } else {
+      for (int64_t r = 0; r < n; ++r) std::memcpy(y + r * ldy, l.b.data(), sizeof(float) * l.out);
+    }
+    beta = 1.0f;
+  }
+  kernels::gemm_small_m(n, l.out, l.in, 1.0f, x, ldx, l.w.data(), l.in, beta, y, ldy, n_threads);
 }
 
 void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n_new) {
@@ -148,11 +172,18 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     n += pt.rows();
     part_rows.push_back(pt.rows());
   }
-  const auto groups = row_groups(part_rows);
+  const auto groups8 = row_groups(part_rows, kernels::kSmallGemmRows);
+  const auto groups_any = row_groups(part_rows, n);
   auto linear = [&](const LinearW& l, const float* x, int64_t ldx, float* y, int64_t ldy, bool acc,
                     bool gelu) {
-    for (auto [r0, r1] : groups)
-      apply_linear(l, x + r0 * ldx, ldx, r1 - r0, y + r0 * ldy, ldy, acc, n_threads, isa, gelu);
+    for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
+      const int64_t rows = g.r1 - g.r0;
+      if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
+        linear_few_rows(l, x + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads);
+      } else {
+        apply_linear(l, x + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
+      }
+    }
   };
 
   // x = token_embedding(tokens) + positional_embedding[offset : offset + n_new]
@@ -177,13 +208,27 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
   std::vector<float> h(x.size()), a(x.size()), q(x.size());
   std::vector<float> qkv(static_cast<size_t>(n * 3 * s)), mlp(static_cast<size_t>(n * 4 * s));
   std::vector<float> qk_all;  // [n_seq][n_head][n_new][n_audio] when capturing this layer
+  // Attention is per state. One state: its kernels use every thread. Several
+  // (a batched step): one parallel region hands out whole states, each
+  // attended on one thread, instead of a parallel region per state and
+  // layer, each of which waits for all threads (the attention kernels give
+  // the same bits for any thread count).
+  auto for_each_part = [&](const auto& fn) {
+    if (parts.size() == 1) {
+      fn(parts.front(), n_threads);
+      return;
+    }
+    parallel_for(static_cast<int64_t>(parts.size()), n_threads, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) fn(parts[static_cast<size_t>(i)], 1);
+    });
+  };
   for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
     const BlockW& b = w.dec_blocks[l];
 
     // Causal self-attention over each state's cache plus its new positions.
     layer_norm(b.attn_ln, x.data(), h.data(), n, s, n_threads);
     linear(b.attn_qkv, h.data(), s, qkv.data(), 3 * s, false, false);
-    for (Part& pt : parts) {
+    auto self_attention = [&](Part& pt, int threads) {
       DecoderState::Impl& st = *pt.st;
       float* kc = st.k_cache[l].data();
       float* vc = st.v_cache[l].data();
@@ -213,8 +258,9 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       sa.scale = attention_scale(d_head);
       sa.causal = true;
       sa.q_pos0 = p0;
-      kernels::attention(sa, n_threads);
-    }
+      kernels::attention(sa, threads);
+    };
+    for_each_part(self_attention);
     linear(b.attn_out, a.data(), s, x.data(), s, true, false);
 
     // Cross-attention over each state's audio window.
@@ -224,7 +270,7 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
         capture != nullptr &&
         std::any_of(capture->heads.begin(), capture->heads.end(),
                     [&](const std::pair<int, int>& hd) { return hd.first == static_cast<int>(l); });
-    for (Part& pt : parts) {
+    auto cross_attention = [&](Part& pt, int threads) {
       DecoderState::Impl& st = *pt.st;
       const int64_t n_new = pt.n_new;
       float* q_p = q.data() + pt.row0 * s;
@@ -251,9 +297,9 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       }
       if (p.int_attention) {
         kernels::attention_kv8(q_p, s, st.n_seq, n_new, st.cross_kv8[l], ca.scale, a_p, s, ca.qk,
-                               n_threads, isa);
+                               threads, isa);
       } else {
-        kernels::attention(ca, n_threads);
+        kernels::attention(ca, threads);
       }
       if (capture_here) {
         const int64_t per_head = n_new * n_audio;
@@ -266,7 +312,8 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
           }
         }
       }
-    }
+    };
+    for_each_part(cross_attention);
     linear(b.cross_out, a.data(), s, x.data(), s, true, false);
 
     // MLP.
@@ -275,7 +322,7 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, true);
     } else {
       linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, false);
-      for (auto [r0, r1] : groups) kernels::gelu(mlp.data() + r0 * 4 * s, (r1 - r0) * 4 * s, n_threads);
+      for (const RowGroup& g : groups_any) kernels::gelu(mlp.data() + g.r0 * 4 * s, (g.r1 - g.r0) * 4 * s, n_threads);
     }
     linear(b.mlp_proj, mlp.data(), 4 * s, x.data(), s, true, false);
   }
@@ -309,7 +356,9 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
   }
   // One product per row group, written into a stacked buffer when a group
   // spans several parts.
-  for (auto [g0, g1] : row_groups(logit_rows)) {
+  const bool quantized_logits = w.tok_emb.empty();
+  for (const RowGroup& g : row_groups(logit_rows, quantized_logits ? kernels::kSmallGemmRows : r0)) {
+    const int64_t g0 = g.r0, g1 = g.r1;
     const size_t first = std::upper_bound(part_first.begin(), part_first.end(), g0) - part_first.begin() - 1;
     const bool single = part_first[first] == g0 && logit_rows[first] == g1 - g0;
     std::vector<float> stacked;
@@ -319,8 +368,11 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       dst = stacked.data();
     }
     const float* src = rows + g0 * s;
-    if (w.tok_emb.empty()) {
+    if (quantized_logits) {
       kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, nullptr, dst, d.n_vocab, false, false, n_threads, isa);
+    } else if (g.few) {  // sgemm's few-row path, for any number of rows (see row_groups)
+      kernels::gemm_small_m(g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
+                            n_threads);
     } else {
       kernels::sgemm(false, true, g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst,
                      d.n_vocab, n_threads);

@@ -110,6 +110,7 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
     Unit& u = *order[static_cast<size_t>(k)];
     Callbacks cb;
     cb.should_stop = callbacks.should_stop;
+    cb.on_window = callbacks.on_window;
     try {
       if (cb.should_stop && cb.should_stop()) throw Cancelled();
       u.result = transcribe(engine, u.samples, u.options, cb, batcher);

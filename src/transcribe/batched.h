@@ -67,8 +67,9 @@ std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const floa
 // (its error) does not stop the others. Options as for transcribe()
 // (vad_filter is implied; clip_timestamps is not supported here).
 // callbacks.should_stop is polled before every window of every chunk; once
-// it returns true, the unfinished inputs end `cancelled`. The other
-// callbacks are not called (the caller reports each input's result).
+// it returns true, the unfinished inputs end `cancelled`. callbacks.on_window
+// sees every decode, from the worker threads (it must be thread-safe). The
+// other callbacks are not called (the caller reports each input's result).
 std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<const BatchInput> inputs,
                                             const Options& options, const BatchedOptions& batched,
                                             BatchStats* stats = nullptr, const Callbacks& callbacks = {});

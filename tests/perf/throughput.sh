@@ -7,30 +7,26 @@
 #
 #   tests/perf/throughput.sh WISP WHISPER_CPP_BIN_DIR MODEL OUT INPUT... 
 #   env: THREADS (2), TYPES (compute types, "float32 int8"), BATCH (8),
-#        REPEATS (1), WISP_EXTRA (more wisp flags)
+#        REPEATS (1), MODES ("sequential sequential-vad batched whisper.cpp"),
+#        DECODE (decoding flags for both engines: "greedy" or "beam5")
 # Prints one TSV row per run: engine mode compute_type wall_s peak_rss_mb
-# segments tokens (tokens: text and timestamp tokens in the outputs; random
-# weights never emit end-of-text, so every window decodes to its limit).
+# windows tokens: window decodes (whisper.cpp: encoder runs) and tokens
+# decoded, the work done (random weights never emit end-of-text, so most
+# windows decode to the 224-token limit, and where the next window starts
+# depends on each engine's seeking rules).
 set -euo pipefail
 WISP=$1 WCPP=$2 MODEL=$3 OUT=$4
 shift 4
 T=${THREADS:-2}
 mkdir -p "$OUT"
 inputs=("$@")
-common=(-m "$MODEL" -t "$T" -l en --beam_size None --best_of None --temperature_increment_on_fallback None
+MODES=${MODES:-sequential sequential-vad batched whisper.cpp}
+if [ "${DECODE:-greedy}" = beam5 ]; then wisp_dec=(--beam_size 5); wcpp_dec=(-bs 5 -bo 1)
+else wisp_dec=(--beam_size None); wcpp_dec=(-bs 1 -bo 1); fi
+common=(-m "$MODEL" -t "$T" -l en "${wisp_dec[@]}" --best_of None --temperature_increment_on_fallback None
         --condition_on_previous_text False --loop_guard False -f json --verbose False --overwrite)
 
 rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$1"; }
-count() {  # segments and tokens in a folder of wisp JSON outputs
-  python3 - "$1" <<'PY'
-import json, pathlib, sys
-segs = toks = 0
-for p in pathlib.Path(sys.argv[1]).rglob("*.json"):
-    for s in json.load(open(p))["segments"]:
-        segs += 1; toks += len(s["tokens"])
-print(f"{segs}\t{toks}")
-PY
-}
 run_wisp() {  # mode type extra-flags...
   local mode=$1 ct=$2; shift 2
   local dir=$OUT/wisp-$mode-$ct-$(date +%s%N)
@@ -40,7 +36,10 @@ run_wisp() {  # mode type extra-flags...
   /usr/bin/time -v "$WISP" transcribe "${inputs[@]}" "${common[@]}" --compute_type "$ct" -o "$dir" \
     ${WISP_EXTRA:-} "$@" > "$dir.log" 2>&1
   e=$(date +%s.%N)
-  printf "wisp\t%s\t%s\t%.2f\t%s\t%s\n" "$mode" "$ct" "$(echo "$e - $s" | bc)" "$(rss "$dir.log")" "$(count "$dir")"
+  # Window decodes and tokens decoded, from the run's summary line.
+  local dec
+  dec=$(awk '/^Decoded:/ {print $5 "\t" $2}' "$dir.log")
+  printf "wisp\t%s\t%s\t%.2f\t%s\t%s\n" "$mode" "$ct" "$(echo "$e - $s" | bc)" "$(rss "$dir.log")" "${dec:-?	?}"
 }
 run_wcpp() {
   local dir=$OUT/whispercpp-$(date +%s%N)
@@ -52,17 +51,25 @@ run_wcpp() {
     files+=("$dir/$(basename "$f").wav")
   done
   s=$(date +%s.%N)
-  /usr/bin/time -v "$WCPP/whisper-cli" -m "$MODEL" -t "$T" -l en -bs 1 -bo 1 -nf -mc 0 -np -ojf "${files[@]}" \
+  /usr/bin/time -v "$WCPP/whisper-cli" -m "$MODEL" -t "$T" -l en "${wcpp_dec[@]}" -nf -mc 0 -ojf "${files[@]}" \
     > "$dir.log" 2>&1
   e=$(date +%s.%N)
-  printf "whisper.cpp\tsequential\tf16\t%.2f\t%s\t-\t-\n" "$(echo "$e - $s" | bc)" "$(rss "$dir.log")"
+  # Windows encoded and tokens decoded, summed over the files' whisper_print_timings.
+  local enc dec
+  enc=$(awk '/encode time/ {for (i = 1; i <= NF; i++) if ($i == "runs") n += $(i - 1)} END {print n + 0}' "$dir.log")
+  dec=$(awk '/(decode|batchd) time/ {for (i = 1; i <= NF; i++) if ($i == "runs") n += $(i - 1)} END {print n + 0}' "$dir.log")
+  printf "whisper.cpp\tsequential\tf16\t%.2f\t%s\t%s\t%s\n" "$(echo "$e - $s" | bc)" "$(rss "$dir.log")" "$enc" "$dec"
 }
-printf "engine\tmode\tcompute_type\twall_s\tpeak_rss_mb\tsegments\ttokens\n"
+printf "engine\tmode\tcompute_type\twall_s\tpeak_rss_mb\twindows\ttokens\n"
 for rep in $(seq "${REPEATS:-1}"); do
   for ct in ${TYPES:-float32 int8}; do
-    run_wisp sequential "$ct"
-    run_wisp sequential-vad "$ct" --vad_filter True
-    run_wisp batched "$ct" --batch_size "${BATCH:-8}"
+    for mode in $MODES; do
+      case $mode in
+        sequential) run_wisp sequential "$ct" ;;
+        sequential-vad) run_wisp sequential-vad "$ct" --vad_filter True ;;
+        batched) run_wisp batched "$ct" --batch_size "${BATCH:-8}" ;;
+      esac
+    done
   done
-  [ -x "$WCPP/whisper-cli" ] && run_wcpp
+  case " $MODES " in *" whisper.cpp "*) [ -x "$WCPP/whisper-cli" ] && run_wcpp ;; esac
 done
