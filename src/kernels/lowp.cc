@@ -47,12 +47,16 @@ const Ops& ops(Isa isa) {
 }
 #undef WISP_OPS
 
-// Pairs of k per slice of a long dot product: a 16-column panel slice is
-// 16 KB of int16, half of L1.
-constexpr int64_t kKBlock = 256;
+// Pairs of k per slice of a long dot product: 2048 values, so the
+// encoder's products (k up to 4 x 1536 for large) have at most 3 slices.
+// Slices of 256 pairs (a 16 KB panel slice, half of L1) measured ~10%
+// slower on tiny's MLP projection (k = 1536) than one whole 48 KB panel
+// from L2: each slice is one more pass of the epilogue over the output.
+constexpr int64_t kKBlock = 1024;
 
-// Rows of A per GEMM task: a multiple of the 4-row tile whose int16 rows
-// (one slice of k) fit in ~192 KB of L2 next to the panel slice being swept.
+// Rows of A per GEMM task, a multiple of 4 (the tiles are 6 and 4 rows),
+// whose int16 rows (one slice of k) fit in ~192 KB of L2 next to the panel
+// slice being swept.
 int64_t row_block(int64_t lda) {
   const int64_t width = std::min<int64_t>(lda, 2 * kKBlock);
   const int64_t rows = (192 * 1024) / std::max<int64_t>(1, 2 * width);
@@ -281,20 +285,28 @@ void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, co
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
   // Enough tasks to balance the threads: split the columns too when there
   // are few row blocks (a decoding step's one row, prompts, attention).
+  // Tasks go out one at a time; with >= 16 per thread the last one to
+  // finish idles its partner for 1/16 of a thread's share at most (the
+  // encoder's 1500-row products have 16 row blocks of ~2 ms at 2 threads).
+  // Products of a few rows (decoding) keep ~4 per thread: theirs are short.
+  const int64_t per_thread = m >= 64 ? 16 : 4;
   int64_t col_groups = 1;
-  while (n_row_blocks * col_groups < 4 * n_threads && col_groups * 2 <= n_panels) col_groups *= 2;
+  while (n_row_blocks * col_groups < per_thread * n_threads && col_groups * 2 <= n_panels) {
+    col_groups *= 2;
+  }
   const int64_t n_tasks = n_row_blocks * col_groups;
   // Below ~2^19 multiply-adds (a few tens of microseconds) a second thread
   // costs more than it saves: a decoding step has dozens of such products,
   // and on a busy machine each parallel region waits for all its threads.
   const bool small = m * n * k < (int64_t{1} << 19);
-  // Long dot products go in slices of kKBlock pairs, so that the slice of a
-  // panel being swept (16 KB) stays in L1 while all the rows of the block
-  // pass over it; the slices' partial results are summed in y (in fp32, by
-  // the epilogue: bias with the first slice, then accumulate). Not with GELU,
-  // which needs the whole sum.
+  // Long dot products go in equal slices of at most kKBlock pairs, so that
+  // the slice of a panel being swept (<= 64 KB) stays in L2 next to the
+  // block's rows while they all pass over it; the slices' partial results
+  // are summed in y (in fp32, by the epilogue: bias with the first slice,
+  // then accumulate). Not with GELU, which needs the whole sum.
   const int64_t pstride = kp * 2 * kPanel;
-  const int64_t slice = ep.gelu ? kp : kKBlock;
+  const int64_t n_slices = ep.gelu ? 1 : std::max<int64_t>(1, (kp + kKBlock - 1) / kKBlock);
+  const int64_t slice = (kp + n_slices - 1) / n_slices;  // equal slices: small's k = 3072 is 2 x 768
   task_for(n_tasks, small ? 1 : n_threads, [] { return 0; }, [&](int, int64_t t) {
     const int64_t rb = t / col_groups, cg = t % col_groups;
     const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
@@ -406,8 +418,11 @@ void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* tap
   }
   // Padded rows 0 and t_in + 1 are zero (scale 0); row r + 1 is input row r.
   const int64_t ldq = 2 * panel_pairs(c_in);
-  std::vector<int16_t> q(static_cast<size_t>((t_in + 2) * ldq), 0);
-  std::vector<float> scale(static_cast<size_t>(t_in + 2), 0.0f);
+  Scratch<int16_t> q(static_cast<size_t>((t_in + 2) * ldq));  // rows 1..t_in: quantize_rows
+  Scratch<float> scale(static_cast<size_t>(t_in + 2));
+  std::fill_n(q.data(), ldq, int16_t{0});
+  std::fill_n(q.data() + (t_in + 1) * ldq, ldq, int16_t{0});
+  scale[0] = scale[static_cast<size_t>(t_in + 1)] = 0.0f;
   const int qmax = act_qmax(c_in, kWeightMax);
   const Ops& o = ops(isa);
   parallel_for(t_in, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, c_in)),

@@ -20,9 +20,10 @@
 namespace wisp::kernels {
 namespace {
 
-// Queries per task: a [64][1500] score block (384 KB) and its quantized
-// probabilities (192 KB) stay in L2 between the two products.
-constexpr int64_t kQueryBlock = 64;
+// Queries per task: a [32][1500] score block (192 KB) and its quantized
+// probabilities (96 KB) stay in L2 (512 KB on the Zen 3 CI machine) between
+// the two products; blocks of 64 (576 KB together) measured ~8% slower.
+constexpr int64_t kQueryBlock = 32;
 // Pairs of keys per slice of the P V product (a 16 KB slice of a V panel).
 constexpr int64_t kKeySlice = 256;
 
@@ -60,35 +61,47 @@ Kernels pick(Isa isa) {
   }
 }
 
-// Values of one head, v: [n_kv][ldv] (d columns), quantized per column to
-// int8 and laid out as the GEMM panels of B = v^T ([d][n_kv], lowp.h), in one
-// pass over the rows: panel p, pair t holds for each of its 16 columns c the
-// values of keys 2t and 2t + 1.
-void pack_values(const float* v, int64_t ldv, int64_t n_kv, int64_t d, int16_t* panels,
-                 float* scale) {
-  float mx[256];
-  float inv[256];
-  for (int64_t c = 0; c < d; ++c) mx[c] = 0.0f;
-  for (int64_t j = 0; j < n_kv; ++j) {
-    const float* vr = v + j * ldv;
-    for (int64_t c = 0; c < d; ++c) mx[c] = std::max(mx[c], std::fabs(vr[c]));
-  }
-  for (int64_t c = 0; c < d; ++c) {
-    scale[c] = mx[c] / static_cast<float>(kWeightMax);
-    inv[c] = mx[c] > 0.0f ? static_cast<float>(kWeightMax) / mx[c] : 0.0f;
-  }
-  const int64_t kp = panel_pairs(n_kv), n_panels = (d + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < n_panels; ++p) {
-    int16_t* dst = panels + p * kp * 2 * kPanel;
-    const int64_t c0 = p * kPanel, nc = std::min(kPanel, d - c0);
-    for (int64_t t = 0; t < kp; ++t) {
-      const float* r0 = v + 2 * t * ldv + c0;
-      const float* r1 = 2 * t + 1 < n_kv ? r0 + ldv : nullptr;
-      int16_t* out = dst + t * 2 * kPanel;
-      for (int64_t c = 0; c < kPanel; ++c) {
-        const bool in = c < nc;
-        out[2 * c] = in ? static_cast<int16_t>(detail::round_even(r0[c] * inv[c0 + c])) : 0;
-        out[2 * c + 1] = in && r1 ? static_cast<int16_t>(detail::round_even(r1[c] * inv[c0 + c])) : 0;
+// Rows per preparation task of attention_s16 (a multiple of kPanel, so
+// that each task writes whole key panels).
+constexpr int64_t kPrepRows = 64;
+
+// Values of all heads, v: [n_kv][ldv] (width columns, head h at [h dh, (h+1)
+// dh)), quantized per column with inv[c] = 127 / max|v[:, c]| and laid out
+// per head as the GEMM panels of B = v_h^T ([dh][n_kv], lowp.h), for the
+// key pairs [t0, t1): panel p, pair t holds for each of its 16 columns c the
+// values of keys 2t and 2t + 1 as one int32 (key 2t in the low half, which
+// is where a little-endian int16 pair puts element 2c). Written so that GCC
+// vectorises the 16 columns; the values are those of round_even, as the
+// reference's.
+void pack_values(const float* v, int64_t ldv, int64_t n_kv, int64_t n_head, int64_t dh,
+                 const float* inv, int64_t t0, int64_t t1, int16_t* panels, int64_t v_size) {
+  const int64_t kp = panel_pairs(n_kv), n_panels = (dh + kPanel - 1) / kPanel;
+  for (int64_t h = 0; h < n_head; ++h) {
+    for (int64_t p = 0; p < n_panels; ++p) {
+      const int64_t c0 = h * dh + p * kPanel, nc = std::min(kPanel, dh - p * kPanel);
+      float w[kPanel];
+      for (int64_t c = 0; c < kPanel; ++c) w[c] = c < nc ? inv[c0 + c] : 0.0f;
+      int16_t* dst = panels + h * v_size + p * kp * 2 * kPanel;
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* s0 = v + 2 * t * ldv + c0;
+        const float* s1 = 2 * t + 1 < n_kv ? s0 + ldv : nullptr;
+        float r0[kPanel] = {}, r1[kPanel] = {};
+        if (nc == kPanel && s1 != nullptr) {
+          std::memcpy(r0, s0, sizeof(r0));
+          std::memcpy(r1, s1, sizeof(r1));
+        } else {
+          for (int64_t c = 0; c < nc; ++c) {
+            r0[c] = s0[c];
+            r1[c] = s1 != nullptr ? s1[c] : 0.0f;
+          }
+        }
+        uint32_t out[kPanel];
+        for (int64_t c = 0; c < kPanel; ++c) {
+          const int32_t lo = static_cast<int32_t>(detail::round_even(r0[c] * w[c]));
+          const int32_t hi = static_cast<int32_t>(detail::round_even(r1[c] * w[c]));
+          out[c] = (static_cast<uint32_t>(lo) & 0xffffu) | (static_cast<uint32_t>(hi) << 16);
+        }
+        std::memcpy(dst + t * 2 * kPanel, out, sizeof(out));
       }
     }
   }
@@ -127,17 +140,55 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
   const int qmax = qk_qmax(dh);
   const int pmax = act_qmax(n_kv, kWeightMax);
   const int64_t k_size = panels_size(n_kv, dh), v_size = panels_size(dh, n_kv);
+  const int64_t width = H * dh;
   Scratch<int16_t> k_pan(static_cast<size_t>(H * k_size)), v_pan(static_cast<size_t>(H * v_size));
-  Scratch<float> k_scale(static_cast<size_t>(H * n_kv)), v_scale(static_cast<size_t>(H * dh));
+  Scratch<int16_t> q_all(static_cast<size_t>(H * a.n_q * dh_pad));
+  Scratch<float> q_scale(static_cast<size_t>(H * a.n_q));
+  Scratch<float> k_scale(static_cast<size_t>(H * n_kv)), v_scale(static_cast<size_t>(width));
 
-  // Keys per row and values per column, per head, into GEMM panels.
-  parallel_for(H, n_threads, 1, [&](int64_t h0, int64_t h1) {
-    Scratch<int16_t> kq(static_cast<size_t>(n_kv * dh_pad));
-    for (int64_t h = h0; h < h1; ++h) {
-      kr.quant(a.k + h * dh, a.ldk, n_kv, dh, qmax, kq.data(), dh_pad, k_scale.data() + h * n_kv);
-      pack_panels_s16(kq.data(), dh_pad, n_kv, dh, k_pan.data() + h * k_size);
-      pack_values(a.v + h * dh, a.ldv, n_kv, dh, v_pan.data() + h * v_size, v_scale.data() + h * dh);
+  // Preparation in blocks of rows, all heads of a row together (each task
+  // reads whole rows of q, k and v, in order): queries and keys quantized per
+  // (row, head), keys packed as GEMM panels, and each block's column maxima
+  // of |v|. Values need the maxima over all keys, so they are packed after.
+  const int64_t n_rows = std::max(a.n_q, n_kv);
+  const int64_t n_prep = (n_rows + kPrepRows - 1) / kPrepRows;
+  Scratch<float> v_max(static_cast<size_t>(n_prep * width));
+  task_for(n_prep, n_threads, [&] { return Scratch<int16_t>(static_cast<size_t>(kPrepRows * dh_pad)); },
+           [&](Scratch<int16_t>& kq, int64_t t) {
+    const int64_t r0 = t * kPrepRows;
+    const int64_t nq = std::clamp<int64_t>(a.n_q - r0, 0, kPrepRows);
+    const int64_t nk = std::clamp<int64_t>(n_kv - r0, 0, kPrepRows);
+    for (int64_t h = 0; h < H; ++h) {
+      if (nq > 0) {
+        kr.quant(a.q + r0 * a.ldq + h * dh, a.ldq, nq, dh, qmax,
+                 q_all.data() + (h * a.n_q + r0) * dh_pad, dh_pad, q_scale.data() + h * a.n_q + r0);
+      }
+      if (nk > 0) {
+        kr.quant(a.k + r0 * a.ldk + h * dh, a.ldk, nk, dh, qmax, kq.data(), dh_pad,
+                 k_scale.data() + h * n_kv + r0);
+        pack_panels_s16(kq.data(), dh_pad, nk, dh,
+                        k_pan.data() + h * k_size + (r0 / kPanel) * panel_pairs(dh) * 2 * kPanel);
+      }
     }
+    float* mx = v_max.data() + t * width;
+    for (int64_t c = 0; c < width; ++c) mx[c] = 0.0f;
+    for (int64_t j = r0; j < r0 + nk; ++j) {
+      const float* vr = a.v + j * a.ldv;
+      for (int64_t c = 0; c < width; ++c) mx[c] = std::max(mx[c], std::fabs(vr[c]));
+    }
+  });
+  std::vector<float> v_inv(static_cast<size_t>(width));
+  for (int64_t c = 0; c < width; ++c) {
+    float mx = 0.0f;
+    for (int64_t t = 0; t < n_prep; ++t) mx = std::max(mx, v_max[static_cast<size_t>(t * width + c)]);
+    v_scale[static_cast<size_t>(c)] = mx / static_cast<float>(kWeightMax);
+    v_inv[static_cast<size_t>(c)] = mx > 0.0f ? static_cast<float>(kWeightMax) / mx : 0.0f;
+  }
+  const int64_t kp_v = panel_pairs(n_kv);
+  const int64_t n_vt = (kp_v + kPrepRows / 2 - 1) / (kPrepRows / 2);
+  task_for(n_vt, n_threads, [] { return 0; }, [&](int, int64_t t) {
+    const int64_t t0 = t * (kPrepRows / 2), t1 = std::min(kp_v, t0 + kPrepRows / 2);
+    pack_values(a.v, a.ldv, n_kv, H, dh, v_inv.data(), t0, t1, v_pan.data(), v_size);
   });
 
   const int64_t n_blocks = (a.n_q + kQueryBlock - 1) / kQueryBlock;
@@ -147,14 +198,14 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
            [&](BlockScratch& bs, int64_t t) {
     const int64_t h = t / n_blocks, i0 = (t % n_blocks) * kQueryBlock;
     const int64_t nq = std::min(kQueryBlock, a.n_q - i0);
-    kr.quant(a.q + i0 * a.ldq + h * dh, a.ldq, nq, dh, qmax, bs.qq.data(), dh_pad, bs.q_scale.data());
     Epilogue es;
     es.y = bs.s.data();
     es.ldy = n_kv;
-    es.row_scale = bs.q_scale.data();
+    es.row_scale = q_scale.data() + h * a.n_q + i0;
     es.col_scale = k_scale.data() + h * n_kv;
     es.alpha = alpha;
-    kr.gemm(nq, n_kv, panel_pairs(dh), bs.qq.data(), dh_pad, k_pan.data() + h * k_size,
+    kr.gemm(nq, n_kv, panel_pairs(dh), q_all.data() + (h * a.n_q + i0) * dh_pad, dh_pad,
+            k_pan.data() + h * k_size,
             panel_pairs(dh) * 2 * kPanel, es);
     kr.softq(bs.s.data(), n_kv, nq, n_kv, pmax, bs.pq.data(), kv_pad, bs.p_scale.data());
     Epilogue eo;
@@ -163,7 +214,6 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
     eo.row_scale = bs.p_scale.data();
     eo.col_scale = v_scale.data() + h * dh;
     // P V over slices of keys (a panel slice stays in L1), summed in out.
-    const int64_t kp_v = panel_pairs(n_kv);
     for (int64_t s0 = 0; s0 < kp_v; s0 += kKeySlice) {
       kr.gemm(nq, dh, std::min(kKeySlice, kp_v - s0), bs.pq.data() + 2 * s0, kv_pad,
               v_pan.data() + h * v_size + s0 * 2 * kPanel, kp_v * 2 * kPanel, eo);

@@ -445,14 +445,24 @@ void DecoderState::reorder(std::span<const int> source) {
   const size_t seq_stride = static_cast<size_t>(d.n_text_ctx) * d.n_text_state;
   const size_t used = static_cast<size_t>(st.n_past) * d.n_text_state;
   if (used == 0) return;
-  std::vector<float> tmp(st.n_seq * used);
+  // Sequences that continue their own history keep their caches; only the
+  // sources of the others are saved first (a source may be overwritten).
+  std::vector<int> moved, sources;
+  for (int i = 0; i < st.n_seq; ++i) {
+    if (source[i] == i) continue;
+    moved.push_back(i);
+    if (std::find(sources.begin(), sources.end(), source[i]) == sources.end()) sources.push_back(source[i]);
+  }
+  if (moved.empty()) return;
+  std::vector<float> tmp(sources.size() * used);
   for (auto* caches : {&st.k_cache, &st.v_cache}) {
     for (std::vector<float>& c : *caches) {
-      for (int i = 0; i < st.n_seq; ++i) {
-        std::memcpy(tmp.data() + i * used, c.data() + i * seq_stride, sizeof(float) * used);
+      for (size_t j = 0; j < sources.size(); ++j) {
+        std::memcpy(tmp.data() + j * used, c.data() + sources[j] * seq_stride, sizeof(float) * used);
       }
-      for (int i = 0; i < st.n_seq; ++i) {
-        std::memcpy(c.data() + i * seq_stride, tmp.data() + source[i] * used, sizeof(float) * used);
+      for (int i : moved) {
+        const size_t j = std::find(sources.begin(), sources.end(), source[i]) - sources.begin();
+        std::memcpy(c.data() + i * seq_stride, tmp.data() + j * used, sizeof(float) * used);
       }
     }
   }

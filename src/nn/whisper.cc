@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include "common/error.h"
@@ -198,6 +199,15 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type) {
   return w;
 }
 
+// An encoder activation buffer, left uninitialised: each is fully written
+// before it is read, and zero-filling ~25 MB per window (std::vector) is a
+// pass over memory as long as a layer norm's.
+struct Buffer {
+  explicit Buffer(size_t n) : p(new float[n]) {}
+  float* data() const { return p.get(); }
+  std::unique_ptr<float[]> p;
+};
+
 // x += y elementwise, x and y: [n][d] (the encoder's positional embedding).
 void add_inplace(float* x, const float* y, int64_t n, int64_t d, int n_threads) {
   parallel_for(n, n_threads, 64, [&](int64_t r0, int64_t r1) {
@@ -306,12 +316,12 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   }
 
   // The kernels work time-major: [frame][mel].
-  std::vector<float> xt(mel.size());
+  Buffer xt(mel.size());
   for (int64_t f = 0; f < n_frames; ++f) {
-    for (int64_t c = 0; c < d.n_mels; ++c) xt[f * d.n_mels + c] = mel[c * n_frames + f];
+    for (int64_t c = 0; c < d.n_mels; ++c) xt.data()[f * d.n_mels + c] = mel[c * n_frames + f];
   }
   const Precision& p = w.prec;
-  std::vector<float> c1(static_cast<size_t>(n_frames * s));
+  Buffer c1(static_cast<size_t>(n_frames * s));
   std::vector<float> x(static_cast<size_t>(n_ctx * s));
   if (p.int_conv) {
     kernels::conv1d_k3_s8(xt.data(), n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1,
@@ -330,9 +340,9 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
 
   const int64_t n_head = d.n_audio_head, d_head = s / n_head;
-  std::vector<float> h(x.size()), a(x.size());
-  std::vector<float> qkv(static_cast<size_t>(n_ctx * 3 * s));
-  std::vector<float> mlp(static_cast<size_t>(n_ctx * 4 * s));
+  Buffer h(x.size()), a(x.size());
+  Buffer qkv(static_cast<size_t>(n_ctx * 3 * s));
+  Buffer mlp(static_cast<size_t>(n_ctx * 4 * s));
   for (const BlockW& b : w.enc_blocks) {
     layer_norm(b.attn_ln, x.data(), h.data(), n_ctx, s, n_threads);
     apply_linear(b.attn_qkv, h.data(), s, n_ctx, qkv.data(), 3 * s, false, n_threads, p.isa);

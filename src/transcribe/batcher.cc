@@ -2,8 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 
 namespace wisp::transcribe {
+namespace {
+
+// How long a round waits for the workers still computing their next step.
+constexpr std::chrono::microseconds kMaxWait{3000};
+
+}  // namespace
 
 StepBatcher::StepBatcher(int n_threads)
     : n_threads_(std::max(1, n_threads)), exec_([this] { executor(); }) {}
@@ -68,10 +75,16 @@ std::vector<float> StepBatcher::step(nn::DecoderState& state, std::span<const in
 void StepBatcher::executor() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    // A round starts when every worker inside a job waits on a request:
-    // then no more steps can join this round.
-    cv_exec_.wait(lock, [&] {
-      return quit_ || (!pending_.empty() && static_cast<int>(pending_.size()) >= active_);
+    // A round starts when every worker inside a job waits on a request
+    // (no more steps can join it), or kMaxWait after the first request
+    // came: a worker that is slow to get a core (a busy machine, more
+    // workers than cores) joins the next round instead of holding up all
+    // the others, as OpenMP's barriers would. Which round a step runs in
+    // does not change its result (nn::decode_batch).
+    cv_exec_.wait(lock, [&] { return quit_ || !pending_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + kMaxWait;
+    cv_exec_.wait_until(lock, deadline, [&] {
+      return quit_ || static_cast<int>(pending_.size()) >= active_;
     });
     if (quit_ && pending_.empty()) return;
     std::vector<Request*> round;

@@ -4,8 +4,9 @@
 // worker runs one transcription at a time (transcribe.cc's seek loop, the
 // same code as sequential mode) through the StepBatcher's NetworkGate. The
 // executor thread waits until every active worker is blocked on a network
-// request, then runs the pending exclusive jobs one by one and all pending
-// decoder steps as one nn::decode_batch call. A worker that finishes its
+// request (or a few milliseconds after the first one came), then runs the
+// pending exclusive jobs one by one and all pending decoder steps as one
+// nn::decode_batch call. A worker that finishes its
 // transcription takes the next one from the queue, so sequences leave and
 // join the batch at any step.
 #pragma once

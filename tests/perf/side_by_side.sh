@@ -9,7 +9,8 @@
 # under /work/models). For every model and thread count (2, then 1) it runs
 # whisper-bench and `wisp bench` for each compute type back to back,
 # alternating which goes first, each after waiting for a quiet machine (two
-# consecutive 3 s samples with >= 85% idle CPU; the shared CI box is busy).
+# consecutive 3 s samples with >= QUIET_PCT% idle CPU, default 85, for at
+# most QUIET_TRIES samples, default 600; the shared CI box is busy).
 # Results: OUT_DIR/*.log (raw), OUT_DIR/results.tsv (one line per run).
 # Set E2E_AUDIO to a 16 kHz mono WAV file to add the end-to-end comparison
 # (`wisp transcribe` vs `whisper-cli -bs 1 -bo 1`, greedy, no fallback).
@@ -32,9 +33,9 @@ idle_pct() {
 }
 wait_quiet() {
   local ok=0 x=0
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 "${QUIET_TRIES:-600}"); do
     x=$(idle_pct)
-    if [ "$x" -ge 85 ]; then ok=$((ok + 1)); else ok=0; fi
+    if [ "$x" -ge "${QUIET_PCT:-85}" ]; then ok=$((ok + 1)); else ok=0; fi
     [ $ok -ge 2 ] && return 0
   done
   echo "warning: machine never quiet (idle ${x}%)" >&2
