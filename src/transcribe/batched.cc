@@ -64,9 +64,13 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
       regions[i] = speech_regions(engine, samples, chunking_vad(options, batched));
       Options o = options;
       o.vad_filter = false;  // the units get speech only
-      const std::vector<float> speech = concatenate_speech(samples, regions[i]);
+      // The file's concatenated speech: only for language detection or a
+      // whole-file unit (the chunks copy their own pieces).
+      std::vector<float> speech;
+      const bool detect = (!o.language || o.language->empty()) && engine.tokenizer().is_multilingual();
+      if (detect || options.condition_on_previous_text) speech = concatenate_speech(samples, regions[i]);
       if (!o.language || o.language->empty()) {
-        if (engine.tokenizer().is_multilingual()) {
+        if (detect) {
           // transcribe.py: detected on the first 30 s (of the speech, as
           // faster-whisper does with the VAD on).
           auto detected = detect_language(engine, speech, o, direct);
@@ -79,7 +83,7 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
       if (options.condition_on_previous_text) {
         auto u = std::make_unique<Unit>();
         u->input = i;
-        u->samples = speech;
+        u->samples = std::move(speech);
         u->options = o;
         units.push_back(std::move(u));
         results[i].chunks = 1;
