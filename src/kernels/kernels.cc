@@ -159,14 +159,16 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
   }
 }
 
-void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-            const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
-            int n_threads) {
+namespace {
+
+// y = x w^T + bias (+ y): the bias goes into y first and the product is
+// accumulated onto it, by sgemm or, with few_rows, by its few-row kernel.
+void linear_impl(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w, const float* bias,
+                 int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows) {
   check_dims("linear", {n, in, out});
   if (n == 0 || out == 0) return;
   float beta = accumulate ? 1.0f : 0.0f;
   if (bias != nullptr) {
-    // The bias goes into y first and the GEMM accumulates onto it.
     if (accumulate) {
       add_bias(y, ldy, bias, n, out, n_threads);
     } else {
@@ -176,7 +178,25 @@ void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
     }
     beta = 1.0f;
   }
-  sgemm(false, true, n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
+  if (few_rows) {
+    gemm_small_m(n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
+  } else {
+    sgemm(false, true, n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
+  }
+}
+
+}  // namespace
+
+void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
+            const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
+            int n_threads) {
+  linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, false);
+}
+
+void linear_few_rows(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
+                     const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
+                     int n_threads) {
+  linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, true);
 }
 
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,

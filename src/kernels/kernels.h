@@ -47,6 +47,13 @@ void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
             int n_threads);
 void linear_ref(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
                 const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate);
+// linear() computed by sgemm's few-row path (gemm_small_m) whatever n is:
+// each output from one row of x and one row of w in a fixed order, so a row
+// gets the same bits as in a call of <= kSmallGemmRows rows (the batched
+// decoder packs many sequences' rows into one pass over the weights).
+void linear_few_rows(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
+                     const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
+                     int n_threads);
 
 // ---------------------------------------------------------------------------
 // Elementwise and row-wise kernels.

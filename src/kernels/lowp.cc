@@ -226,17 +226,27 @@ void qmatrix_row(const QMatrix& m, int64_t r, float* out) {
   }
 }
 
-void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
+namespace {
+
+// Rows of b (int8 or int16) widened into int16 panels (lowp.h layout).
+template <class T>
+void pack_panels_wide(const T* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
   const int64_t kp = panel_pairs(k);
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
   for (int64_t p = 0; p < n_panels; ++p) {
     int16_t* dst = out + p * kp * 2 * kPanel;
     std::memset(dst, 0, sizeof(int16_t) * kp * 2 * kPanel);
     for (int64_t c = 0; c < kPanel && p * kPanel + c < n; ++c) {
-      const int8_t* src = b + (p * kPanel + c) * ldb;
+      const T* src = b + (p * kPanel + c) * ldb;
       for (int64_t i = 0; i < k; ++i) dst[(i / 2) * 2 * kPanel + 2 * c + (i & 1)] = src[i];
     }
   }
+}
+
+}  // namespace
+
+void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
+  pack_panels_wide(b, ldb, n, k, out);
 }
 
 void pack_panels_i8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* out) {
@@ -249,16 +259,7 @@ void pack_panels_i8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* 
 }
 
 void pack_panels_s16(const int16_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
-  const int64_t kp = panel_pairs(k);
-  const int64_t n_panels = (n + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < n_panels; ++p) {
-    int16_t* dst = out + p * kp * 2 * kPanel;
-    std::memset(dst, 0, sizeof(int16_t) * kp * 2 * kPanel);
-    for (int64_t c = 0; c < kPanel && p * kPanel + c < n; ++c) {
-      const int16_t* src = b + (p * kPanel + c) * ldb;
-      for (int64_t i = 0; i < k; ++i) dst[(i / 2) * 2 * kPanel + 2 * c + (i & 1)] = src[i];
-    }
-  }
+  pack_panels_wide(b, ldb, n, k, out);
 }
 
 void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,

@@ -94,7 +94,7 @@ struct Part {
 // is chosen by the row count (the low-precision ones), without limit for
 // fp32 weights, whose few-row kernel (gemm_small_m) computes every output
 // from one row and one weight row in a fixed order whatever the row count,
-// and is called directly for such groups (linear_few_rows).
+// and is called directly for such groups (kernels::linear_few_rows).
 struct RowGroup {
   int64_t r0 = 0, r1 = 0;
   bool few = false;  // packed few-row parts
@@ -112,23 +112,6 @@ std::vector<RowGroup> row_groups(const std::vector<int64_t>& rows_per_part, int6
     r += n;
   }
   return g;
-}
-
-// kernels::linear's arithmetic for rows <= kSmallGemmRows (bias into y,
-// then sgemm's few-row path with beta 1), for any number of rows: the
-// weights are read once for all of them.
-void linear_few_rows(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
-                     bool accumulate, int n_threads) {
-  float beta = accumulate ? 1.0f : 0.0f;
-  if (!l.b.empty()) {
-    if (accumulate) {
-      kernels::add_bias(y, ldy, l.b.data(), n, l.out, n_threads);
-    } else {
-      for (int64_t r = 0; r < n; ++r) std::memcpy(y + r * ldy, l.b.data(), sizeof(float) * l.out);
-    }
-    beta = 1.0f;
-  }
-  kernels::gemm_small_m(n, l.out, l.in, 1.0f, x, ldx, l.w.data(), l.in, beta, y, ldy, n_threads);
 }
 
 void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n_new) {
@@ -179,7 +162,8 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
       const int64_t rows = g.r1 - g.r0;
       if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
-        linear_few_rows(l, x + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads);
+        kernels::linear_few_rows(x + g.r0 * ldx, ldx, rows, l.in, l.w.data(), l.b.empty() ? nullptr : l.b.data(),
+                                 l.out, y + g.r0 * ldy, ldy, acc, n_threads);
       } else {
         apply_linear(l, x + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
       }

@@ -155,6 +155,14 @@ struct Features {
     });
     content_frames = mel.n_frames - kNFrames;
   }
+  // Encoder output of the mel window [offset, offset + n_frames), run through the gate.
+  std::vector<float> encode(const Engine& engine, int offset, int n_frames, NetworkGate& gate) const {
+    std::vector<float> out;
+    gate.exclusive([&] {
+      out = engine.net().encode(features::mel_window(mel, offset, n_frames), gate.n_threads());
+    });
+    return out;
+  }
 };
 
 output::Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
@@ -199,14 +207,8 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
 std::pair<std::string, double> detect_language(const Engine& engine, std::span<const float> samples,
                                                const Options& opt, NetworkGate& gate) {
   if (!engine.tokenizer().is_multilingual()) throw Error("language detection needs a multilingual model");
-  Features f(engine, samples, gate);
-  auto encode = [&](int offset, int n_frames) {
-    std::vector<float> out;
-    gate.exclusive([&] {
-      out = engine.net().encode(features::mel_window(f.mel, offset, n_frames), gate.n_threads());
-    });
-    return out;
-  };
+  const Features f(engine, samples, gate);
+  auto encode = [&](int offset, int n_frames) { return f.encode(engine, offset, n_frames, gate); };
   return detect(encode, f.content_frames, engine.tokenizer(), engine.net(), opt, gate);
 }
 
@@ -223,17 +225,10 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
   if (opt.temperatures.empty()) throw Error("at least one temperature is required");
 
   const Features f(engine, samples, gate);
-  const features::Mel& mel = f.mel;
   const int content_frames = f.content_frames;
   const double content_duration = static_cast<double>(content_frames) * kHop / kSampleRate;
 
-  auto encode = [&](int offset, int n_frames) {
-    std::vector<float> out;
-    gate.exclusive([&] {
-      out = engine.net().encode(features::mel_window(mel, offset, n_frames), n_threads);
-    });
-    return out;
-  };
+  auto encode = [&](int offset, int n_frames) { return f.encode(engine, offset, n_frames, gate); };
 
   output::Transcript out;
   std::string language;
