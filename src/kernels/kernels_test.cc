@@ -1,6 +1,8 @@
 // Each optimised kernel against its reference twin on random inputs with odd
 // sizes, on 1 and 2 threads.
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <omp.h>
 
 #include <algorithm>
@@ -93,6 +95,26 @@ TEST_P(Threads, LinearMatchesReference) {
       linear_ref(x.data(), in, n, in, w.data(), bp, out, yr.data(), ldy, acc);
       EXPECT_LT(rel_err(y, yr), 1e-6) << "accumulate=" << acc << " bias=" << (bp != nullptr);
     }
+  }
+}
+
+// The few-row path for many rows: close to the reference, and each row
+// bit-identical to the same row computed in a call of its own (what the
+// batched decoder relies on).
+TEST_P(Threads, LinearFewRowsMatchesReferenceAndEachRowAlone) {
+  const int64_t n = 41, in = 67, out = 45, ldy = 50;
+  auto x = random_vec(static_cast<size_t>(n * in), 11);
+  auto w = random_vec(static_cast<size_t>(out * in), 12);
+  auto bias = random_vec(static_cast<size_t>(out), 13);
+  auto y0 = random_vec(static_cast<size_t>(n * ldy), 14);
+  for (bool acc : {false, true}) {
+    auto y = y0, yr = y0, y1 = y0;
+    linear_few_rows(x.data(), in, n, in, w.data(), bias.data(), out, y.data(), ldy, acc, GetParam());
+    linear_ref(x.data(), in, n, in, w.data(), bias.data(), out, yr.data(), ldy, acc);
+    EXPECT_LT(rel_err(y, yr), 1e-6) << "accumulate=" << acc;
+    for (int64_t r = 0; r < n; ++r)
+      linear(x.data() + r * in, in, 1, in, w.data(), bias.data(), out, y1.data() + r * ldy, ldy, acc, GetParam());
+    EXPECT_EQ(std::memcmp(y.data(), y1.data(), sizeof(float) * y.size()), 0) << "accumulate=" << acc;
   }
 }
 
