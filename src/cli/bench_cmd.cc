@@ -66,9 +66,9 @@ int run_bench(const BenchArgs& a) {
   const auto t_load = Clock::now();
   std::unique_ptr<nn::Whisper> net;
   {
-    model::Model m = model::load_ggml(a.model);
-    // Tensor by tensor out of the fp32 checkpoint: about one copy of the
-    // weights at any time, then only the converted ones.
+    // Tensor by tensor out of the file into the compute type: the peak is
+    // the converted weights plus one tensor in fp32.
+    model::Model m = model::load_ggml(a.model, model::Loading::kDeferTensors);
     net = std::make_unique<nn::Whisper>(std::move(m), type);
   }
   const double load_ms = ms_since(t_load);

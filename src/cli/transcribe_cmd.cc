@@ -223,7 +223,8 @@ int run(const TranscribeArgs& a) {
   const nn::ComputeType compute_type = nn::parse_compute_type(a.compute_type);
   std::unique_ptr<transcribe::Engine> engine;
   try {
-    engine = std::make_unique<transcribe::Engine>(model::load_ggml(a.model), compute_type);
+    engine = std::make_unique<transcribe::Engine>(
+        model::load_ggml(a.model, model::Loading::kDeferTensors), compute_type);
   } catch (const Error& e) {
     throw Error("cannot load model '" + a.model + "': " + e.what());
   }

@@ -34,4 +34,10 @@ inline int regular_token_count(int n_vocab) {
 // squeezes each tensor before writing it).
 std::vector<int64_t> squeezed(const std::vector<int64_t>& shape);
 
+// Reads and converts to fp32 a tensor that load_ggml left in the file at
+// `path` (ggml_loader.cc); throws wisp::Error naming the file if the file
+// is no longer the one loaded (another size) or cannot be read.
+Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name,
+                     const DeferredTensor& d);
+
 }  // namespace wisp::model::detail

@@ -94,6 +94,24 @@ class Reader {
     pos_ += n;
   }
 
+  // Moves past n bytes (a deferred tensor's data), which must exist.
+  void skip(uint64_t n, const std::string& what) {
+    need(n, what);
+    in_.seekg(static_cast<std::streamoff>(n), std::ios::cur);
+    if (!in_) throw Error("seek error in model file at offset " + std::to_string(pos_));
+    pos_ += n;
+  }
+
+  // Reads n bytes at offset (a deferred tensor's data).
+  void read_at(uint64_t offset, void* dst, uint64_t n, const std::string& what) {
+    if (offset > size_) throw Error("truncated model file: " + what + " starts past the end");
+    in_.seekg(static_cast<std::streamoff>(offset), std::ios::beg);
+    pos_ = offset;
+    read(dst, n, what);
+  }
+
+  uint64_t size() const { return size_; }
+
   int32_t i32(const std::string& what) {
     int32_t v;
     read(&v, sizeof v, what);
@@ -235,12 +253,27 @@ std::vector<std::string> read_vocab(Reader& r, const Dims& d) {
   return vocab;
 }
 
-void read_tensors(Reader& r, Model& m, int qnt_version) {
+// A tensor's data as stored (ggml type `type`, n elements) into fp32.
+void to_fp32(int type, const uint8_t* raw, float* dst, int64_t n) {
+  if (type == 0) {
+    std::memcpy(dst, raw, static_cast<size_t>(n) * sizeof(float));
+  } else if (type == 1) {
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, raw + 2 * i, 2);
+      dst[i] = half_to_float(h);
+    }
+  } else {
+    dequantize(type, raw, dst, n);
+  }
+}
+
+void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
   std::map<std::string, std::vector<int64_t>> expected;
   for (auto& [name, shape] : expected_tensors(m.dims)) expected.emplace(name, shape);
   std::vector<uint8_t> raw;
   while (r.left() > 0) {
-    if (m.tensors.size() == expected.size()) {
+    if (m.tensors.size() + m.deferred.size() == expected.size()) {
       throw Error("unexpected " + std::to_string(r.left()) + " bytes after the last tensor");
     }
     const int32_t n_dims = r.i32("tensor header");
@@ -260,7 +293,7 @@ void read_tensors(Reader& r, Model& m, int qnt_version) {
 
     auto it = expected.find(name);
     if (it == expected.end()) throw Error("unknown tensor '" + name + "' in model file");
-    if (m.tensors.count(name)) throw Error("duplicate tensor '" + name + "' in model file");
+    if (m.tensors.count(name) || m.deferred.count(name)) throw Error("duplicate tensor '" + name + "' in model file");
     const TypeInfo* ti = find_type(type);
     if (!ti) {
       throw Error("unsupported tensor type " + std::to_string(type) + " (" + ggml_type_name(type) +
@@ -288,30 +321,29 @@ void read_tensors(Reader& r, Model& m, int qnt_version) {
                   " elements, not a multiple of " + std::to_string(ti->block));
     }
     const uint64_t bytes = static_cast<uint64_t>(n / ti->block) * static_cast<uint64_t>(ti->bytes);
-    r.need(bytes, "tensor '" + name + "'");
+    const std::string what = "tensor '" + name + "'";
+    r.need(bytes, what);
+    if (defer) {
+      m.deferred.emplace(name, DeferredTensor{t.shape, type, r.pos(), bytes});
+      r.skip(bytes, what);
+      continue;
+    }
     t.data.resize(static_cast<size_t>(n));
     if (type == 0) {
-      r.read(t.data.data(), bytes, "tensor '" + name + "'");
+      r.read(t.data.data(), bytes, what);
     } else {
       raw.resize(bytes);
-      r.read(raw.data(), bytes, "tensor '" + name + "'");
-      if (type == 1) {
-        for (int64_t i = 0; i < n; ++i) {
-          uint16_t h;
-          std::memcpy(&h, raw.data() + 2 * i, 2);
-          t.data[static_cast<size_t>(i)] = half_to_float(h);
-        }
-      } else {
-        dequantize(type, raw.data(), t.data.data(), n);
-      }
+      r.read(raw.data(), bytes, what);
+      to_fp32(type, raw.data(), t.data.data(), n);
     }
     m.tensors.emplace(name, std::move(t));
   }
-  if (m.tensors.size() != expected.size()) {
+  const size_t present = m.tensors.size() + m.deferred.size();
+  if (present != expected.size()) {
     for (auto& [name, shape] : expected_tensors(m.dims)) {
-      if (!m.tensors.count(name)) {
+      if (!m.tensors.count(name) && !m.deferred.count(name)) {
         throw Error("truncated model file: tensor '" + name + "' missing (" +
-                    std::to_string(m.tensors.size()) + " of " + std::to_string(expected.size()) +
+                    std::to_string(present) + " of " + std::to_string(expected.size()) +
                     " tensors present)");
       }
     }
@@ -320,7 +352,7 @@ void read_tensors(Reader& r, Model& m, int qnt_version) {
 
 }  // namespace
 
-Model load_ggml(const std::string& path) {
+Model load_ggml(const std::string& path, Loading loading) {
   try {
     Reader r(path);
     if (r.left() < 4) {
@@ -338,7 +370,12 @@ Model load_ggml(const std::string& path) {
     m.file_ftype = ftype % detail::kQntVersionFactor;
     m.mel_filters = read_filters(r, m.dims);
     m.vocab = read_vocab(r, m.dims);
-    read_tensors(r, m, ftype / detail::kQntVersionFactor);
+    const bool defer = loading == Loading::kDeferTensors;
+    read_tensors(r, m, ftype / detail::kQntVersionFactor, defer);
+    if (defer) {
+      m.file_path = path;
+      m.file_size = r.size();
+    }
     return m;
   } catch (const Error& e) {
     throw Error("model '" + path + "': " + e.what());
@@ -346,5 +383,42 @@ Model load_ggml(const std::string& path) {
     throw Error("model '" + path + "': out of memory while loading");
   }
 }
+
+namespace detail {
+
+Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name,
+                     const DeferredTensor& d) {
+  try {
+    Reader r(path);
+    if (r.size() != file_size) {
+      throw Error("the file changed since it was loaded (" + std::to_string(file_size) + " bytes then, " +
+                  std::to_string(r.size()) + " now)");
+    }
+    const TypeInfo* ti = find_type(d.ggml_type);
+    if (!ti) throw Error("unsupported tensor type " + std::to_string(d.ggml_type));
+    Tensor t;
+    t.shape = d.shape;
+    const int64_t n = t.numel();
+    if (d.bytes != static_cast<uint64_t>(n / ti->block) * static_cast<uint64_t>(ti->bytes)) {
+      throw Error("tensor '" + name + "': size does not match its shape");
+    }
+    t.data.resize(static_cast<size_t>(n));
+    const std::string what = "tensor '" + name + "'";
+    if (d.ggml_type == 0) {
+      r.read_at(d.offset, t.data.data(), d.bytes, what);
+    } else {
+      std::vector<uint8_t> raw(d.bytes);
+      r.read_at(d.offset, raw.data(), d.bytes, what);
+      to_fp32(d.ggml_type, raw.data(), t.data.data(), n);
+    }
+    return t;
+  } catch (const Error& e) {
+    throw Error("model '" + path + "': " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw Error("model '" + path + "': out of memory while loading " + name);
+  }
+}
+
+}  // namespace detail
 
 }  // namespace wisp::model

@@ -16,8 +16,31 @@ int64_t Tensor::numel() const {
 
 const Tensor& Model::tensor(const std::string& name) const {
   auto it = tensors.find(name);
-  if (it == tensors.end()) throw Error("model has no tensor '" + name + "'");
+  if (it == tensors.end()) {
+    if (deferred.count(name)) throw Error("model tensor '" + name + "' is still in the file (use read_tensor)");
+    throw Error("model has no tensor '" + name + "'");
+  }
   return it->second;
+}
+
+Tensor Model::read_tensor(const std::string& name) const {
+  if (auto it = tensors.find(name); it != tensors.end()) return it->second;
+  auto it = deferred.find(name);
+  if (it == deferred.end()) throw Error("model has no tensor '" + name + "'");
+  return detail::read_deferred(file_path, file_size, name, it->second);
+}
+
+Tensor Model::take_tensor(const std::string& name) {
+  if (auto it = tensors.find(name); it != tensors.end()) {
+    Tensor t = std::move(it->second);
+    tensors.erase(it);
+    return t;
+  }
+  auto it = deferred.find(name);
+  if (it == deferred.end()) throw Error("model has no tensor '" + name + "'");
+  Tensor t = detail::read_deferred(file_path, file_size, name, it->second);
+  deferred.erase(it);
+  return t;
 }
 
 namespace {

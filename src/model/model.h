@@ -44,6 +44,16 @@ struct MelFilters {
   std::vector<float> data;  // [n_mels][n_freq]
 };
 
+// A tensor that load_ggml(path, Loading::kDeferTensors) left in the file:
+// where its data lies and how it is stored. Its header (name, type, shape,
+// size) was checked at load; the data is read when the tensor is taken.
+struct DeferredTensor {
+  std::vector<int64_t> shape;  // PyTorch order, as in Tensor
+  int ggml_type = 0;
+  uint64_t offset = 0;  // of the data, from the start of the file
+  uint64_t bytes = 0;
+};
+
 struct Model {
   Dims dims;
   // ggml ftype of the file it came from (0 f32, 1 f16, 2.. quantized); informative only.
@@ -53,20 +63,39 @@ struct Model {
   // tokens (eot, sot, languages, timestamps, ...) are implicit, as in ggml files.
   std::vector<std::string> vocab;
   std::map<std::string, Tensor> tensors;
+  // Tensors still in the model file (see Loading), and that file: its path
+  // and its size when it was loaded (a file that changed since is an error).
+  std::map<std::string, DeferredTensor> deferred;
+  std::string file_path;
+  uint64_t file_size = 0;
 
-  // Throws wisp::Error if absent.
+  // An in-memory tensor; throws wisp::Error if absent (or only deferred).
   const Tensor& tensor(const std::string& name) const;
+  // The tensor in fp32 whether in memory (a copy) or deferred (read from the
+  // file and converted); throws wisp::Error if absent or unreadable.
+  Tensor read_tensor(const std::string& name) const;
+  // read_tensor(), but the tensor leaves the model (an in-memory one is
+  // moved out): converting a model tensor by tensor this way holds one fp32
+  // tensor at a time on top of what is converted.
+  Tensor take_tensor(const std::string& name);
   bool is_multilingual() const { return dims.n_vocab >= 51865; }
 };
 
 // The expected state_dict names and shapes for `dims`, in openai's order.
 std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const Dims& dims);
 
+// kAll reads every tensor into Model::tensors. kDeferTensors checks every
+// tensor header and size as kAll does but leaves the data in the file
+// (Model::deferred) for take_tensor(): the peak memory of a load that goes
+// straight into a compute type (nn::Whisper(Model&&)) is then the converted
+// weights, not the whole checkpoint in fp32 as well.
+enum class Loading { kAll, kDeferTensors };
+
 // Loads a whisper.cpp ggml file (`ggml-*.bin`). Tensors of type f32 and f16
 // are converted to fp32; q4_0, q4_1, q5_0, q5_1 and q8_0 are dequantized.
 // Every size, count and shape is checked against the header's dims: a
 // truncated, corrupt or foreign file throws wisp::Error with one clear line
 // (never a crash, never an allocation larger than the file).
-Model load_ggml(const std::string& path);
+Model load_ggml(const std::string& path, Loading loading = Loading::kAll);
 
 }  // namespace wisp::model

@@ -54,16 +54,21 @@ class ModelTest : public ::testing::Test {
   }
   static std::string path(const std::string& name) { return *dir_ + "/" + name; }
 
-  // Writes `bytes` to a file and returns load_ggml's error message ("" if it loaded).
+  // Writes `bytes` to a file and returns load_ggml's error message ("" if it
+  // loaded). A deferred load checks the same things and must fail the same way.
   static std::string load_error(const std::string& bytes) {
     const std::string p = path("corrupt.bin");
     spit(p, bytes);
-    try {
-      load_ggml(p);
-    } catch (const Error& e) {
-      return e.what();
+    std::string message[2];
+    for (Loading l : {Loading::kAll, Loading::kDeferTensors}) {
+      try {
+        load_ggml(p, l);
+      } catch (const Error& e) {
+        message[l == Loading::kAll ? 0 : 1] = e.what();
+      }
     }
-    return "";
+    EXPECT_EQ(message[1], message[0]) << "deferred load";
+    return message[0];
   }
 
   static void put_i32(std::string& b, size_t off, int32_t v) { std::memcpy(b.data() + off, &v, 4); }
@@ -392,6 +397,72 @@ TEST_F(ModelTest, LoadQuantized) {
   EXPECT_NE(load_error(build_file(*model_, 8, [&](const std::string& n) { return types[n]; }, &steps))
                 .find("only version 2 is supported"),
             std::string::npos);
+}
+
+// A deferred load reads nothing but headers; each tensor read later equals
+// the eager load's, whatever its type (f32, f16, every quantized type).
+TEST_F(ModelTest, DeferredLoadReadsEachTensorOnDemand) {
+  const int kTypes[] = {0, 1, 2, 3, 6, 7, 8};
+  int k = 0;
+  std::map<std::string, std::vector<float>> steps;
+  const std::string bytes = build_file(*model_, 2008, [&](const std::string& n) {
+    const std::vector<int64_t>& shape = model_->tensor(n).shape;
+    return shape.size() == 2 && shape[1] % 32 == 0 ? kTypes[k++ % 7] : 1;
+  }, &steps);
+  spit(path("mixed.bin"), bytes);
+  const Model all = load_ggml(path("mixed.bin"));
+  Model m = load_ggml(path("mixed.bin"), Loading::kDeferTensors);
+  EXPECT_EQ(m.dims, all.dims);
+  EXPECT_EQ(m.vocab, all.vocab);
+  EXPECT_EQ(m.mel_filters.data, all.mel_filters.data);
+  EXPECT_TRUE(m.tensors.empty());
+  ASSERT_EQ(m.deferred.size(), 89u);
+  EXPECT_EQ(m.file_size, bytes.size());
+  const std::string first = "encoder.conv1.weight";
+  try {
+    m.tensor(first);
+    ADD_FAILURE() << "tensor() of a deferred tensor";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("still in the file"), std::string::npos) << e.what();
+  }
+  for (const auto& [name, t] : all.tensors) {
+    const Tensor r = m.read_tensor(name);  // const read: stays deferred
+    EXPECT_EQ(r.shape, t.shape) << name;
+    EXPECT_EQ(r.data, t.data) << name;
+  }
+  EXPECT_EQ(m.deferred.size(), 89u);
+  for (const auto& [name, t] : all.tensors) {
+    const Tensor r = m.take_tensor(name);
+    EXPECT_EQ(r.data, t.data) << name;
+    EXPECT_FALSE(m.deferred.count(name)) << name;
+  }
+  EXPECT_TRUE(m.deferred.empty());
+  EXPECT_THROW(m.take_tensor(first), Error);
+  // In-memory tensors are moved out by take_tensor.
+  Model e = load_ggml(path("mixed.bin"));
+  const Tensor t = e.take_tensor(first);
+  EXPECT_EQ(t.data, all.tensor(first).data);
+  EXPECT_FALSE(e.tensors.count(first));
+}
+
+// A model file replaced after a deferred load is an error naming the file,
+// not a crash or garbage weights.
+TEST_F(ModelTest, DeferredLoadNoticesAChangedFile) {
+  const std::string p = path("changing.bin");
+  spit(p, *bytes_);
+  Model m = load_ggml(p, Loading::kDeferTensors);
+  EXPECT_EQ(m.take_tensor("decoder.ln.bias").data, model_->tensor("decoder.ln.bias").data);
+  spit(p, bytes_->substr(0, bytes_->size() / 2));
+  try {
+    m.take_tensor("decoder.ln.weight");
+    ADD_FAILURE() << "read from a changed file";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(p), std::string::npos) << msg;
+    EXPECT_NE(msg.find("changed since it was loaded"), std::string::npos) << msg;
+  }
+  fs::remove(p);
+  EXPECT_THROW(m.take_tensor("decoder.ln.weight"), Error);
 }
 
 // Hand-made blocks decode exactly by ggml's rules.

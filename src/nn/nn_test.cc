@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "common/error.h"
 #include "model/random_model.h"
 #include "nn/whisper.h"
@@ -389,6 +391,32 @@ TEST(Weights, RejectMissingOrMisshapenTensors) {
   const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
   EXPECT_EQ(taken.encode(mel, 1), moved.encode(mel, 1));
   EXPECT_EQ(taken.weight_bytes(), moved.weight_bytes());
+}
+
+// A model whose tensors the loader left in the file (what the CLI loads)
+// builds the same network, each tensor read once and then gone from the
+// model; a const one is read and left as it was.
+TEST(Weights, DeferredLoadBuildsTheSameNetwork) {
+  const model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  const std::string path = ::testing::TempDir() + "wisp_nn_deferred_" + std::to_string(::getpid()) + ".bin";
+  model::write_ggml(m, true, path);
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  for (ComputeType type : {ComputeType::kFloat32, ComputeType::kInt8}) {
+    SCOPED_TRACE(compute_type_name(type));
+    const Whisper eager(model::load_ggml(path), type);
+    model::Model deferred = model::load_ggml(path, model::Loading::kDeferTensors);
+    ASSERT_EQ(deferred.deferred.size(), m.tensors.size());
+    const Whisper from_const(deferred, type);
+    EXPECT_EQ(deferred.deferred.size(), m.tensors.size());
+    const Whisper taken(std::move(deferred), type);
+    EXPECT_TRUE(deferred.deferred.empty());
+    EXPECT_FALSE(deferred.vocab.empty());
+    const auto want = eager.encode(mel, 1);
+    EXPECT_EQ(taken.encode(mel, 1), want);
+    EXPECT_EQ(from_const.encode(mel, 1), want);
+    EXPECT_EQ(taken.weight_bytes(), eager.weight_bytes());
+  }
+  std::remove(path.c_str());
 }
 
 // The real tiny architecture (preset tiny, seed 4): timings to report, not

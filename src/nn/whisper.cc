@@ -23,27 +23,23 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }
 
 // The checkpoint's tensors, handed out one at a time after a shape check:
-// copied from a const model, or moved out of (and erased from) a model given
-// by rvalue, so that converting a model holds little more than one copy of
-// the weights at any time.
+// copied from a const model, or taken out of a model given by rvalue (moved,
+// or read from the file if the loader deferred it), so that converting a
+// model holds one fp32 tensor at a time on top of the converted weights.
 class TensorSource {
  public:
   explicit TensorSource(const model::Model& m) : m_(m), owned_(nullptr) {}
   explicit TensorSource(model::Model& m) : m_(m), owned_(&m) {}
 
   std::vector<float> take(const std::string& name, const std::vector<int64_t>& shape) {
-    const model::Tensor& t = m_.tensor(name);
+    model::Tensor t = owned_ ? owned_->take_tensor(name) : m_.read_tensor(name);
     int64_t n = 1;
     for (int64_t s : shape) n *= s;
     if (t.shape != shape || static_cast<int64_t>(t.data.size()) != n) {
       throw Error("model tensor " + name + " has shape " + shape_str(t.shape) + ", expected " +
                   shape_str(shape));
     }
-    if (owned_ == nullptr) return t.data;
-    auto it = owned_->tensors.find(name);
-    std::vector<float> data = std::move(it->second.data);
-    owned_->tensors.erase(it);
-    return data;
+    return std::move(t.data);
   }
 
   const model::Dims& dims() const { return m_.dims; }
