@@ -1,8 +1,10 @@
 #include "transcribe/batched.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <thread>
 
 #include "common/error.h"
 #include "transcribe/batcher.h"
@@ -33,6 +35,36 @@ struct Unit {
   bool cancelled = false;
 };
 
+// Every input's speech regions, files shared out among n_threads threads as
+// they free up (the VAD is one single-threaded pass per file, carrying its
+// state, so files are the unit of parallel work). A file's error goes to
+// its entry of `errors`.
+std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& engine,
+                                                                std::span<const BatchInput> inputs,
+                                                                const vad::VadOptions& vad_options,
+                                                                int n_threads,
+                                                                std::vector<std::string>& errors) {
+  std::vector<std::vector<vad::SpeechSegment>> regions(inputs.size());
+  errors.assign(inputs.size(), "");
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < inputs.size();) {
+      try {
+        regions[i] = speech_regions(engine, inputs[i].samples, vad_options);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+  };
+  const size_t n_helpers = std::min<size_t>(static_cast<size_t>(n_threads), inputs.size()) - 1;
+  {
+    std::vector<std::jthread> helpers;
+    for (size_t t = 0; t < n_helpers; ++t) helpers.emplace_back(work);
+    work();
+  }
+  return regions;
+}
+
 }  // namespace
 
 std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const float> samples,
@@ -54,14 +86,17 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
   const int n_threads = std::max(1, options.n_threads);
   DirectGate direct(n_threads);
   std::vector<BatchResult> results(inputs.size());
-  std::vector<std::vector<vad::SpeechSegment>> regions(inputs.size());
   std::vector<std::unique_ptr<Unit>> units;
+  std::vector<std::string> vad_errors;
+  const std::vector<std::vector<vad::SpeechSegment>> regions =
+      inputs.empty() ? std::vector<std::vector<vad::SpeechSegment>>{}
+                     : all_speech_regions(engine, inputs, chunking_vad(options, batched), n_threads, vad_errors);
 
-  // Per file: speech regions, language, and the units to transcribe.
+  // Per file: language, and the units to transcribe.
   for (size_t i = 0; i < inputs.size(); ++i) {
     try {
+      if (!vad_errors[i].empty()) throw Error(vad_errors[i]);
       const std::span<const float> samples = inputs[i].samples;
-      regions[i] = speech_regions(engine, samples, chunking_vad(options, batched));
       Options o = options;
       o.vad_filter = false;  // the units get speech only
       // The file's concatenated speech: only for language detection or a
