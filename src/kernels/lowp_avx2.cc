@@ -53,13 +53,89 @@ namespace {
   return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
 }
 
+// detail::gelu_f on N vectors in lockstep, the same operations in the same
+// order (so the same results as GCC's vectorisation of gelu_f). One vector's
+// chain (a division, 17 dependent multiply-adds) is ~100 cycles long and
+// the FP scheduler holds little more than one of them, so a vector at a time
+// runs at a fraction of the pipes' rate; N interleaved chains fill them.
+template <int N>
+[[gnu::always_inline]] inline void gelu_n(__m256 (&v)[N]) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+  __m256 z[N], t[N], p[N], n[N], r[N];
+  for (int i = 0; i < N; ++i) {
+    z[i] = _mm256_mul_ps(_mm256_andnot_ps(sign, v[i]), _mm256_set1_ps(0.707106781186547524f));
+    t[i] = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z[i], one));
+  }
+  // erfc_pos's polynomial in t.
+  static constexpr float kP[10] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f,
+                                   0.27886807f, -0.18628806f, 0.09678418f, 0.37409196f,
+                                   1.00002368f, -1.26551223f};
+  for (int i = 0; i < N; ++i) p[i] = _mm256_set1_ps(kP[0]);
+  for (int c = 1; c < 10; ++c) {
+    for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], t[i], _mm256_set1_ps(kP[c]));
+  }
+  // exp_f(p - z^2).
+  for (int i = 0; i < N; ++i) {
+    const __m256 x = _mm256_fnmadd_ps(z[i], z[i], p[i]);
+    p[i] = x;  // the argument, kept for exp_f's x < -87 test
+    __m256 xc = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    xc = _mm256_min_ps(xc, _mm256_set1_ps(88.0f));
+    n[i] = _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f),
+                                         _mm256_set1_ps(12582912.0f)),
+                         _mm256_set1_ps(12582912.0f));
+    r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(0.693359375f), xc);
+    r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(-2.12194440e-4f), r[i]);
+  }
+  static constexpr float kE[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f,
+                                  0.5f, 1.0f, 1.0f};
+  __m256 e[N];
+  for (int i = 0; i < N; ++i) e[i] = _mm256_set1_ps(1.0f / 5040.0f);
+  for (int c = 0; c < 7; ++c) {
+    for (int i = 0; i < N; ++i) e[i] = _mm256_fmadd_ps(e[i], r[i], _mm256_set1_ps(kE[c]));
+  }
+  for (int i = 0; i < N; ++i) {
+    const __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvttps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(e[i], _mm256_castsi256_ps(bits));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(),
+                         _mm256_cmp_ps(p[i], _mm256_set1_ps(-87.0f), _CMP_LT_OQ));
+    const __m256 h = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v[i]),
+                                   _mm256_mul_ps(t[i], y));
+    const __m256 pos = _mm256_sub_ps(v[i], h);
+    v[i] = _mm256_blendv_ps(h, pos, _mm256_cmp_ps(v[i], _mm256_setzero_ps(), _CMP_GE_OQ));
+  }
+}
+
+// exp8_scaled on N vectors in lockstep (the same operations, so the same
+// results), for instruction-level parallelism as gelu_n.
+template <int N>
+[[gnu::always_inline]] inline void exp8_scaled_n(__m256 (&d)[N], __m256 log2_qmax) {
+  const __m256 round = _mm256_set1_ps(12582912.0f);
+  __m256 n[N], f[N], p[N];
+  for (int i = 0; i < N; ++i) {
+    const __m256 t = _mm256_max_ps(_mm256_fmadd_ps(d[i], _mm256_set1_ps(1.44269504088896341f), log2_qmax),
+                                   _mm256_set1_ps(-100.0f));
+    n[i] = _mm256_sub_ps(_mm256_add_ps(t, round), round);
+    f[i] = _mm256_sub_ps(t, n[i]);
+    p[i] = _mm256_set1_ps(1.3333558e-3f);
+  }
+  static constexpr float kC[5] = {9.6181291e-3f, 5.5504109e-2f, 2.4022651e-1f, 6.9314718e-1f, 1.0f};
+  for (int c = 0; c < 5; ++c) {
+    for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], f[i], _mm256_set1_ps(kC[c]));
+  }
+  for (int i = 0; i < N; ++i) {
+    const __m256i e = _mm256_slli_epi32(_mm256_cvttps_epi32(n[i]), 23);
+    d[i] = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p[i]), e));
+  }
+}
+
 // The epilogue of lowp.h for a full panel row (16 values of row i from
-// column j0) held in registers.
-[[gnu::always_inline]] inline void finish16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0,
-                                            __m256 v1) {
+// column j0) held in registers, in two steps: the scales and bias, then
+// (after GELU, if any) the store or accumulation.
+[[gnu::always_inline]] inline void scale16(const Epilogue& ep, int64_t i, int64_t j0, __m256& v0,
+                                           __m256& v1) {
   const __m256 rs = _mm256_set1_ps(
       ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f));
-  float* y = ep.y + i * ep.ldy + j0;
   v0 = _mm256_mul_ps(v0, rs);
   v1 = _mm256_mul_ps(v1, rs);
   if (ep.col_scale != nullptr) {
@@ -70,21 +146,29 @@ namespace {
     v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ep.bias + j0));
     v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ep.bias + j0 + 8));
   }
-  if (ep.gelu) {
-    alignas(32) float v[kPanel];
-    _mm256_store_ps(v, v0);
-    _mm256_store_ps(v + 8, v1);
-#pragma omp simd
-    for (int c = 0; c < kPanel; ++c) v[c] = detail::gelu_f(v[c]);
-    v0 = _mm256_load_ps(v);
-    v1 = _mm256_load_ps(v + 8);
-  }
+}
+
+[[gnu::always_inline]] inline void store16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0,
+                                           __m256 v1) {
+  float* y = ep.y + i * ep.ldy + j0;
   if (ep.accumulate) {
     v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y));
     v1 = _mm256_add_ps(v1, _mm256_loadu_ps(y + 8));
   }
   _mm256_storeu_ps(y, v0);
   _mm256_storeu_ps(y + 8, v1);
+}
+
+[[gnu::always_inline]] inline void finish16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0,
+                                            __m256 v1) {
+  scale16(ep, i, j0, v0, v1);
+  if (ep.gelu) {
+    __m256 v[2] = {v0, v1};
+    gelu_n<2>(v);
+    v0 = v[0];
+    v1 = v[1];
+  }
+  store16(ep, i, j0, v0, v1);
 }
 
 // The epilogue of lowp.h for `nc` values of row i from column j0, given as
@@ -253,6 +337,21 @@ template <class T>
   }
 #undef WISP_BODY6
 #undef WISP_ROW6
+  if (ep.gelu && nc == kPanel) {
+    // GELU (the MLP's first Linear) on three rows' six vectors at once: see gelu_n.
+    for (int g = 0; g < 6; g += 3) {
+      __m256 v[6];
+      for (int r = 0; r < 3; ++r) {
+        v[2 * r] = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r)])));
+        v[2 * r + 1] =
+            _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r) + 1])));
+        scale16(ep, i0 + g + r, j0, v[2 * r], v[2 * r + 1]);
+      }
+      gelu_n<6>(v);
+      for (int r = 0; r < 3; ++r) store16(ep, i0 + g + r, j0, v[2 * r], v[2 * r + 1]);
+    }
+    return;
+  }
   for (int r = 0; r < 6; ++r) {
     finish_acc(ep, i0 + r, j0, nc, _mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * r])),
                _mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * r + 1])));
@@ -489,8 +588,21 @@ void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, in
     j = 0;
     const __m256 vmx = _mm256_set1_ps(mx), lq = _mm256_set1_ps(__builtin_log2f(fq));
     __m256i vsum = _mm256_setzero_si256();
-    // Two independent vectors per step: the polynomial's multiply-add chain
-    // is long, and one vector at a time leaves the pipelines waiting on it.
+    // Six independent vectors per step, each operation applied to all six
+    // before the next: the polynomial's multiply-add chain is long, and with
+    // fewer chains in flight the pipes wait on it (exp8_scaled_n).
+    for (; j + 48 <= n; j += 48) {
+      __m256 e[6];
+      for (int u = 0; u < 6; ++u) e[u] = _mm256_sub_ps(_mm256_loadu_ps(sr + j + 8 * u), vmx);
+      exp8_scaled_n(e, lq);
+      for (int u = 0; u < 6; u += 2) {
+        const __m256i v0 = _mm256_cvtps_epi32(e[u]);
+        const __m256i v1 = _mm256_cvtps_epi32(e[u + 1]);
+        vsum = _mm256_add_epi32(vsum, _mm256_add_epi32(v0, v1));
+        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xd8);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qr + j + 8 * u), packed);
+      }
+    }
     for (; j + 16 <= n; j += 16) {
       const __m256 e0 = exp8_scaled(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmx), lq);
       const __m256 e1 = exp8_scaled(_mm256_sub_ps(_mm256_loadu_ps(sr + j + 8), vmx), lq);

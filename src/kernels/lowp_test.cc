@@ -139,6 +139,34 @@ TEST(Quant, ActivationRangeKeepsInt32SumsExact) {
   EXPECT_EQ(act_qmax(384, kWeightMax), 8191);
 }
 
+// pack_panels_s16 (pair-wise copies) writes every position of the panels:
+// the values at panel_index, zeros in the padding (past n, the odd k's
+// partner), as pack_panels_s8 does for int8 rows.
+TEST(Pack, Int16PanelsFollowPanelIndex) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> dist(-8191, 8191);
+  for (int64_t n : {1, 5, 16, 17, 40}) {
+    for (int64_t k : {1, 2, 7, 64, 65}) {
+      const int64_t ldb = k + 3, kp = panel_pairs(k);
+      std::vector<int16_t> b(static_cast<size_t>(n * ldb));
+      for (int16_t& v : b) v = static_cast<int16_t>(dist(rng));
+      std::vector<int16_t> out(static_cast<size_t>(panels_size(n, k)), int16_t{0x5555});
+      pack_panels_s16(b.data(), ldb, n, k, out.data());
+      std::vector<int16_t> want(out.size(), 0);
+      for (int64_t j = 0; j < n; ++j) {
+        for (int64_t i = 0; i < k; ++i) want[panel_index(j, i, kp)] = b[j * ldb + i];
+      }
+      EXPECT_EQ(out, want) << n << " x " << k;
+      std::vector<int8_t> b8(b.size());
+      for (size_t i = 0; i < b.size(); ++i) b8[i] = static_cast<int8_t>(b[i] % 128);
+      std::vector<int16_t> wide(b8.begin(), b8.end()), from8(out.size()), from16(out.size());
+      pack_panels_s8(b8.data(), ldb, n, k, from8.data());
+      pack_panels_s16(wide.data(), ldb, n, k, from16.data());
+      EXPECT_EQ(from8, from16) << n << " x " << k;
+    }
+  }
+}
+
 TEST_P(Levels, QuantizeRowsIsIdenticalOnEveryLevel) {
   const int64_t m = 5, k = 77, ldq = 80;
   auto x = random_vec(m * k, 3, -3.0f, 3.0f);
