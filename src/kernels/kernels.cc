@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,37 @@ void softmax(float* x, int64_t n, int64_t d, int n_threads) {
   check_dims("softmax", {n, d});
   parallel_for(n, n_threads, row_grain(d),
                [&](int64_t r0, int64_t r1) { detail::softmax_rows(x, r0, r1, d); });
+}
+
+// 8 independent lanes, combined in a fixed order at the end: GCC vectorises
+// the lanes (a single running max or sum is a loop-carried chain it may not
+// reorder), and the result does not depend on the instruction set.
+WISP_VECTOR_CLONES
+float max_value(const float* x, int64_t n) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  float m[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+  }
+  for (; i < n; ++i) m[0] = x[i] > m[0] ? x[i] : m[0];
+  float r = kNegInf;
+  for (float v : m) r = v > r ? v : r;
+  return r;
+}
+
+WISP_VECTOR_CLONES
+double log_sum_exp(const float* x, int64_t n) {
+  const float mx = max_value(x, n);
+  if (mx == -std::numeric_limits<float>::infinity()) return -std::numeric_limits<double>::infinity();
+  double s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) s[l] += static_cast<double>(detail::exp_f(x[i + l] - mx));
+  }
+  for (; i < n; ++i) s[0] += static_cast<double>(detail::exp_f(x[i] - mx));
+  const double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  return static_cast<double>(mx) + std::log(sum);
 }
 
 int64_t conv1d_k3_out_len(int64_t t_in, int stride) {

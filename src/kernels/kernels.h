@@ -79,6 +79,19 @@ void bias_gelu_ref(float* x, const float* b, int64_t n, int64_t d);
 void add_bias(float* x, int64_t ldx, const float* b, int64_t n, int64_t d, int n_threads);
 void add_bias_ref(float* x, int64_t ldx, const float* b, int64_t n, int64_t d);
 
+// The decoder's per-step reductions over the 51865 logits of a vocabulary,
+// single-threaded (one call per sequence per step, on the decoding thread).
+// max_value: the largest of x[0..n), NaNs skipped (as std::max(m, v) from
+// -inf does); -inf if n == 0 or every value is NaN or -inf.
+float max_value(const float* x, int64_t n);
+float max_value_ref(const float* x, int64_t n);
+// log(sum(exp(x))) over x[0..n); -inf if max_value is -inf (every logit
+// masked). The exponentials are float (vecmath's exp_f, a few ulps) summed
+// in double over 8 lanes in a fixed order: deterministic for given inputs,
+// within ~1e-6 of the reference (double exp, one running sum).
+double log_sum_exp(const float* x, int64_t n);
+double log_sum_exp_ref(const float* x, int64_t n);
+
 // Softmax over each row of x: [n][d], in place, in float32 with the row max
 // subtracted (torch.softmax). Entries equal to -inf get probability 0.
 void softmax(float* x, int64_t n, int64_t d, int n_threads);

@@ -178,6 +178,36 @@ TEST_P(Threads, SoftmaxMatchesReferenceWithMaskedEntries) {
   }
 }
 
+// The decoder's reductions over a vocabulary of logits: lengths around the
+// 8-lane blocks and the real 51865, masked (-inf) entries, NaNs skipped by
+// the max, every entry masked.
+TEST(Reductions, MaxValueAndLogSumExpMatchReference) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {1, 7, 8, 9, 17, 1501, 51865}) {
+    auto x = random_vec(static_cast<size_t>(n), static_cast<uint32_t>(n), -12.0f, 30.0f);
+    for (int64_t i = 3; i < n; i += 5) x[static_cast<size_t>(i)] = -kInf;  // suppressed tokens
+    EXPECT_EQ(max_value(x.data(), n), max_value_ref(x.data(), n)) << n;
+    EXPECT_EQ(max_value(x.data(), n), *std::max_element(x.begin(), x.end())) << n;
+    const double want = log_sum_exp_ref(x.data(), n);
+    EXPECT_NEAR(log_sum_exp(x.data(), n), want, 1e-6 * std::fabs(want) + 1e-7) << n;
+    // The max sits in the last, partial block.
+    x.back() = 40.0f;
+    EXPECT_EQ(max_value(x.data(), n), 40.0f) << n;
+    EXPECT_NEAR(log_sum_exp(x.data(), n), log_sum_exp_ref(x.data(), n), 1e-6 * 40.0) << n;
+  }
+  std::vector<float> masked(100, -kInf);
+  EXPECT_EQ(max_value(masked.data(), 100), -kInf);
+  EXPECT_EQ(log_sum_exp(masked.data(), 100), -std::numeric_limits<double>::infinity());
+  EXPECT_EQ(max_value(masked.data(), 0), -kInf);
+  masked[42] = std::numeric_limits<float>::quiet_NaN();
+  masked[50] = 1.5f;
+  EXPECT_EQ(max_value(masked.data(), 100), 1.5f);
+  EXPECT_EQ(max_value_ref(masked.data(), 100), 1.5f);
+  // One finite logit among masked ones: probability 1, log-sum-exp = itself.
+  masked[42] = -kInf;
+  EXPECT_DOUBLE_EQ(log_sum_exp(masked.data(), 100), 1.5);
+}
+
 TEST_P(Threads, Conv1dMatchesReference) {
   for (int stride : {1, 2}) {
     for (int64_t t_in : {1, 2, 37, 38}) {

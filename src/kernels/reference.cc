@@ -78,6 +78,20 @@ void add_bias_ref(float* x, int64_t ldx, const float* b, int64_t n, int64_t d) {
   }
 }
 
+float max_value_ref(const float* x, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+double log_sum_exp_ref(const float* x, int64_t n) {
+  const double mx = max_value_ref(x, n);
+  if (mx == -std::numeric_limits<double>::infinity()) return mx;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  return mx + std::log(sum);
+}
+
 void softmax_ref(float* x, int64_t n, int64_t d) {
   for (int64_t r = 0; r < n; ++r) {
     float* xr = x + r * d;
