@@ -8,10 +8,12 @@
 // of A at a time run over them, with 8-wide accumulators.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
+#include <vector>
 
 #include "common/parallel.h"
+#include "kernels/gemm_small_impl.h"
 #include "kernels/kernels.h"
+#include "kernels/lowp_impl.h"
 
 #if defined(__x86_64__) && !defined(__clang__)
 #define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
@@ -22,77 +24,70 @@
 namespace wisp::kernels {
 namespace {
 
-typedef float v8f __attribute__((vector_size(32)));
-
-// By reference, never by value: passing an AVX vector by value in the
-// baseline clone would change the calling convention (GCC -Wpsabi).
-[[gnu::always_inline]] inline void load8(v8f& v, const float* p) { std::memcpy(&v, p, sizeof(v)); }
-
-[[gnu::always_inline]] inline float hsum(const v8f& v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-
-[[gnu::always_inline]] inline void store(float* c, float alpha, float beta, float acc) {
-  *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
-}
-
-// Dot products of RA rows of a with RB rows of b over k, stored to c.
-// Always inlined, so that it is compiled for the caller's clone's target.
-template <int RA, int RB>
-[[gnu::always_inline]] inline void block(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t k,
-                  float alpha, float beta, float* c, int64_t ldc) {
-  v8f acc[RA][RB] = {};
-  int64_t p = 0;
-  for (; p + 8 <= k; p += 8) {
-    v8f bv[RB];
-#pragma GCC unroll 4
-    for (int j = 0; j < RB; ++j) load8(bv[j], b + j * ldb + p);
-#pragma GCC unroll 2
-    for (int i = 0; i < RA; ++i) {
-      v8f av;
-      load8(av, a + i * lda + p);
-#pragma GCC unroll 4
-      for (int j = 0; j < RB; ++j) acc[i][j] += av * bv[j];
-    }
-  }
-  for (int i = 0; i < RA; ++i) {
-    for (int j = 0; j < RB; ++j) {
-      float s = hsum(acc[i][j]);
-      for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * b[j * ldb + q];
-      store(c + i * ldc + j, alpha, beta, s);
-    }
-  }
-}
-
-// Columns [n0, n1) of C.
 WISP_VECTOR_CLONES
 void gemm_small_cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, const float* a,
                      int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  int64_t j = n0;
-  for (; j + 4 <= n1; j += 4) {
-    const float* bj = b + j * ldb;
-    int64_t i = 0;
-    for (; i + 2 <= m; i += 2) block<2, 4>(a + i * lda, lda, bj, ldb, k, alpha, beta, c + i * ldc + j, ldc);
-    if (i < m) block<1, 4>(a + i * lda, lda, bj, ldb, k, alpha, beta, c + i * ldc + j, ldc);
+  cols(m, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Half B, the way gemm_small_cols' target_clones resolver picks: its
+// x86-64-v3 clone's arithmetic with F16C loads (lowp_avx2.cc) on such CPUs,
+// the baseline build elsewhere, so a float and a half call on one CPU run
+// the same operations.
+void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+#if defined(__x86_64__) && !defined(__clang__)
+  if (__builtin_cpu_supports("x86-64-v3")) {
+    lowp_impl::avx2::gemm_small_cols_h(m, n0, n1, k, a, lda, b, ldb, beta, c, ldc);
+    return;
   }
-  for (; j < n1; ++j) {
-    for (int64_t i = 0; i < m; ++i) {
-      block<1, 1>(a + i * lda, lda, b + j * ldb, ldb, k, alpha, beta, c + i * ldc + j, ldc);
-    }
-  }
+#endif
+  cols(m, n0, n1, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
+int64_t small_grain(int64_t m, int64_t k) {
+  // At least ~128k multiply-adds (~0.5 MB of weights, some 30 us) per chunk:
+  // waking another thread for less costs more than it saves, and on a busy
+  // machine every parallel region waits for all its threads to be scheduled.
+  return std::max<int64_t>(16, (int64_t{1} << 17) / std::max<int64_t>(1, m * k));
 }
 
 }  // namespace
 
 void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
-  // At least ~128k multiply-adds (~0.5 MB of weights, some 30 us) per chunk:
-  // waking another thread for less costs more than it saves, and on a busy
-  // machine every parallel region waits for all its threads to be scheduled.
-  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 17) / std::max<int64_t>(1, m * k));
-  parallel_for(n, n_threads, grain, [&](int64_t j0, int64_t j1) {
+  parallel_for(n, n_threads, small_grain(m, k), [&](int64_t j0, int64_t j1) {
     gemm_small_cols(m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
   });
+}
+
+void gemm_small_m_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+                    int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
+  parallel_for(n, n_threads, small_grain(m, k), [&](int64_t j0, int64_t j1) {
+    gemm_small_cols_h(m, j0, j1, k, a, lda, b, ldb, beta, c, ldc);
+  });
+}
+
+void sgemm_bt_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+                int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
+  if (m <= kSmallGemmRows) {  // as sgemm() dispatches
+    gemm_small_m_h(m, n, k, a, lda, b, ldb, beta, c, ldc, n_threads);
+    return;
+  }
+  // Blocks of B's rows widened to float, then the float sgemm on each: the
+  // temporary stays small (the logits' 51865 x n_state embedding in f16
+  // would be 80-265 MB in float).
+  constexpr int64_t kBlock = 2048;
+  std::vector<float> wide(static_cast<size_t>(std::min(n, kBlock) * k));
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t nb = std::min(kBlock, n - j0);
+    parallel_for(nb, n_threads, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t q = 0; q < k; ++q) wide[static_cast<size_t>(r * k + q)] = widen(b[(j0 + r) * ldb + q]);
+      }
+    });
+    sgemm(false, true, m, nb, k, 1.0f, a, lda, wide.data(), k, beta, c + j0, ldc, n_threads);
+  }
 }
 
 }  // namespace wisp::kernels

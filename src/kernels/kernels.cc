@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/error.h"
@@ -164,10 +165,9 @@ namespace {
 
 // y = x w^T + bias (+ y): the bias goes into y first and the product is
 // accumulated onto it, by sgemm or, with few_rows, by its few-row kernel.
-void linear_impl(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w, const float* bias,
-                 int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows) {
-  check_dims("linear", {n, in, out});
-  if (n == 0 || out == 0) return;
+// y = bias (or y += bias when accumulating): returns the GEMM's beta.
+float linear_prologue(int64_t n, const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
+                      int n_threads) {
   float beta = accumulate ? 1.0f : 0.0f;
   if (bias != nullptr) {
     if (accumulate) {
@@ -179,7 +179,22 @@ void linear_impl(const float* x, int64_t ldx, int64_t n, int64_t in, const float
     }
     beta = 1.0f;
   }
-  if (few_rows) {
+  return beta;
+}
+
+template <class W>
+void linear_impl(const float* x, int64_t ldx, int64_t n, int64_t in, const W* w, const float* bias,
+                 int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows) {
+  check_dims("linear", {n, in, out});
+  if (n == 0 || out == 0) return;
+  const float beta = linear_prologue(n, bias, out, y, ldy, accumulate, n_threads);
+  if constexpr (std::is_same_v<W, uint16_t>) {
+    if (few_rows) {
+      gemm_small_m_h(n, out, in, x, ldx, w, in, beta, y, ldy, n_threads);
+    } else {
+      sgemm_bt_h(n, out, in, x, ldx, w, in, beta, y, ldy, n_threads);
+    }
+  } else if (few_rows) {
     gemm_small_m(n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
   } else {
     sgemm(false, true, n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
@@ -198,6 +213,11 @@ void linear_few_rows(const float* x, int64_t ldx, int64_t n, int64_t in, const f
                      const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
                      int n_threads) {
   linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, true);
+}
+
+void linear_h(const float* x, int64_t ldx, int64_t n, int64_t in, const uint16_t* w, const float* bias,
+              int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows) {
+  linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, few_rows);
 }
 
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,

@@ -39,6 +39,19 @@ inline constexpr int64_t kSmallGemmRows = 8;
 void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
 
+// C[m][n] = A B^T + beta C for B in IEEE half ([n][ldb] uint16 bits),
+// widened exactly to float: the same values, in the same order, as
+// gemm_small_m / sgemm(false, true, ...) with B's float values (alpha 1).
+// The fp32 decoder keeps the weights of an f16 checkpoint like this, so its
+// steps read half the bytes and stay bit for bit the float32 ones.
+void gemm_small_m_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+                    int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
+void sgemm_bt_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+                int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
+// linear() (few_rows: linear_few_rows()) with the weight in IEEE half.
+void linear_h(const float* x, int64_t ldx, int64_t n, int64_t in, const uint16_t* w, const float* bias,
+              int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows);
+
 // Linear layer as PyTorch's F.linear: y[n][out] = x[n][in] * w[out][in]^T + bias[out]
 // (bias may be null). If accumulate, the product is added to y (a residual
 // connection: y += linear(x)). y is [n][ldy] (ldy >= out), x is [n][ldx].

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -174,6 +175,52 @@ TEST_P(Threads, SoftmaxMatchesReferenceWithMaskedEntries) {
     ASSERT_NEAR(y[i], yr[i], 3e-6 * yr[i] + 1e-12) << i;
     if (std::isinf(x[i])) {
       ASSERT_EQ(y[i], 0.0f);
+    }
+  }
+}
+
+// Half B widened exactly: bit for bit the float products of the same values.
+TEST_P(Threads, HalfWeightProductsEqualTheFloatOnes) {
+  for (int64_t k : {67, 384}) {
+    for (int64_t n : {1, 7, 4100}) {
+      auto bf = random_vec(static_cast<size_t>(n * k), static_cast<uint32_t>(n + k), -0.5f, 0.5f);
+      std::vector<uint16_t> bh(bf.size());
+      for (size_t i = 0; i < bf.size(); ++i) {
+        const _Float16 h = static_cast<_Float16>(bf[i]);
+        bh[i] = std::bit_cast<uint16_t>(h);
+        bf[i] = static_cast<float>(h);
+      }
+      for (int64_t m : {1, 2, 5, 8, 13}) {
+        const auto a = random_vec(static_cast<size_t>(m * (k + 1)), static_cast<uint32_t>(m), -2.0f, 2.0f);
+        std::vector<float> want(static_cast<size_t>(m * n)), got(want.size());
+        gemm_small_m(m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 0.0f, want.data(), n, GetParam());
+        gemm_small_m_h(m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n, GetParam());
+        EXPECT_EQ(got, want) << m << "x" << n << "x" << k;
+        // beta = 1 (bias or residual already in C), and linear_h against linear.
+        auto c0 = random_vec(want.size(), 99);
+        want = c0;
+        got = c0;
+        gemm_small_m(m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 1.0f, want.data(), n, GetParam());
+        gemm_small_m_h(m, n, k, a.data(), k + 1, bh.data(), k, 1.0f, got.data(), n, GetParam());
+        EXPECT_EQ(got, want) << m << "x" << n << "x" << k << " beta 1";
+        const auto bias = random_vec(static_cast<size_t>(n), 98);
+        for (bool acc : {false, true}) {
+          want = c0;
+          got = c0;
+          linear_few_rows(a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc, GetParam());
+          linear_h(a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc, GetParam(), true);
+          EXPECT_EQ(got, want) << m << "x" << n << "x" << k << " linear, accumulate " << acc;
+          want = c0;
+          got = c0;
+          linear(a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc, GetParam());
+          linear_h(a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc, GetParam(), false);
+          EXPECT_LT(rel_err(got, want), 1e-6) << m << "x" << n << "x" << k << " linear, accumulate " << acc;
+          if (m <= kSmallGemmRows) EXPECT_EQ(got, want) << "sgemm's few-row dispatch";
+        }
+        sgemm(false, true, m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 0.0f, want.data(), n, GetParam());
+        sgemm_bt_h(m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n, GetParam());
+        EXPECT_LT(rel_err(got, want), 1e-6) << m << "x" << n << "x" << k;
+      }
     }
   }
 }

@@ -4,6 +4,7 @@
 // lowp_impl.h stays in an anonymous namespace (see lowp_impl.h).
 #include <immintrin.h>
 
+#include "kernels/gemm_small_impl.h"
 #include "kernels/lowp_impl.h"
 #include "kernels/vecmath.h"
 
@@ -628,6 +629,11 @@ void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, in
     for (; j < ldq; ++j) qr[j] = 0;
     row_scale[r] = sum > 0 ? 1.0f / static_cast<float>(sum) : 0.0f;
   }
+}
+
+void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cols(m, n0, n1, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace wisp::kernels::lowp_impl::avx2

@@ -47,4 +47,11 @@ WISP_LOWP_KERNELS
 
 #undef WISP_LOWP_KERNELS
 
+namespace avx2 {
+// gemm_small.cc's few-row fp32 product, columns [n0, n1), with B in IEEE half
+// (F16C loads): the operations of gemm_small_cols' x86-64-v3 clone.
+void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
+}  // namespace avx2
+
 }  // namespace wisp::kernels::lowp_impl

@@ -1,7 +1,11 @@
 // wisp/nn/compute_type.h
 //
 // Compute types of the network, with faster-whisper's (CTranslate2's) names:
-//   float32        the golden path: fp32 weights and kernels (kernels.h).
+//   float32        the golden path: fp32 weights and kernels (kernels.h). The
+//                  decoder's weights (token embedding, Linear layers) that
+//                  are all IEEE halves, as in an f16 checkpoint, are kept as
+//                  those halves and widened exactly in the kernels: the same
+//                  bits, half the bytes per decoding step.
 //   float16        weights stored as IEEE half; fp32 arithmetic (the decoder's
 //                  matrix-vector products read half the bytes).
 //   bfloat16       the same with bfloat16 weights.

@@ -10,6 +10,7 @@
 #include "common/parallel.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
+#include "model/fp16.h"
 #include "nn/weights.h"
 #include "nn/whisper.h"
 
@@ -162,8 +163,14 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
       const int64_t rows = g.r1 - g.r0;
       if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
-        kernels::linear_few_rows(x + g.r0 * ldx, ldx, rows, l.in, l.w.data(), l.b.empty() ? nullptr : l.b.data(),
-                                 l.out, y + g.r0 * ldy, ldy, acc, n_threads);
+        const float* bias = l.b.empty() ? nullptr : l.b.data();
+        if (!l.wh.empty()) {
+          kernels::linear_h(x + g.r0 * ldx, ldx, rows, l.in, l.wh.data(), bias, l.out, y + g.r0 * ldy, ldy, acc,
+                            n_threads, true);
+        } else {
+          kernels::linear_few_rows(x + g.r0 * ldx, ldx, rows, l.in, l.w.data(), bias, l.out, y + g.r0 * ldy, ldy,
+                                   acc, n_threads);
+        }
       } else {
         apply_linear(l, x + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
       }
@@ -177,7 +184,11 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     for (int64_t r = 0; r < pt.rows(); ++r) {
       const int tok = pt.tokens[r];
       const float* te;
-      if (w.tok_emb.empty()) {
+      if (!w.tok_emb_h.empty()) {
+        const uint16_t* h = w.tok_emb_h.data() + static_cast<int64_t>(tok) * s;
+        for (int64_t i = 0; i < s; ++i) emb_row[static_cast<size_t>(i)] = model::half_to_float(h[i]);
+        te = emb_row.data();
+      } else if (w.tok_emb.empty()) {
         kernels::qmatrix_row(w.tok_emb_q, tok, emb_row.data());
         te = emb_row.data();
       } else {
@@ -340,7 +351,8 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
   }
   // One product per row group, written into a stacked buffer when a group
   // spans several parts.
-  const bool quantized_logits = w.tok_emb.empty();
+  const bool half_logits = !w.tok_emb_h.empty();
+  const bool quantized_logits = w.tok_emb.empty() && !half_logits;
   for (const RowGroup& g : row_groups(logit_rows, quantized_logits ? kernels::kSmallGemmRows : r0)) {
     const int64_t g0 = g.r0, g1 = g.r1;
     const size_t first = std::upper_bound(part_first.begin(), part_first.end(), g0) - part_first.begin() - 1;
@@ -354,6 +366,13 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     const float* src = rows + g0 * s;
     if (quantized_logits) {
       kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, nullptr, dst, d.n_vocab, false, false, n_threads, isa);
+    } else if (half_logits) {  // the same arithmetic as the float branches below
+      if (g.few) {
+        kernels::gemm_small_m_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab,
+                                n_threads);
+      } else {
+        kernels::sgemm_bt_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab, n_threads);
+      }
     } else if (g.few) {  // sgemm's few-row path, for any number of rows (see row_groups)
       kernels::gemm_small_m(g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
                             n_threads);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdlib>
 #include <cmath>
@@ -417,6 +418,58 @@ TEST(Weights, DeferredLoadBuildsTheSameNetwork) {
     EXPECT_EQ(taken.weight_bytes(), eager.weight_bytes());
   }
   std::remove(path.c_str());
+}
+
+// float32 with an f16 checkpoint keeps the token embedding as halves: the
+// logits (few rows: the decoding steps, batched or not) are bit for bit
+// those of the float embedding, from half the bytes. Reference: the same
+// model with one embedding value nudged off the half grid, which keeps the
+// float path; only that token's logit column may differ.
+TEST(Decoder, HalfStoredEmbeddingGivesTheFloatLogits) {
+  model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, true, WISP_ASSETS_DIR);
+  model::Model nudged = m;
+  const int nudged_token = 777;
+  const int64_t s = m.dims.n_text_state;
+  float& v = nudged.tensors["decoder.token_embedding.weight"].data[static_cast<size_t>(nudged_token * s)];
+  v = std::nextafter(v, 1.0f);
+  const Whisper half(m, ComputeType::kFloat32), full(nudged, ComputeType::kFloat32);
+  EXPECT_EQ(full.weight_bytes() - half.weight_bytes(),
+            static_cast<size_t>(m.dims.n_vocab) * static_cast<size_t>(s) * 2);
+  // The decoder's Linear weights (14 s^2 a layer) are halves too; a float
+  // checkpoint keeps every weight in fp32.
+  const model::Model f32 = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  const Whisper floats(f32, ComputeType::kFloat32);
+  EXPECT_EQ(floats.weight_bytes() - half.weight_bytes(),
+            (static_cast<size_t>(m.dims.n_text_layer) * 14 * s * s + static_cast<size_t>(m.dims.n_vocab) * s) * 2);
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  const auto audio = half.encode(mel, 2);
+  ASSERT_EQ(audio, full.encode(mel, 2));
+  auto same_but_nudged = [&](const std::vector<float>& a, const std::vector<float>& b, size_t n_vocab) {
+    ASSERT_EQ(a.size(), b.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (static_cast<int>(i % n_vocab) == nudged_token) continue;
+      differ += std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i]);
+    }
+    EXPECT_EQ(differ, 0u);
+  };
+  const size_t n_vocab = static_cast<size_t>(m.dims.n_vocab);
+  for (int n_seq : {1, 5}) {
+    DecoderState a(half, n_seq), b(full, n_seq);
+    a.set_audio(audio, 2);
+    b.set_audio(audio, 2);
+    std::vector<int> prompt;
+    for (int q = 0; q < n_seq; ++q) prompt.insert(prompt.end(), {50258, 50259, 50359});
+    same_but_nudged(a.decode(prompt, 3, 2), b.decode(prompt, 3, 2), n_vocab);
+    for (int t : {220, 1000, 50363}) {
+      const std::vector<int> step(static_cast<size_t>(n_seq), t);
+      same_but_nudged(a.decode(step, 1, 2), b.decode(step, 1, 2), n_vocab);
+    }
+    // All positions (the many-row product): the same values within rounding.
+    const std::vector<int> more(static_cast<size_t>(n_seq) * 4, 300);
+    const auto la = a.decode(more, 4, 2, true), lb = b.decode(more, 4, 2, true);
+    EXPECT_LT(rel_err(la, lb), 1e-5);
+  }
 }
 
 // The real tiny architecture (preset tiny, seed 4): timings to report, not

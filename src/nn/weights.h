@@ -23,7 +23,11 @@ struct LinearW {
   std::vector<float> w;  // [out][in]
   std::vector<float> b;  // [out]; empty = no bias
   kernels::QMatrix q;    // w in the compute type's storage, if not fp32
-  bool quantized() const { return w.empty() && q.n > 0; }
+  // float32 decoder weights that are all IEEE halves (an f16 checkpoint):
+  // those halves (w empty), which widen back exactly (kernels::linear_h),
+  // so the decoder's steps read half the bytes for the same bits.
+  std::vector<uint16_t> wh;
+  bool quantized() const { return w.empty() && wh.empty() && q.n > 0; }
 };
 
 // What a compute type (compute_type.h) stores and runs.
@@ -72,6 +76,11 @@ struct Whisper::Weights {
   // Decoder.
   std::vector<float> tok_emb;  // [n_vocab][n_text_state], also the logits projection
   kernels::QMatrix tok_emb_q;  // the same in prec.embed when that is not fp32 (tok_emb empty)
+  // fp32 embedding whose every value is an IEEE half (an f16 checkpoint):
+  // kept as those halves (tok_emb empty), which widen back exactly, so the
+  // logits are bit for bit the fp32 ones from half the bytes
+  // (kernels::gemm_small_m_h). Empty otherwise.
+  std::vector<uint16_t> tok_emb_h;
   std::vector<float> dec_pos;  // [n_text_ctx][n_text_state]
   std::vector<BlockW> dec_blocks;
   LayerNormW dec_ln;

@@ -3,6 +3,7 @@
 #include "nn/whisper.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "common/parallel.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
+#include "model/fp16.h"
 #include "nn/weights.h"
 
 namespace wisp::nn {
@@ -128,8 +130,30 @@ void check_dims(const model::Dims& d) {
 
 // Moves l's fp32 weight into the compute type's storage. `rows`/`panels`:
 // the forms the kernels will want (lowp.h make_qmatrix).
+// True if every value of v is an IEEE half (bit for bit after a round trip).
+bool all_halves(const std::vector<float>& v) {
+  return std::all_of(v.begin(), v.end(), [](float x) {
+    return std::bit_cast<uint32_t>(model::round_to_half(x)) == std::bit_cast<uint32_t>(x);
+  });
+}
+
+std::vector<uint16_t> to_halves(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = model::float_to_half(v[i]);
+  return h;
+}
+
 void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels) {
-  if (type == kernels::WeightType::kF32) return;
+  if (type == kernels::WeightType::kF32) {
+    // The decoder's matrix-vector products are passes over the weights:
+    // f16-exact ones go as halves (the same bits, half the bytes). The
+    // encoder's (and the cross K/V's) big GEMMs stay on oneDNN's fp32 path.
+    if (rows && !panels && all_halves(l.w)) {
+      l.wh = to_halves(l.w);
+      std::vector<float>().swap(l.w);
+    }
+    return;
+  }
   l.q = kernels::make_qmatrix(l.w.data(), l.out, l.in, type, rows, panels);
   std::vector<float>().swap(l.w);
 }
@@ -184,6 +208,9 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type) {
   w->tok_emb = m.take("decoder.token_embedding.weight", {d.n_vocab, st});
   if (p.embed != kernels::WeightType::kF32) {
     w->tok_emb_q = kernels::make_qmatrix(w->tok_emb.data(), d.n_vocab, st, p.embed, true, false);
+    std::vector<float>().swap(w->tok_emb);
+  } else if (all_halves(w->tok_emb)) {
+    w->tok_emb_h = to_halves(w->tok_emb);
     std::vector<float>().swap(w->tok_emb);
   }
   w->dec_pos = m.take("decoder.positional_embedding", {d.n_text_ctx, st});
@@ -251,7 +278,11 @@ void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, floa
     kernels::qlinear(x, ldx, n, l.q, bias, y, ldy, accumulate, gelu, n_threads, isa);
     return;
   }
-  kernels::linear(x, ldx, n, l.in, l.w.data(), bias, l.out, y, ldy, accumulate, n_threads);
+  if (!l.wh.empty()) {
+    kernels::linear_h(x, ldx, n, l.in, l.wh.data(), bias, l.out, y, ldy, accumulate, n_threads, false);
+  } else {
+    kernels::linear(x, ldx, n, l.in, l.w.data(), bias, l.out, y, ldy, accumulate, n_threads);
+  }
   if (gelu) {
     if (accumulate) throw Error("apply_linear: gelu with accumulate");
     for (int64_t r = 0; r < n; ++r) kernels::gelu(y + r * ldy, l.out, n_threads);
@@ -281,11 +312,13 @@ size_t Whisper::weight_bytes() const {
   auto lin = [&](const LinearW& l) {
     vec(l.w);
     vec(l.b);
+    n += l.wh.size() * sizeof(uint16_t);
     n += l.q.bytes();
   };
   for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.dec_pos}) vec(*v);
   for (int j = 0; j < 3; ++j) n += w.conv1_taps[j].bytes() + w.conv2_taps[j].bytes();
   n += w.tok_emb_q.bytes();
+  n += w.tok_emb_h.size() * sizeof(uint16_t);
   for (const auto* blocks : {&w.enc_blocks, &w.dec_blocks}) {
     for (const BlockW& b : *blocks) {
       for (const LinearW* l : {&b.attn_qkv, &b.attn_out, &b.cross_q, &b.cross_kv, &b.cross_out, &b.mlp_fc, &b.mlp_proj}) lin(*l);

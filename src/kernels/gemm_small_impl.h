@@ -1,0 +1,95 @@
+// wisp/kernels/gemm_small_impl.h (private to src/kernels): the few-row
+// product's blocks (gemm_small.cc), shared with lowp_avx2.cc, which compiles
+// them with F16C for weights in IEEE half. Both compile the same arithmetic:
+// a half weight widens exactly, so a half call gives the float call's bits.
+// Everything here has internal linkage (see lowp_impl.h on the AVX objects).
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
+namespace wisp::kernels {
+namespace {
+
+typedef float v8f __attribute__((vector_size(32)));
+
+// By reference, never by value: passing an AVX vector by value in the
+// baseline clone would change the calling convention (GCC -Wpsabi).
+[[gnu::always_inline]] inline void load8(v8f& v, const float* p) { std::memcpy(&v, p, sizeof(v)); }
+// IEEE half weights (uint16_t bits) widened exactly to float: the products
+// and sums are then those of the float weights. With F16C (the AVX2 object,
+// lowp_avx2.cc) 8 at a time; elsewhere one by one (GCC 12 also widens
+// _Float16 vectors one element at a time).
+[[gnu::always_inline]] inline float widen(float x) { return x; }
+[[gnu::always_inline]] inline float widen(uint16_t x) { return static_cast<float>(std::bit_cast<_Float16>(x)); }
+[[gnu::always_inline]] inline void load8(v8f& v, const uint16_t* p) {
+#ifdef __F16C__
+  const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  std::memcpy(&v, &f, sizeof(v));
+#else
+  for (int l = 0; l < 8; ++l) v[l] = widen(p[l]);
+#endif
+}
+
+[[gnu::always_inline]] inline float hsum(const v8f& v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+[[gnu::always_inline]] inline void store(float* c, float alpha, float beta, float acc) {
+  *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+}
+
+// Dot products of RA rows of a with RB rows of b over k, stored to c.
+// Always inlined, so that it is compiled for the caller's clone's target.
+template <int RA, int RB, class TB>
+[[gnu::always_inline]] inline void block(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t k,
+                  float alpha, float beta, float* c, int64_t ldc) {
+  v8f acc[RA][RB] = {};
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    v8f bv[RB];
+#pragma GCC unroll 4
+    for (int j = 0; j < RB; ++j) load8(bv[j], b + j * ldb + p);
+#pragma GCC unroll 2
+    for (int i = 0; i < RA; ++i) {
+      v8f av;
+      load8(av, a + i * lda + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < RB; ++j) acc[i][j] += av * bv[j];
+    }
+  }
+  for (int i = 0; i < RA; ++i) {
+    for (int j = 0; j < RB; ++j) {
+      float s = hsum(acc[i][j]);
+      for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * widen(b[j * ldb + q]);
+      store(c + i * ldc + j, alpha, beta, s);
+    }
+  }
+}
+
+// Columns [n0, n1) of C, for float or half B.
+template <class TB>
+[[gnu::always_inline]] inline void cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha,
+                                        const float* a, int64_t lda, const TB* b, int64_t ldb, float beta,
+                                        float* c, int64_t ldc) {
+  int64_t j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const TB* bj = b + j * ldb;
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2) block<2, 4>(a + i * lda, lda, bj, ldb, k, alpha, beta, c + i * ldc + j, ldc);
+    if (i < m) block<1, 4>(a + i * lda, lda, bj, ldb, k, alpha, beta, c + i * ldc + j, ldc);
+  }
+  for (; j < n1; ++j) {
+    for (int64_t i = 0; i < m; ++i) {
+      block<1, 1>(a + i * lda, lda, b + j * ldb, ldb, k, alpha, beta, c + i * ldc + j, ldc);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wisp::kernels
