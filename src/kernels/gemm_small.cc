@@ -45,6 +45,18 @@ void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float
   cols(m, n0, n1, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
+// Half to float, exact: F16C where gemm_small_cols_h uses it (a baseline
+// _Float16 conversion is a library call per value).
+void widen_row(const uint16_t* src, int64_t n, float* dst) {
+#if defined(__x86_64__) && !defined(__clang__)
+  if (__builtin_cpu_supports("x86-64-v3")) {
+    lowp_impl::avx2::widen_halves(src, n, dst);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) dst[i] = widen(src[i]);
+}
+
 int64_t small_grain(int64_t m, int64_t k) {
   // At least ~128k multiply-adds (~0.5 MB of weights, some 30 us) per chunk:
   // waking another thread for less costs more than it saves, and on a busy
@@ -82,9 +94,7 @@ void sgemm_bt_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, co
   for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
     const int64_t nb = std::min(kBlock, n - j0);
     parallel_for(nb, n_threads, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t q = 0; q < k; ++q) wide[static_cast<size_t>(r * k + q)] = widen(b[(j0 + r) * ldb + q]);
-      }
+      for (int64_t r = r0; r < r1; ++r) widen_row(b + (j0 + r) * ldb, k, wide.data() + r * k);
     });
     sgemm(false, true, m, nb, k, 1.0f, a, lda, wide.data(), k, beta, c + j0, ldc, n_threads);
   }

@@ -636,4 +636,12 @@ void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float
   cols(m, n0, n1, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
+void widen_halves(const uint16_t* src, int64_t n, float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  }
+  for (; i < n; ++i) dst[i] = widen(src[i]);
+}
+
 }  // namespace wisp::kernels::lowp_impl::avx2

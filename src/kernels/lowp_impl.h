@@ -52,6 +52,8 @@ namespace avx2 {
 // (F16C loads): the operations of gemm_small_cols' x86-64-v3 clone.
 void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda,
                        const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// dst[i] = the float value of IEEE half src[i] (exact), 8 at a time.
+void widen_halves(const uint16_t* src, int64_t n, float* dst);
 }  // namespace avx2
 
 }  // namespace wisp::kernels::lowp_impl
