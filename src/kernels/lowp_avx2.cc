@@ -38,20 +38,35 @@ namespace {
 // the exponent bits. Folding qmax into t saves a multiply, and 2^f's
 // reduction needs no two-part ln 2 as e^x's does; t is clamped at -100,
 // whose 2^-100 rounds to 0 like the true value.
-[[gnu::always_inline]] inline __m256 exp8_scaled(__m256 d, __m256 log2_qmax) {
+// The polynomial's coefficients are (ln 2)^k / k!, k = 5 .. 0. N vectors
+// run in lockstep, each operation applied to all before the next: the
+// multiply-add chain is long, and one vector at a time leaves the pipes
+// waiting on it.
+template <int N>
+[[gnu::always_inline]] inline void exp8_scaled_n(__m256 (&d)[N], __m256 log2_qmax) {
   const __m256 round = _mm256_set1_ps(12582912.0f);
-  const __m256 t = _mm256_max_ps(_mm256_fmadd_ps(d, _mm256_set1_ps(1.44269504088896341f), log2_qmax),
-                                 _mm256_set1_ps(-100.0f));
-  const __m256 n = _mm256_sub_ps(_mm256_add_ps(t, round), round);
-  const __m256 f = _mm256_sub_ps(t, n);
-  __m256 p = _mm256_set1_ps(1.3333558e-3f);  // (ln 2)^k / k!, k = 5 .. 0
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6181291e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504109e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022651e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_cvttps_epi32(n), 23);
-  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+  __m256 n[N], f[N], p[N];
+  for (int i = 0; i < N; ++i) {
+    const __m256 t = _mm256_max_ps(_mm256_fmadd_ps(d[i], _mm256_set1_ps(1.44269504088896341f), log2_qmax),
+                                   _mm256_set1_ps(-100.0f));
+    n[i] = _mm256_sub_ps(_mm256_add_ps(t, round), round);
+    f[i] = _mm256_sub_ps(t, n[i]);
+    p[i] = _mm256_set1_ps(1.3333558e-3f);
+  }
+  static constexpr float kC[5] = {9.6181291e-3f, 5.5504109e-2f, 2.4022651e-1f, 6.9314718e-1f, 1.0f};
+  for (int c = 0; c < 5; ++c) {
+    for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], f[i], _mm256_set1_ps(kC[c]));
+  }
+  for (int i = 0; i < N; ++i) {
+    const __m256i e = _mm256_slli_epi32(_mm256_cvttps_epi32(n[i]), 23);
+    d[i] = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p[i]), e));
+  }
+}
+
+[[gnu::always_inline]] inline __m256 exp8_scaled(__m256 d, __m256 log2_qmax) {
+  __m256 v[1] = {d};
+  exp8_scaled_n(v, log2_qmax);
+  return v[0];
 }
 
 // detail::gelu_f on N vectors in lockstep, the same operations in the same
@@ -104,29 +119,6 @@ template <int N>
                                    _mm256_mul_ps(t[i], y));
     const __m256 pos = _mm256_sub_ps(v[i], h);
     v[i] = _mm256_blendv_ps(h, pos, _mm256_cmp_ps(v[i], _mm256_setzero_ps(), _CMP_GE_OQ));
-  }
-}
-
-// exp8_scaled on N vectors in lockstep (the same operations, so the same
-// results), for instruction-level parallelism as gelu_n.
-template <int N>
-[[gnu::always_inline]] inline void exp8_scaled_n(__m256 (&d)[N], __m256 log2_qmax) {
-  const __m256 round = _mm256_set1_ps(12582912.0f);
-  __m256 n[N], f[N], p[N];
-  for (int i = 0; i < N; ++i) {
-    const __m256 t = _mm256_max_ps(_mm256_fmadd_ps(d[i], _mm256_set1_ps(1.44269504088896341f), log2_qmax),
-                                   _mm256_set1_ps(-100.0f));
-    n[i] = _mm256_sub_ps(_mm256_add_ps(t, round), round);
-    f[i] = _mm256_sub_ps(t, n[i]);
-    p[i] = _mm256_set1_ps(1.3333558e-3f);
-  }
-  static constexpr float kC[5] = {9.6181291e-3f, 5.5504109e-2f, 2.4022651e-1f, 6.9314718e-1f, 1.0f};
-  for (int c = 0; c < 5; ++c) {
-    for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], f[i], _mm256_set1_ps(kC[c]));
-  }
-  for (int i = 0; i < N; ++i) {
-    const __m256i e = _mm256_slli_epi32(_mm256_cvttps_epi32(n[i]), 23);
-    d[i] = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p[i]), e));
   }
 }
 

@@ -102,12 +102,12 @@ class Reader {
     pos_ += n;
   }
 
-  // Reads n bytes at offset (a deferred tensor's data).
-  void read_at(uint64_t offset, void* dst, uint64_t n, const std::string& what) {
+  // Moves to offset (a deferred tensor's data).
+  void seek(uint64_t offset, const std::string& what) {
     if (offset > size_) throw Error("truncated model file: " + what + " starts past the end");
     in_.seekg(static_cast<std::streamoff>(offset), std::ios::beg);
+    if (!in_) throw Error("seek error in model file at offset " + std::to_string(offset));
     pos_ = offset;
-    read(dst, n, what);
   }
 
   uint64_t size() const { return size_; }
@@ -253,18 +253,25 @@ std::vector<std::string> read_vocab(Reader& r, const Dims& d) {
   return vocab;
 }
 
-// A tensor's data as stored (ggml type `type`, n elements) into fp32.
-void to_fp32(int type, const uint8_t* raw, float* dst, int64_t n) {
+// Reads a tensor's data (ggml type `type`, n elements, `bytes` in the
+// file) at the reader's position into dst as fp32: f32 directly, f16 and
+// the quantized types through `raw`.
+void read_fp32(Reader& r, int type, uint64_t bytes, int64_t n, float* dst, std::vector<uint8_t>& raw,
+               const std::string& what) {
   if (type == 0) {
-    std::memcpy(dst, raw, static_cast<size_t>(n) * sizeof(float));
-  } else if (type == 1) {
+    r.read(dst, bytes, what);
+    return;
+  }
+  raw.resize(bytes);
+  r.read(raw.data(), bytes, what);
+  if (type == 1) {
     for (int64_t i = 0; i < n; ++i) {
       uint16_t h;
-      std::memcpy(&h, raw + 2 * i, 2);
+      std::memcpy(&h, raw.data() + 2 * i, 2);
       dst[i] = half_to_float(h);
     }
   } else {
-    dequantize(type, raw, dst, n);
+    dequantize(type, raw.data(), dst, n);
   }
 }
 
@@ -329,13 +336,7 @@ void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
       continue;
     }
     t.data.resize(static_cast<size_t>(n));
-    if (type == 0) {
-      r.read(t.data.data(), bytes, what);
-    } else {
-      raw.resize(bytes);
-      r.read(raw.data(), bytes, what);
-      to_fp32(type, raw.data(), t.data.data(), n);
-    }
+    read_fp32(r, type, bytes, n, t.data.data(), raw, what);
     m.tensors.emplace(name, std::move(t));
   }
   const size_t present = m.tensors.size() + m.deferred.size();
@@ -404,13 +405,9 @@ Tensor read_deferred(const std::string& path, uint64_t file_size, const std::str
     }
     t.data.resize(static_cast<size_t>(n));
     const std::string what = "tensor '" + name + "'";
-    if (d.ggml_type == 0) {
-      r.read_at(d.offset, t.data.data(), d.bytes, what);
-    } else {
-      std::vector<uint8_t> raw(d.bytes);
-      r.read_at(d.offset, raw.data(), d.bytes, what);
-      to_fp32(d.ggml_type, raw.data(), t.data.data(), n);
-    }
+    r.seek(d.offset, what);
+    std::vector<uint8_t> raw;
+    read_fp32(r, d.ggml_type, d.bytes, n, t.data.data(), raw, what);
     return t;
   } catch (const Error& e) {
     throw Error("model '" + path + "': " + e.what());

@@ -57,7 +57,7 @@ LayerNormW load_ln(TensorSource& m, const std::string& name, int64_t d) {
 
 LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_t out,
                     bool bias = true) {
-  LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}};
+  LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}, {}};
   if (bias) l.b = m.take(name + ".bias", {out});
   return l;
 }
@@ -65,7 +65,7 @@ LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_
 // Stacks Linears with the same input width into one (rows concatenated); a
 // Linear without bias contributes zeros to the bias.
 LinearW stack(const std::vector<LinearW>& parts) {
-  LinearW s{parts.front().in, 0, {}, {}, {}};
+  LinearW s{parts.front().in, 0, {}, {}, {}, {}};
   for (const LinearW& p : parts) {
     s.out += p.out;
     s.w.insert(s.w.end(), p.w.begin(), p.w.end());
@@ -128,30 +128,30 @@ void check_dims(const model::Dims& d) {
   }
 }
 
+// If every value of v is an IEEE half (bit for bit after a round trip),
+// moves v into h as those halves (v emptied) and returns true; else leaves
+// both as they were (h empty) and returns false. One pass.
+bool move_to_halves(std::vector<float>& v, std::vector<uint16_t>& h) {
+  h.resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    h[i] = model::float_to_half(v[i]);
+    if (std::bit_cast<uint32_t>(model::half_to_float(h[i])) != std::bit_cast<uint32_t>(v[i])) {
+      std::vector<uint16_t>().swap(h);
+      return false;
+    }
+  }
+  std::vector<float>().swap(v);
+  return true;
+}
+
 // Moves l's fp32 weight into the compute type's storage. `rows`/`panels`:
 // the forms the kernels will want (lowp.h make_qmatrix).
-// True if every value of v is an IEEE half (bit for bit after a round trip).
-bool all_halves(const std::vector<float>& v) {
-  return std::all_of(v.begin(), v.end(), [](float x) {
-    return std::bit_cast<uint32_t>(model::round_to_half(x)) == std::bit_cast<uint32_t>(x);
-  });
-}
-
-std::vector<uint16_t> to_halves(const std::vector<float>& v) {
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = model::float_to_half(v[i]);
-  return h;
-}
-
 void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels) {
   if (type == kernels::WeightType::kF32) {
     // The decoder's matrix-vector products are passes over the weights:
     // f16-exact ones go as halves (the same bits, half the bytes). The
     // encoder's (and the cross K/V's) big GEMMs stay on oneDNN's fp32 path.
-    if (rows && !panels && all_halves(l.w)) {
-      l.wh = to_halves(l.w);
-      std::vector<float>().swap(l.w);
-    }
+    if (rows && !panels) move_to_halves(l.w, l.wh);
     return;
   }
   l.q = kernels::make_qmatrix(l.w.data(), l.out, l.in, type, rows, panels);
@@ -209,9 +209,8 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type) {
   if (p.embed != kernels::WeightType::kF32) {
     w->tok_emb_q = kernels::make_qmatrix(w->tok_emb.data(), d.n_vocab, st, p.embed, true, false);
     std::vector<float>().swap(w->tok_emb);
-  } else if (all_halves(w->tok_emb)) {
-    w->tok_emb_h = to_halves(w->tok_emb);
-    std::vector<float>().swap(w->tok_emb);
+  } else {
+    move_to_halves(w->tok_emb, w->tok_emb_h);
   }
   w->dec_pos = m.take("decoder.positional_embedding", {d.n_text_ctx, st});
   for (int i = 0; i < d.n_text_layer; ++i) {

@@ -46,6 +46,7 @@ std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& en
                                                                 std::vector<std::string>& errors) {
   std::vector<std::vector<vad::SpeechSegment>> regions(inputs.size());
   errors.assign(inputs.size(), "");
+  if (inputs.empty()) return regions;
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < inputs.size();) {
@@ -89,8 +90,7 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
   std::vector<std::unique_ptr<Unit>> units;
   std::vector<std::string> vad_errors;
   const std::vector<std::vector<vad::SpeechSegment>> regions =
-      inputs.empty() ? std::vector<std::vector<vad::SpeechSegment>>{}
-                     : all_speech_regions(engine, inputs, chunking_vad(options, batched), n_threads, vad_errors);
+      all_speech_regions(engine, inputs, chunking_vad(options, batched), n_threads, vad_errors);
 
   // Per file: language, and the units to transcribe.
   for (size_t i = 0; i < inputs.size(); ++i) {
