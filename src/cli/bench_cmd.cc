@@ -66,10 +66,10 @@ int run_bench(const BenchArgs& a) {
   const auto t_load = Clock::now();
   std::unique_ptr<nn::Whisper> net;
   {
-    // Tensor by tensor out of the file into the compute type: the peak is
-    // the converted weights plus one tensor in fp32.
+    // Tensor by tensor out of the file into the compute type, a layer per
+    // thread: the peak is the converted weights plus a layer in fp32 per thread.
     model::Model m = model::load_ggml(a.model, model::Loading::kDeferTensors);
-    net = std::make_unique<nn::Whisper>(std::move(m), type);
+    net = std::make_unique<nn::Whisper>(std::move(m), type, threads);
   }
   const double load_ms = ms_since(t_load);
   const model::Dims& d = net->dims();

@@ -224,7 +224,7 @@ int run(const TranscribeArgs& a) {
   std::unique_ptr<transcribe::Engine> engine;
   try {
     engine = std::make_unique<transcribe::Engine>(
-        model::load_ggml(a.model, model::Loading::kDeferTensors), compute_type);
+        model::load_ggml(a.model, model::Loading::kDeferTensors), compute_type, opt.n_threads);
   } catch (const Error& e) {
     throw Error("cannot load model '" + a.model + "': " + e.what());
   }

@@ -73,6 +73,16 @@ struct QMatrix {
 QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type,
                      bool int8_panels = true, bool int16_panels = false);
 
+// make_qmatrix in parts, so that a large matrix (the token embedding) can be
+// converted a slice of rows at a time without the whole of it in fp32:
+// qmatrix_shell gives the storage, fill_qmatrix_rows converts rows [r0, r1)
+// (w: those rows, [r1 - r0][k]; r0 a multiple of kPanel, r1 < n only if it
+// is too). Every row must be filled once; disjoint ranges may be filled
+// from different threads.
+QMatrix qmatrix_shell(int64_t n, int64_t k, WeightType type, bool int8_panels = true,
+                      bool int16_panels = false);
+void fill_qmatrix_rows(QMatrix& m, const float* w, int64_t r0, int64_t r1);
+
 // Row `r` of the stored matrix as fp32 (the exact stored values; for
 // kS8 from the rows, or the panels if there are no rows).
 void qmatrix_row(const QMatrix& m, int64_t r, float* out);

@@ -139,10 +139,10 @@ TEST(Quant, ActivationRangeKeepsInt32SumsExact) {
   EXPECT_EQ(act_qmax(384, kWeightMax), 8191);
 }
 
-// pack_panels_s16 (pair-wise copies) writes every position of the panels:
-// the values at panel_index, zeros in the padding (past n, the odd k's
-// partner), as pack_panels_s8 does for int8 rows.
-TEST(Pack, Int16PanelsFollowPanelIndex) {
+// The three packers write every position of the panels (the output starts
+// as garbage): the values at panel_index, zeros in the padding (past n, the
+// odd k's partner).
+TEST(Pack, PanelsFollowPanelIndex) {
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> dist(-8191, 8191);
   for (int64_t n : {1, 5, 16, 17, 40}) {
@@ -150,19 +150,24 @@ TEST(Pack, Int16PanelsFollowPanelIndex) {
       const int64_t ldb = k + 3, kp = panel_pairs(k);
       std::vector<int16_t> b(static_cast<size_t>(n * ldb));
       for (int16_t& v : b) v = static_cast<int16_t>(dist(rng));
-      std::vector<int16_t> out(static_cast<size_t>(panels_size(n, k)), int16_t{0x5555});
-      pack_panels_s16(b.data(), ldb, n, k, out.data());
-      std::vector<int16_t> want(out.size(), 0);
-      for (int64_t j = 0; j < n; ++j) {
-        for (int64_t i = 0; i < k; ++i) want[panel_index(j, i, kp)] = b[j * ldb + i];
-      }
-      EXPECT_EQ(out, want) << n << " x " << k;
       std::vector<int8_t> b8(b.size());
       for (size_t i = 0; i < b.size(); ++i) b8[i] = static_cast<int8_t>(b[i] % 128);
-      std::vector<int16_t> wide(b8.begin(), b8.end()), from8(out.size()), from16(out.size());
+      const size_t size = static_cast<size_t>(panels_size(n, k));
+      std::vector<int16_t> want(size, 0), want8(size, 0);
+      for (int64_t j = 0; j < n; ++j) {
+        for (int64_t i = 0; i < k; ++i) {
+          want[panel_index(j, i, kp)] = b[j * ldb + i];
+          want8[panel_index(j, i, kp)] = b8[j * ldb + i];
+        }
+      }
+      std::vector<int16_t> out(size, int16_t{0x5555}), from8(size, int16_t{0x5555});
+      std::vector<int8_t> narrow(size, int8_t{0x55});
+      pack_panels_s16(b.data(), ldb, n, k, out.data());
       pack_panels_s8(b8.data(), ldb, n, k, from8.data());
-      pack_panels_s16(wide.data(), ldb, n, k, from16.data());
-      EXPECT_EQ(from8, from16) << n << " x " << k;
+      pack_panels_i8(b8.data(), ldb, n, k, narrow.data());
+      EXPECT_EQ(out, want) << n << " x " << k;
+      EXPECT_EQ(from8, want8) << n << " x " << k;
+      EXPECT_EQ(std::vector<int16_t>(narrow.begin(), narrow.end()), want8) << n << " x " << k;
     }
   }
 }
@@ -289,6 +294,38 @@ TEST_P(Levels, QmatrixRowsAreTheStoredValues) {
     for (int64_t i = 0; i < k; ++i) EXPECT_NEAR(a[i], w[r * k + i], rows.scale[r] * 0.5f + 1e-7f);
   }
   EXPECT_THROW(qmatrix_row(rows, n, a.data()), Error);
+}
+
+// A matrix filled a slice of rows at a time, in any order, is the one
+// make_qmatrix makes from the whole (every storage type and panel form).
+TEST(Pack, MatrixFilledInSlicesEqualsTheWhole) {
+  const int64_t n = 53, k = 37;  // a partial last panel and an odd k
+  auto w = random_vec(n * k, 13);
+  struct Form {
+    WeightType type;
+    bool rows, panels;
+  };
+  for (Form f : {Form{WeightType::kS8, true, false}, Form{WeightType::kS8, false, true},
+                 Form{WeightType::kS8, true, true}, Form{WeightType::kF16, true, false},
+                 Form{WeightType::kBF16, true, false}, Form{WeightType::kF32, true, false}}) {
+    const QMatrix whole = make_qmatrix(w.data(), n, k, f.type, f.rows, f.panels);
+    QMatrix sliced = qmatrix_shell(n, k, f.type, f.rows, f.panels);
+    for (int64_t r0 : {32, 0, 48, 16}) {
+      const int64_t r1 = std::min(n, r0 + 16);
+      fill_qmatrix_rows(sliced, w.data() + r0 * k, r0, r1);
+    }
+    EXPECT_EQ(sliced.f32, whole.f32);
+    EXPECT_EQ(sliced.bits, whole.bits);
+    EXPECT_EQ(sliced.s8, whole.s8);
+    EXPECT_EQ(sliced.panels, whole.panels);
+    EXPECT_EQ(sliced.scale, whole.scale);
+    EXPECT_FALSE(whole.scale.empty() && whole.f32.empty() && whole.bits.empty());
+  }
+  QMatrix m = qmatrix_shell(n, k, WeightType::kS8);
+  EXPECT_THROW(fill_qmatrix_rows(m, w.data(), 8, 16), Error);   // starts inside a panel
+  EXPECT_THROW(fill_qmatrix_rows(m, w.data(), 0, 20), Error);   // ends inside one (not the last)
+  EXPECT_THROW(fill_qmatrix_rows(m, w.data(), 48, 54), Error);  // past the end
+  EXPECT_NO_THROW(fill_qmatrix_rows(m, w.data(), 48, 53));
 }
 
 TEST_P(Levels, EncoderAttentionMatchesReference) {

@@ -11,26 +11,22 @@
 
 namespace wisp::model {
 
+// Branch-free, so that loops over a tensor vectorise (a model load converts
+// every weight of an f16 file): a normal half's exponent and mantissa move
+// into place with the exponent rebased (15 -> 127); a subnormal one is its
+// mantissa times 2^-24, exact as a float; inf and nan keep their payload.
 inline float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0x1f) {  // inf / nan (keep the payload)
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp != 0) {  // normal
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {  // signed zero
-    bits = sign;
-  } else {  // subnormal: value = mant * 2^-24; normalise it
-    int e = -1;
-    do {
-      mant <<= 1;
-      ++e;
-    } while ((mant & 0x400u) == 0);
-    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3ffu) << 13);
-  }
-  return std::bit_cast<float>(bits);
+  const uint32_t em = h & 0x7fffu;
+  const uint32_t normal = (em << 13) + (112u << 23);
+  const uint32_t special = 0x7f800000u | ((em & 0x3ffu) << 13);
+  const uint32_t subnormal = std::bit_cast<uint32_t>(static_cast<float>(em) * 0x1p-24f);
+  // Masks rather than ?: so that the compiler sees no control flow.
+  const uint32_t is_special = 0u - static_cast<uint32_t>(em >= 0x7c00u);
+  const uint32_t is_normal = 0u - static_cast<uint32_t>(em >= 0x400u);
+  const uint32_t bits = (special & is_special) | (normal & is_normal & ~is_special) |
+                        (subnormal & ~is_normal);
+  return std::bit_cast<float>(sign | bits);
 }
 
 inline uint16_t float_to_half(float f) {

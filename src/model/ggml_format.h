@@ -35,9 +35,11 @@ inline int regular_token_count(int n_vocab) {
 std::vector<int64_t> squeezed(const std::vector<int64_t>& shape);
 
 // Reads and converts to fp32 a tensor that load_ggml left in the file at
-// `path` (ggml_loader.cc); throws wisp::Error naming the file if the file
-// is no longer the one loaded (another size) or cannot be read.
+// `path` (ggml_loader.cc), or rows [row0, row1) of its first dimension
+// (row1 < 0: to the end); throws wisp::Error naming the file if the file is
+// no longer the one loaded (another size) or cannot be read, or if the rows
+// are out of range or split a quantized block.
 Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name,
-                     const DeferredTensor& d);
+                     const DeferredTensor& d, int64_t row0 = 0, int64_t row1 = -1);
 
 }  // namespace wisp::model::detail

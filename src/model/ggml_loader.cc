@@ -12,12 +12,13 @@
 //          type, int32 ne[n_dims] (innermost first), name bytes, data.
 // The file is streamed once: each tensor's bytes are checked against what is
 // left in the file before anything is allocated for it.
-#include <iterator>
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 
 #include "common/error.h"
@@ -255,23 +256,34 @@ std::vector<std::string> read_vocab(Reader& r, const Dims& d) {
 
 // Reads a tensor's data (ggml type `type`, n elements, `bytes` in the
 // file) at the reader's position into dst as fp32: f32 directly, f16 and
-// the quantized types through `raw`.
+// the quantized types through `raw`, a slice at a time, so that a load
+// holds the slice's raw bytes on top of dst rather than the whole tensor's
+// (40 MB more for the token embedding of an f16 tiny model, which is the
+// peak of a load).
 void read_fp32(Reader& r, int type, uint64_t bytes, int64_t n, float* dst, std::vector<uint8_t>& raw,
                const std::string& what) {
   if (type == 0) {
     r.read(dst, bytes, what);
     return;
   }
-  raw.resize(bytes);
-  r.read(raw.data(), bytes, what);
-  if (type == 1) {
-    for (int64_t i = 0; i < n; ++i) {
-      uint16_t h;
-      std::memcpy(&h, raw.data() + 2 * i, 2);
-      dst[i] = half_to_float(h);
+  constexpr int64_t kSlice = int64_t{1} << 18;  // elements; a multiple of the 32-value blocks
+  uint64_t done = 0;
+  for (int64_t i = 0; i < n; i += kSlice) {
+    const int64_t len = std::min(kSlice, n - i);
+    // Exact: bytes is n / 32 whole blocks (or 2 n for f16) and len a multiple of 32 but for the last.
+    const uint64_t end = i + len == n ? bytes : bytes * static_cast<uint64_t>(i + len) / static_cast<uint64_t>(n);
+    raw.resize(end - done);
+    r.read(raw.data(), end - done, what);
+    done = end;
+    if (type == 1) {
+      for (int64_t j = 0; j < len; ++j) {
+        uint16_t h;
+        std::memcpy(&h, raw.data() + 2 * j, 2);
+        dst[i + j] = half_to_float(h);
+      }
+    } else {
+      dequantize(type, raw.data(), dst + i, len);
     }
-  } else {
-    dequantize(type, raw.data(), dst, n);
   }
 }
 
@@ -388,7 +400,7 @@ Model load_ggml(const std::string& path, Loading loading) {
 namespace detail {
 
 Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name,
-                     const DeferredTensor& d) {
+                     const DeferredTensor& d, int64_t row0, int64_t row1) {
   try {
     Reader r(path);
     if (r.size() != file_size) {
@@ -403,11 +415,25 @@ Tensor read_deferred(const std::string& path, uint64_t file_size, const std::str
     if (d.bytes != static_cast<uint64_t>(n / ti->block) * static_cast<uint64_t>(ti->bytes)) {
       throw Error("tensor '" + name + "': size does not match its shape");
     }
-    t.data.resize(static_cast<size_t>(n));
+    const int64_t rows = d.shape.empty() ? 1 : d.shape[0];
+    if (row1 < 0) row1 = rows;
+    const int64_t row_elems = rows > 0 ? n / rows : 0;
+    if (row0 < 0 || row0 > row1 || row1 > rows) {
+      throw Error("tensor '" + name + "': rows [" + std::to_string(row0) + ", " + std::to_string(row1) +
+                  ") out of range");
+    }
+    if ((row0 != 0 || row1 != rows) && row_elems % ti->block != 0) {
+      throw Error("tensor '" + name + "': its rows split quantized blocks");
+    }
+    if (!t.shape.empty()) t.shape[0] = row1 - row0;
+    const int64_t count = (row1 - row0) * row_elems;
+    const uint64_t row_bytes = rows > 0 ? d.bytes / static_cast<uint64_t>(rows) : 0;
+    t.data.resize(static_cast<size_t>(count));
     const std::string what = "tensor '" + name + "'";
-    r.seek(d.offset, what);
+    r.seek(d.offset + static_cast<uint64_t>(row0) * row_bytes, what);
     std::vector<uint8_t> raw;
-    read_fp32(r, d.ggml_type, d.bytes, n, t.data.data(), raw, what);
+    read_fp32(r, d.ggml_type, static_cast<uint64_t>(row1 - row0) * row_bytes, count, t.data.data(),
+              raw, what);
     return t;
   } catch (const Error& e) {
     throw Error("model '" + path + "': " + e.what());

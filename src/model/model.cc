@@ -25,9 +25,13 @@ const Tensor& Model::tensor(const std::string& name) const {
 
 Tensor Model::read_tensor(const std::string& name) const {
   if (auto it = tensors.find(name); it != tensors.end()) return it->second;
+  return read_deferred_tensor(name);
+}
+
+Tensor Model::read_deferred_tensor(const std::string& name, int64_t row0, int64_t row1) const {
   auto it = deferred.find(name);
   if (it == deferred.end()) throw Error("model has no tensor '" + name + "'");
-  return detail::read_deferred(file_path, file_size, name, it->second);
+  return detail::read_deferred(file_path, file_size, name, it->second, row0, row1);
 }
 
 Tensor Model::take_tensor(const std::string& name) {

@@ -74,6 +74,13 @@ struct Model {
   // The tensor in fp32 whether in memory (a copy) or deferred (read from the
   // file and converted); throws wisp::Error if absent or unreadable.
   Tensor read_tensor(const std::string& name) const;
+  // A deferred tensor read from the file and converted to fp32, or rows
+  // [row0, row1) of its first dimension (row1 < 0: to the end). It looks
+  // only at `deferred`, `file_path` and `file_size` and opens its own file
+  // handle, so several threads may call it at once while nothing changes
+  // `deferred` (nn::Whisper converts a model's layers in parallel this way,
+  // and the token embedding a slice of rows at a time).
+  Tensor read_deferred_tensor(const std::string& name, int64_t row0 = 0, int64_t row1 = -1) const;
   // read_tensor(), but the tensor leaves the model (an in-memory one is
   // moved out): converting a model tensor by tensor this way holds one fp32
   // tensor at a time on top of what is converted.

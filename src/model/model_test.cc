@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <bit>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -107,6 +110,25 @@ TEST(Fp16, RoundTripsEveryHalf) {
   EXPECT_EQ(half_to_float(0x3c00), 1.0f);
   EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));
   EXPECT_EQ(half_to_float(0xfbff), -65504.0f);
+}
+
+// Every half against its definition: (-1)^s 2^(e-15) (1 + m/1024), or
+// m 2^-24 for e = 0; e = 31 is inf, or a nan whose payload moves to the
+// float's top mantissa bits.
+TEST(Fp16, EveryHalfHasItsDefinedValue) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const int e = static_cast<int>((h >> 10) & 0x1f);
+    const int m = static_cast<int>(h & 0x3ff);
+    const float got = half_to_float(static_cast<uint16_t>(h));
+    ASSERT_EQ(std::signbit(got), (h & 0x8000) != 0) << h;
+    if (e == 31) {
+      const uint32_t bits = std::bit_cast<uint32_t>(got) & 0x7fffffffu;
+      ASSERT_EQ(bits, 0x7f800000u | (static_cast<uint32_t>(m) << 13)) << h;
+      continue;
+    }
+    const double want = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+    ASSERT_EQ(std::fabs(static_cast<double>(got)), want) << h;
+  }
 }
 
 TEST(Fp16, RoundsToNearestEven) {
@@ -443,6 +465,38 @@ TEST_F(ModelTest, DeferredLoadReadsEachTensorOnDemand) {
   const Tensor t = e.take_tensor(first);
   EXPECT_EQ(t.data, all.tensor(first).data);
   EXPECT_FALSE(e.tensors.count(first));
+}
+
+// Rows of a deferred tensor, read slice by slice, are the rows of the whole
+// tensor, for f32, f16 and each quantized type (the slices' raw bytes start
+// mid-tensor); out-of-range rows are an error.
+TEST_F(ModelTest, DeferredRowsAreTheTensorsRows) {
+  const int kTypes[] = {0, 1, 2, 3, 6, 7, 8};
+  int k = 0;
+  std::map<std::string, std::vector<float>> steps;
+  const std::string bytes = build_file(*model_, 2009, [&](const std::string& n) {
+    const std::vector<int64_t>& shape = model_->tensor(n).shape;
+    return shape.size() == 2 && shape[1] % 32 == 0 ? kTypes[k++ % 7] : 1;
+  }, &steps);
+  spit(path("rows.bin"), bytes);
+  const Model all = load_ggml(path("rows.bin"));
+  const Model m = load_ggml(path("rows.bin"), Loading::kDeferTensors);
+  std::set<int> types_seen;
+  for (const auto& [name, t] : all.tensors) {
+    if (t.shape.size() != 2) continue;
+    types_seen.insert(m.deferred.at(name).ggml_type);
+    const int64_t rows = t.shape[0], width = t.shape[1];
+    std::vector<float> joined;
+    for (int64_t r0 = 0; r0 < rows; r0 += 3) {
+      const Tensor part = m.read_deferred_tensor(name, r0, std::min(rows, r0 + 3));
+      ASSERT_EQ(part.shape, (std::vector<int64_t>{std::min<int64_t>(3, rows - r0), width})) << name;
+      joined.insert(joined.end(), part.data.begin(), part.data.end());
+    }
+    EXPECT_EQ(joined, t.data) << name;
+    EXPECT_THROW(m.read_deferred_tensor(name, 0, rows + 1), Error) << name;
+    EXPECT_THROW(m.read_deferred_tensor(name, 2, 1), Error) << name;
+  }
+  EXPECT_EQ(types_seen.size(), 7u);
 }
 
 // A model file replaced after a deferred load is an error naming the file,

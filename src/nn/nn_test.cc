@@ -402,20 +402,34 @@ TEST(Weights, DeferredLoadBuildsTheSameNetwork) {
   const std::string path = ::testing::TempDir() + "wisp_nn_deferred_" + std::to_string(::getpid()) + ".bin";
   model::write_ggml(m, true, path);
   const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
-  for (ComputeType type : {ComputeType::kFloat32, ComputeType::kInt8}) {
+  // Logits of a short prompt: every decoder weight and the token embedding
+  // (read in slices of rows when deferred) take part.
+  auto logits = [&](const Whisper& net, const std::vector<float>& audio) {
+    DecoderState st(net, 1);
+    st.set_audio(audio, 1);
+    const std::vector<int> prompt{50258, 50259, 50359, 220};
+    return st.decode(prompt, 4, 1);
+  };
+  for (ComputeType type : {ComputeType::kFloat32, ComputeType::kInt8, ComputeType::kInt8BFloat16,
+                           ComputeType::kFloat16}) {
     SCOPED_TRACE(compute_type_name(type));
     const Whisper eager(model::load_ggml(path), type);
     model::Model deferred = model::load_ggml(path, model::Loading::kDeferTensors);
     ASSERT_EQ(deferred.deferred.size(), m.tensors.size());
-    const Whisper from_const(deferred, type);
+    // Layers converted on several threads (nn::Whisper's tasks) give the same weights.
+    const Whisper from_const(deferred, type, 3);
     EXPECT_EQ(deferred.deferred.size(), m.tensors.size());
-    const Whisper taken(std::move(deferred), type);
+    const Whisper taken(std::move(deferred), type, 2);
     EXPECT_TRUE(deferred.deferred.empty());
     EXPECT_FALSE(deferred.vocab.empty());
     const auto want = eager.encode(mel, 1);
     EXPECT_EQ(taken.encode(mel, 1), want);
     EXPECT_EQ(from_const.encode(mel, 1), want);
     EXPECT_EQ(taken.weight_bytes(), eager.weight_bytes());
+    EXPECT_EQ(from_const.weight_bytes(), eager.weight_bytes());
+    const auto want_logits = logits(eager, want);
+    EXPECT_EQ(logits(taken, want), want_logits);
+    EXPECT_EQ(logits(from_const, want), want_logits);
   }
   std::remove(path.c_str());
 }
@@ -428,7 +442,9 @@ TEST(Weights, DeferredLoadBuildsTheSameNetwork) {
 TEST(Decoder, HalfStoredEmbeddingGivesTheFloatLogits) {
   model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, true, WISP_ASSETS_DIR);
   model::Model nudged = m;
-  const int nudged_token = 777;
+  // Past the first slices of the embedding (kEmbeddingSlice rows): the rows
+  // before it were stored as halves and go back to fp32.
+  const int nudged_token = 40000;
   const int64_t s = m.dims.n_text_state;
   float& v = nudged.tensors["decoder.token_embedding.weight"].data[static_cast<size_t>(nudged_token * s)];
   v = std::nextafter(v, 1.0f);

@@ -5,8 +5,14 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#if defined(__GLIBC__)
+#include <malloc.h>  // malloc_trim
+#endif
 
 #include "common/error.h"
 #include "common/parallel.h"
@@ -27,14 +33,31 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 // The checkpoint's tensors, handed out one at a time after a shape check:
 // copied from a const model, or taken out of a model given by rvalue (moved,
 // or read from the file if the loader deferred it), so that converting a
-// model holds one fp32 tensor at a time on top of the converted weights.
+// model holds one fp32 tensor per converting thread on top of the converted
+// weights. Thread-safe: the maps are only looked at (and an in-memory
+// tensor moved out) under the lock; a deferred tensor is read outside it
+// (Model::read_deferred_tensor, its own file handle), and `deferred` is
+// emptied only after the parallel part (finish()).
 class TensorSource {
  public:
   explicit TensorSource(const model::Model& m) : m_(m), owned_(nullptr) {}
   explicit TensorSource(model::Model& m) : m_(m), owned_(&m) {}
 
   std::vector<float> take(const std::string& name, const std::vector<int64_t>& shape) {
-    model::Tensor t = owned_ ? owned_->take_tensor(name) : m_.read_tensor(name);
+    model::Tensor t;
+    bool in_file = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = m_.tensors.find(name); it == m_.tensors.end()) {
+        in_file = true;
+      } else if (owned_) {
+        t = std::move(owned_->tensors.find(name)->second);
+        owned_->tensors.erase(name);
+      } else {
+        t = it->second;
+      }
+    }
+    if (in_file) t = m_.read_deferred_tensor(name);
     int64_t n = 1;
     for (int64_t s : shape) n *= s;
     if (t.shape != shape || static_cast<int64_t>(t.data.size()) != n) {
@@ -44,11 +67,48 @@ class TensorSource {
     return std::move(t.data);
   }
 
+  // The rows of a [rows][...] tensor, in slices of at most `slice` rows
+  // (fn(r0, r1, those rows)): a deferred tensor is read a slice at a time,
+  // so converting it holds one slice in fp32, not the whole tensor (the
+  // token embedding, 80 MB in fp32 for tiny, was the peak of a load).
+  void take_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t slice,
+                 const std::function<void(int64_t, int64_t, const float*)>& fn) {
+    bool in_memory;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_memory = m_.tensors.count(name) != 0;
+    }
+    const int64_t rows = shape.at(0);
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    const int64_t width = rows > 0 ? n / rows : 0;
+    auto d = m_.deferred.find(name);  // `deferred` does not change until finish()
+    if (in_memory || d == m_.deferred.end() || d->second.shape != shape) {
+      // In memory, or absent or of another shape: take() gives it or the error.
+      const std::vector<float> all = take(name, shape);
+      for (int64_t r0 = 0; r0 < rows; r0 += slice) {
+        fn(r0, std::min(rows, r0 + slice), all.data() + r0 * width);
+      }
+      return;
+    }
+    for (int64_t r0 = 0; r0 < rows; r0 += slice) {
+      const int64_t r1 = std::min(rows, r0 + slice);
+      const model::Tensor part = m_.read_deferred_tensor(name, r0, r1);
+      fn(r0, r1, part.data.data());
+    }
+  }
+
+  // A model given by rvalue keeps no tensors, in memory or in its file.
+  void finish() {
+    if (owned_) owned_->deferred.clear();
+  }
+
   const model::Dims& dims() const { return m_.dims; }
 
  private:
   const model::Model& m_;
   model::Model* owned_;
+  std::mutex mu_;
 };
 
 LayerNormW load_ln(TensorSource& m, const std::string& name, int64_t d) {
@@ -128,17 +188,28 @@ void check_dims(const model::Dims& d) {
   }
 }
 
-// If every value of v is an IEEE half (bit for bit after a round trip),
-// moves v into h as those halves (v emptied) and returns true; else leaves
-// both as they were (h empty) and returns false. One pass.
+// Rows of the token embedding converted at a time (a multiple of the
+// int8 panels' 16 rows): 6 MB of fp32 for tiny, 20 MB for large.
+constexpr int64_t kEmbeddingSlice = 4096;
+
+// x[0..n) as IEEE halves into h, if every value is one (bit for bit after a
+// round trip); false at the first that is not.
+bool to_halves(const float* x, int64_t n, uint16_t* h) {
+  for (int64_t i = 0; i < n; ++i) {
+    h[i] = model::float_to_half(x[i]);
+    if (std::bit_cast<uint32_t>(model::half_to_float(h[i])) != std::bit_cast<uint32_t>(x[i])) return false;
+  }
+  return true;
+}
+
+// If every value of v is an IEEE half, moves v into h as those halves (v
+// emptied) and returns true; else leaves both as they were (h empty) and
+// returns false. One pass.
 bool move_to_halves(std::vector<float>& v, std::vector<uint16_t>& h) {
   h.resize(v.size());
-  for (size_t i = 0; i < v.size(); ++i) {
-    h[i] = model::float_to_half(v[i]);
-    if (std::bit_cast<uint32_t>(model::half_to_float(h[i])) != std::bit_cast<uint32_t>(v[i])) {
-      std::vector<uint16_t>().swap(h);
-      return false;
-    }
+  if (!to_halves(v.data(), static_cast<int64_t>(v.size()), h.data())) {
+    std::vector<uint16_t>().swap(h);
+    return false;
   }
   std::vector<float>().swap(v);
   return true;
@@ -183,7 +254,36 @@ void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kerne
   std::vector<float>().swap(packed);
 }
 
-std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type) {
+// Runs tasks[i] for every i on up to n_threads threads, the largest first
+// (`first`), and rethrows the error of the lowest-numbered task that failed:
+// the error a sequential run in task order would have stopped at.
+void run_tasks(const std::vector<std::function<void()>>& tasks, size_t first, int n_threads) {
+  const int64_t n = static_cast<int64_t>(tasks.size());
+  std::vector<std::exception_ptr> errors(tasks.size());
+  std::vector<size_t> order(tasks.size());
+  order[0] = first;
+  for (size_t i = 0, o = 1; i < tasks.size(); ++i) {
+    if (i != first) order[o++] = i;
+  }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, n_threads))
+  for (int64_t t = 0; t < n; ++t) {
+    const size_t i = order[static_cast<size_t>(t)];
+    try {
+      tasks[i]();
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+// Reads and converts the weights: one task per block, one for the encoder's
+// stem, one for the token embedding (the largest tensor) and the decoder's
+// other tensors. Converting is most of a model load (f16 -> fp32, int8
+// quantisation, panel packing), and the tasks are independent.
+std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int n_threads) {
   const model::Dims& d = m.dims();
   check_dims(d);
   auto w = std::make_unique<Whisper::Weights>();
@@ -191,33 +291,71 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type) {
   w->prec = precision_for(type);
   const Precision& p = w->prec;
   const int64_t sa = d.n_audio_state, st = d.n_text_state;
-  w->conv1_w = load_conv(m, "encoder.conv1.weight", sa, d.n_mels);
-  w->conv1_b = m.take("encoder.conv1.bias", {sa});
-  w->conv2_w = load_conv(m, "encoder.conv2.weight", sa, sa);
-  w->conv2_b = m.take("encoder.conv2.bias", {sa});
-  w->enc_pos = m.take("encoder.positional_embedding", {d.n_audio_ctx, sa});
-  if (p.int_conv) {
-    convert_conv(w->conv1_w, sa, d.n_mels, w->conv1_taps);
-    convert_conv(w->conv2_w, sa, sa, w->conv2_taps);
-  }
+  w->enc_blocks.resize(static_cast<size_t>(d.n_audio_layer));
+  w->dec_blocks.resize(static_cast<size_t>(d.n_text_layer));
+  Whisper::Weights& W = *w;
+  std::vector<std::function<void()>> tasks;
+  tasks.push_back([&] {
+    W.conv1_w = load_conv(m, "encoder.conv1.weight", sa, d.n_mels);
+    W.conv1_b = m.take("encoder.conv1.bias", {sa});
+    W.conv2_w = load_conv(m, "encoder.conv2.weight", sa, sa);
+    W.conv2_b = m.take("encoder.conv2.bias", {sa});
+    W.enc_pos = m.take("encoder.positional_embedding", {d.n_audio_ctx, sa});
+    if (p.int_conv) {
+      convert_conv(W.conv1_w, sa, d.n_mels, W.conv1_taps);
+      convert_conv(W.conv2_w, sa, sa, W.conv2_taps);
+    }
+  });
   for (int i = 0; i < d.n_audio_layer; ++i) {
-    w->enc_blocks.push_back(load_block(m, "encoder.blocks." + std::to_string(i), sa, false));
-    convert_block(w->enc_blocks.back(), p.linear, false);
+    tasks.push_back([&, i] {
+      BlockW& b = W.enc_blocks[static_cast<size_t>(i)];
+      b = load_block(m, "encoder.blocks." + std::to_string(i), sa, false);
+      convert_block(b, p.linear, false);
+    });
   }
-  w->ln_post = load_ln(m, "encoder.ln_post", sa);
-  w->tok_emb = m.take("decoder.token_embedding.weight", {d.n_vocab, st});
-  if (p.embed != kernels::WeightType::kF32) {
-    w->tok_emb_q = kernels::make_qmatrix(w->tok_emb.data(), d.n_vocab, st, p.embed, true, false);
-    std::vector<float>().swap(w->tok_emb);
-  } else {
-    move_to_halves(w->tok_emb, w->tok_emb_h);
-  }
-  w->dec_pos = m.take("decoder.positional_embedding", {d.n_text_ctx, st});
+  const size_t embedding_task = tasks.size();
+  tasks.push_back([&] {
+    W.ln_post = load_ln(m, "encoder.ln_post", sa);
+    const std::string emb = "decoder.token_embedding.weight";
+    if (p.embed != kernels::WeightType::kF32) {
+      W.tok_emb_q = kernels::qmatrix_shell(d.n_vocab, st, p.embed, true, false);
+      m.take_rows(emb, {d.n_vocab, st}, kEmbeddingSlice, [&](int64_t r0, int64_t r1, const float* rows) {
+        kernels::fill_qmatrix_rows(W.tok_emb_q, rows, r0, r1);
+      });
+    } else {
+      // As halves if every value is one (an f16 checkpoint), else in fp32:
+      // at the first slice that is not, the rows before it go back to fp32
+      // (exactly, they were halves) and the rest is kept as it comes.
+      W.tok_emb_h.resize(static_cast<size_t>(d.n_vocab * st));
+      m.take_rows(emb, {d.n_vocab, st}, kEmbeddingSlice, [&](int64_t r0, int64_t r1, const float* rows) {
+        const int64_t n = (r1 - r0) * st, at = r0 * st;
+        if (!W.tok_emb_h.empty()) {
+          if (to_halves(rows, n, W.tok_emb_h.data() + at)) return;
+          W.tok_emb.resize(static_cast<size_t>(d.n_vocab * st));
+          for (int64_t i = 0; i < at; ++i) W.tok_emb[static_cast<size_t>(i)] = model::half_to_float(W.tok_emb_h[static_cast<size_t>(i)]);
+          std::vector<uint16_t>().swap(W.tok_emb_h);
+        }
+        std::copy_n(rows, n, W.tok_emb.data() + at);
+      });
+    }
+    W.dec_pos = m.take("decoder.positional_embedding", {d.n_text_ctx, st});
+  });
   for (int i = 0; i < d.n_text_layer; ++i) {
-    w->dec_blocks.push_back(load_block(m, "decoder.blocks." + std::to_string(i), st, true));
-    convert_block(w->dec_blocks.back(), p.linear, true);
+    tasks.push_back([&, i] {
+      BlockW& b = W.dec_blocks[static_cast<size_t>(i)];
+      b = load_block(m, "decoder.blocks." + std::to_string(i), st, true);
+      convert_block(b, p.linear, true);
+    });
   }
-  w->dec_ln = load_ln(m, "decoder.ln", st);
+  tasks.push_back([&] { W.dec_ln = load_ln(m, "decoder.ln", st); });
+  run_tasks(tasks, embedding_task, n_threads);
+  m.finish();
+#if defined(__GLIBC__)
+  // The fp32 tensors freed by the other threads stay in their malloc arenas,
+  // where the main thread's later allocations (the encoder's buffers) do not
+  // reuse them: 13 MB more peak memory for small. Hand them back.
+  malloc_trim(0);
+#endif
   return w;
 }
 
@@ -288,14 +426,14 @@ void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, floa
   }
 }
 
-Whisper::Whisper(const model::Model& model, ComputeType type) {
+Whisper::Whisper(const model::Model& model, ComputeType type, int n_threads) {
   TensorSource src(model);
-  w_ = prepare(src, type);
+  w_ = prepare(src, type, n_threads);
 }
 
-Whisper::Whisper(model::Model&& model, ComputeType type) {
+Whisper::Whisper(model::Model&& model, ComputeType type, int n_threads) {
   TensorSource src(model);
-  w_ = prepare(src, type);
+  w_ = prepare(src, type, n_threads);
 }
 Whisper::~Whisper() = default;
 Whisper::Whisper(Whisper&&) noexcept = default;

@@ -28,12 +28,14 @@ class Whisper {
   // a tensor is missing or its shape disagrees with model.dims. The
   // low-precision kernels run on kernels::default_isa() (cpuid; WISP_ISA
   // lowers it).
-  explicit Whisper(const model::Model& model, ComputeType type = ComputeType::kFloat32);
+  // The layers are read and converted on up to n_threads threads.
+  explicit Whisper(const model::Model& model, ComputeType type = ComputeType::kFloat32,
+                   int n_threads = 1);
   // The same, taking the weights out of `model` tensor by tensor (its
-  // tensors map is left empty; dims, vocabulary and mel filters stay), so
-  // that preparing holds about one copy of the weights instead of two:
-  // the peak memory of loading.
-  Whisper(model::Model&& model, ComputeType type);
+  // tensors and deferred maps are left empty; dims, vocabulary and mel
+  // filters stay), so that preparing holds about one copy of the weights
+  // instead of two: the peak memory of loading.
+  Whisper(model::Model&& model, ComputeType type, int n_threads = 1);
   ~Whisper();
   Whisper(Whisper&&) noexcept;
   Whisper& operator=(Whisper&&) noexcept;

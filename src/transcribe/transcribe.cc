@@ -128,16 +128,16 @@ const vad::SileroVad& Engine::vad() const {
   return *vad_;
 }
 
-Engine::Engine(const model::Model& model, nn::ComputeType type)
-    : net_(model, type), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+Engine::Engine(const model::Model& model, nn::ComputeType type, int n_threads)
+    : net_(model, type, n_threads), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
   check_filters(filters_, model.dims);
 }
 
 // nn::Whisper(Model&&) takes only the tensors out of `model`; the
 // vocabulary and mel filters it leaves are read after it (members are
 // initialised in declaration order, net_ first).
-Engine::Engine(model::Model&& model, nn::ComputeType type)
-    : net_(std::move(model), type), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+Engine::Engine(model::Model&& model, nn::ComputeType type, int n_threads)
+    : net_(std::move(model), type, n_threads), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
   check_filters(filters_, model.dims);
 }
 

@@ -39,8 +39,11 @@ class Engine {
   // `type`: the network's compute type (nn/compute_type.h; float32 is the
   // golden path). The rvalue form takes the weights out of `model` tensor by
   // tensor, so loading holds about one copy of them instead of two.
-  explicit Engine(const model::Model& model, nn::ComputeType type = nn::ComputeType::kFloat32);
-  explicit Engine(model::Model&& model, nn::ComputeType type = nn::ComputeType::kFloat32);
+  // n_threads: threads that convert the weights (nn::Whisper).
+  explicit Engine(const model::Model& model, nn::ComputeType type = nn::ComputeType::kFloat32,
+                  int n_threads = 1);
+  explicit Engine(model::Model&& model, nn::ComputeType type = nn::ComputeType::kFloat32,
+                  int n_threads = 1);
   const nn::Whisper& net() const { return net_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   const model::MelFilters& mel_filters() const { return filters_; }
