@@ -23,7 +23,7 @@ TYPES=${TYPES:-"int8 float32"}
 THREADS=${THREADS:-"2 1"}
 mkdir -p "$OUT"
 TSV=$OUT/results.tsv
-[ -f "$TSV" ] || printf "engine\tmodel\tthreads\tcompute_type\tencoder_ms\tdecode_ms\tbatch5_ms\tprompt_ms\tpeak_rss_mb\tload_before\tcpu_pct\n" > "$TSV"
+[ -f "$TSV" ] || printf "engine\tmodel\tthreads\tcompute_type\tencoder_ms\tdecode_ms\tbatch5_ms\tprompt_ms\tpeak_rss_mb\tload_before\tcpu_pct\tload_ms\n" > "$TSV"
 
 idle_pct() {
   read -r _ a b c d e f g h _ < /proc/stat; local t1=$((a+b+c+d+e+f+g+h)) i1=$((d+e))
@@ -52,9 +52,10 @@ run_whispercpp() {  # model threads
   local load; load=$(load1)
   /usr/bin/time -v "$WCPP/whisper-bench" -m "$m" -t "$t" > "$log" 2>&1
   per_run() { grep "$1 time" "$log" | sed -E 's/.*\(\s*([0-9.]+) ms per run\).*/\1/'; }
-  printf "whisper.cpp\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$name" "$t" "f16 file" \
+  local load_ms; load_ms=$(grep "load time" "$log" | sed -E 's/.*=\s*([0-9.]+) ms.*/\1/')
+  printf "whisper.cpp\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$name" "$t" "f16 file" \
     "$(per_run encode)" "$(per_run decode)" "$(per_run batchd)" "$(per_run prompt)" \
-    "$(rss_mb "$log")" "$load" "$(cpu_pct "$log")" >> "$TSV"
+    "$(rss_mb "$log")" "$load" "$(cpu_pct "$log")" "$load_ms" >> "$TSV"
 }
 
 run_wisp() {  # model threads type
@@ -70,7 +71,7 @@ log, name, t, ct, load, rss, cpu = sys.argv[1:]
 j = json.loads(open(log).readline())
 print("\t".join(["wisp", name, t, ct] + ["%.3f" % j[k] for k in
       ("encoder_ms", "decode_ms_per_token", "batch5_ms_per_token", "prompt_ms_per_token")] +
-      [rss, load, cpu]))
+      [rss, load, cpu, "%.1f" % j["load_ms"]]))
 PY
 }
 

@@ -14,7 +14,8 @@ import sys
 out = sys.argv[1]
 rows = list(csv.DictReader(open(os.path.join(out, "results.tsv")), delimiter="\t"))
 MEASURES = [("encoder_ms", "encoder ms/window"), ("decode_ms", "decode ms/token"),
-            ("batch5_ms", "batch-5 ms/token"), ("prompt_ms", "prompt ms/token")]
+            ("batch5_ms", "batch-5 ms/token"), ("prompt_ms", "prompt ms/token"),
+            ("load_ms", "model load ms")]
 
 best = {}
 for r in rows:
@@ -26,7 +27,7 @@ for r in rows:
                 b[m] = r[m]
                 if m == "encoder_ms":  # the conditions of the best encoder run
                     b["load_before"], b["cpu_pct"] = r["load_before"], r["cpu_pct"]
-        except ValueError:
+        except (ValueError, KeyError, TypeError):  # load_ms: absent from older results
             pass
 runs = {}
 for r in rows:
@@ -34,8 +35,8 @@ for r in rows:
     runs[key] = runs.get(key, 0) + 1
 
 models = sorted({k[0] for k in best}, key=lambda n: ["tiny", "base", "small"].index(n.split("-")[1]) if n.split("-")[1] in ["tiny", "base", "small"] else 9)
-print("| model | threads | engine (compute type) | encoder ms | decode ms/token | batch-5 ms/token | prompt ms/token | peak RSS MB | runs | load, CPU% (best encoder run) |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+print("| model | threads | engine (compute type) | encoder ms | decode ms/token | batch-5 ms/token | prompt ms/token | model load ms | peak RSS MB | runs | load, CPU% (best encoder run) |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for model in models:
     for t in ("2", "1"):
         wc = best.get((model, t, "whisper.cpp", "f16 file"))
@@ -43,14 +44,15 @@ for model in models:
             continue
         cond = lambda b, k: f" | {runs[k]} | {b['load_before']}, {b['cpu_pct']}% |"
         wkey = (model, t, "whisper.cpp", "f16 file")
-        print(f"| {model} | {t} | whisper.cpp | " + " | ".join("%.2f" % float(wc[m]) for m, _ in MEASURES) + f" | {float(wc['peak_rss_mb']):.0f}" + cond(wc, wkey))
+        num = lambda b, m: float(b.get(m) or "nan")
+        print(f"| {model} | {t} | whisper.cpp | " + " | ".join("%.2f" % num(wc, m) for m, _ in MEASURES) + f" | {float(wc['peak_rss_mb']):.0f}" + cond(wc, wkey))
         for (mm, tt, eng, ct), b in sorted(best.items()):
             if mm != model or tt != t or eng != "wisp":
                 continue
             cells = []
             for m, _ in MEASURES:
-                ratio = float(wc[m]) / float(b[m])
-                cells.append("%.2f (**%.1fx**)" % (float(b[m]), ratio))
+                ratio = num(wc, m) / num(b, m)
+                cells.append("%.2f (**%.1fx**)" % (num(b, m), ratio))
             print(f"| {model} | {t} | wisp ({ct}) | " + " | ".join(cells) + f" | {float(b['peak_rss_mb']):.0f}" + cond(b, (mm, tt, eng, ct)))
 
 e2e = os.path.join(out, "e2e.tsv")
