@@ -50,6 +50,10 @@ void weighted_rows(const float* w, int64_t nq, int64_t nk, const float* v, int64
     for (int64_t i = 0; i < nq; ++i) std::fill(acc[i], acc[i] + dn, 0.0f);
     for (int64_t j = 0; j < nk; ++j) {
       const float* vr = v + j * ldv + d0;
+      // Rows of v are ldv apart (the cross-attention's K|V rows): prefetch
+      // the row 8 ahead, as gemm_small_impl.h's blocks do (a decoding step
+      // reads v from memory once). Past the end of v it does not fault.
+      for (int64_t c = 0; c < dn; c += 16) __builtin_prefetch(vr + 8 * ldv + c, 0, 3);
       for (int64_t i = 0; i < nq; ++i) {
         const float wij = w[i * nk + j];
 #pragma omp simd
