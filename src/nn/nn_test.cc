@@ -380,6 +380,24 @@ TEST(Weights, RejectMissingOrMisshapenTensors) {
   model::Model bad = m;
   bad.tensors["encoder.conv2.weight"].shape = {64, 32, 6};
   EXPECT_THROW(Whisper{bad}, Error);
+  // Converted on several threads, two bad tensors in different tasks: the
+  // error is the one a sequential build meets first (task order), every time.
+  model::Model two_bad = m;
+  two_bad.tensors.erase("decoder.token_embedding.weight");
+  two_bad.tensors["encoder.blocks.1.mlp.2.weight"].shape = {64, 128};
+  auto error_of = [&](int n_threads) {
+    try {
+      Whisper w(two_bad, ComputeType::kInt8, n_threads);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string first = error_of(1);
+  EXPECT_NE(first.find("encoder.blocks.1.mlp.2.weight"), std::string::npos) << first;
+  for (int rep = 0; rep < 3; ++rep) EXPECT_EQ(error_of(3), first);
+  model::Model consumed_bad = two_bad;
+  EXPECT_THROW(Whisper(std::move(consumed_bad), ComputeType::kFloat32, 2), Error);
   Whisper ok(m);
   Whisper moved(std::move(ok));
   EXPECT_EQ(moved.dims(), m.dims);
