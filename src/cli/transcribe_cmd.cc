@@ -226,7 +226,12 @@ int run(const TranscribeArgs& a) {
     engine = std::make_unique<transcribe::Engine>(
         model::load_ggml(a.model, model::Loading::kDeferTensors), compute_type, opt.n_threads);
   } catch (const Error& e) {
-    throw Error("cannot load model '" + a.model + "': " + e.what());
+    // The loader's errors name the file already ("model 'PATH': ..."); the
+    // network's (a tensor of the wrong shape) do not.
+    const std::string what = e.what();
+    const std::string named = "model '" + a.model + "'";
+    throw Error(what.rfind(named, 0) == 0 ? "cannot load " + what
+                                          : "cannot load " + named + ": " + what);
   }
 
   if (!a.alignment_heads.empty())

@@ -168,6 +168,10 @@ TEST_F(Cli, UsageErrorsAreOneClearLine) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("cannot load model"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  // The file named once, not by the CLI and the loader both.
+  const size_t named = r.err.find("missing.bin");
+  ASSERT_NE(named, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("missing.bin", named + 1), std::string::npos) << r.err;
 
   std::string ro = fresh_dir("readonly");
   chmod(ro.c_str(), 0555);
