@@ -421,16 +421,22 @@ TEST_F(ModelTest, LoadQuantized) {
             std::string::npos);
 }
 
-// A deferred load reads nothing but headers; each tensor read later equals
-// the eager load's, whatever its type (f32, f16, every quantized type).
-TEST_F(ModelTest, DeferredLoadReadsEachTensorOnDemand) {
+// `m` with its 2-D tensors whose rows are whole 32-value blocks cycling
+// through every type (f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0), the rest f16.
+std::string mixed_types_file(const Model& m) {
   const int kTypes[] = {0, 1, 2, 3, 6, 7, 8};
   int k = 0;
   std::map<std::string, std::vector<float>> steps;
-  const std::string bytes = build_file(*model_, 2008, [&](const std::string& n) {
-    const std::vector<int64_t>& shape = model_->tensor(n).shape;
+  return build_file(m, 2008, [&](const std::string& n) {
+    const std::vector<int64_t>& shape = m.tensor(n).shape;
     return shape.size() == 2 && shape[1] % 32 == 0 ? kTypes[k++ % 7] : 1;
   }, &steps);
+}
+
+// A deferred load reads nothing but headers; each tensor read later equals
+// the eager load's, whatever its type (f32, f16, every quantized type).
+TEST_F(ModelTest, DeferredLoadReadsEachTensorOnDemand) {
+  const std::string bytes = mixed_types_file(*model_);
   spit(path("mixed.bin"), bytes);
   const Model all = load_ggml(path("mixed.bin"));
   Model m = load_ggml(path("mixed.bin"), Loading::kDeferTensors);
@@ -471,13 +477,7 @@ TEST_F(ModelTest, DeferredLoadReadsEachTensorOnDemand) {
 // tensor, for f32, f16 and each quantized type (the slices' raw bytes start
 // mid-tensor); out-of-range rows are an error.
 TEST_F(ModelTest, DeferredRowsAreTheTensorsRows) {
-  const int kTypes[] = {0, 1, 2, 3, 6, 7, 8};
-  int k = 0;
-  std::map<std::string, std::vector<float>> steps;
-  const std::string bytes = build_file(*model_, 2009, [&](const std::string& n) {
-    const std::vector<int64_t>& shape = model_->tensor(n).shape;
-    return shape.size() == 2 && shape[1] % 32 == 0 ? kTypes[k++ % 7] : 1;
-  }, &steps);
+  const std::string bytes = mixed_types_file(*model_);
   spit(path("rows.bin"), bytes);
   const Model all = load_ggml(path("rows.bin"));
   const Model m = load_ggml(path("rows.bin"), Loading::kDeferTensors);

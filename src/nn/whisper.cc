@@ -30,6 +30,12 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+int64_t numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
 // The checkpoint's tensors, handed out one at a time after a shape check:
 // copied from a const model, or taken out of a model given by rvalue (moved,
 // or read from the file if the loader deferred it), so that converting a
@@ -51,16 +57,13 @@ class TensorSource {
       if (auto it = m_.tensors.find(name); it == m_.tensors.end()) {
         in_file = true;
       } else if (owned_) {
-        t = std::move(owned_->tensors.find(name)->second);
-        owned_->tensors.erase(name);
+        t = std::move(owned_->tensors.extract(it).mapped());
       } else {
         t = it->second;
       }
     }
     if (in_file) t = m_.read_deferred_tensor(name);
-    int64_t n = 1;
-    for (int64_t s : shape) n *= s;
-    if (t.shape != shape || static_cast<int64_t>(t.data.size()) != n) {
+    if (t.shape != shape || static_cast<int64_t>(t.data.size()) != numel(shape)) {
       throw Error("model tensor " + name + " has shape " + shape_str(t.shape) + ", expected " +
                   shape_str(shape));
     }
@@ -79,9 +82,7 @@ class TensorSource {
       in_memory = m_.tensors.count(name) != 0;
     }
     const int64_t rows = shape.at(0);
-    int64_t n = 1;
-    for (int64_t s : shape) n *= s;
-    const int64_t width = rows > 0 ? n / rows : 0;
+    const int64_t width = rows > 0 ? numel(shape) / rows : 0;
     auto d = m_.deferred.find(name);  // `deferred` does not change until finish()
     if (in_memory || d == m_.deferred.end() || d->second.shape != shape) {
       // In memory, or absent or of another shape: take() gives it or the error.
@@ -332,7 +333,7 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
         if (!W.tok_emb_h.empty()) {
           if (to_halves(rows, n, W.tok_emb_h.data() + at)) return;
           W.tok_emb.resize(static_cast<size_t>(d.n_vocab * st));
-          for (int64_t i = 0; i < at; ++i) W.tok_emb[static_cast<size_t>(i)] = model::half_to_float(W.tok_emb_h[static_cast<size_t>(i)]);
+          std::transform(W.tok_emb_h.begin(), W.tok_emb_h.begin() + at, W.tok_emb.begin(), model::half_to_float);
           std::vector<uint16_t>().swap(W.tok_emb_h);
         }
         std::copy_n(rows, n, W.tok_emb.data() + at);
