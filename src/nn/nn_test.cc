@@ -199,17 +199,25 @@ TEST(LowPrecision, Int8DecoderIncrementalEqualsAllAtOnceAndBatches) {
   all.set_audio(audio, 1);
   inc.set_audio(audio, 2);
   // 11 rows take the GEMM path; one at a time the matrix-vector path.
+  // The integer sums are exact, but the fp32 self-attention is not the same
+  // arithmetic: 11 rows go through oneDNN's sgemm, one row through our
+  // few-row kernels, and the two sum in different orders (oneDNN's order
+  // also depends on the CPU). One ulp there can move an activation across
+  // an int16 rounding boundary in the next layer: on an AVX-512 Xeon (with
+  // our AVX2 or AVX-512 kernels alike) one step of 11 differed by 1.9e-4.
+  // A wrong position, mask or cache row gives errors of order 1.
+  constexpr double kTol = 2e-3;
   const auto full = all.decode(toks, n, 1, true);
   for (int i = 0; i < n; ++i) {
     const auto step = inc.decode(std::vector<int>{toks[i]}, 1, 2);
-    EXPECT_LT(rel_err(step, row(full, i, V)), 1e-5) << i;
+    EXPECT_LT(rel_err(step, row(full, i, V)), kTol) << i;
   }
   DecoderState batch(w, 3);
   batch.set_audio(audio, 2);
   std::vector<int> three;
   for (int q = 0; q < 3; ++q) three.insert(three.end(), toks.begin(), toks.begin() + 4);
   const auto b = batch.decode(three, 4, 2);
-  for (int q = 0; q < 3; ++q) EXPECT_LT(rel_err(row(b, q, V), row(full, 3, V)), 1e-5) << q;
+  for (int q = 0; q < 3; ++q) EXPECT_LT(rel_err(row(b, q, V), row(full, 3, V)), kTol) << q;
 }
 
 // The dispatch at network level: the int8 network built while WISP_ISA
