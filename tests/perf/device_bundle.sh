@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Packs wisp's binaries for a lent machine that lacks Debian's libraries
+# (docs/performance.md, "On an AVX-512 / AMX Xeon"): the binaries, the
+# shared libraries they need for real (oneDNN, FFmpeg's four, SQLite, zlib,
+# libgomp, libstdc++), and stand-ins (stub_lib.py) for the ~120 others that
+# FFmpeg links but decoding WAV/FLAC never calls. glibc stays the machine's.
+#
+#   tests/perf/device_bundle.sh OUT.tar.xz BINARY...
+#
+# On the machine: tar -xJf OUT.tar.xz -C DIR; LD_LIBRARY_PATH=DIR/lib DIR/bin/wisp ...
+# The test binaries find their data at the absolute source path they were
+# built in (WISP_TESTDATA_DIR): link the copied checkout there.
+set -euo pipefail
+out=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bin" "$work/lib"
+cp "$@" "$work/bin/"
+[ -x /usr/bin/time ] && cp /usr/bin/time "$work/bin/"  # the scripts' /usr/bin/time -v
+real="libdnnl.so.2 libavcodec.so.59 libavformat.so.59 libavutil.so.57 libswresample.so.4
+      libsqlite3.so.0 libgomp.so.1 libz.so.1 libstdc++.so.6"
+glibc="libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libresolv.so.2 libgcc_s.so.1"
+for b in "$@"; do ldd "$b"; done | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
+  while read -r name path; do
+    case " $glibc " in *" $name "*) continue ;; esac
+    if [[ " $(echo $real) " == *" $name "* ]]; then
+      cp -L "$path" "$work/lib/$name"
+    else
+      python3 "$here/stub_lib.py" "$(readlink -f "$path")" "$work/lib" "$name"
+    fi
+  done
+# Everything but glibc must now come from the bundle.
+for b in "$work"/bin/*; do
+  if LD_LIBRARY_PATH="$work/lib" ldd "$b" | grep -v "$work/lib" | grep -E "=> /" |
+      grep -vE "/(libc|libm|libpthread|libdl|librt|libresolv|libgcc_s)\.so"; then
+    echo "device_bundle.sh: $b still needs the libraries above" >&2
+    exit 1
+  fi
+done
+tar -C "$work" -cJf "$out" bin lib
+echo "wrote $out ($(du -h "$out" | cut -f1))"

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The measurements of docs/performance.md "On an AVX-512 / AMX Xeon", as one
+# script for a lent machine, run from the root of the copied checkout:
+#
+#   tests/perf/device_run.sh DIR
+#
+# DIR holds bundle.tar.xz (device_bundle.sh of wisp and the test binaries
+# nn_test, lowp_test, kernels_test, decode_batch_test, agreement_test),
+# wcpp-bin/ (whisper-bench and whisper-cli built for that CPU), clips/ (the
+# 20 clips) and en_coastline_5min.flac. Results go to stdout and to $OUT
+# (default /tmp/out). Each step has a time limit, so a slow step cannot eat
+# the lease; SRC (default /work/main) is where the test binaries were built.
+set -u
+dir=$(cd "$1" && pwd)
+out=${OUT:-/tmp/out}
+src=${SRC:-/work/main}
+mkdir -p "$out"
+exec > >(tee "$out/log.txt") 2>&1
+t0=$(date +%s)
+step() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
+mkdir -p "$(dirname "$src")"
+[ -e "$src" ] || ln -s "$PWD" "$src"
+rm -rf /tmp/w /tmp/m /tmp/sbs /tmp/tp
+mkdir -p /tmp/w && tar -C /tmp/w -xJf "$dir/bundle.tar.xz" || exit 3
+export LD_LIBRARY_PATH=/tmp/w/lib
+B=/tmp/w/bin W=$dir/wcpp-bin
+[ -x /usr/bin/time ] || cp "$B/time" /usr/bin/time
+if ! command -v bc > /dev/null; then
+  printf '#!/bin/sh\nexec python3 -c "import sys; print(eval(sys.stdin.read()))"\n' > /usr/local/bin/bc
+  chmod +x /usr/local/bin/bc
+fi
+lscpu | grep -E "Model name|Core|Thread|L2|L3"
+echo "flags: $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E 'avx512|amx' | tr '\n' ' ')"
+
+step models
+mkdir -p /tmp/m
+for spec in "tiny 4" "base 5" "small 6"; do
+  set -- $spec
+  "$B/wisp" dev make-model --preset "$1" --seed "$2" --dtype f16 -o "/tmp/m/ggml-$1-s$2-f16.bin" > /dev/null
+done
+
+step "tests of the kernels and the network on this CPU"
+for t in lowp_test kernels_test nn_test decode_batch_test; do
+  [ -x "$B/$t" ] || continue
+  timeout 60 "$B/$t" --gtest_brief=1 > "$out/$t.txt" 2>&1
+  echo "$t rc=$? $(grep -E 'PASSED|FAILED  \] [0-9]' "$out/$t.txt" | tr '\n' ' ')"
+done
+[ -x "$B/agreement_test" ] && timeout 90 "$B/agreement_test" --gtest_filter='*RandomWeightGoldenCases*' 2>&1 |
+  grep -E "agreement [0-9]|PASSED|FAILED"
+
+step "side by side, 2 threads, int8"
+for m in tiny-s4 base-s5 small-s6; do
+  QUIET_TRIES=0 THREADS=2 TYPES=int8 timeout 150 bash tests/perf/side_by_side.sh "$B/wisp" "$W" /tmp/sbs \
+    "/tmp/m/ggml-$m-f16.bin" 2>&1 | grep -v "never quiet"
+done
+cat /tmp/sbs/results.tsv
+cp /tmp/sbs/results.tsv "$out/"
+
+step "throughput mode, tiny int8, 16 threads"
+THREADS=16 BATCH=16 MODES="sequential-vad batched" TYPES=int8 timeout 120 bash tests/perf/throughput.sh \
+  "$B/wisp" "$W" /tmp/m/ggml-tiny-s4-f16.bin /tmp/tp "$dir"/clips/*
+step done
