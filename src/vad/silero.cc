@@ -114,9 +114,11 @@ struct SileroVad::Weights {
   std::vector<float> w_ih, w_hh, b_ih, b_hh;
   std::vector<float> dec_w;                 // [1][128][1]
   float dec_b = 0;
-  // Repacked for the optimised kernels.
+  // Repacked for the optimised kernels, and their level (WISP_ISA or the
+  // CPU's best, read once at load).
   detail::PackedConv stft_packed, enc_packed[4];
   detail::PackedLstm lstm_packed;
+  kernels::Isa isa = kernels::Isa::kGeneric;
 };
 
 namespace {
@@ -220,6 +222,7 @@ SileroVad SileroVad::from_bytes(std::span<const uint8_t> bytes) {
     w->enc_packed[i] = detail::pack_conv1d(w->enc_w[i].data(), w->enc_b[i].data(), kEncCout[i],
                                            kEncCin[i], 3, kEncStride[i], 1);
   w->lstm_packed = detail::pack_lstm(w->w_ih.data(), w->w_hh.data(), w->b_ih.data(), w->b_hh.data(), kH, kH);
+  w->isa = kernels::default_isa();
   return SileroVad(std::move(w));
 }
 
@@ -260,17 +263,17 @@ float SileroVad::process_chunk(std::span<const float> chunk, State& s) const {
   // Activations are time-major here: [frames][channels].
   float spec[kFrames * 2 * kBins], mag[kFrames * kBins];
   float a1[kFrames * 128], a2[2 * 64], a3[64], a4[128], gates[4 * kH];
-  detail::conv1d(w.stft_packed, xp, kPadded, spec, false);
+  detail::conv1d(w.stft_packed, xp, kPadded, spec, false, w.isa);
   for (int t = 0; t < kFrames; ++t)
     for (int b = 0; b < kBins; ++b) {
       float re = spec[t * 2 * kBins + b], im = spec[t * 2 * kBins + kBins + b];
       mag[t * kBins + b] = std::sqrt(re * re + im * im);
     }
-  detail::conv1d(w.enc_packed[0], mag, kFrames, a1, true);
-  detail::conv1d(w.enc_packed[1], a1, kFrames, a2, true);
-  detail::conv1d(w.enc_packed[2], a2, 2, a3, true);
-  detail::conv1d(w.enc_packed[3], a3, 1, a4, true);
-  detail::lstm_cell(w.lstm_packed, a4, s.h.data(), s.c.data(), gates);
+  detail::conv1d(w.enc_packed[0], mag, kFrames, a1, true, w.isa);
+  detail::conv1d(w.enc_packed[1], a1, kFrames, a2, true, w.isa);
+  detail::conv1d(w.enc_packed[2], a2, 2, a3, true, w.isa);
+  detail::conv1d(w.enc_packed[3], a3, 1, a4, true, w.isa);
+  detail::lstm_cell(w.lstm_packed, a4, s.h.data(), s.c.data(), gates, w.isa);
   float logit = w.dec_b;
   for (int j = 0; j < kH; ++j) logit += std::max(s.h[j], 0.0f) * w.dec_w[j];
   return sigmoid(logit);

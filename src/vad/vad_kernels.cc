@@ -9,40 +9,51 @@
 namespace wisp::vad::detail {
 namespace {
 
-// GCC vector extensions (portable across GCC targets; SSE on x86-64).
+// GCC vector extensions: 4 lanes (SSE, every x86-64) and 8 lanes (AVX2 +
+// FMA where the CPU has them; see gemm_frames).
 typedef float v4sf __attribute__((vector_size(16)));
+typedef float v8sf __attribute__((vector_size(32)));
 
-inline v4sf load4(const float* p) {
-  v4sf v;
+// Everything up to gemm_frames_avx2 is always inlined, so the 8-lane
+// instances never cross a call: GCC's warning about their calling
+// convention without AVX does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <class V>
+[[gnu::always_inline]] inline V load(const float* p) {
+  V v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store4(float* p, v4sf v) { __builtin_memcpy(p, &v, sizeof v); }
 
 constexpr int kBlock = 8;  // weight rows are padded to a multiple of this many channels
 
 int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
 // y[t][co] = bias[co] + sum_r col[t][r] * wt[r][co] for t < T and co in
-// [co_begin, co_end) stepping 4 * NV channels, written only for co < cout.
-// col: [T][ldc] (first n_rows used), wt: [n_rows][ldw] (zero beyond cout),
-// bias: [ldw], y: [T][cout]; co_end + ... stays within ldw (the caller's job).
-// Register-blocked: the T x NV vector accumulators stay in registers while
-// the weight rows stream past, each weight load serving T frames. Every
-// output is the same float sum over r in the same order whatever T and NV
-// are, so results do not depend on how the work is blocked.
-template <int T, int NV>
-void gemm_block(const float* col, int ldc, int n_rows, const float* wt, int ldw, const float* bias,
-                int co_begin, int co_end, int cout, float* y, bool relu) {
-  constexpr int kW = 4 * NV;
+// [co_begin, co_end) stepping NV vectors of channels, written only for
+// co < cout. col: [T][ldc] (first n_rows used), wt: [n_rows][ldw] (zero
+// beyond cout), bias: [ldw], y: [T][cout]; co_end + ... stays within ldw
+// (the caller's job). Register-blocked: the T x NV vector accumulators stay
+// in registers while the weight rows stream past, each weight load serving
+// T frames. Every output is the same float sum over r in the same order
+// whatever T, NV and the vector width are, so results do not depend on how
+// the work is blocked (the AVX2 build contracts each step into an FMA, so
+// it rounds once where SSE rounds twice).
+template <class V, int T, int NV>
+[[gnu::always_inline]] inline void gemm_block(const float* col, int ldc, int n_rows, const float* wt,
+                                              int ldw, const float* bias, int co_begin, int co_end,
+                                              int cout, float* y, bool relu) {
+  constexpr int kL = sizeof(V) / sizeof(float);
+  constexpr int kW = kL * NV;
   for (int co = co_begin; co < co_end; co += kW) {
-    v4sf acc[T][NV];
+    V acc[T][NV];
     for (int t = 0; t < T; ++t)
-      for (int v = 0; v < NV; ++v) acc[t][v] = load4(bias + co + 4 * v);
+      for (int v = 0; v < NV; ++v) acc[t][v] = load<V>(bias + co + kL * v);
     const float* w = wt + co;
     for (int r = 0; r < n_rows; ++r, w += ldw) {
-      v4sf wv[NV];
-      for (int v = 0; v < NV; ++v) wv[v] = load4(w + 4 * v);
+      V wv[NV];
+      for (int v = 0; v < NV; ++v) wv[v] = load<V>(w + kL * v);
       for (int t = 0; t < T; ++t) {
         const float a = col[static_cast<size_t>(t) * ldc + r];
         for (int v = 0; v < NV; ++v) acc[t][v] += a * wv[v];
@@ -52,40 +63,66 @@ void gemm_block(const float* col, int ldc, int n_rows, const float* wt, int ldw,
     for (int t = 0; t < T; ++t) {
       float out[kW];
       for (int v = 0; v < NV; ++v) {
-        v4sf a = acc[t][v];
+        V a = acc[t][v];
         if (relu) {
-          const v4sf zero = {0, 0, 0, 0};
+          const V zero = {};
           a = a > zero ? a : zero;
         }
-        store4(out + 4 * v, a);
+        __builtin_memcpy(out + kL * v, &a, sizeof a);
       }
       if (n > 0) std::copy(out, out + n, y + static_cast<size_t>(t) * cout + co);
     }
   }
 }
 
-// Blocks as wide as the registers allow (T * NV = 8 accumulators of the 16
-// vector registers of x86-64), then 8-channel blocks for the rest.
-template <int T, int NV>
-void gemm_rows(const float* col, int ldc, int n_rows, const float* wt, int ldw, const float* bias, int cout,
-               float* y, bool relu) {
-  const int wide_end = NV > 2 ? std::min(ldw, cout + 4 * NV - 1) / (4 * NV) * (4 * NV) : 0;
-  gemm_block<T, NV>(col, ldc, n_rows, wt, ldw, bias, 0, wide_end, cout, y, relu);
-  gemm_block<T, 2>(col, ldc, n_rows, wt, ldw, bias, wide_end, cout, cout, y, relu);
+// Blocks as wide as the registers allow (at most 8 accumulators of the 16
+// vector registers of x86-64), then blocks of kBlock channels for the rest.
+template <class V, int T, int NV>
+[[gnu::always_inline]] inline void gemm_rows(const float* col, int ldc, int n_rows, const float* wt,
+                                             int ldw, const float* bias, int cout, float* y, bool relu) {
+  constexpr int kW = static_cast<int>(sizeof(V) / sizeof(float)) * NV;
+  constexpr int kTailNV = kBlock / static_cast<int>(sizeof(V) / sizeof(float));
+  const int wide_end = kW > kBlock ? std::min(ldw, cout + kW - 1) / kW * kW : 0;
+  gemm_block<V, T, NV>(col, ldc, n_rows, wt, ldw, bias, 0, wide_end, cout, y, relu);
+  gemm_block<V, T, kTailNV>(col, ldc, n_rows, wt, ldw, bias, wide_end, cout, cout, y, relu);
 }
 
-void gemm_frames(int t_out, const float* col, int ldc, int n_rows, const float* wt, int ldw, const float* bias,
-                 int cout, float* y, bool relu) {
+// Frames four at a time. Blocks of 4 x 8, 3 x 8, 2 x 16 and 1 x 32
+// channels in SSE (8 accumulators each); AVX2 takes 16 channels for 4, 3
+// and 2 frames and 32 for one.
+template <class V>
+[[gnu::always_inline]] inline void gemm_frames_impl(int t_out, const float* col, int ldc, int n_rows,
+                                                    const float* wt, int ldw, const float* bias,
+                                                    int cout, float* y, bool relu) {
+  constexpr int kR = static_cast<int>(sizeof(V) / sizeof(v4sf));  // 1 (SSE) or 2 (AVX2)
   for (int t = 0; t < t_out; t += 4) {
     const float* c = col + static_cast<size_t>(t) * ldc;
     float* yt = y + static_cast<size_t>(t) * cout;
     switch (std::min(4, t_out - t)) {
-      case 4: gemm_rows<4, 2>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
-      case 3: gemm_rows<3, 2>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
-      case 2: gemm_rows<2, 4>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
-      default: gemm_rows<1, 8>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
+      case 4: gemm_rows<V, 4, 2>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
+      case 3: gemm_rows<V, 3, 2>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
+      case 2: gemm_rows<V, 2, 4 / kR>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
+      default: gemm_rows<V, 1, 8 / kR>(c, ldc, n_rows, wt, ldw, bias, cout, yt, relu); break;
     }
   }
+}
+
+void gemm_frames_sse(int t_out, const float* col, int ldc, int n_rows, const float* wt, int ldw,
+                     const float* bias, int cout, float* y, bool relu) {
+  gemm_frames_impl<v4sf>(t_out, col, ldc, n_rows, wt, ldw, bias, cout, y, relu);
+}
+
+[[gnu::target("avx2,fma")]] void gemm_frames_avx2(int t_out, const float* col, int ldc, int n_rows,
+                                                  const float* wt, int ldw, const float* bias, int cout,
+                                                  float* y, bool relu) {
+  gemm_frames_impl<v8sf>(t_out, col, ldc, n_rows, wt, ldw, bias, cout, y, relu);
+}
+#pragma GCC diagnostic pop
+
+void gemm_frames(kernels::Isa isa, int t_out, const float* col, int ldc, int n_rows, const float* wt,
+                 int ldw, const float* bias, int cout, float* y, bool relu) {
+  (isa >= kernels::Isa::kAvx2 ? gemm_frames_avx2 : gemm_frames_sse)(t_out, col, ldc, n_rows, wt, ldw,
+                                                                    bias, cout, y, relu);
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -119,13 +156,13 @@ PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int
   return c;
 }
 
-void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu) {
+void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu, kernels::Isa isa) {
   const int t_out = conv1d_out_len(t_in, c.k, c.stride, c.pad);
   const int n_rows = c.k * c.cin;
   // im2col: col[t][k * cin + ci] = x[t * stride + k - pad][ci], zero in the padding.
   // With cin == 1 and no padding (the STFT) row t is x[t * stride ...] itself.
   if (c.cin == 1 && c.pad == 0) {
-    gemm_frames(t_out, x, c.stride, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
+    gemm_frames(isa, t_out, x, c.stride, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
     return;
   }
   std::vector<float> col(static_cast<size_t>(t_out) * n_rows, 0.0f);
@@ -136,7 +173,7 @@ void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu) 
       std::copy(x + static_cast<size_t>(pos) * c.cin, x + static_cast<size_t>(pos + 1) * c.cin,
                 col.begin() + static_cast<std::ptrdiff_t>(t) * n_rows + static_cast<std::ptrdiff_t>(kk) * c.cin);
     }
-  gemm_frames(t_out, col.data(), n_rows, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
+  gemm_frames(isa, t_out, col.data(), n_rows, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
 }
 
 void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad,
@@ -179,13 +216,14 @@ PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, co
   return l;
 }
 
-void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* gates) {
+void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* gates, kernels::Isa isa) {
   const int H = l.hidden;
   // One row of inputs [x; h] against the stacked weights.
   std::vector<float> xh(static_cast<size_t>(l.input + H));
   std::copy(x, x + l.input, xh.begin());
   std::copy(h, h + H, xh.begin() + l.input);
-  gemm_frames(1, xh.data(), l.input + H, l.input + H, l.wt.data(), l.ldw, l.bias.data(), 4 * H, gates, false);
+  gemm_frames(isa, 1, xh.data(), l.input + H, l.input + H, l.wt.data(), l.ldw, l.bias.data(), 4 * H, gates,
+              false);
   // PyTorch LSTMCell gate order: input, forget, cell (g), output.
   for (int j = 0; j < H; ++j) {
     float i = sigmoid(gates[j]);

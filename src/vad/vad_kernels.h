@@ -9,13 +9,19 @@
 // The optimised versions work on time-major activations ([T][C]) with weights
 // packed at load time as [input row][output channel] (rows padded to a
 // multiple of 8 channels): a register-blocked product (GCC vector extensions)
-// keeps 8 channels x up to 4 frames of sums in registers while the weight
+// keeps 8-64 channels x up to 4 frames of sums in registers while the weight
 // rows stream past. Single-threaded: one chunk is far too small to split, and
-// the LSTM state serialises chunks.
+// the LSTM state serialises chunks. `isa` picks the vectors: 4-lane SSE for
+// kGeneric, 8-lane AVX2 with FMA from kAvx2 up (kernels/cpu.h; the caller
+// passes only a level the CPU has). The two round differently (an FMA
+// rounds once where SSE rounds the product and the sum): both stay within
+// the reference's tolerance, neither equals the other bit for bit.
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "kernels/cpu.h"
 
 namespace wisp::vad::detail {
 
@@ -37,7 +43,7 @@ PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int
 
 // y[t][co] = bias[co] + sum_{k, ci} x[t * stride + k - pad][ci] * w[co][ci][k], zero padding
 // on both sides. x: [t_in][cin], y: [conv1d_out_len(t_in, ...)][cout]. If relu, y = max(y, 0).
-void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu);
+void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu, kernels::Isa isa);
 
 // Reference twin in PyTorch's layouts: x: [cin][t_in], w: [cout][cin][k],
 // bias: [cout] or null, y: [cout][t_out].
@@ -62,7 +68,7 @@ PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, co
 // One step: gates = W_ih x + b_ih + W_hh h + b_hh; i, f, o = sigmoid, g = tanh;
 // c = f * c + i * g; h = o * tanh(c). h, c: [hidden], updated in place.
 // gates: scratch of 4 * hidden floats.
-void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* gates);
+void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* gates, kernels::Isa isa);
 
 void lstm_cell_ref(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
                    int input, int hidden, const float* x, float* h, float* c);

@@ -3,12 +3,20 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 namespace wisp::vad::detail {
 namespace {
+
+// The levels this CPU can run: generic (4-lane SSE) always, AVX2 where present.
+std::vector<kernels::Isa> levels() {
+  std::vector<kernels::Isa> out = {kernels::Isa::kGeneric};
+  if (kernels::isa_supported(kernels::Isa::kAvx2, kernels::detect_cpu())) out.push_back(kernels::Isa::kAvx2);
+  return out;
+}
 
 std::vector<float> random_vec(size_t n, std::mt19937& rng, float scale = 1.0f, float zero_frac = 0.0f) {
   std::uniform_real_distribution<float> u(-scale, scale), z(0.0f, 1.0f);
@@ -47,18 +55,22 @@ TEST(VadKernels, Conv1dMatchesReference) {
     conv1d_ref(w.data(), c.bias ? b.data() : nullptr, c.cout, c.cin, c.k, c.stride, c.pad, x_cm.data(), c.t_in,
                y_ref.data(), c.relu);
     PackedConv p = pack_conv1d(w.data(), c.bias ? b.data() : nullptr, c.cout, c.cin, c.k, c.stride, c.pad);
-    conv1d(p, x_tm.data(), c.t_in, y.data(), c.relu);
-    double max_err = 0;
-    for (int co = 0; co < c.cout; ++co)
-      for (int t = 0; t < t_out; ++t) {
-        float r = y_ref[static_cast<size_t>(co) * t_out + t], o = y[static_cast<size_t>(t) * c.cout + co];
-        if (c.relu) {
-          EXPECT_GE(o, 0.0f);
+    for (kernels::Isa isa : levels()) {
+      SCOPED_TRACE(kernels::isa_name(isa));
+      std::fill(y.begin(), y.end(), -7.0f);
+      conv1d(p, x_tm.data(), c.t_in, y.data(), c.relu, isa);
+      double max_err = 0;
+      for (int co = 0; co < c.cout; ++co)
+        for (int t = 0; t < t_out; ++t) {
+          float r = y_ref[static_cast<size_t>(co) * t_out + t], o = y[static_cast<size_t>(t) * c.cout + co];
+          if (c.relu) {
+            EXPECT_GE(o, 0.0f);
+          }
+          max_err = std::max(max_err, static_cast<double>(std::fabs(r - o)));
         }
-        max_err = std::max(max_err, static_cast<double>(std::fabs(r - o)));
-      }
-    EXPECT_LT(max_err, 1e-4);
-    EXPECT_EQ(y.back(), -7.0f) << "wrote past the output";
+      EXPECT_LT(max_err, 1e-4);
+      EXPECT_EQ(y.back(), -7.0f) << "wrote past the output";
+    }
   }
   EXPECT_EQ(conv1d_out_len(640, 256, 128, 0), 4);
   EXPECT_EQ(conv1d_out_len(4, 3, 2, 1), 2);
@@ -75,24 +87,28 @@ TEST(VadKernels, LstmCellMatchesReferenceOverSteps) {
     auto b_ih = random_vec(static_cast<size_t>(4 * hidden), rng);
     auto b_hh = random_vec(static_cast<size_t>(4 * hidden), rng);
     PackedLstm l = pack_lstm(w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), input, hidden);
-    std::vector<float> h(hidden, 0.0f), c(hidden, 0.0f), h_ref(h), c_ref(c), gates(4 * hidden);
-    double max_err = 0;
-    for (int step = 0; step < 20; ++step) {
-      auto x = random_vec(static_cast<size_t>(input), rng, 2.0f, 0.2f);
-      lstm_cell(l, x.data(), h.data(), c.data(), gates.data());
-      lstm_cell_ref(w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), input, hidden, x.data(), h_ref.data(),
-                    c_ref.data());
-      for (int j = 0; j < hidden; ++j) {
-        max_err = std::max(max_err, static_cast<double>(std::fabs(h[j] - h_ref[j])));
-        max_err = std::max(max_err, static_cast<double>(std::fabs(c[j] - c_ref[j])));
-        ASSERT_LT(std::fabs(h[j]), 1.0f);
+    for (kernels::Isa isa : levels()) {
+      SCOPED_TRACE(kernels::isa_name(isa));
+      std::mt19937 xs(hidden);  // the same inputs on every level
+      std::vector<float> h(hidden, 0.0f), c(hidden, 0.0f), h_ref(h), c_ref(c), gates(4 * hidden);
+      double max_err = 0;
+      for (int step = 0; step < 20; ++step) {
+        auto x = random_vec(static_cast<size_t>(input), xs, 2.0f, 0.2f);
+        lstm_cell(l, x.data(), h.data(), c.data(), gates.data(), isa);
+        lstm_cell_ref(w_ih.data(), w_hh.data(), b_ih.data(), b_hh.data(), input, hidden, x.data(), h_ref.data(),
+                      c_ref.data());
+        for (int j = 0; j < hidden; ++j) {
+          max_err = std::max(max_err, static_cast<double>(std::fabs(h[j] - h_ref[j])));
+          max_err = std::max(max_err, static_cast<double>(std::fabs(c[j] - c_ref[j])));
+          ASSERT_LT(std::fabs(h[j]), 1.0f);
+        }
       }
+      EXPECT_LT(max_err, 1e-4) << "hidden " << hidden;
+      // The state moved: the test would notice a kernel that ignores h or c.
+      double norm = 0;
+      for (float v : h) norm += std::fabs(v);
+      EXPECT_GT(norm, 0.01);
     }
-    EXPECT_LT(max_err, 1e-4) << "hidden " << hidden;
-    // The state moved: the test would notice a kernel that ignores h or c.
-    double norm = 0;
-    for (float v : h) norm += std::fabs(v);
-    EXPECT_GT(norm, 0.01);
   }
 }
 
@@ -102,10 +118,12 @@ TEST(VadKernels, LstmGateOrderIsPyTorchs) {
   const float w_ih[4] = {0, 0, 1, 0}, w_hh[4] = {0, 0, 0, 0};
   const float b_ih[4] = {20, -20, 0, 20}, b_hh[4] = {0, 0, 0, 0};
   PackedLstm l = pack_lstm(w_ih, w_hh, b_ih, b_hh, 1, 1);
-  float x = 0.5f, h = 0.3f, c = 5.0f, gates[4];
-  lstm_cell(l, &x, &h, &c, gates);
-  EXPECT_NEAR(c, std::tanh(0.5f), 1e-6);
-  EXPECT_NEAR(h, std::tanh(std::tanh(0.5f)), 1e-6);
+  for (kernels::Isa isa : levels()) {
+    float x = 0.5f, h = 0.3f, c = 5.0f, gates[4];
+    lstm_cell(l, &x, &h, &c, gates, isa);
+    EXPECT_NEAR(c, std::tanh(0.5f), 1e-6) << kernels::isa_name(isa);
+    EXPECT_NEAR(h, std::tanh(std::tanh(0.5f)), 1e-6) << kernels::isa_name(isa);
+  }
 }
 
 }  // namespace
