@@ -16,6 +16,7 @@
 #include "audio/audio.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/parallel.h"
 #include "vad/silero.h"
 #include "vad/timestamps.h"
 
@@ -29,6 +30,7 @@ struct VadArgs {
   std::string output_format = "text";
   std::string model = vad::default_model_path();
   vad::VadOptions options;  // the --vad_* flags (faster-whisper's defaults)
+  int threads = 0;
   bool custom = false;      // some --vad_* flag was given
 };
 
@@ -129,7 +131,7 @@ int run(const VadArgs& a) {
   for (const std::string& file : a.files) {
     try {
       std::vector<float> audio = audio::load_audio(file);
-      std::vector<float> probs = model.chunk_probs(audio);
+      std::vector<float> probs = model.chunk_probs(audio, a.threads > 0 ? a.threads : hardware_threads());
       const int64_t n = static_cast<int64_t>(audio.size());
       if (a.output_format == "json")
         print_json(file, n, probs, sets);
@@ -158,6 +160,9 @@ std::function<int()> add_vad_command(CLI::App& app) {
   cmd->add_option(flag_names("output_format", "-f"), args->output_format, "text or json (one object per line)")
       ->capture_default_str();
   cmd->add_option(flag_names("model"), args->model, "silero_vad.onnx")->capture_default_str();
+  cmd->add_option(flag_names("threads", "-t"), args->threads,
+                  "threads for the convolutions (0: all cores; the result is the same)")
+      ->capture_default_str();
   vad::add_vad_flags(cmd, args->options);
   return [args, cmd] {
     for (const CLI::Option* o : cmd->get_options())

@@ -36,9 +36,9 @@ struct Unit {
 };
 
 // Every input's speech regions, files shared out among n_threads threads as
-// they free up (the VAD is one single-threaded pass per file, carrying its
-// state, so files are the unit of parallel work). A file's error goes to
-// its entry of `errors`.
+// they free up (the VAD's LSTM carries its state through a file, so files
+// are the unit of parallel work; with fewer files than threads each file's
+// convolutions take the rest). A file's error goes to its entry of `errors`.
 std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& engine,
                                                                 std::span<const BatchInput> inputs,
                                                                 const vad::VadOptions& vad_options,
@@ -48,16 +48,18 @@ std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& en
   errors.assign(inputs.size(), "");
   if (inputs.empty()) return regions;
   std::atomic<size_t> next{0};
+  const size_t n_workers = std::min<size_t>(static_cast<size_t>(std::max(1, n_threads)), inputs.size());
+  const int per_file = std::max(1, n_threads / static_cast<int>(n_workers));
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < inputs.size();) {
       try {
-        regions[i] = speech_regions(engine, inputs[i].samples, vad_options);
+        regions[i] = speech_regions(engine, inputs[i].samples, vad_options, per_file);
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
     }
   };
-  const size_t n_helpers = std::min<size_t>(static_cast<size_t>(n_threads), inputs.size()) - 1;
+  const size_t n_helpers = n_workers - 1;
   {
     std::vector<std::jthread> helpers;
     for (size_t t = 0; t < n_helpers; ++t) helpers.emplace_back(work);
@@ -70,7 +72,7 @@ std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& en
 
 std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const float> samples,
                                       const Options& options, const BatchedOptions& batched) {
-  const auto regions = speech_regions(engine, samples, chunking_vad(options, batched));
+  const auto regions = speech_regions(engine, samples, chunking_vad(options, batched), options.n_threads);
   std::vector<PlannedChunk> out;
   for (SpeechChunk& c : group_speech(regions, batched.chunk_seconds, kSampleRate))
     out.push_back({std::move(c.regions), c.offset});

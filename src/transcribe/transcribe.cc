@@ -177,9 +177,9 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
 }
 
 std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<const float> samples,
-                                               const vad::VadOptions& options) {
+                                               const vad::VadOptions& options, int n_threads) {
   vad::validate(options);
-  const std::vector<float> probs = engine.vad().chunk_probs(samples);
+  const std::vector<float> probs = engine.vad().chunk_probs(samples, n_threads);
   return vad::speech_segments(probs, static_cast<int64_t>(samples.size()), options);
 }
 
@@ -188,7 +188,7 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
   // faster-whisper: the VAD filter applies only without clip_timestamps.
   if (!opt.vad_filter || opt.clip_timestamps != "0") return transcribe_audio(engine, samples, opt, cb, gate);
   std::vector<vad::SpeechSegment> regions;
-  gate.exclusive([&] { regions = speech_regions(engine, samples, opt.vad); });
+  gate.exclusive([&] { regions = speech_regions(engine, samples, opt.vad, gate.n_threads()); });
   const std::vector<float> speech = concatenate_speech(samples, regions);
   const SpeechTimestampsMap map(regions);
   Callbacks mapped = cb;

@@ -149,9 +149,10 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
 output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& options, const Callbacks& callbacks, NetworkGate& gate);
 
-// Silero VAD speech regions of 16 kHz mono samples (get_speech_timestamps).
+// Silero VAD speech regions of 16 kHz mono samples (get_speech_timestamps),
+// the VAD's convolutions on up to n_threads threads (the same result on any).
 std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<const float> samples,
-                                               const vad::VadOptions& options);
+                                               const vad::VadOptions& options, int n_threads = 1);
 
 // The language of `samples` as transcribe() detects it (the first 30 s, or
 // faster-whisper's vote over options.language_detection_segments windows):

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "vad/onnx.h"
 #include "vad/vad_kernels.h"
 
@@ -256,27 +257,41 @@ float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 }  // namespace
 
-float SileroVad::process_chunk(std::span<const float> chunk, State& s) const {
+void SileroVad::features(const float* xp, int n, float* a4) const {
   const Weights& w = *w_;
-  float xp[kPadded];
-  build_input(chunk, s, xp);
-  // Activations are time-major here: [frames][channels].
-  float spec[kFrames * 2 * kBins], mag[kFrames * kBins];
-  float a1[kFrames * 128], a2[2 * 64], a3[64], a4[128], gates[4 * kH];
-  detail::conv1d(w.stft_packed, xp, kPadded, spec, false, w.isa);
-  for (int t = 0; t < kFrames; ++t)
-    for (int b = 0; b < kBins; ++b) {
-      float re = spec[t * 2 * kBins + b], im = spec[t * 2 * kBins + kBins + b];
-      mag[t * kBins + b] = std::sqrt(re * re + im * im);
-    }
-  detail::conv1d(w.enc_packed[0], mag, kFrames, a1, true, w.isa);
-  detail::conv1d(w.enc_packed[1], a1, kFrames, a2, true, w.isa);
-  detail::conv1d(w.enc_packed[2], a2, 2, a3, true, w.isa);
-  detail::conv1d(w.enc_packed[3], a3, 1, a4, true, w.isa);
+  // Activations are time-major here: [chunk][frames][channels].
+  std::vector<float> spec(static_cast<size_t>(kFrames) * 2 * kBins);
+  std::vector<float> mag(static_cast<size_t>(n) * kFrames * kBins), a1(static_cast<size_t>(n) * kFrames * 128),
+      a2(static_cast<size_t>(n) * 2 * 64), a3(static_cast<size_t>(n) * 64);
+  for (int i = 0; i < n; ++i) {
+    detail::conv1d(w.stft_packed, xp + static_cast<size_t>(i) * kPadded, kPadded, spec.data(), false, w.isa);
+    float* m = mag.data() + static_cast<size_t>(i) * kFrames * kBins;
+    for (int t = 0; t < kFrames; ++t)
+      for (int b = 0; b < kBins; ++b) {
+        float re = spec[t * 2 * kBins + b], im = spec[t * 2 * kBins + kBins + b];
+        m[t * kBins + b] = std::sqrt(re * re + im * im);
+      }
+  }
+  detail::conv1d_batch(w.enc_packed[0], mag.data(), kFrames, n, a1.data(), true, w.isa);
+  detail::conv1d_batch(w.enc_packed[1], a1.data(), kFrames, n, a2.data(), true, w.isa);
+  detail::conv1d_batch(w.enc_packed[2], a2.data(), 2, n, a3.data(), true, w.isa);
+  detail::conv1d_batch(w.enc_packed[3], a3.data(), 1, n, a4, true, w.isa);
+}
+
+float SileroVad::finish_chunk(const float* a4, State& s) const {
+  const Weights& w = *w_;
+  float gates[4 * kH];
   detail::lstm_cell(w.lstm_packed, a4, s.h.data(), s.c.data(), gates, w.isa);
   float logit = w.dec_b;
   for (int j = 0; j < kH; ++j) logit += std::max(s.h[j], 0.0f) * w.dec_w[j];
   return sigmoid(logit);
+}
+
+float SileroVad::process_chunk(std::span<const float> chunk, State& s) const {
+  float xp[kPadded], a4[kH];
+  build_input(chunk, s, xp);
+  features(xp, 1, a4);
+  return finish_chunk(a4, s);
 }
 
 float SileroVad::process_chunk_ref(std::span<const float> chunk, State& s) const {
@@ -308,24 +323,42 @@ float SileroVad::process_chunk_ref(std::span<const float> chunk, State& s) const
   return static_cast<float>(1.0 / (1.0 + std::exp(-logit)));
 }
 
-std::vector<float> SileroVad::chunk_probs(std::span<const float> audio, State& s) const {
-  std::vector<float> probs;
-  probs.reserve((audio.size() + kChunk - 1) / kChunk);
-  for (size_t pos = 0; pos < audio.size(); pos += kChunk) {
-    if (audio.size() - pos >= static_cast<size_t>(kChunk)) {
-      probs.push_back(process_chunk(audio.subspan(pos, kChunk), s));
-    } else {  // get_speech_timestamps: the last chunk is zero-padded to 512
-      std::array<float, kChunk> last{};
-      std::copy(audio.begin() + static_cast<std::ptrdiff_t>(pos), audio.end(), last.begin());
-      probs.push_back(process_chunk(last, s));
+std::vector<float> SileroVad::chunk_probs(std::span<const float> audio, State& s, int n_threads) const {
+  const size_t n_chunks = (audio.size() + kChunk - 1) / kChunk;
+  std::vector<float> probs(n_chunks);
+  // Blocks of chunks: their inputs in order (each carries the previous
+  // chunk's tail as context), their convolutions kSub chunks per product on
+  // the threads, then the LSTM through them in order.
+  constexpr int kSub = 16;
+  const size_t block = static_cast<size_t>(kSub) * std::max(1, n_threads) * 4;
+  std::vector<float> xp(block * kPadded), a4(block * kH);
+  for (size_t c0 = 0; c0 < n_chunks; c0 += block) {
+    const size_t nb = std::min(block, n_chunks - c0);
+    for (size_t i = 0; i < nb; ++i) {
+      const size_t pos = (c0 + i) * kChunk;
+      if (audio.size() - pos >= static_cast<size_t>(kChunk)) {
+        build_input(audio.subspan(pos, kChunk), s, xp.data() + i * kPadded);
+      } else {  // get_speech_timestamps: the last chunk is zero-padded to 512
+        std::array<float, kChunk> last{};
+        std::copy(audio.begin() + static_cast<std::ptrdiff_t>(pos), audio.end(), last.begin());
+        build_input(last, s, xp.data() + i * kPadded);
+      }
     }
+    const int64_t n_sub = static_cast<int64_t>((nb + kSub - 1) / kSub);
+    parallel_for(n_sub, n_threads, 1, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const size_t i0 = static_cast<size_t>(g) * kSub, n = std::min<size_t>(kSub, nb - i0);
+        features(xp.data() + i0 * kPadded, static_cast<int>(n), a4.data() + i0 * kH);
+      }
+    });
+    for (size_t i = 0; i < nb; ++i) probs[c0 + i] = finish_chunk(a4.data() + i * kH, s);
   }
   return probs;
 }
 
-std::vector<float> SileroVad::chunk_probs(std::span<const float> audio) const {
+std::vector<float> SileroVad::chunk_probs(std::span<const float> audio, int n_threads) const {
   State s;
-  return chunk_probs(audio, s);
+  return chunk_probs(audio, s, n_threads);
 }
 
 }  // namespace wisp::vad

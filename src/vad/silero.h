@@ -59,15 +59,23 @@ class SileroVad {
 
   // One probability per kChunk samples of a whole file (ceil(n / 512)
   // values), from a fresh state; the last partial chunk is zero-padded.
-  std::vector<float> chunk_probs(std::span<const float> audio16k) const;
+  // Only the LSTM serialises the chunks: the convolutions before it run
+  // for many chunks at once, on up to n_threads threads, and give the same
+  // bytes as process_chunk one chunk at a time.
+  std::vector<float> chunk_probs(std::span<const float> audio16k, int n_threads = 1) const;
   // Continues a stream from state: consecutive calls on consecutive pieces
   // whose lengths (all but the last) are multiples of kChunk give the same
   // probabilities as one call on the whole.
-  std::vector<float> chunk_probs(std::span<const float> audio16k, State& state) const;
+  std::vector<float> chunk_probs(std::span<const float> audio16k, State& state, int n_threads = 1) const;
 
  private:
   struct Weights;
   explicit SileroVad(std::shared_ptr<const Weights> w) : w_(std::move(w)) {}
+  // The LSTM's inputs (a4: [n][kHidden]) of n chunks from their model
+  // inputs (xp: [n][context + chunk + reflect padding]).
+  void features(const float* xp, int n, float* a4) const;
+  // The LSTM step and the output layer: the chunk's probability.
+  float finish_chunk(const float* a4, State& state) const;
   std::shared_ptr<const Weights> w_;
 };
 

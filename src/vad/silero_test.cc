@@ -170,6 +170,30 @@ TEST(SileroVad, StateCarriesAcrossCalls) {
   EXPECT_NE(fresh, std::vector<float>(whole.begin() + 100, whole.end()));
 }
 
+// chunk_probs runs the convolutions of many chunks as one product and on
+// several threads; every output is the same sum, so the probabilities and
+// the carried state are the bytes of the one-chunk-at-a-time path.
+TEST(SileroVad, BlocksAndThreadsGiveTheChunkByChunkBytes) {
+  std::vector<float> a = jfk();
+  a.resize(a.size() + 300, 0.25f);  // a partial last chunk
+  SileroVad::State one;
+  std::vector<float> expect;
+  std::span<const float> all(a);
+  for (size_t pos = 0; pos < a.size(); pos += 512) {
+    std::vector<float> chunk(all.begin() + static_cast<std::ptrdiff_t>(pos),
+                             all.begin() + static_cast<std::ptrdiff_t>(std::min(a.size(), pos + 512)));
+    chunk.resize(512, 0.0f);
+    expect.push_back(model().process_chunk(chunk, one));
+  }
+  for (int threads : {1, 2, 3}) {
+    SileroVad::State s;
+    EXPECT_EQ(model().chunk_probs(a, s, threads), expect) << threads << " threads";
+    EXPECT_EQ(s.h, one.h);
+    EXPECT_EQ(s.c, one.c);
+    EXPECT_EQ(s.context, one.context);
+  }
+}
+
 TEST(SileroVad, OptimisedPathMatchesReference) {
   const std::vector<float> a = jfk();
   SileroVad::State s1, s2;

@@ -157,23 +157,35 @@ PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int
 }
 
 void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu, kernels::Isa isa) {
-  const int t_out = conv1d_out_len(t_in, c.k, c.stride, c.pad);
-  const int n_rows = c.k * c.cin;
-  // im2col: col[t][k * cin + ci] = x[t * stride + k - pad][ci], zero in the padding.
-  // With cin == 1 and no padding (the STFT) row t is x[t * stride ...] itself.
+  // With cin == 1 and no padding (the STFT) row t of the im2col matrix is
+  // x[t * stride ...] itself.
   if (c.cin == 1 && c.pad == 0) {
-    gemm_frames(isa, t_out, x, c.stride, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
+    const int t_out = conv1d_out_len(t_in, c.k, c.stride, c.pad);
+    gemm_frames(isa, t_out, x, c.stride, c.k, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
     return;
   }
-  std::vector<float> col(static_cast<size_t>(t_out) * n_rows, 0.0f);
-  for (int t = 0; t < t_out; ++t)
-    for (int kk = 0; kk < c.k; ++kk) {
-      const int pos = t * c.stride + kk - c.pad;
-      if (pos < 0 || pos >= t_in) continue;
-      std::copy(x + static_cast<size_t>(pos) * c.cin, x + static_cast<size_t>(pos + 1) * c.cin,
-                col.begin() + static_cast<std::ptrdiff_t>(t) * n_rows + static_cast<std::ptrdiff_t>(kk) * c.cin);
-    }
-  gemm_frames(isa, t_out, col.data(), n_rows, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
+  conv1d_batch(c, x, t_in, 1, y, relu, isa);
+}
+
+void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y, bool relu,
+                  kernels::Isa isa) {
+  const int t_out = conv1d_out_len(t_in, c.k, c.stride, c.pad);
+  const int n_rows = c.k * c.cin;
+  // im2col: col[i][t][k * cin + ci] = x[i][t * stride + k - pad][ci], zero in the padding.
+  std::vector<float> col(static_cast<size_t>(n) * t_out * n_rows, 0.0f);
+  for (int i = 0; i < n; ++i) {
+    const float* xi = x + static_cast<size_t>(i) * t_in * c.cin;
+    float* ci = col.data() + static_cast<size_t>(i) * t_out * n_rows;
+    for (int t = 0; t < t_out; ++t)
+      for (int kk = 0; kk < c.k; ++kk) {
+        const int pos = t * c.stride + kk - c.pad;
+        if (pos < 0 || pos >= t_in) continue;
+        std::copy(xi + static_cast<size_t>(pos) * c.cin, xi + static_cast<size_t>(pos + 1) * c.cin,
+                  ci + static_cast<size_t>(t) * n_rows + static_cast<size_t>(kk) * c.cin);
+      }
+  }
+  gemm_frames(isa, n * t_out, col.data(), n_rows, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y,
+              relu);
 }
 
 void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad,

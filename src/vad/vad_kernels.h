@@ -45,6 +45,12 @@ PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int
 // on both sides. x: [t_in][cin], y: [conv1d_out_len(t_in, ...)][cout]. If relu, y = max(y, 0).
 void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu, kernels::Isa isa);
 
+// The same for n independent inputs at once, x: [n][t_in][cin] ->
+// y: [n][t_out][cout] (each input zero-padded on its own): one product over
+// all n * t_out frames, whose every output is the same sum as conv1d's.
+void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y, bool relu,
+                  kernels::Isa isa);
+
 // Reference twin in PyTorch's layouts: x: [cin][t_in], w: [cout][cin][k],
 // bias: [cout] or null, y: [cout][t_out].
 void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad,

@@ -93,8 +93,9 @@ TEST_P(GoldenTest, MatchesOpenaiWhisper) {
     size_t j = 0;
     while (j < rtok.size() && j < ours.size() && rtok[j] == ours[j]) ++j;
     if (j == rtok.size() && j == ours.size()) {
-      if (rw.contains("temperature"))
+      if (rw.contains("temperature")) {
         EXPECT_DOUBLE_EQ(windows[i].temperature, rw["temperature"].get<double>()) << "window " << i;
+      }
       continue;
     }
     ASSERT_FALSE(c.scripted) << c.name << ": window " << i << " differs at step " << j;
