@@ -15,7 +15,6 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
-#include "common/parallel.h"
 #include "kernels/cpu.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
@@ -60,7 +59,7 @@ double median_ms(int repeats, Fn&& fn) {
 
 int run_bench(const BenchArgs& a) {
   const nn::ComputeType type = nn::parse_compute_type(a.compute_type);
-  const int threads = a.threads > 0 ? a.threads : hardware_threads();
+  const int threads = thread_count(a.threads);
   if (a.repeats < 1) throw Error("--repeats must be at least 1");
 
   const auto t_load = Clock::now();

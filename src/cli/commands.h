@@ -23,6 +23,9 @@ std::function<int()> add_bench_command(CLI::App& app);
 // '_'): "--output_dir" -> "--output_dir,--output-dir".
 std::string flag_names(const std::string& name, const std::string& short_name = "");
 
+// The --threads flag's thread count: its value, or every core for 0.
+int thread_count(int flag);
+
 // openai str2bool, a little more lenient: True/False, true/false, 1/0, yes/no.
 bool parse_bool(const std::string& value, const std::string& flag);
 

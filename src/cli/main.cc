@@ -7,8 +7,11 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/parallel.h"
 
 namespace wisp::cli {
+
+int thread_count(int flag) { return flag > 0 ? flag : hardware_threads(); }
 
 std::string flag_names(const std::string& name, const std::string& short_name) {
   std::string names = short_name.empty() ? "" : short_name + ",";

@@ -16,7 +16,6 @@
 #include "cli/batch.h"
 #include "cli/commands.h"
 #include "common/error.h"
-#include "common/parallel.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
 #include "output/writers.h"
@@ -198,7 +197,7 @@ int run(const TranscribeArgs& a) {
   else
     opt.decode.max_initial_timestamp.reset();
   opt.decode.sample_len = a.sample_len;
-  opt.n_threads = a.threads > 0 ? a.threads : hardware_threads();
+  opt.n_threads = thread_count(a.threads);
   // Throughput mode: --batch_size implies the VAD; faster-whisper's
   // BatchedInferencePipeline defaults to 160 ms of silence between speech
   // regions (the sequential VAD filter keeps silero's 2000 ms).

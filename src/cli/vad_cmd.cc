@@ -16,7 +16,6 @@
 #include "audio/audio.h"
 #include "cli/commands.h"
 #include "common/error.h"
-#include "common/parallel.h"
 #include "vad/silero.h"
 #include "vad/timestamps.h"
 
@@ -131,7 +130,7 @@ int run(const VadArgs& a) {
   for (const std::string& file : a.files) {
     try {
       std::vector<float> audio = audio::load_audio(file);
-      std::vector<float> probs = model.chunk_probs(audio, a.threads > 0 ? a.threads : hardware_threads());
+      std::vector<float> probs = model.chunk_probs(audio, thread_count(a.threads));
       const int64_t n = static_cast<int64_t>(audio.size());
       if (a.output_format == "json")
         print_json(file, n, probs, sets);
