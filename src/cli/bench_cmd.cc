@@ -109,12 +109,15 @@ int run_bench(const BenchArgs& a) {
   const double rss = peak_rss_mb();
   const char* ct = nn::compute_type_name(net->compute_type());
   const char* isa = kernels::isa_name(kernels::default_isa());
+  // The int8 encoder's products: oneDNN (8-bit activations) or wisp's own.
+  const char* enc = net->onednn_encoder() ? "onednn-u8" : isa;
   if (a.json) {
     nlohmann::ordered_json j;
     j["model"] = a.model;
     j["compute_type"] = ct;
     j["threads"] = threads;
     j["isa"] = isa;
+    j["encoder_kernels"] = enc;
     j["load_ms"] = load_ms;
     j["encoder_ms"] = encoder_ms;
     j["decode_ms_per_token"] = decode_ms;
@@ -126,7 +129,8 @@ int run_bench(const BenchArgs& a) {
     return 0;
   }
   std::printf("model          %s\n", a.model.c_str());
-  std::printf("compute type   %s (%s kernels), %d thread%s\n", ct, isa, threads, threads == 1 ? "" : "s");
+  std::printf("compute type   %s (%s kernels, encoder %s), %d thread%s\n", ct, isa, enc, threads,
+              threads == 1 ? "" : "s");
   std::printf("load           %10.1f ms  (weights %.1f MB)\n", load_ms, net->weight_bytes() / 1e6);
   std::printf("%-36s %10.2f\n", "encoder, ms per 30 s window", encoder_ms);
   std::printf("%-36s %10.3f\n", "decode, ms per token (1 sequence)", decode_ms);

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
+#include "kernels/onednn_s8.h"
 
 namespace wisp::kernels {
 namespace {
@@ -183,6 +184,68 @@ void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q
                          v.data() + h * dh, width, n_kv, dh, scale, qmax, kWeightMax,
                          out + b * n_q * ldo + h * dh, ldo,
                          qk != nullptr ? qk + (b * H + h) * n_q * n_kv : nullptr, n_kv);
+    }
+  }
+}
+
+// onednn_s8.h's path: activations quantized to qmax (the u8's zero point
+// cancels exactly, so the reference never stores it), weights as stored.
+void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m,
+                       const Epilogue& ep) {
+  for (int64_t i = 0; i < m; ++i) {
+    float rs = 0.0f;
+    const std::vector<int16_t> q = quantize_ref(x + i * ldx, w.k, f.qmax, &rs);
+    for (int64_t j = 0; j < w.n; ++j) {
+      int64_t acc = 0;
+      for (int64_t p = 0; p < w.k; ++p) acc += int64_t{q[p]} * weight_int(w, j, p);
+      double v = static_cast<double>(acc) * rs * w.scale[j];
+      if (ep.bias != nullptr) v += ep.bias[j];
+      store(ep, i, j, v);
+    }
+  }
+}
+
+void onednn_attention_ref(const AttentionArgs& a, U8Format f) {
+  const int64_t n_q = a.n_q, n_kv = a.n_kv, dh = a.d_head;
+  const double scale2 = static_cast<double>(a.scale) * a.scale;
+  for (int64_t h = 0; h < a.n_head; ++h) {
+    std::vector<std::vector<int16_t>> kq(static_cast<size_t>(n_kv));
+    std::vector<float> ks(static_cast<size_t>(n_kv));
+    for (int64_t j = 0; j < n_kv; ++j) kq[j] = quantize_ref(a.k + j * a.ldk + h * dh, dh, kWeightMax, &ks[j]);
+    // V per column: round(v * 127 / max|column|).
+    std::vector<float> vs(static_cast<size_t>(dh));
+    std::vector<int> vq(static_cast<size_t>(n_kv * dh));
+    for (int64_t d = 0; d < dh; ++d) {
+      float mx = 0.0f;
+      for (int64_t j = 0; j < n_kv; ++j) mx = std::max(mx, std::fabs(a.v[j * a.ldv + h * dh + d]));
+      vs[d] = mx / static_cast<float>(kWeightMax);
+      const float inv = mx > 0.0f ? 1.0f / vs[d] : 0.0f;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        vq[j * dh + d] = static_cast<int>(std::nearbyint(a.v[j * a.ldv + h * dh + d] * inv));
+      }
+    }
+    for (int64_t i = 0; i < n_q; ++i) {
+      float qs = 0.0f;
+      const std::vector<int16_t> q = quantize_ref(a.q + i * a.ldq + h * dh, dh, f.qmax, &qs);
+      std::vector<double> s(static_cast<size_t>(n_kv));
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < n_kv; ++j) {
+        int64_t acc = 0;
+        for (int64_t d = 0; d < dh; ++d) acc += int64_t{q[d]} * kq[j][d];
+        s[j] = static_cast<double>(acc) * qs * ks[j] * scale2;
+        mx = std::max(mx, s[j]);
+      }
+      int64_t sum = 0;
+      std::vector<int64_t> p(static_cast<size_t>(n_kv));
+      for (int64_t j = 0; j < n_kv; ++j) {
+        p[j] = std::llround(f.pmax() * std::exp(s[j] - mx));
+        sum += p[j];
+      }
+      for (int64_t d = 0; d < dh; ++d) {
+        int64_t acc = 0;
+        for (int64_t j = 0; j < n_kv; ++j) acc += p[j] * vq[j * dh + d];
+        a.out[i * a.ldo + h * dh + d] = static_cast<float>(static_cast<double>(acc) * vs[d] / sum);
+      }
     }
   }
 }

@@ -247,6 +247,45 @@ TEST(LowPrecision, Int8NetworkSameOnGenericAndDefaultKernels) {
   EXPECT_LT(rel_err(sa.decode(toks, 5, 1, true), sb.decode(toks, 5, 1, true)), 1e-3);
 }
 
+// The int8 encoder on oneDNN with 8-bit activations (kernels/onednn_s8.h),
+// forced by WISP_INT8_ENCODER (on this CPU without AVX-512 VNNI it runs the
+// 7-bit format): close to openai's encoder, the same bits on any thread
+// count (its integer sums are exact and no float sum depends on the split).
+TEST(LowPrecision, Int8OnednnEncoderStaysCloseToOpenAI) {
+  const char* old = std::getenv("WISP_INT8_ENCODER");
+  const std::string saved = old ? old : "";
+  model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  ::setenv("WISP_INT8_ENCODER", "onednn", 1);
+  const Whisper on(m, ComputeType::kInt8);
+  ::setenv("WISP_INT8_ENCODER", "wisp", 1);
+  const Whisper off(m, ComputeType::kInt8);
+  const Whisper fp32(m, ComputeType::kFloat32);  // the variable only concerns int8
+  ::setenv("WISP_INT8_ENCODER", "avx9", 1);
+  EXPECT_THROW(Whisper(m, ComputeType::kInt8), Error);
+  if (old) {
+    ::setenv("WISP_INT8_ENCODER", saved.c_str(), 1);
+  } else {
+    ::unsetenv("WISP_INT8_ENCODER");
+  }
+  EXPECT_TRUE(on.onednn_encoder());
+  EXPECT_FALSE(off.onednn_encoder());
+  EXPECT_FALSE(fp32.onednn_encoder());
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  const auto want = read_f32(kGolden + "micro-jfk-en/encoder.f32");
+  const auto a = on.encode(mel, 1);
+  EXPECT_EQ(a, on.encode(mel, 2));
+  EXPECT_EQ(a, on.encode(mel, 3));
+  const double err = rel_err(a, want), err_wisp = rel_err(off.encode(mel, 2), want);
+  std::printf("encoder rel err: oneDNN u8 %.3g, lowp.h int16 %.3g\n", err, err_wisp);
+  EXPECT_LT(err, 6e-2);
+  EXPECT_GT(err, err_wisp);  // fewer activation bits: another path, and a coarser one
+  DecoderState st(on, 1);
+  st.set_audio(a, 2);
+  const auto tokens = read_json(kGolden + "micro-jfk-en/meta.json")["tokens"].get<std::vector<int>>();
+  const auto logits = st.decode(tokens, static_cast<int>(tokens.size()), 2, true);
+  EXPECT_LT(rel_err(logits, read_f32(kGolden + "micro-jfk-en/logits.f32")), 6e-2);
+}
+
 TEST(LowPrecision, ParsesComputeTypeNames) {
   for (const std::string& n : compute_type_names()) EXPECT_EQ(compute_type_name(parse_compute_type(n)), n);
   EXPECT_THROW(parse_compute_type("int4"), Error);

@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu.h"
 #include "kernels/lowp.h"
+#include "kernels/onednn_s8.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
 #include "nn/whisper.h"
@@ -27,6 +29,9 @@ struct LinearW {
   // those halves (w empty), which widen back exactly (kernels::linear_h),
   // so the decoder's steps read half the bytes for the same bits.
   std::vector<uint16_t> wh;
+  // The encoder's int8 weights in oneDNN's layout, when the encoder runs
+  // kernels::OnednnEncoder (Precision::onednn_encoder; q is then empty).
+  kernels::OnednnWeight ow;
   bool quantized() const { return w.empty() && wh.empty() && q.n > 0; }
 };
 
@@ -37,6 +42,12 @@ struct Precision {
   kernels::WeightType embed = kernels::WeightType::kF32;   // token embedding
   bool int_conv = false;       // int8 convolutions
   bool int_attention = false;  // integer attention, int8 cross-attention K/V
+  // The int8 encoder's Linear layers and self-attention with 8-bit
+  // activations through oneDNN (kernels/onednn_s8.h): chosen where the CPU
+  // has AVX-512 VNNI or AMX (kernels::onednn_encoder_pays); the environment
+  // variable WISP_INT8_ENCODER=onednn|wisp forces it on or off (tests,
+  // benchmarks). The convolutions stay on the lowp.h kernels.
+  bool onednn_encoder = false;
   kernels::Isa isa = kernels::Isa::kGeneric;
 };
 Precision precision_for(ComputeType t);
@@ -73,6 +84,7 @@ struct Whisper::Weights {
   std::vector<float> enc_pos;  // [n_audio_ctx][n_audio_state] (openai's sinusoids, from the checkpoint)
   std::vector<BlockW> enc_blocks;
   LayerNormW ln_post;
+  std::unique_ptr<kernels::OnednnEncoder> onednn;  // with prec.onednn_encoder
   // Decoder.
   std::vector<float> tok_emb;  // [n_vocab][n_text_state], also the logits projection
   kernels::QMatrix tok_emb_q;  // the same in prec.embed when that is not fp32 (tok_emb empty)

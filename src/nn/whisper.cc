@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -118,7 +119,7 @@ LayerNormW load_ln(TensorSource& m, const std::string& name, int64_t d) {
 
 LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_t out,
                     bool bias = true) {
-  LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}, {}};
+  LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}, {}, {}};
   if (bias) l.b = m.take(name + ".bias", {out});
   return l;
 }
@@ -126,7 +127,7 @@ LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_
 // Stacks Linears with the same input width into one (rows concatenated); a
 // Linear without bias contributes zeros to the bias.
 LinearW stack(const std::vector<LinearW>& parts) {
-  LinearW s{parts.front().in, 0, {}, {}, {}, {}};
+  LinearW s{parts.front().in, 0, {}, {}, {}, {}, {}};
   for (const LinearW& p : parts) {
     s.out += p.out;
     s.w.insert(s.w.end(), p.w.begin(), p.w.end());
@@ -295,6 +296,10 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
   w->enc_blocks.resize(static_cast<size_t>(d.n_audio_layer));
   w->dec_blocks.resize(static_cast<size_t>(d.n_text_layer));
   Whisper::Weights& W = *w;
+  if (p.onednn_encoder) {
+    W.onednn = std::make_unique<kernels::OnednnEncoder>(
+        d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()));
+  }
   std::vector<std::function<void()>> tasks;
   tasks.push_back([&] {
     W.conv1_w = load_conv(m, "encoder.conv1.weight", sa, d.n_mels);
@@ -311,7 +316,16 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     tasks.push_back([&, i] {
       BlockW& b = W.enc_blocks[static_cast<size_t>(i)];
       b = load_block(m, "encoder.blocks." + std::to_string(i), sa, false);
-      convert_block(b, p.linear, false);
+      if (W.onednn) {
+        // int8 rows (1 byte a weight) read once into oneDNN's layout.
+        for (LinearW* l : {&b.attn_qkv, &b.attn_out, &b.mlp_fc, &b.mlp_proj}) {
+          convert(*l, p.linear, true, false);
+          l->ow = W.onednn->prepare(l->q);
+          l->q = kernels::QMatrix();
+        }
+      } else {
+        convert_block(b, p.linear, false);
+      }
     });
   }
   const size_t embedding_task = tasks.size();
@@ -404,6 +418,14 @@ Precision precision_for(ComputeType t) {
       p.embed = p.type == ComputeType::kInt8BFloat16 ? kernels::WeightType::kBF16
                                                       : kernels::WeightType::kS8;
       p.int_conv = p.int_attention = true;
+      p.onednn_encoder = kernels::onednn_encoder_pays(kernels::detect_cpu(), p.isa);
+      if (const char* e = std::getenv("WISP_INT8_ENCODER"); e != nullptr && *e != '\0') {
+        const std::string v = e;
+        if (v != "onednn" && v != "wisp") {
+          throw Error("WISP_INT8_ENCODER is '" + v + "': expected onednn or wisp");
+        }
+        p.onednn_encoder = v == "onednn";
+      }
       break;
   }
   return p;
@@ -442,6 +464,7 @@ Whisper& Whisper::operator=(Whisper&&) noexcept = default;
 
 const model::Dims& Whisper::dims() const { return w_->dims; }
 ComputeType Whisper::compute_type() const { return w_->prec.type; }
+bool Whisper::onednn_encoder() const { return w_->onednn != nullptr; }
 
 size_t Whisper::weight_bytes() const {
   const Weights& w = *w_;
@@ -452,6 +475,7 @@ size_t Whisper::weight_bytes() const {
     vec(l.b);
     n += l.wh.size() * sizeof(uint16_t);
     n += l.q.bytes();
+    n += l.ow.bytes();
   };
   for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.dec_pos}) vec(*v);
   for (int j = 0; j < 3; ++j) n += w.conv1_taps[j].bytes() + w.conv2_taps[j].bytes();
@@ -507,12 +531,29 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
 
   const int64_t n_head = d.n_audio_head, d_head = s / n_head;
+  // With the oneDNN path, one scratch area serves its products in turn.
+  std::unique_ptr<uint8_t[]> ws;
+  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes()]);
+  auto linear = [&](const LinearW& l, const float* in, int64_t ldin, float* out, int64_t ldout,
+                    bool accumulate, bool gelu) {
+    if (!w.onednn) {
+      apply_linear(l, in, ldin, n_ctx, out, ldout, accumulate, n_threads, p.isa, gelu);
+      return;
+    }
+    kernels::Epilogue ep;
+    ep.y = out;
+    ep.ldy = ldout;
+    ep.bias = l.b.empty() ? nullptr : l.b.data();
+    ep.accumulate = accumulate;
+    ep.gelu = gelu;
+    w.onednn->linear(l.ow, in, ldin, ep, ws.get(), n_threads);
+  };
   Buffer h(x.size()), a(x.size());
   Buffer qkv(static_cast<size_t>(n_ctx * 3 * s));
   Buffer mlp(static_cast<size_t>(n_ctx * 4 * s));
   for (const BlockW& b : w.enc_blocks) {
     layer_norm(b.attn_ln, x.data(), h.data(), n_ctx, s, n_threads);
-    apply_linear(b.attn_qkv, h.data(), s, n_ctx, qkv.data(), 3 * s, false, n_threads, p.isa);
+    linear(b.attn_qkv, h.data(), s, qkv.data(), 3 * s, false, false);
     kernels::AttentionArgs at;
     at.n_q = at.n_kv = n_ctx;
     at.n_head = n_head;
@@ -524,21 +565,23 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
     at.out = a.data();
     at.ldo = s;
     at.scale = attention_scale(d_head);
-    if (p.int_attention) {
+    if (w.onednn) {
+      w.onednn->attention(at, ws.get(), n_threads);
+    } else if (p.int_attention) {
       kernels::attention_s16(at, n_threads, p.isa);
     } else {
       kernels::attention(at, n_threads);
     }
-    apply_linear(b.attn_out, a.data(), s, n_ctx, x.data(), s, true, n_threads, p.isa);
+    linear(b.attn_out, a.data(), s, x.data(), s, true, false);
 
     layer_norm(b.mlp_ln, x.data(), h.data(), n_ctx, s, n_threads);
-    if (b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
-      apply_linear(b.mlp_fc, h.data(), s, n_ctx, mlp.data(), 4 * s, false, n_threads, p.isa, true);
+    if (w.onednn || b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
+      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, true);
     } else {
-      apply_linear(b.mlp_fc, h.data(), s, n_ctx, mlp.data(), 4 * s, false, n_threads, p.isa);
+      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, false);
       kernels::gelu(mlp.data(), n_ctx * 4 * s, n_threads);
     }
-    apply_linear(b.mlp_proj, mlp.data(), 4 * s, n_ctx, x.data(), s, true, n_threads, p.isa);
+    linear(b.mlp_proj, mlp.data(), 4 * s, x.data(), s, true, false);
   }
   layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads);
   return x;

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <ostream>
@@ -76,14 +77,47 @@ struct Net {
   model::MelFilters filters;
 };
 
-const Net& net_for(const std::string& model_name, ComputeType type) {
+// WISP_INT8_ENCODER set to `value` (nn/weights.h Precision) for the scope,
+// if value is set; the old value back after.
+class Int8EncoderScope {
+ public:
+  explicit Int8EncoderScope(const char* value) : set_(value != nullptr) {
+    if (!set_) return;
+    const char* old = std::getenv("WISP_INT8_ENCODER");
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    ::setenv("WISP_INT8_ENCODER", value, 1);
+  }
+  ~Int8EncoderScope() {
+    if (!set_) return;
+    if (had_) {
+      ::setenv("WISP_INT8_ENCODER", old_.c_str(), 1);
+    } else {
+      ::unsetenv("WISP_INT8_ENCODER");
+    }
+  }
+  Int8EncoderScope(const Int8EncoderScope&) = delete;
+  Int8EncoderScope& operator=(const Int8EncoderScope&) = delete;
+
+ private:
+  bool set_, had_ = false;
+  std::string old_;
+};
+
+// int8_encoder: "onednn" or "wisp" forces the int8 encoder's kernels; null
+// leaves the CPU's choice.
+const Net& net_for(const std::string& model_name, ComputeType type, const char* int8_encoder) {
   static std::map<std::string, std::unique_ptr<Net>> cache;
-  const std::string key = model_name + "/" + nn::compute_type_name(type);
+  const std::string key = model_name + "/" + nn::compute_type_name(type) + "/" +
+                          (int8_encoder ? int8_encoder : "");
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   model::Model m = golden_model(model_name);
   auto n = std::make_unique<Net>();
-  n->net = std::make_unique<nn::Whisper>(m, type);
+  {
+    Int8EncoderScope scope(int8_encoder);
+    n->net = std::make_unique<nn::Whisper>(m, type);
+  }
   n->tok = std::make_unique<Tokenizer>(m.vocab, m.dims.n_vocab);
   n->filters = m.mel_filters;
   return *cache.emplace(key, std::move(n)).first->second;
@@ -160,14 +194,14 @@ std::vector<golden::Case> agreement_cases(bool scripted) {
   return out;
 }
 
-Tally measure(ComputeType type, bool scripted, double tie, bool verbose) {
+Tally measure(ComputeType type, const char* int8_encoder, bool scripted, double tie, bool verbose) {
   Tally t;
   for (const golden::Case& c : agreement_cases(scripted)) {
     std::string unsupported;
     const transcribe::Options opt = golden::case_options(c, &unsupported);
     const auto& rw = c.ref["windows"][0];
     const std::vector<int> ref = rw["tokens"].get<std::vector<int>>();
-    const std::vector<int> ours = first_window(net_for(c.model, type), c, opt);
+    const std::vector<int> ours = first_window(net_for(c.model, type, int8_encoder), c, opt);
     size_t j = 0;
     while (j < ref.size() && j < ours.size() && ref[j] == ours[j]) ++j;
     const bool same = j == ref.size() && j == ours.size();
@@ -197,25 +231,29 @@ struct TypeBound {
   ComputeType type;
   double tie;        // margins below this count as ties for this type
   double min_agree;  // the test fails below this
+  const char* int8_encoder = nullptr;  // WISP_INT8_ENCODER for the network, if set
+  std::string name() const {
+    return std::string(nn::compute_type_name(type)) + (int8_encoder ? std::string("_") + int8_encoder : "");
+  }
 };
 
-void PrintTo(const TypeBound& b, std::ostream* os) { *os << nn::compute_type_name(b.type); }
+void PrintTo(const TypeBound& b, std::ostream* os) { *os << b.name(); }
 
 class Agreement : public ::testing::TestWithParam<TypeBound> {};
 
 TEST_P(Agreement, RandomWeightGoldenCases) {
   const TypeBound& b = GetParam();
-  const Tally t = measure(b.type, false, b.tie, true);
+  const Tally t = measure(b.type, b.int8_encoder, false, b.tie, true);
   std::printf("%s: agreement %.4f (%ld / %ld tokens, %d / %d windows identical, tie < %g); "
               "with ties < 1e-3: %.4f\n",
-              nn::compute_type_name(b.type), t.agreement(), t.matched, t.total, t.exact, t.windows,
+              b.name().c_str(), t.agreement(), t.matched, t.total, t.exact, t.windows,
               b.tie, t.strict());
   EXPECT_GT(t.windows, 5);
   EXPECT_GE(t.agreement(), b.min_agree);
 }
 
 TEST_P(Agreement, ScriptedCasesMatchExactly) {
-  const Tally t = measure(GetParam().type, true, 0.0, false);
+  const Tally t = measure(GetParam().type, GetParam().int8_encoder, true, 0.0, false);
   EXPECT_GT(t.windows, 5);
   EXPECT_EQ(t.exact, t.windows);
   EXPECT_EQ(t.matched, t.total);
@@ -224,9 +262,13 @@ TEST_P(Agreement, ScriptedCasesMatchExactly) {
 INSTANTIATE_TEST_SUITE_P(Types, Agreement,
                          ::testing::Values(TypeBound{ComputeType::kFloat16, 1e-3, 0.99},
                                            TypeBound{ComputeType::kBFloat16, 1e-2, 0.99},
-                                           TypeBound{ComputeType::kInt8, 1e-2, 0.99},
+                                           // int8 on each of its encoder paths, whatever the CPU picks:
+                                           // lowp.h's 14-bit kernels and oneDNN's 8-bit
+                                           // path (7-bit where the CPU lacks VNNI).
+                                           TypeBound{ComputeType::kInt8, 1e-2, 0.99, "wisp"},
+                                           TypeBound{ComputeType::kInt8, 1e-2, 0.99, "onednn"},
                                            TypeBound{ComputeType::kInt8BFloat16, 1e-2, 0.99}),
-                         [](const auto& info) { return std::string(nn::compute_type_name(info.param.type)); });
+                         [](const auto& info) { return info.param.name(); });
 
 }  // namespace
 }  // namespace wisp::perf

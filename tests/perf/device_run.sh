@@ -5,7 +5,8 @@
 #   tests/perf/device_run.sh DIR
 #
 # DIR holds bundle.tar.xz (device_bundle.sh of wisp and the test binaries
-# nn_test, lowp_test, kernels_test, decode_batch_test, agreement_test),
+# nn_test, lowp_test, onednn_s8_test, kernels_test, decode_batch_test,
+# agreement_test),
 # wcpp-bin/ (whisper-bench and whisper-cli built for that CPU), clips/ (the
 # 20 clips) and en_coastline_5min.flac. Results go to stdout and to $OUT
 # (default /tmp/out). Each step has a time limit, so a slow step cannot eat
@@ -40,7 +41,7 @@ for spec in "tiny 4" "base 5" "small 6"; do
 done
 
 step "tests of the kernels and the network on this CPU"
-for t in lowp_test kernels_test nn_test decode_batch_test; do
+for t in lowp_test onednn_s8_test kernels_test nn_test decode_batch_test; do
   [ -x "$B/$t" ] || continue
   timeout 60 "$B/$t" --gtest_brief=1 > "$out/$t.txt" 2>&1
   echo "$t rc=$? $(grep -E 'PASSED|FAILED  \] [0-9]' "$out/$t.txt" | tr '\n' ' ')"
@@ -55,6 +56,16 @@ for m in tiny-s4 base-s5 small-s6; do
 done
 cat /tmp/sbs/results.tsv
 cp /tmp/sbs/results.tsv "$out/"
+
+step "the int8 encoder's two paths (WISP_INT8_ENCODER), 2 threads, wisp bench"
+DNNL_VERBOSE=1 WISP_INT8_ENCODER=onednn timeout 60 "$B/wisp" bench --model /tmp/m/ggml-tiny-s4-f16.bin \
+  --threads 2 --compute_type int8 --json 2>&1 | grep -m8 -E 'onednn_verbose,(info,cpu,isa|exec)' | cut -c1-220
+for m in tiny-s4 base-s5 small-s6; do
+  for e in wisp onednn wisp onednn; do
+    WISP_INT8_ENCODER=$e timeout 60 "$B/wisp" bench --model "/tmp/m/ggml-$m-f16.bin" --threads 2 \
+      --compute_type int8 --json | tail -1 | tee -a "$out/encoders.jsonl"
+  done
+done
 
 step "throughput mode, tiny int8, 16 threads"
 THREADS=16 BATCH=16 MODES="sequential-vad batched" TYPES=int8 timeout 120 bash tests/perf/throughput.sh \

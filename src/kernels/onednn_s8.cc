@@ -1,0 +1,576 @@
+// wisp/kernels/onednn_s8.cc: the int8 encoder's products with 8-bit
+// activations through oneDNN's matmul primitive (onednn_s8.h).
+#include "kernels/onednn_s8.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "kernels/vecmath.h"
+
+// The elementwise passes get an AVX2 clone, chosen at load time (kernels.cc).
+#if defined(__x86_64__) && !defined(__clang__)
+#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define WISP_VECTOR_CLONES
+#endif
+
+namespace wisp::kernels {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+// oneDNN's primitives split their work over the thread count current when
+// they are created (omp_get_max_threads()) and always run that many: set it
+// for the creation, restore after.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n < 1 ? 1 : n); }
+  ~OmpThreads() { omp_set_num_threads(saved_); }
+  OmpThreads(const OmpThreads&) = delete;
+  OmpThreads& operator=(const OmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+[[noreturn]] void fail(const std::string& what, const dnnl::error& e) {
+  throw Error("oneDNN " + what + ": " + e.what() + " (status " + std::to_string(e.status) + ")");
+}
+
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+constexpr size_t kAlign = 64;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Regions of a workspace, each 64-byte aligned.
+class Layout {
+ public:
+  size_t add(size_t bytes) {
+    size_t at = size_;
+    size_ = align_up(size_ + bytes);
+    return at;
+  }
+  size_t size() const { return size_; }
+
+ private:
+  size_t size_ = 0;
+};
+
+// Maximum of x[0..n) (-inf if n = 0), and of |x|, in 8 independent lanes:
+// a plain running max is a serial dependency GCC will not reorder into
+// vectors (float max is not associative for NaNs), 8 lanes it vectorises.
+[[gnu::always_inline]] inline float max_of(const float* __restrict x, int64_t n) {
+  float lane[8];
+  for (float& l : lane) l = -INFINITY;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (int l = 0; l < 8; ++l) lane[l] = lane[l] > x[j + l] ? lane[l] : x[j + l];
+  }
+  float m = -INFINITY;
+  for (; j < n; ++j) m = m > x[j] ? m : x[j];
+  for (float l : lane) m = m > l ? m : l;
+  return m;
+}
+
+[[gnu::always_inline]] inline float max_abs_of(const float* __restrict x, int64_t n) {
+  float lane[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (int l = 0; l < 8; ++l) {
+      const float a = __builtin_fabsf(x[j + l]);
+      lane[l] = lane[l] > a ? lane[l] : a;
+    }
+  }
+  float m = 0.0f;
+  for (; j < n; ++j) m = m > __builtin_fabsf(x[j]) ? m : __builtin_fabsf(x[j]);
+  for (float l : lane) m = m > l ? m : l;
+  return m;
+}
+
+// Rows [r0, r1) of x [m][ldx] to u8: q = round(x * qmax / max|x_row|) + zero,
+// scale[r] = max|x_row| / qmax (0 for an all-zero row, whose q are zero).
+WISP_VECTOR_CLONES
+void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t k, U8Format f,
+                      uint8_t* q, int64_t ldq, float* scale) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * ldx;
+    const float amax = max_abs_of(xr, k);
+    const float inv = amax > 0.0f ? static_cast<float>(f.qmax) / amax : 0.0f;
+    const float zero = static_cast<float>(f.zero);
+    uint8_t* qr = q + r * ldq;
+    for (int64_t i = 0; i < k; ++i) {
+      qr[i] = static_cast<uint8_t>(static_cast<int>(detail::round_even(xr[i] * inv) + zero));
+    }
+    scale[r] = amax / static_cast<float>(f.qmax);
+  }
+}
+
+// One row of the Linear epilogue: y[j] (=, or += with kAcc) of
+// (c[j] - zero cs[j]) rs sc[j] + bias[j], through GELU with kGelu. The
+// flags are template parameters and every pointer a restrict local, so that
+// GCC vectorises the loop (with them read through `ep` it stays scalar: a
+// store to y might change ep's fields, as far as it can tell).
+template <bool kGelu, bool kAcc, bool kBias>
+WISP_VECTOR_CLONES void epilogue_row(const int32_t* __restrict c, int64_t n, int zero,
+                                     const int32_t* __restrict cs, const float* __restrict sc,
+                                     const float* __restrict bias, float rs, float* __restrict y) {
+  for (int64_t j = 0; j < n; ++j) {
+    float v = static_cast<float>(c[j] - zero * cs[j]) * (rs * sc[j]);
+    if constexpr (kBias) v += bias[j];
+    if constexpr (kGelu) v = detail::gelu_f(v);
+    if constexpr (kAcc) {
+      y[j] += v;
+    } else {
+      y[j] = v;
+    }
+  }
+}
+
+template <bool kGelu, bool kAcc, bool kBias>
+void epilogue_rows(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
+                   int zero, const float* row_scale, const Epilogue& ep) {
+  for (int64_t r = r0; r < r1; ++r) {
+    epilogue_row<kGelu, kAcc, kBias>(c + r * n, n, zero, w.col_sum.data(), w.scale.data(), ep.bias,
+                                     row_scale[r], ep.y + r * ep.ldy);
+  }
+}
+
+// The Linear epilogue over rows [r0, r1) of the int32 product c [m][n].
+void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
+                     int zero, const float* row_scale, const Epilogue& ep) {
+  using Fn = void (*)(const int32_t*, int64_t, int64_t, int64_t, const OnednnWeight&, int,
+                      const float*, const Epilogue&);
+  static constexpr Fn kTable[8] = {
+      epilogue_rows<false, false, false>, epilogue_rows<false, false, true>,
+      epilogue_rows<false, true, false>,  epilogue_rows<false, true, true>,
+      epilogue_rows<true, false, false>,  epilogue_rows<true, false, true>,
+      epilogue_rows<true, true, false>,   epilogue_rows<true, true, true>};
+  const int at = (ep.gelu ? 4 : 0) + (ep.accumulate ? 2 : 0) + (ep.bias != nullptr ? 1 : 0);
+  kTable[at](c, r0, r1, n, w, zero, row_scale, ep);
+}
+
+// Row i of q, k [n][ld] (head h at columns [h dh, (h+1) dh)), for every
+// head: the query as u8 (U8Format) into its block's [n_head][rows][dh]
+// slab, the key as s8 (|q| <= 127) transposed into k8 [n_head][dh][n], and
+// the scales: qs[h][i], and kf[h][i] = the key's scale times scale^2 (openai
+// scales q and k each by scale), ksum[h][i] = the key's integer sum.
+WISP_VECTOR_CLONES
+void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t i,
+                     int64_t n, int64_t n_head, int64_t dh, int64_t block, int64_t rows,
+                     float scale2, U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf,
+                     int32_t* ksum) {
+  const int64_t b = i / block, r = i % block;
+  uint8_t* slab = q8 + b * block * n_head * dh;
+  for (int64_t h = 0; h < n_head; ++h) {
+    const float* qr = q + i * ldq + h * dh;
+    const float* kr = k + i * ldk + h * dh;
+    const float qmax = max_abs_of(qr, dh), kmax = max_abs_of(kr, dh);
+    const float qinv = qmax > 0.0f ? static_cast<float>(f.qmax) / qmax : 0.0f;
+    const float kinv = kmax > 0.0f ? static_cast<float>(kWeightMax) / kmax : 0.0f;
+    uint8_t* qo = slab + (h * rows + r) * dh;
+    int32_t sum = 0;
+    for (int64_t d = 0; d < dh; ++d) {
+      qo[d] = static_cast<uint8_t>(static_cast<int>(detail::round_even(qr[d] * qinv)) + f.zero);
+      const int kv = static_cast<int>(detail::round_even(kr[d] * kinv));
+      k8[(h * dh + d) * n + i] = static_cast<int8_t>(kv);
+      sum += kv;
+    }
+    qs[h * n + i] = qmax / static_cast<float>(f.qmax);
+    kf[h * n + i] = kmax / static_cast<float>(kWeightMax) * scale2;
+    ksum[h * n + i] = sum;
+  }
+}
+
+// Row i of v (all heads) into v8 [n_head][n][dh], column c times inv[c].
+WISP_VECTOR_CLONES
+void quantize_v_row(const float* __restrict v, const float* __restrict inv, int64_t n_head,
+                    int64_t dh, int64_t n, int64_t i, int8_t* __restrict v8) {
+  for (int64_t h = 0; h < n_head; ++h) {
+    int8_t* out = v8 + (h * n + i) * dh;
+    for (int64_t d = 0; d < dh; ++d) {
+      out[d] = static_cast<int8_t>(static_cast<int>(detail::round_even(v[h * dh + d] * inv[h * dh + d])));
+    }
+  }
+}
+
+// One row of int32 scores c[0..n) of query scale qs: the fp32 scores
+// (c_j - zero ksum_j) qs kf_j into row, their softmax's unnormalised
+// probabilities e^(s - max) as u8 round(pmax e) (the largest exactly pmax),
+// and 1 / (the sum of those u8) returned.
+WISP_VECTOR_CLONES
+float softmax_row_u8(const int32_t* __restrict c, int64_t n, int zero,
+                     const int32_t* __restrict ksum, const float* __restrict kf, float qs, int pmax,
+                     float* __restrict row, uint8_t* __restrict p) {
+  for (int64_t j = 0; j < n; ++j) row[j] = static_cast<float>(c[j] - zero * ksum[j]) * (qs * kf[j]);
+  const float mx = max_of(row, n);
+  const float pm = static_cast<float>(pmax);
+  int32_t sum = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const int v = static_cast<int>(detail::round_even(pm * detail::exp_f(row[j] - mx)));
+    p[j] = static_cast<uint8_t>(v);
+    sum += v;
+  }
+  return 1.0f / static_cast<float>(sum);
+}
+
+}  // namespace
+
+U8Format u8_format_for(const CpuFeatures& f) {
+  if (f.avx512vnni && f.os_avx512) return {127, 128};
+  return {63, 64};
+}
+
+bool onednn_encoder_pays(const CpuFeatures& f, Isa isa) {
+  return isa >= Isa::kAvx512 && f.avx512vnni && f.os_avx512;
+}
+
+struct OnednnEncoder::Impl {
+  int64_t n_ctx = 0, s = 0, n_head = 0, dh = 0;
+  U8Format f;
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+
+  // One Linear shape: the weight layout oneDNN chose for it, and a
+  // primitive per thread count (made on first use: a primitive always runs
+  // the thread count it was made with).
+  struct Shape {
+    int64_t k = 0, n = 0;
+    dnnl::memory::desc src, wei, dst;
+    struct Prim {
+      dnnl::matmul::primitive_desc pd;
+      dnnl::matmul prim;
+    };
+    mutable std::map<int, Prim> by_threads;
+  };
+  std::vector<Shape> shapes;
+  mutable std::mutex mu;
+
+  // Attention: per block of queries (full and the last, shorter one), the
+  // two products of all heads, single-threaded (each thread runs its own
+  // blocks).
+  struct Block {
+    int64_t rows = 0;
+    dnnl::matmul::primitive_desc qk_pd, pv_pd;
+    dnnl::matmul qk, pv;
+  };
+  Block full, tail;
+  int64_t n_blocks = 0;
+
+  // Workspace: the Linear's regions, or attention's shared regions + one
+  // area per thread.
+  size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_scratch = 0, lin_bytes = 0;
+  size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_ksum = 0, at_v = 0, at_vs = 0, at_shared = 0;
+  size_t th_s = 0, th_p = 0, th_psum = 0, th_o = 0, th_row = 0, th_scratch = 0, th_bytes = 0;
+
+  const Shape& shape(int64_t k, int64_t n) const {
+    for (const Shape& sh : shapes) {
+      if (sh.k == k && sh.n == n) return sh;
+    }
+    throw Error("oneDNN encoder: no product of shape " + std::to_string(n) + " x " +
+                std::to_string(k));
+  }
+
+  const Shape::Prim& linear_prim(const Shape& sh, int n_threads) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = sh.by_threads.find(n_threads);
+    if (it != sh.by_threads.end()) return it->second;
+    try {
+      OmpThreads scope(n_threads);
+      auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(sh.src, sh.wei, sh.dst),
+                                             user_scratchpad(), eng);
+      dnnl::matmul prim(pd);
+      return sh.by_threads.emplace(n_threads, Shape::Prim{std::move(pd), std::move(prim)})
+          .first->second;
+    } catch (const dnnl::error& e) {
+      fail("matmul for " + std::to_string(n_threads) + " threads", e);
+    }
+  }
+
+  Block make_block(int64_t rows) const {
+    Block b;
+    b.rows = rows;
+    OmpThreads scope(1);
+    const dnnl::memory::dims q{n_head, rows, dh}, kt{n_head, dh, n_ctx}, sc{n_head, rows, n_ctx};
+    const dnnl::memory::dims p{n_head, rows, n_ctx}, v{n_head, n_ctx, dh}, o{n_head, rows, dh};
+    b.qk_pd = dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(dnnl::memory::desc(q, dt::u8, tag::abc),
+                           dnnl::memory::desc(kt, dt::s8, tag::abc),
+                           dnnl::memory::desc(sc, dt::s32, tag::abc)),
+        user_scratchpad(), eng);
+    b.pv_pd = dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(dnnl::memory::desc(p, dt::u8, tag::abc),
+                           dnnl::memory::desc(v, dt::s8, tag::abc),
+                           dnnl::memory::desc(o, dt::s32, tag::abc)),
+        user_scratchpad(), eng);
+    b.qk = dnnl::matmul(b.qk_pd);
+    b.pv = dnnl::matmul(b.pv_pd);
+    return b;
+  }
+};
+
+OnednnEncoder::OnednnEncoder(int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  if (n_ctx < 1 || n_state < 1 || n_head < 1 || n_state % n_head != 0) {
+    throw Error("oneDNN encoder: bad shape");
+  }
+  m.n_ctx = n_ctx;
+  m.s = n_state;
+  m.n_head = n_head;
+  m.dh = n_state / n_head;
+  m.f = f;
+  const int64_t s = n_state;
+  try {
+    for (auto [k, n] : {std::pair{s, 3 * s}, std::pair{s, s}, std::pair{s, 4 * s},
+                        std::pair{4 * s, s}}) {
+      Impl::Shape sh;
+      sh.k = k;
+      sh.n = n;
+      sh.src = dnnl::memory::desc({n_ctx, k}, dt::u8, tag::ab);
+      sh.dst = dnnl::memory::desc({n_ctx, n}, dt::s32, tag::ab);
+      OmpThreads scope(1);
+      auto any = dnnl::matmul::primitive_desc(
+          dnnl::matmul::desc(sh.src, dnnl::memory::desc({k, n}, dt::s8, tag::any), sh.dst),
+          user_scratchpad(), m.eng);
+      sh.wei = any.weights_desc();
+      m.shapes.push_back(std::move(sh));
+    }
+    m.n_blocks = (n_ctx + kOnednnQueryBlock - 1) / kOnednnQueryBlock;
+    m.full = m.make_block(std::min(n_ctx, kOnednnQueryBlock));
+    const int64_t last = n_ctx - (m.n_blocks - 1) * kOnednnQueryBlock;
+    m.tail = last == m.full.rows ? m.full : m.make_block(last);
+  } catch (const dnnl::error& e) {
+    fail("primitive for the encoder", e);
+  }
+
+  Layout lin;
+  m.lin_q = lin.add(static_cast<size_t>(n_ctx * 4 * s));
+  m.lin_scale = lin.add(static_cast<size_t>(n_ctx) * sizeof(float));
+  m.lin_c = lin.add(static_cast<size_t>(n_ctx * 4 * s) * sizeof(int32_t));
+  m.lin_scratch = lin.size();  // the scratchpad goes last: its size depends on the threads
+  m.lin_bytes = lin.size();
+
+  const size_t nq = static_cast<size_t>(n_ctx * s), nh = static_cast<size_t>(n_head * n_ctx);
+  Layout at;
+  m.at_q = at.add(nq);
+  m.at_qs = at.add(nh * sizeof(float));
+  m.at_k = at.add(nq);
+  m.at_kf = at.add(nh * sizeof(float));
+  m.at_ksum = at.add(nh * sizeof(int32_t));
+  m.at_v = at.add(nq);
+  m.at_vs = at.add(static_cast<size_t>(s) * sizeof(float));
+  m.at_shared = at.size();
+  const size_t rows = static_cast<size_t>(n_head * m.full.rows);
+  Layout th;
+  m.th_s = th.add(rows * static_cast<size_t>(n_ctx) * sizeof(int32_t));
+  m.th_p = th.add(rows * static_cast<size_t>(n_ctx));
+  m.th_psum = th.add(rows * sizeof(float));
+  m.th_o = th.add(rows * static_cast<size_t>(m.dh) * sizeof(int32_t));
+  m.th_row = th.add(static_cast<size_t>(n_ctx) * sizeof(float));
+  m.th_scratch = th.add(std::max({m.full.qk_pd.scratchpad_desc().get_size(),
+                                  m.full.pv_pd.scratchpad_desc().get_size(),
+                                  m.tail.qk_pd.scratchpad_desc().get_size(),
+                                  m.tail.pv_pd.scratchpad_desc().get_size()}));
+  m.th_bytes = th.size();
+}
+
+OnednnEncoder::~OnednnEncoder() = default;
+OnednnEncoder::OnednnEncoder(OnednnEncoder&&) noexcept = default;
+OnednnEncoder& OnednnEncoder::operator=(OnednnEncoder&&) noexcept = default;
+
+const U8Format& OnednnEncoder::format() const { return impl_->f; }
+
+OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const {
+  const Impl& m = *impl_;
+  if (w.type != WeightType::kS8 || w.s8.empty()) {
+    throw Error("oneDNN encoder: weights must be int8 with int8 panels");
+  }
+  const Impl::Shape& sh = m.shape(w.k, w.n);
+  OnednnWeight out;
+  out.n = w.n;
+  out.k = w.k;
+  out.scale = w.scale;
+  out.col_sum.assign(static_cast<size_t>(w.n), 0);
+  // The int8 values [n][k] back out of the panels (lowp.h panel_index).
+  std::vector<int8_t> plain(static_cast<size_t>(w.n * w.k));
+  const int64_t kp = panel_pairs(w.k);
+  for (int64_t j = 0; j < w.n; ++j) {
+    int32_t sum = 0;
+    for (int64_t i = 0; i < w.k; ++i) {
+      const int8_t v = w.s8[static_cast<size_t>(panel_index(j, i, kp))];
+      plain[static_cast<size_t>(j * w.k + i)] = v;
+      sum += v;
+    }
+    out.col_sum[static_cast<size_t>(j)] = sum;
+  }
+  out.blob.resize(sh.wei.get_size());
+  try {
+    OmpThreads scope(1);
+    dnnl::stream st(m.eng);
+    // [n][k] row-major is the k x n matrix in "ba" order.
+    dnnl::memory src(dnnl::memory::desc({w.k, w.n}, dt::s8, tag::ba), m.eng, plain.data());
+    dnnl::memory dst(sh.wei, m.eng, out.blob.data());
+    dnnl::reorder(src, dst).execute(st, src, dst);
+    st.wait();
+  } catch (const dnnl::error& e) {
+    fail("weight reorder", e);
+  }
+  return out;
+}
+
+size_t OnednnEncoder::workspace_bytes() const {
+  // Sized for any thread count up to the machine's: the Linear's scratchpad
+  // for that many threads, and attention's per-thread areas.
+  const Impl& m = *impl_;
+  const int nt = hardware_threads();
+  size_t lin_scratch = 0;
+  for (const Impl::Shape& sh : m.shapes) {
+    lin_scratch = std::max(lin_scratch, m.linear_prim(sh, nt).pd.scratchpad_desc().get_size());
+  }
+  return std::max(m.lin_bytes + align_up(lin_scratch),
+                  m.at_shared + static_cast<size_t>(nt) * m.th_bytes);
+}
+
+void OnednnEncoder::linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
+                           uint8_t* ws, int n_threads) const {
+  const Impl& m = *impl_;
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const Impl::Shape& sh = m.shape(w.k, w.n);
+  const Impl::Shape::Prim& p = m.linear_prim(sh, n_threads);
+  uint8_t* q = ws + m.lin_q;
+  float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
+  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
+  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    quantize_rows_u8(x, ldx, r0, r1, w.k, m.f, q, w.k, rs);
+  });
+  try {
+    OmpThreads scope(n_threads);
+    dnnl::stream st(m.eng);
+    dnnl::memory src(sh.src, m.eng, q), wei(sh.wei, m.eng, const_cast<uint8_t*>(w.blob.data()));
+    dnnl::memory dst(sh.dst, m.eng, c), scratch(p.pd.scratchpad_desc(), m.eng, ws + m.lin_scratch);
+    p.prim.execute(st, {{DNNL_ARG_SRC, src},
+                                  {DNNL_ARG_WEIGHTS, wei},
+                                  {DNNL_ARG_DST, dst},
+                                  {DNNL_ARG_SCRATCHPAD, scratch}});
+    st.wait();
+  } catch (const dnnl::error& e) {
+    fail("matmul", e);
+  }
+  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    linear_epilogue(c, r0, r1, w.n, w, m.f.zero, rs, ep);
+  });
+}
+
+void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads) const {
+  const Impl& m = *impl_;
+  if (a.n_batch != 1 || a.n_q != m.n_ctx || a.n_kv != m.n_ctx || a.n_head != m.n_head ||
+      a.d_head != m.dh || a.causal || a.qk) {
+    throw Error("oneDNN encoder attention: arguments do not match the encoder's shapes");
+  }
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const int64_t n = m.n_ctx, H = m.n_head, dh = m.dh, width = H * dh, block = m.full.rows;
+  const U8Format f = m.f;
+  uint8_t* q8 = ws + m.at_q;
+  float* qs = reinterpret_cast<float*>(ws + m.at_qs);
+  int8_t* k8 = reinterpret_cast<int8_t*>(ws + m.at_k);
+  float* kf = reinterpret_cast<float*>(ws + m.at_kf);
+  int32_t* ksum = reinterpret_cast<int32_t*>(ws + m.at_ksum);
+  int8_t* v8 = reinterpret_cast<int8_t*>(ws + m.at_v);
+  float* vs = reinterpret_cast<float*>(ws + m.at_vs);
+
+  const float scale2 = a.scale * a.scale;
+  parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t rows = i / block == m.n_blocks - 1 ? m.tail.rows : block;
+      quantize_qk_row(a.q, a.ldq, a.k, a.ldk, i, n, H, dh, block, rows, scale2, f, q8, qs, k8,
+                      kf, ksum);
+    }
+  });
+  // V per column c (head c / dh): s8 with scale max|v[:, c]| / 127, as
+  // v8 [n_head][n][dh].
+  std::vector<float> vinv(static_cast<size_t>(width));
+  parallel_for(width, n_threads, 16, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float mx = 0.0f;
+      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, std::fabs(a.v[i * a.ldv + c]));
+      vs[c] = mx / static_cast<float>(kWeightMax);
+      vinv[c] = mx > 0.0f ? 1.0f / vs[c] : 0.0f;
+    }
+  });
+  parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) quantize_v_row(a.v + i * a.ldv, vinv.data(), H, dh, n, i, v8);
+  });
+
+  // Blocks of queries, each on one thread: Q K^T of all heads, softmax,
+  // P V, the output columns of every head.
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(m.n_blocks));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+  for (int64_t b = 0; b < m.n_blocks; ++b) {
+    try {
+      const Impl::Block& blk = b == m.n_blocks - 1 ? m.tail : m.full;
+      const int64_t rows = blk.rows, i0 = b * block;
+      uint8_t* t = ws + m.at_shared + static_cast<size_t>(omp_get_thread_num()) * m.th_bytes;
+      int32_t* sc = reinterpret_cast<int32_t*>(t + m.th_s);
+      uint8_t* p = t + m.th_p;
+      float* inv_sum = reinterpret_cast<float*>(t + m.th_psum);
+      int32_t* o = reinterpret_cast<int32_t*>(t + m.th_o);
+      float* row = reinterpret_cast<float*>(t + m.th_row);
+      dnnl::stream st(m.eng);
+      {
+        dnnl::memory src(blk.qk_pd.src_desc(), m.eng, q8 + i0 * width);
+        dnnl::memory wei(blk.qk_pd.weights_desc(), m.eng, k8);
+        dnnl::memory dst(blk.qk_pd.dst_desc(), m.eng, sc);
+        dnnl::memory scr(blk.qk_pd.scratchpad_desc(), m.eng, t + m.th_scratch);
+        blk.qk.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
+                            {DNNL_ARG_SCRATCHPAD, scr}});
+      }
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t hr = h * rows + r;
+          inv_sum[hr] = softmax_row_u8(sc + hr * n, n, f.zero, ksum + h * n, kf + h * n,
+                                       qs[h * n + i0 + r], f.pmax(), row, p + hr * n);
+        }
+      }
+      {
+        dnnl::memory src(blk.pv_pd.src_desc(), m.eng, p);
+        dnnl::memory wei(blk.pv_pd.weights_desc(), m.eng, v8);
+        dnnl::memory dst(blk.pv_pd.dst_desc(), m.eng, o);
+        dnnl::memory scr(blk.pv_pd.scratchpad_desc(), m.eng, t + m.th_scratch);
+        blk.pv.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
+                            {DNNL_ARG_SCRATCHPAD, scr}});
+      }
+      st.wait();
+      for (int64_t r = 0; r < rows; ++r) {
+        float* out = a.out + (i0 + r) * a.ldo;
+        for (int64_t h = 0; h < H; ++h) {
+          const int32_t* orow = o + (h * rows + r) * dh;
+          const float* vsh = vs + h * dh;
+          const float is = inv_sum[h * rows + r];
+          for (int64_t d = 0; d < dh; ++d) out[h * dh + d] = static_cast<float>(orow[d]) * vsh[d] * is;
+        }
+      }
+    } catch (const dnnl::error& e) {
+      errors[static_cast<size_t>(b)] = std::make_exception_ptr(
+          Error(std::string("oneDNN attention matmul: ") + e.what()));
+    } catch (...) {
+      errors[static_cast<size_t>(b)] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+}  // namespace wisp::kernels

@@ -1,0 +1,110 @@
+// wisp/kernels/onednn_s8.h
+//
+// The int8 encoder's products with 8-bit activations, through oneDNN's
+// matmul primitive: for CPUs with AVX-512 VNNI or AMX-INT8, where oneDNN
+// multiplies u8 x s8 into int32 with vpdpbusd (64 products per instruction,
+// twice lowp.h's vpdpwssd on int16 pairs) or with AMX tiles (1024 products
+// per cycle). On AVX2 the 14-bit kernels of lowp.h stay faster and more
+// accurate, and this path is only run by the tests.
+//
+// Activations are quantized per row, symmetric: q = round(x / s) in
+// [-qmax, qmax] with s = max|x_row| / qmax, stored as the u8 q + zero; the
+// zero point is taken out of the int32 sums with each weight column's sum:
+//   sum_k (q_k + zero) w_jk - zero sum_k w_jk = sum_k q_k w_jk.
+// Weights are lowp.h's int8 (one scale per output channel). The int32 sums
+// are exact, so the result is that of the reference twins below (double
+// arithmetic over the same integers) up to the float rounding of the
+// epilogue.
+//
+// Attention (openai qkv_attention, non-causal, the encoder's shapes): Q (u8
+// as above) and K (s8) quantized per (row, head), V per (head, column);
+// Q K^T in integers, softmax in fp32, the unnormalised probabilities
+// e^(s - max) quantized to u8 (the largest is exactly pmax = qmax + zero)
+// and multiplied with V; each row divided by the sum of its quantized
+// probabilities. In blocks of kOnednnQueryBlock queries, all heads per
+// product, so the [n_q][n_kv] score matrix never exists.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+#include "kernels/lowp.h"
+
+namespace wisp::kernels {
+
+// u8 storage of the activations: q in [-qmax, qmax] stored as q + zero.
+struct U8Format {
+  int qmax = 127;
+  int zero = 128;
+  int pmax() const { return qmax + zero; }  // largest stored value
+};
+
+// {127, 128} (all 8 bits) where the CPU has AVX-512 VNNI: vpdpbusd and AMX
+// add the u8 x s8 products straight into int32. Elsewhere oneDNN adds pairs
+// of products into a saturating int16 (vpmaddubsw), which is exact only for
+// u8 <= 127: {63, 64}, 7 bits (so the tests can run the path exactly here).
+U8Format u8_format_for(const CpuFeatures& f);
+
+// True where this path beats lowp.h's kernels: AVX-512 VNNI (with or
+// without AMX) and `isa` (the level in use, cpu.h) at least kAvx512, so that
+// WISP_ISA=avx2 also keeps the encoder on the AVX2 kernels.
+bool onednn_encoder_pays(const CpuFeatures& f, Isa isa);
+
+// Queries per attention block: a block's int32 scores of all heads,
+// [n_head][64][n_kv] (2.3 MB for tiny), split over the threads by oneDNN.
+inline constexpr int64_t kOnednnQueryBlock = 64;
+
+// A Linear weight [n][k] prepared for OnednnEncoder::linear.
+struct OnednnWeight {
+  int64_t n = 0, k = 0;
+  std::vector<uint8_t> blob;     // the int8 values in oneDNN's layout for this product
+  std::vector<int32_t> col_sum;  // [n]: sum over k of the int8 values
+  std::vector<float> scale;      // [n]: per output channel
+  size_t bytes() const { return blob.size() + col_sum.size() * 4 + scale.size() * 4; }
+};
+
+// oneDNN primitives for the products of one encoder: n_ctx rows, width
+// n_state, n_head heads. Immutable after construction; linear() and
+// attention() may run concurrently with distinct workspaces.
+class OnednnEncoder {
+ public:
+  // Throws wisp::Error if oneDNN cannot make a primitive.
+  OnednnEncoder(int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f);
+  ~OnednnEncoder();
+  OnednnEncoder(OnednnEncoder&&) noexcept;
+  OnednnEncoder& operator=(OnednnEncoder&&) noexcept;
+
+  const U8Format& format() const;
+
+  // w: WeightType::kS8 with int8 panels (make_qmatrix's int8_panels), of one
+  // of the shapes [n][k] = [3s][s], [s][s], [4s][s], [s][4s]. Thread-safe.
+  OnednnWeight prepare(const QMatrix& w) const;
+
+  // Bytes of scratch memory for one call of linear() or attention().
+  size_t workspace_bytes() const;
+
+  // ep.y[i][j] (=, or += if ep.accumulate) gelu?(x[i] . w[j] * scales +
+  // ep.bias[j]) for the n_ctx rows of x [n_ctx][ldx]. ep's scales and alpha
+  // are ignored (the weight's and the quantization's are used).
+  void linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
+              uint8_t* workspace, int n_threads) const;
+
+  // The encoder's self-attention: args as attention_s16 (n_batch 1,
+  // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
+  void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reference twins: naive loops, products exact in int64, the rest in double
+// (quantization in float, as the fast path, so both round the same values).
+void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m,
+                       const Epilogue& ep);
+void onednn_attention_ref(const AttentionArgs& args, U8Format f);
+
+}  // namespace wisp::kernels

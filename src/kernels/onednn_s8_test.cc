@@ -1,0 +1,174 @@
+// The oneDNN 8-bit encoder products (onednn_s8.h) against their reference
+// twins (the same integers, summed exactly) and against fp32. On a CPU
+// without AVX-512 VNNI only the 7-bit format runs exactly (oneDNN's AVX2
+// kernels saturate int16 pair sums above it); the 8-bit one is tested where
+// the CPU has VNNI.
+#include "kernels/onednn_s8.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+#include "kernels/lowp.h"
+
+namespace wisp::kernels {
+namespace {
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// max |a - b| / max |b|.
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double diff = 0.0, ref = 0.0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+    ref = std::max(ref, std::fabs(static_cast<double>(b[i])));
+  }
+  return ref > 0 ? diff / ref : diff;
+}
+
+// The formats this CPU runs exactly.
+std::vector<U8Format> exact_formats() {
+  std::vector<U8Format> out{{63, 64}};
+  if (u8_format_for(detect_cpu()).qmax == 127) out.push_back({127, 128});
+  return out;
+}
+
+TEST(OnednnS8, FormatFollowsVnni) {
+  CpuFeatures f;
+  EXPECT_EQ(u8_format_for(f).qmax, 63);
+  EXPECT_EQ(u8_format_for(f).zero, 64);
+  EXPECT_FALSE(onednn_encoder_pays(f, Isa::kAvx512));
+  f.avx512vnni = f.os_avx512 = true;
+  EXPECT_EQ(u8_format_for(f).qmax, 127);
+  EXPECT_EQ(u8_format_for(f).zero, 128);
+  EXPECT_EQ(u8_format_for(f).pmax(), 255);
+  EXPECT_TRUE(onednn_encoder_pays(f, Isa::kAvx512));
+  EXPECT_TRUE(onednn_encoder_pays(f, Isa::kAmx));
+  EXPECT_FALSE(onednn_encoder_pays(f, Isa::kAvx2));  // WISP_ISA=avx2 keeps the AVX2 kernels
+}
+
+struct Case {
+  int64_t n_ctx, s, n_head;
+};
+
+class Shapes : public ::testing::TestWithParam<Case> {};
+
+// Every Linear shape of the encoder, every epilogue, 1 and 2 threads: the
+// integer sums must be the reference's (the errors left are float rounding),
+// and the result within 8-bit quantization error of fp32.
+TEST_P(Shapes, LinearEqualsReference) {
+  const Case c = GetParam();
+  for (const U8Format f : exact_formats()) {
+    OnednnEncoder enc(c.n_ctx, c.s, c.n_head, f);
+    std::vector<uint8_t> ws(enc.workspace_bytes());
+    const int64_t s = c.s;
+    uint32_t seed = 7;
+    for (auto [n, k] : {std::pair{3 * s, s}, std::pair{s, s}, std::pair{4 * s, s}, std::pair{s, 4 * s}}) {
+      const std::vector<float> w = random_vec(static_cast<size_t>(n * k), ++seed, -0.1f, 0.1f);
+      const std::vector<float> bias = random_vec(static_cast<size_t>(n), ++seed);
+      // Rows of different magnitudes: the per-row scales must follow them.
+      std::vector<float> x = random_vec(static_cast<size_t>(c.n_ctx * k), ++seed);
+      for (int64_t i = 0; i < c.n_ctx; ++i) {
+        for (int64_t p = 0; p < k; ++p) x[i * k + p] *= static_cast<float>(1 + i % 5);
+      }
+      const QMatrix q = make_qmatrix(w.data(), n, k, WeightType::kS8, true, false);
+      const OnednnWeight ow = enc.prepare(q);
+      EXPECT_EQ(ow.col_sum.size(), static_cast<size_t>(n));
+      for (int variant = 0; variant < 3; ++variant) {
+        for (int threads : {1, 2}) {
+          const std::vector<float> y0 = random_vec(static_cast<size_t>(c.n_ctx * n), 99);
+          std::vector<float> got = y0, want = y0, fp = y0;
+          Epilogue ep;
+          ep.ldy = n;
+          ep.bias = bias.data();
+          ep.gelu = variant == 1;
+          ep.accumulate = variant == 2;
+          ep.y = got.data();
+          enc.linear(ow, x.data(), k, ep, ws.data(), threads);
+          ep.y = want.data();
+          onednn_linear_ref(q, f, x.data(), k, c.n_ctx, ep);
+          EXPECT_LT(rel_err(got, want), 2e-6)
+              << n << "x" << k << " variant " << variant << " threads " << threads << " qmax " << f.qmax;
+          linear(x.data(), k, c.n_ctx, k, w.data(), bias.data(), n, fp.data(), n, ep.accumulate, 1);
+          if (ep.gelu) gelu(fp.data(), c.n_ctx * n, 1);
+          // 8-bit weights and 7- or 8-bit activations: ~1-3% of the largest value.
+          EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.02 : 0.04) << n << "x" << k;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(Shapes, AttentionEqualsReference) {
+  const Case c = GetParam();
+  const int64_t n = c.n_ctx, s = c.s, dh = c.s / c.n_head;
+  // q, k, v side by side as in the encoder's fused QKV output.
+  std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 11, -2.0f, 2.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < s; ++j) qkv[i * 3 * s + j] *= static_cast<float>(1 + i % 3);
+  }
+  for (const U8Format f : exact_formats()) {
+    OnednnEncoder enc(n, s, c.n_head, f);
+    std::vector<uint8_t> ws(enc.workspace_bytes());
+    AttentionArgs a;
+    a.n_q = a.n_kv = n;
+    a.n_head = c.n_head;
+    a.d_head = dh;
+    a.q = qkv.data();
+    a.k = qkv.data() + s;
+    a.v = qkv.data() + 2 * s;
+    a.ldq = a.ldk = a.ldv = 3 * s;
+    a.ldo = s;
+    a.scale = static_cast<float>(std::pow(static_cast<double>(dh), -0.25));
+    std::vector<float> want(static_cast<size_t>(n * s)), fp(want.size());
+    a.out = want.data();
+    onednn_attention_ref(a, f);
+    a.out = fp.data();
+    attention_ref(a);
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> got(want.size(), NAN);
+      a.out = got.data();
+      enc.attention(a, ws.data(), threads);
+      // The same integers up to an exp rounded differently at a u8 step.
+      EXPECT_LT(rel_err(got, want), 1e-4) << "threads " << threads << " qmax " << f.qmax;
+      EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.03 : 0.06) << "threads " << threads;
+    }
+  }
+}
+
+// A block of 64 and a tail of 36; exactly one block; less than one block.
+INSTANTIATE_TEST_SUITE_P(EncoderShapes, Shapes,
+                         ::testing::Values(Case{100, 64, 4}, Case{64, 32, 2}, Case{40, 48, 3}));
+
+TEST(OnednnS8, RefusesOtherShapes) {
+  OnednnEncoder enc(40, 32, 2, U8Format{63, 64});
+  const std::vector<float> w = random_vec(32 * 40, 3);
+  const QMatrix q = make_qmatrix(w.data(), 40, 32, WeightType::kS8, true, false);
+  EXPECT_THROW(enc.prepare(q), Error);
+  const QMatrix q16 = make_qmatrix(w.data(), 32, 32, WeightType::kS8, false, true);
+  EXPECT_THROW(enc.prepare(q16), Error);  // no int8 panels to read
+  AttentionArgs a;
+  a.n_q = a.n_kv = 41;
+  a.n_head = 2;
+  a.d_head = 16;
+  std::vector<uint8_t> ws(enc.workspace_bytes());
+  EXPECT_THROW(enc.attention(a, ws.data(), 1), Error);
+}
+
+}  // namespace
+}  // namespace wisp::kernels
