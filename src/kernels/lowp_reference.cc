@@ -250,4 +250,25 @@ void onednn_attention_ref(const AttentionArgs& a, U8Format f) {
   }
 }
 
+void onednn_conv_ref(const QMatrix* taps, U8Format f, const float* x, int64_t t_in,
+                     const float* bias, int stride, float* y) {
+  const int64_t c_in = taps[0].k, c_out = taps[0].n, t_out = conv1d_k3_out_len(t_in, stride);
+  std::vector<std::vector<int16_t>> q(static_cast<size_t>(t_in));
+  std::vector<float> rs(static_cast<size_t>(t_in));
+  for (int64_t r = 0; r < t_in; ++r) q[r] = quantize_ref(x + r * c_in, c_in, f.qmax, &rs[r]);
+  for (int64_t t = 0; t < t_out; ++t) {
+    for (int64_t o = 0; o < c_out; ++o) {
+      double v = bias != nullptr ? bias[o] : 0.0;
+      for (int j = 0; j < 3; ++j) {
+        const int64_t r = stride * t + j - 1;  // padding 1
+        if (r < 0 || r >= t_in) continue;
+        int64_t acc = 0;
+        for (int64_t i = 0; i < c_in; ++i) acc += int64_t{q[r][i]} * weight_int(taps[j], o, i);
+        v += static_cast<double>(acc) * rs[r] * taps[j].scale[o];
+      }
+      y[t * c_out + o] = static_cast<float>(v);
+    }
+  }
+}
+
 }  // namespace wisp::kernels

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -238,7 +239,7 @@ bool onednn_encoder_pays(const CpuFeatures& f, Isa isa) {
 }
 
 struct OnednnEncoder::Impl {
-  int64_t n_ctx = 0, s = 0, n_head = 0, dh = 0;
+  int64_t n_mels = 0, n_ctx = 0, s = 0, n_head = 0, dh = 0;
   U8Format f;
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
 
@@ -246,7 +247,7 @@ struct OnednnEncoder::Impl {
   // primitive per thread count (made on first use: a primitive always runs
   // the thread count it was made with).
   struct Shape {
-    int64_t k = 0, n = 0;
+    int64_t m = 0, k = 0, n = 0;
     dnnl::memory::desc src, wei, dst;
     struct Prim {
       dnnl::matmul::primitive_desc pd;
@@ -274,13 +275,36 @@ struct OnednnEncoder::Impl {
   size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_ksum = 0, at_v = 0, at_vs = 0, at_shared = 0;
   size_t th_s = 0, th_p = 0, th_psum = 0, th_o = 0, th_row = 0, th_scratch = 0, th_bytes = 0;
 
-  const Shape& shape(int64_t k, int64_t n) const {
+  const Shape& shape(int64_t rows, int64_t k, int64_t n) const {
     for (const Shape& sh : shapes) {
-      if (sh.k == k && sh.n == n) return sh;
+      if (sh.m == rows && sh.k == k && sh.n == n) return sh;
     }
-    throw Error("oneDNN encoder: no product of shape " + std::to_string(n) + " x " +
-                std::to_string(k));
+    throw Error("oneDNN encoder: no product of " + std::to_string(rows) + " rows with a " +
+                std::to_string(n) + " x " + std::to_string(k) + " weight");
   }
+
+  // c [rows][w.n] = the u8 rows src [rows][w.k] times w, on n_threads.
+  void product(const OnednnWeight& w, const uint8_t* src, int32_t* c, uint8_t* scratch,
+               int n_threads) const {
+    const Shape& sh = shape(w.rows, w.k, w.n);
+    const Shape::Prim& p = linear_prim(sh, n_threads);
+    try {
+      OmpThreads scope(n_threads);
+      dnnl::stream st(eng);
+      dnnl::memory a(sh.src, eng, const_cast<uint8_t*>(src));
+      dnnl::memory b(sh.wei, eng, const_cast<uint8_t*>(w.blob.data()));
+      dnnl::memory d(sh.dst, eng, c), scr(p.pd.scratchpad_desc(), eng, scratch);
+      p.prim.execute(st, {{DNNL_ARG_SRC, a},
+                          {DNNL_ARG_WEIGHTS, b},
+                          {DNNL_ARG_DST, d},
+                          {DNNL_ARG_SCRATCHPAD, scr}});
+      st.wait();
+    } catch (const dnnl::error& e) {
+      fail("matmul", e);
+    }
+  }
+
+  OnednnWeight prepare(const QMatrix& w, int64_t rows) const;
 
   const Shape::Prim& linear_prim(const Shape& sh, int n_threads) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -320,12 +344,14 @@ struct OnednnEncoder::Impl {
   }
 };
 
-OnednnEncoder::OnednnEncoder(int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f)
+OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head,
+                             U8Format f)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  if (n_ctx < 1 || n_state < 1 || n_head < 1 || n_state % n_head != 0) {
+  if (n_mels < 1 || n_ctx < 1 || n_state < 1 || n_head < 1 || n_state % n_head != 0) {
     throw Error("oneDNN encoder: bad shape");
   }
+  m.n_mels = n_mels;
   m.n_ctx = n_ctx;
   m.s = n_state;
   m.n_head = n_head;
@@ -333,13 +359,20 @@ OnednnEncoder::OnednnEncoder(int64_t n_ctx, int64_t n_state, int64_t n_head, U8F
   m.f = f;
   const int64_t s = n_state;
   try {
-    for (auto [k, n] : {std::pair{s, 3 * s}, std::pair{s, s}, std::pair{s, 4 * s},
-                        std::pair{4 * s, s}}) {
+    // The Linear layers over n_ctx rows (the [s][s] one also serves conv2's
+    // taps), and conv1's taps over its 2 n_ctx output frames.
+    const std::array<std::array<int64_t, 3>, 5> all = {{{n_ctx, s, 3 * s},
+                                                        {n_ctx, s, s},
+                                                        {n_ctx, s, 4 * s},
+                                                        {n_ctx, 4 * s, s},
+                                                        {2 * n_ctx, n_mels, s}}};
+    for (auto [rows, k, n] : all) {
       Impl::Shape sh;
+      sh.m = rows;
       sh.k = k;
       sh.n = n;
-      sh.src = dnnl::memory::desc({n_ctx, k}, dt::u8, tag::ab);
-      sh.dst = dnnl::memory::desc({n_ctx, n}, dt::s32, tag::ab);
+      sh.src = dnnl::memory::desc({rows, k}, dt::u8, tag::ab);
+      sh.dst = dnnl::memory::desc({rows, n}, dt::s32, tag::ab);
       OmpThreads scope(1);
       auto any = dnnl::matmul::primitive_desc(
           dnnl::matmul::desc(sh.src, dnnl::memory::desc({k, n}, dt::s8, tag::any), sh.dst),
@@ -355,9 +388,13 @@ OnednnEncoder::OnednnEncoder(int64_t n_ctx, int64_t n_state, int64_t n_head, U8F
     fail("primitive for the encoder", e);
   }
 
+  // The Linear's or a convolution's: its quantized input (a convolution's
+  // with its two padding rows), their scales, the int32 product.
+  const size_t frames = static_cast<size_t>(2 * n_ctx + 2);
   Layout lin;
-  m.lin_q = lin.add(static_cast<size_t>(n_ctx * 4 * s));
-  m.lin_scale = lin.add(static_cast<size_t>(n_ctx) * sizeof(float));
+  m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s),
+                             frames * static_cast<size_t>(std::max(n_mels, s))));
+  m.lin_scale = lin.add(frames * sizeof(float));
   m.lin_c = lin.add(static_cast<size_t>(n_ctx * 4 * s) * sizeof(int32_t));
   m.lin_scratch = lin.size();  // the scratchpad goes last: its size depends on the threads
   m.lin_bytes = lin.size();
@@ -392,13 +429,16 @@ OnednnEncoder& OnednnEncoder::operator=(OnednnEncoder&&) noexcept = default;
 
 const U8Format& OnednnEncoder::format() const { return impl_->f; }
 
-OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const {
-  const Impl& m = *impl_;
+OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const { return impl_->prepare(w, impl_->n_ctx); }
+
+OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w, int64_t rows) const {
+  const Impl& m = *this;
   if (w.type != WeightType::kS8 || w.s8.empty()) {
     throw Error("oneDNN encoder: weights must be int8 with int8 panels");
   }
-  const Impl::Shape& sh = m.shape(w.k, w.n);
+  const Impl::Shape& sh = m.shape(rows, w.k, w.n);
   OnednnWeight out;
+  out.rows = rows;
   out.n = w.n;
   out.k = w.k;
   out.scale = w.scale;
@@ -446,31 +486,70 @@ size_t OnednnEncoder::workspace_bytes() const {
 void OnednnEncoder::linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
                            uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
+  if (w.rows != m.n_ctx) throw Error("oneDNN encoder: a convolution tap is not a Linear layer");
   n_threads = std::clamp(n_threads, 1, hardware_threads());
-  const Impl::Shape& sh = m.shape(w.k, w.n);
-  const Impl::Shape::Prim& p = m.linear_prim(sh, n_threads);
   uint8_t* q = ws + m.lin_q;
   float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
   parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
     quantize_rows_u8(x, ldx, r0, r1, w.k, m.f, q, w.k, rs);
   });
-  try {
-    OmpThreads scope(n_threads);
-    dnnl::stream st(m.eng);
-    dnnl::memory src(sh.src, m.eng, q), wei(sh.wei, m.eng, const_cast<uint8_t*>(w.blob.data()));
-    dnnl::memory dst(sh.dst, m.eng, c), scratch(p.pd.scratchpad_desc(), m.eng, ws + m.lin_scratch);
-    p.prim.execute(st, {{DNNL_ARG_SRC, src},
-                                  {DNNL_ARG_WEIGHTS, wei},
-                                  {DNNL_ARG_DST, dst},
-                                  {DNNL_ARG_SCRATCHPAD, scratch}});
-    st.wait();
-  } catch (const dnnl::error& e) {
-    fail("matmul", e);
-  }
+  m.product(w, q, c, ws + m.lin_scratch, n_threads);
   parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
     linear_epilogue(c, r0, r1, w.n, w, m.f.zero, rs, ep);
   });
+}
+
+OnednnConv OnednnEncoder::prepare_conv(const QMatrix* taps, int stride) const {
+  const Impl& m = *impl_;
+  if (stride != 1 && stride != 2) throw Error("oneDNN encoder: convolution stride must be 1 or 2");
+  OnednnConv out;
+  out.stride = stride;
+  // conv1 (stride 1) keeps the 2 n_ctx frames, conv2 (stride 2) halves them.
+  for (int j = 0; j < 3; ++j) out.taps[j] = m.prepare(taps[j], stride == 1 ? 2 * m.n_ctx : m.n_ctx);
+  return out;
+}
+
+// openai AudioEncoder conv1/conv2 (k 3, padding 1): each input frame
+// quantized once (the two padding frames are zeros), then per tap j one
+// product over the frames stride * t + j of the padded input, summed in
+// the epilogue. With stride 2 the padded frames are stored even ones first,
+// then odd ones, so that each tap reads a dense block of rows: tap 0 the
+// even frames from 0, tap 1 the odd ones, tap 2 the even ones from 2.
+void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias, float* y,
+                         uint8_t* ws, int n_threads) const {
+  const Impl& m = *impl_;
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const int64_t t_in = 2 * m.n_ctx, c_in = w.taps[0].k, c_out = w.taps[0].n;
+  const int64_t t_out = w.taps[0].rows, n_pad = t_in + 2;
+  const int64_t n_even = (n_pad + 1) / 2;
+  uint8_t* q = ws + m.lin_q;
+  float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
+  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
+  // Padded frame p's slot: p itself, or with stride 2 the even/odd split.
+  auto slot = [&](int64_t p) { return w.stride == 1 ? p : p % 2 == 0 ? p / 2 : n_even + p / 2; };
+  for (int64_t p : {int64_t{0}, n_pad - 1}) {
+    std::fill_n(q + slot(p) * c_in, c_in, static_cast<uint8_t>(m.f.zero));
+    rs[slot(p)] = 0.0f;
+  }
+  parallel_for(t_in, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t at = slot(r + 1);
+      quantize_rows_u8(x + r * c_in, c_in, 0, 1, c_in, m.f, q + at * c_in, c_in, rs + at);
+    }
+  });
+  for (int j = 0; j < 3; ++j) {
+    const int64_t first = slot(j);  // the slot of padded frame j, then consecutive
+    m.product(w.taps[j], q + first * c_in, c, ws + m.lin_scratch, n_threads);
+    Epilogue ep;
+    ep.y = y;
+    ep.ldy = c_out;
+    ep.bias = j == 2 ? bias : nullptr;
+    ep.accumulate = j > 0;
+    parallel_for(t_out, n_threads, 16, [&](int64_t r0, int64_t r1) {
+      linear_epilogue(c, r0, r1, c_out, w.taps[j], m.f.zero, rs + first, ep);
+    });
+  }
 }
 
 void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads) const {

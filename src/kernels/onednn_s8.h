@@ -59,6 +59,7 @@ inline constexpr int64_t kOnednnQueryBlock = 64;
 
 // A Linear weight [n][k] prepared for OnednnEncoder::linear.
 struct OnednnWeight {
+  int64_t rows = 0;  // of the product it was prepared for
   int64_t n = 0, k = 0;
   std::vector<uint8_t> blob;     // the int8 values in oneDNN's layout for this product
   std::vector<int32_t> col_sum;  // [n]: sum over k of the int8 values
@@ -66,13 +67,22 @@ struct OnednnWeight {
   size_t bytes() const { return blob.size() + col_sum.size() * 4 + scale.size() * 4; }
 };
 
-// oneDNN primitives for the products of one encoder: n_ctx rows, width
-// n_state, n_head heads. Immutable after construction; linear() and
-// attention() may run concurrently with distinct workspaces.
+// A convolution (kernel 3, padding 1) prepared for OnednnEncoder::conv: one
+// weight [c_out][c_in] per tap.
+struct OnednnConv {
+  int stride = 1;
+  OnednnWeight taps[3];
+  size_t bytes() const { return taps[0].bytes() + taps[1].bytes() + taps[2].bytes(); }
+};
+
+// oneDNN primitives for the products of one encoder: n_mels input
+// channels, 2 n_ctx input frames, n_ctx rows after conv2, width n_state,
+// n_head heads. Immutable after construction; its methods may run
+// concurrently with distinct workspaces.
 class OnednnEncoder {
  public:
   // Throws wisp::Error if oneDNN cannot make a primitive.
-  OnednnEncoder(int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f);
+  OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f);
   ~OnednnEncoder();
   OnednnEncoder(OnednnEncoder&&) noexcept;
   OnednnEncoder& operator=(OnednnEncoder&&) noexcept;
@@ -83,7 +93,11 @@ class OnednnEncoder {
   // of the shapes [n][k] = [3s][s], [s][s], [4s][s], [s][4s]. Thread-safe.
   OnednnWeight prepare(const QMatrix& w) const;
 
-  // Bytes of scratch memory for one call of linear() or attention().
+  // taps: conv1's (stride 1, [n_state][n_mels]) or conv2's (stride 2,
+  // [n_state][n_state]) weight per tap, int8 with int8 panels.
+  OnednnConv prepare_conv(const QMatrix* taps, int stride) const;
+
+  // Bytes of scratch memory for one call of linear(), conv() or attention().
   size_t workspace_bytes() const;
 
   // ep.y[i][j] (=, or += if ep.accumulate) gelu?(x[i] . w[j] * scales +
@@ -91,6 +105,11 @@ class OnednnEncoder {
   // are ignored (the weight's and the quantization's are used).
   void linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
               uint8_t* workspace, int n_threads) const;
+
+  // y [t_out][n_state] = the convolution of x [2 n_ctx][c_in] + bias (no
+  // activation), t_out = 2 n_ctx (stride 1) or n_ctx (stride 2).
+  void conv(const OnednnConv& w, const float* x, const float* bias, float* y, uint8_t* workspace,
+            int n_threads) const;
 
   // The encoder's self-attention: args as attention_s16 (n_batch 1,
   // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
@@ -106,5 +125,8 @@ class OnednnEncoder {
 void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m,
                        const Epilogue& ep);
 void onednn_attention_ref(const AttentionArgs& args, U8Format f);
+// taps: as prepare_conv's; y [t_out][c_out] (kernels::conv1d_k3 semantics).
+void onednn_conv_ref(const QMatrix* taps, U8Format f, const float* x, int64_t t_in,
+                     const float* bias, int stride, float* y);
 
 }  // namespace wisp::kernels

@@ -63,7 +63,7 @@ TEST(OnednnS8, FormatFollowsVnni) {
 }
 
 struct Case {
-  int64_t n_ctx, s, n_head;
+  int64_t n_mels, n_ctx, s, n_head;
 };
 
 class Shapes : public ::testing::TestWithParam<Case> {};
@@ -74,7 +74,7 @@ class Shapes : public ::testing::TestWithParam<Case> {};
 TEST_P(Shapes, LinearEqualsReference) {
   const Case c = GetParam();
   for (const U8Format f : exact_formats()) {
-    OnednnEncoder enc(c.n_ctx, c.s, c.n_head, f);
+    OnednnEncoder enc(c.n_mels, c.n_ctx, c.s, c.n_head, f);
     std::vector<uint8_t> ws(enc.workspace_bytes());
     const int64_t s = c.s;
     uint32_t seed = 7;
@@ -114,6 +114,45 @@ TEST_P(Shapes, LinearEqualsReference) {
   }
 }
 
+// conv1 (n_mels -> s over 2 n_ctx frames) and conv2 (s -> s, stride 2):
+// the reference's sums, and fp32's within quantization error.
+TEST_P(Shapes, ConvolutionsEqualReference) {
+  const Case c = GetParam();
+  const int64_t t_in = 2 * c.n_ctx, s = c.s;
+  for (const U8Format f : exact_formats()) {
+    OnednnEncoder enc(c.n_mels, c.n_ctx, s, c.n_head, f);
+    std::vector<uint8_t> ws(enc.workspace_bytes());
+    for (int stride : {1, 2}) {
+      const int64_t c_in = stride == 1 ? c.n_mels : s, t_out = stride == 1 ? t_in : c.n_ctx;
+      // PyTorch's [c_out][c_in][3], and tap j as a [c_out][c_in] matrix.
+      const std::vector<float> w = random_vec(static_cast<size_t>(s * c_in * 3), 21 + stride, -0.2f, 0.2f);
+      QMatrix taps[3];
+      for (int j = 0; j < 3; ++j) {
+        std::vector<float> t(static_cast<size_t>(s * c_in));
+        for (int64_t o = 0; o < s; ++o) {
+          for (int64_t i = 0; i < c_in; ++i) t[o * c_in + i] = w[(o * c_in + i) * 3 + j];
+        }
+        taps[j] = make_qmatrix(t.data(), s, c_in, WeightType::kS8, true, false);
+      }
+      const std::vector<float> bias = random_vec(static_cast<size_t>(s), 5);
+      std::vector<float> x = random_vec(static_cast<size_t>(t_in * c_in), 6 + stride);
+      for (int64_t r = 0; r < t_in; ++r) {
+        for (int64_t i = 0; i < c_in; ++i) x[r * c_in + i] *= static_cast<float>(1 + r % 4);
+      }
+      const OnednnConv conv = enc.prepare_conv(taps, stride);
+      std::vector<float> want(static_cast<size_t>(t_out * s)), fp(want.size());
+      onednn_conv_ref(taps, f, x.data(), t_in, bias.data(), stride, want.data());
+      conv1d_k3_ref(x.data(), t_in, c_in, w.data(), bias.data(), s, stride, fp.data());
+      for (int threads : {1, 2}) {
+        std::vector<float> got(want.size(), NAN);
+        enc.conv(conv, x.data(), bias.data(), got.data(), ws.data(), threads);
+        EXPECT_LT(rel_err(got, want), 2e-6) << "stride " << stride << " threads " << threads;
+        EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.02 : 0.04) << "stride " << stride;
+      }
+    }
+  }
+}
+
 TEST_P(Shapes, AttentionEqualsReference) {
   const Case c = GetParam();
   const int64_t n = c.n_ctx, s = c.s, dh = c.s / c.n_head;
@@ -123,7 +162,7 @@ TEST_P(Shapes, AttentionEqualsReference) {
     for (int64_t j = 0; j < s; ++j) qkv[i * 3 * s + j] *= static_cast<float>(1 + i % 3);
   }
   for (const U8Format f : exact_formats()) {
-    OnednnEncoder enc(n, s, c.n_head, f);
+    OnednnEncoder enc(c.n_mels, n, s, c.n_head, f);
     std::vector<uint8_t> ws(enc.workspace_bytes());
     AttentionArgs a;
     a.n_q = a.n_kv = n;
@@ -153,10 +192,11 @@ TEST_P(Shapes, AttentionEqualsReference) {
 
 // A block of 64 and a tail of 36; exactly one block; less than one block.
 INSTANTIATE_TEST_SUITE_P(EncoderShapes, Shapes,
-                         ::testing::Values(Case{100, 64, 4}, Case{64, 32, 2}, Case{40, 48, 3}));
+                         ::testing::Values(Case{20, 100, 64, 4}, Case{8, 64, 32, 2},
+                                           Case{40, 40, 48, 3}));
 
 TEST(OnednnS8, RefusesOtherShapes) {
-  OnednnEncoder enc(40, 32, 2, U8Format{63, 64});
+  OnednnEncoder enc(8, 40, 32, 2, U8Format{63, 64});
   const std::vector<float> w = random_vec(32 * 40, 3);
   const QMatrix q = make_qmatrix(w.data(), 40, 32, WeightType::kS8, true, false);
   EXPECT_THROW(enc.prepare(q), Error);
@@ -168,6 +208,12 @@ TEST(OnednnS8, RefusesOtherShapes) {
   a.d_head = 16;
   std::vector<uint8_t> ws(enc.workspace_bytes());
   EXPECT_THROW(enc.attention(a, ws.data(), 1), Error);
+  const QMatrix tap = make_qmatrix(w.data(), 32, 8, WeightType::kS8, true, false);
+  const QMatrix taps[3] = {tap, tap, tap};
+  EXPECT_THROW(enc.prepare_conv(taps, 3), Error);
+  const OnednnConv conv1 = enc.prepare_conv(taps, 1);
+  std::vector<float> x(80 * 8), y(80 * 32);
+  EXPECT_THROW(enc.linear(conv1.taps[0], x.data(), 8, Epilogue{y.data(), 32}, ws.data(), 1), Error);
 }
 
 }  // namespace

@@ -43,10 +43,10 @@ struct Precision {
   bool int_conv = false;       // int8 convolutions
   bool int_attention = false;  // integer attention, int8 cross-attention K/V
   // The int8 encoder's Linear layers and self-attention with 8-bit
-  // activations through oneDNN (kernels/onednn_s8.h): chosen where the CPU
-  // has AVX-512 VNNI or AMX (kernels::onednn_encoder_pays); the environment
-  // variable WISP_INT8_ENCODER=onednn|wisp forces it on or off (tests,
-  // benchmarks). The convolutions stay on the lowp.h kernels.
+  // activations through oneDNN (kernels/onednn_s8.h), the convolutions
+  // too: chosen where the CPU has AVX-512 VNNI or AMX
+  // (kernels::onednn_encoder_pays); the environment variable
+  // WISP_INT8_ENCODER=onednn|wisp forces it on or off (tests, benchmarks).
   bool onednn_encoder = false;
   kernels::Isa isa = kernels::Isa::kGeneric;
 };
@@ -85,6 +85,7 @@ struct Whisper::Weights {
   std::vector<BlockW> enc_blocks;
   LayerNormW ln_post;
   std::unique_ptr<kernels::OnednnEncoder> onednn;  // with prec.onednn_encoder
+  kernels::OnednnConv conv1_dnn, conv2_dnn;        // with onednn (conv*_taps then empty)
   // Decoder.
   std::vector<float> tok_emb;  // [n_vocab][n_text_state], also the logits projection
   kernels::QMatrix tok_emb_q;  // the same in prec.embed when that is not fp32 (tok_emb empty)

@@ -245,13 +245,17 @@ void convert_block(BlockW& b, kernels::WeightType type, bool decoder) {
 }
 
 // Tap j of a packed [c_out][3][c_in] conv weight as an int8 [c_out][c_in] matrix.
-void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kernels::QMatrix* taps) {
+// int8_panels: the int8 form (for oneDNN's path, which reads it once),
+// else the int16 panels of lowp.h's GEMMs.
+void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kernels::QMatrix* taps,
+                  bool int8_panels) {
   std::vector<float> tap(static_cast<size_t>(c_out * c_in));
   for (int64_t j = 0; j < 3; ++j) {
     for (int64_t o = 0; o < c_out; ++o) {
       std::copy_n(packed.data() + (o * 3 + j) * c_in, c_in, tap.data() + o * c_in);
     }
-    taps[j] = kernels::make_qmatrix(tap.data(), c_out, c_in, kernels::WeightType::kS8, false, true);
+    taps[j] = kernels::make_qmatrix(tap.data(), c_out, c_in, kernels::WeightType::kS8, int8_panels,
+                                    !int8_panels);
   }
   std::vector<float>().swap(packed);
 }
@@ -298,7 +302,7 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
   Whisper::Weights& W = *w;
   if (p.onednn_encoder) {
     W.onednn = std::make_unique<kernels::OnednnEncoder>(
-        d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()));
+        d.n_mels, d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()));
   }
   std::vector<std::function<void()>> tasks;
   tasks.push_back([&] {
@@ -308,8 +312,16 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     W.conv2_b = m.take("encoder.conv2.bias", {sa});
     W.enc_pos = m.take("encoder.positional_embedding", {d.n_audio_ctx, sa});
     if (p.int_conv) {
-      convert_conv(W.conv1_w, sa, d.n_mels, W.conv1_taps);
-      convert_conv(W.conv2_w, sa, sa, W.conv2_taps);
+      const bool dnn = W.onednn != nullptr;
+      convert_conv(W.conv1_w, sa, d.n_mels, W.conv1_taps, dnn);
+      convert_conv(W.conv2_w, sa, sa, W.conv2_taps, dnn);
+      if (dnn) {
+        W.conv1_dnn = W.onednn->prepare_conv(W.conv1_taps, 1);
+        W.conv2_dnn = W.onednn->prepare_conv(W.conv2_taps, 2);
+        for (kernels::QMatrix* t : {W.conv1_taps, W.conv2_taps}) {
+          for (int j = 0; j < 3; ++j) t[j] = kernels::QMatrix();
+        }
+      }
     }
   });
   for (int i = 0; i < d.n_audio_layer; ++i) {
@@ -479,6 +491,7 @@ size_t Whisper::weight_bytes() const {
   };
   for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.dec_pos}) vec(*v);
   for (int j = 0; j < 3; ++j) n += w.conv1_taps[j].bytes() + w.conv2_taps[j].bytes();
+  n += w.conv1_dnn.bytes() + w.conv2_dnn.bytes();
   n += w.tok_emb_q.bytes();
   n += w.tok_emb_h.size() * sizeof(uint16_t);
   for (const auto* blocks : {&w.enc_blocks, &w.dec_blocks}) {
@@ -514,7 +527,14 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   const Precision& p = w.prec;
   Buffer c1(static_cast<size_t>(n_frames * s));
   std::vector<float> x(static_cast<size_t>(n_ctx * s));
-  if (p.int_conv) {
+  // With the oneDNN path, one scratch area serves its products in turn.
+  std::unique_ptr<uint8_t[]> ws;
+  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes()]);
+  if (w.onednn) {
+    w.onednn->conv(w.conv1_dnn, xt.data(), w.conv1_b.data(), c1.data(), ws.get(), n_threads);
+    kernels::gelu(c1.data(), n_frames * s, n_threads);
+    w.onednn->conv(w.conv2_dnn, c1.data(), w.conv2_b.data(), x.data(), ws.get(), n_threads);
+  } else if (p.int_conv) {
     kernels::conv1d_k3_s8(xt.data(), n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1,
                           c1.data(), n_threads, p.isa);
     kernels::gelu(c1.data(), n_frames * s, n_threads);
@@ -531,9 +551,6 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
 
   const int64_t n_head = d.n_audio_head, d_head = s / n_head;
-  // With the oneDNN path, one scratch area serves its products in turn.
-  std::unique_ptr<uint8_t[]> ws;
-  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes()]);
   auto linear = [&](const LinearW& l, const float* in, int64_t ldin, float* out, int64_t ldout,
                     bool accumulate, bool gelu) {
     if (!w.onednn) {
