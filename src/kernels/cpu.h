@@ -15,8 +15,10 @@ namespace wisp::kernels {
 //   kAvx2:    AVX2 + FMA + F16C (x86-64-v3): 256-bit integer pair dot products
 //             (vpmaddwd), f16 conversion in hardware.
 //   kAvx512:  AVX-512 F/BW/VL (x86-64-v4); uses VNNI's vpdpwssd when present.
-//   kAmx:     detected (AMX-TILE + AMX-INT8 + AMX-BF16) but served by the
-//             AVX-512 kernels: wisp has no tile kernels yet.
+//   kAmx:     detected (AMX-TILE + AMX-INT8 + AMX-BF16); lowp.h serves it
+//             with the AVX-512 kernels. The tiles are used through oneDNN:
+//             the int8 encoder's 8-bit path (onednn_s8.h), chosen on any
+//             CPU with AVX-512 VNNI, where oneDNN picks AMX by itself.
 enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 
 struct CpuFeatures {
