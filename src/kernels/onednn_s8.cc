@@ -268,6 +268,7 @@ struct OnednnEncoder::Impl {
   };
   Block full, tail;
   int64_t n_blocks = 0;
+  int64_t group = 1;  // heads per product (a divisor of n_head, at most 8)
 
   // Workspace: the Linear's regions, or attention's shared regions + one
   // area per thread.
@@ -326,8 +327,8 @@ struct OnednnEncoder::Impl {
     Block b;
     b.rows = rows;
     OmpThreads scope(1);
-    const dnnl::memory::dims q{n_head, rows, dh}, kt{n_head, dh, n_ctx}, sc{n_head, rows, n_ctx};
-    const dnnl::memory::dims p{n_head, rows, n_ctx}, v{n_head, n_ctx, dh}, o{n_head, rows, dh};
+    const dnnl::memory::dims q{group, rows, dh}, kt{group, dh, n_ctx}, sc{group, rows, n_ctx};
+    const dnnl::memory::dims p{group, rows, n_ctx}, v{group, n_ctx, dh}, o{group, rows, dh};
     b.qk_pd = dnnl::matmul::primitive_desc(
         dnnl::matmul::desc(dnnl::memory::desc(q, dt::u8, tag::abc),
                            dnnl::memory::desc(kt, dt::s8, tag::abc),
@@ -381,6 +382,15 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
       m.shapes.push_back(std::move(sh));
     }
     m.n_blocks = (n_ctx + kOnednnQueryBlock - 1) / kOnednnQueryBlock;
+    // Heads per task: at most 8, so that a thread's int32 scores stay at
+    // 8 x 64 x n_ctx (3 MB for 1500) whatever the model, and the tasks are
+    // more than the blocks (small: 12 heads, 2 tasks per block).
+    for (int64_t g = std::min<int64_t>(8, n_head); g >= 1; --g) {
+      if (n_head % g == 0) {
+        m.group = g;
+        break;
+      }
+    }
     m.full = m.make_block(std::min(n_ctx, kOnednnQueryBlock));
     const int64_t last = n_ctx - (m.n_blocks - 1) * kOnednnQueryBlock;
     m.tail = last == m.full.rows ? m.full : m.make_block(last);
@@ -409,7 +419,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.at_v = at.add(nq);
   m.at_vs = at.add(static_cast<size_t>(s) * sizeof(float));
   m.at_shared = at.size();
-  const size_t rows = static_cast<size_t>(n_head * m.full.rows);
+  const size_t rows = static_cast<size_t>(m.group * m.full.rows);
   Layout th;
   m.th_s = th.add(rows * static_cast<size_t>(n_ctx) * sizeof(int32_t));
   m.th_p = th.add(rows * static_cast<size_t>(n_ctx));
@@ -470,11 +480,11 @@ OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w, int64_t rows) const 
   return out;
 }
 
-size_t OnednnEncoder::workspace_bytes() const {
-  // Sized for any thread count up to the machine's: the Linear's scratchpad
-  // for that many threads, and attention's per-thread areas.
+size_t OnednnEncoder::workspace_bytes(int n_threads) const {
+  // The Linear's scratchpad for that many threads, and attention's
+  // per-thread areas.
   const Impl& m = *impl_;
-  const int nt = hardware_threads();
+  const int nt = std::clamp(n_threads, 1, hardware_threads());
   size_t lin_scratch = 0;
   for (const Impl::Shape& sh : m.shapes) {
     lin_scratch = std::max(lin_scratch, m.linear_prim(sh, nt).pd.scratchpad_desc().get_size());
@@ -592,12 +602,14 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
     for (int64_t i = r0; i < r1; ++i) quantize_v_row(a.v + i * a.ldv, vinv.data(), H, dh, n, i, v8);
   });
 
-  // Blocks of queries, each on one thread: Q K^T of all heads, softmax,
-  // P V, the output columns of every head.
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(m.n_blocks));
+  // Tasks of (block of queries, group of heads), each on one thread: Q K^T,
+  // softmax, P V, the group's output columns.
+  const int64_t G = m.group, n_groups = H / G, n_tasks = m.n_blocks * n_groups;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n_tasks));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
-  for (int64_t b = 0; b < m.n_blocks; ++b) {
+  for (int64_t task = 0; task < n_tasks; ++task) {
     try {
+      const int64_t b = task / n_groups, h0 = task % n_groups * G;
       const Impl::Block& blk = b == m.n_blocks - 1 ? m.tail : m.full;
       const int64_t rows = blk.rows, i0 = b * block;
       uint8_t* t = ws + m.at_shared + static_cast<size_t>(omp_get_thread_num()) * m.th_bytes;
@@ -608,23 +620,25 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
       float* row = reinterpret_cast<float*>(t + m.th_row);
       dnnl::stream st(m.eng);
       {
-        dnnl::memory src(blk.qk_pd.src_desc(), m.eng, q8 + i0 * width);
-        dnnl::memory wei(blk.qk_pd.weights_desc(), m.eng, k8);
+        // The block's slab is [n_head][rows][dh]; K^T is [n_head][dh][n].
+        dnnl::memory src(blk.qk_pd.src_desc(), m.eng, q8 + i0 * width + h0 * rows * dh);
+        dnnl::memory wei(blk.qk_pd.weights_desc(), m.eng, k8 + h0 * dh * n);
         dnnl::memory dst(blk.qk_pd.dst_desc(), m.eng, sc);
         dnnl::memory scr(blk.qk_pd.scratchpad_desc(), m.eng, t + m.th_scratch);
         blk.qk.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
                             {DNNL_ARG_SCRATCHPAD, scr}});
       }
-      for (int64_t h = 0; h < H; ++h) {
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t h = h0 + g;
         for (int64_t r = 0; r < rows; ++r) {
-          const int64_t hr = h * rows + r;
-          inv_sum[hr] = softmax_row_u8(sc + hr * n, n, f.zero, ksum + h * n, kf + h * n,
-                                       qs[h * n + i0 + r], f.pmax(), row, p + hr * n);
+          const int64_t gr = g * rows + r;
+          inv_sum[gr] = softmax_row_u8(sc + gr * n, n, f.zero, ksum + h * n, kf + h * n,
+                                       qs[h * n + i0 + r], f.pmax(), row, p + gr * n);
         }
       }
       {
         dnnl::memory src(blk.pv_pd.src_desc(), m.eng, p);
-        dnnl::memory wei(blk.pv_pd.weights_desc(), m.eng, v8);
+        dnnl::memory wei(blk.pv_pd.weights_desc(), m.eng, v8 + h0 * n * dh);
         dnnl::memory dst(blk.pv_pd.dst_desc(), m.eng, o);
         dnnl::memory scr(blk.pv_pd.scratchpad_desc(), m.eng, t + m.th_scratch);
         blk.pv.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
@@ -633,18 +647,19 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
       st.wait();
       for (int64_t r = 0; r < rows; ++r) {
         float* out = a.out + (i0 + r) * a.ldo;
-        for (int64_t h = 0; h < H; ++h) {
-          const int32_t* orow = o + (h * rows + r) * dh;
+        for (int64_t g = 0; g < G; ++g) {
+          const int64_t h = h0 + g;
+          const int32_t* orow = o + (g * rows + r) * dh;
           const float* vsh = vs + h * dh;
-          const float is = inv_sum[h * rows + r];
+          const float is = inv_sum[g * rows + r];
           for (int64_t d = 0; d < dh; ++d) out[h * dh + d] = static_cast<float>(orow[d]) * vsh[d] * is;
         }
       }
     } catch (const dnnl::error& e) {
-      errors[static_cast<size_t>(b)] = std::make_exception_ptr(
+      errors[static_cast<size_t>(task)] = std::make_exception_ptr(
           Error(std::string("oneDNN attention matmul: ") + e.what()));
     } catch (...) {
-      errors[static_cast<size_t>(b)] = std::current_exception();
+      errors[static_cast<size_t>(task)] = std::current_exception();
     }
   }
   for (const std::exception_ptr& e : errors) {

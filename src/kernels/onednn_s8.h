@@ -21,8 +21,8 @@
 // Q K^T in integers, softmax in fp32, the unnormalised probabilities
 // e^(s - max) quantized to u8 (the largest is exactly pmax = qmax + zero)
 // and multiplied with V; each row divided by the sum of its quantized
-// probabilities. In blocks of kOnednnQueryBlock queries, all heads per
-// product, so the [n_q][n_kv] score matrix never exists.
+// probabilities. In tasks of kOnednnQueryBlock queries and up to 8 heads,
+// one product each, so the [n_q][n_kv] score matrix never exists.
 #pragma once
 
 #include <cstdint>
@@ -53,8 +53,8 @@ U8Format u8_format_for(const CpuFeatures& f);
 // WISP_ISA=avx2 also keeps the encoder on the AVX2 kernels.
 bool onednn_encoder_pays(const CpuFeatures& f, Isa isa);
 
-// Queries per attention block: a block's int32 scores of all heads,
-// [n_head][64][n_kv] (2.3 MB for tiny), split over the threads by oneDNN.
+// Queries per attention task: a task's int32 scores, [heads][64][n_kv] for
+// up to 8 heads (3 MB for 1500 keys), on one thread.
 inline constexpr int64_t kOnednnQueryBlock = 64;
 
 // A Linear weight [n][k] prepared for OnednnEncoder::linear.
@@ -97,8 +97,9 @@ class OnednnEncoder {
   // [n_state][n_state]) weight per tap, int8 with int8 panels.
   OnednnConv prepare_conv(const QMatrix* taps, int stride) const;
 
-  // Bytes of scratch memory for one call of linear(), conv() or attention().
-  size_t workspace_bytes() const;
+  // Bytes of scratch memory for one call of linear(), conv() or attention()
+  // on at most n_threads threads.
+  size_t workspace_bytes(int n_threads) const;
 
   // ep.y[i][j] (=, or += if ep.accumulate) gelu?(x[i] . w[j] * scales +
   // ep.bias[j]) for the n_ctx rows of x [n_ctx][ldx]. ep's scales and alpha

@@ -75,7 +75,7 @@ TEST_P(Shapes, LinearEqualsReference) {
   const Case c = GetParam();
   for (const U8Format f : exact_formats()) {
     OnednnEncoder enc(c.n_mels, c.n_ctx, c.s, c.n_head, f);
-    std::vector<uint8_t> ws(enc.workspace_bytes());
+    std::vector<uint8_t> ws(enc.workspace_bytes(3));
     const int64_t s = c.s;
     uint32_t seed = 7;
     for (auto [n, k] : {std::pair{3 * s, s}, std::pair{s, s}, std::pair{4 * s, s}, std::pair{s, 4 * s}}) {
@@ -121,7 +121,7 @@ TEST_P(Shapes, ConvolutionsEqualReference) {
   const int64_t t_in = 2 * c.n_ctx, s = c.s;
   for (const U8Format f : exact_formats()) {
     OnednnEncoder enc(c.n_mels, c.n_ctx, s, c.n_head, f);
-    std::vector<uint8_t> ws(enc.workspace_bytes());
+    std::vector<uint8_t> ws(enc.workspace_bytes(3));
     for (int stride : {1, 2}) {
       const int64_t c_in = stride == 1 ? c.n_mels : s, t_out = stride == 1 ? t_in : c.n_ctx;
       // PyTorch's [c_out][c_in][3], and tap j as a [c_out][c_in] matrix.
@@ -163,7 +163,7 @@ TEST_P(Shapes, AttentionEqualsReference) {
   }
   for (const U8Format f : exact_formats()) {
     OnednnEncoder enc(c.n_mels, n, s, c.n_head, f);
-    std::vector<uint8_t> ws(enc.workspace_bytes());
+    std::vector<uint8_t> ws(enc.workspace_bytes(3));
     AttentionArgs a;
     a.n_q = a.n_kv = n;
     a.n_head = c.n_head;
@@ -190,10 +190,11 @@ TEST_P(Shapes, AttentionEqualsReference) {
   }
 }
 
-// A block of 64 and a tail of 36; exactly one block; less than one block.
+// A block of 64 and a tail of 36; exactly one block; less than one block;
+// 12 heads in two groups of 6 (small's count) with blocks of 64 and 6.
 INSTANTIATE_TEST_SUITE_P(EncoderShapes, Shapes,
                          ::testing::Values(Case{20, 100, 64, 4}, Case{8, 64, 32, 2},
-                                           Case{40, 40, 48, 3}));
+                                           Case{40, 40, 48, 3}, Case{16, 70, 120, 12}));
 
 TEST(OnednnS8, RefusesOtherShapes) {
   OnednnEncoder enc(8, 40, 32, 2, U8Format{63, 64});
@@ -206,7 +207,7 @@ TEST(OnednnS8, RefusesOtherShapes) {
   a.n_q = a.n_kv = 41;
   a.n_head = 2;
   a.d_head = 16;
-  std::vector<uint8_t> ws(enc.workspace_bytes());
+  std::vector<uint8_t> ws(enc.workspace_bytes(3));
   EXPECT_THROW(enc.attention(a, ws.data(), 1), Error);
   const QMatrix tap = make_qmatrix(w.data(), 32, 8, WeightType::kS8, true, false);
   const QMatrix taps[3] = {tap, tap, tap};
