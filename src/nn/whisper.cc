@@ -301,8 +301,16 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
   w->dec_blocks.resize(static_cast<size_t>(d.n_text_layer));
   Whisper::Weights& W = *w;
   if (p.onednn_encoder) {
-    W.onednn = std::make_unique<kernels::OnednnEncoder>(
-        d.n_mels, d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()));
+    try {
+      W.onednn = std::make_unique<kernels::OnednnEncoder>(
+          d.n_mels, d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()));
+    } catch (const Error&) {
+      // oneDNN could not make a primitive: chosen by the CPU, the encoder
+      // falls back to lowp.h's kernels; asked for by name, that is an error.
+      const char* forced = std::getenv("WISP_INT8_ENCODER");
+      if (forced != nullptr && *forced != '\0') throw;
+      w->prec.onednn_encoder = false;
+    }
   }
   std::vector<std::function<void()>> tasks;
   tasks.push_back([&] {
