@@ -58,10 +58,14 @@ cat /tmp/sbs/results.tsv
 cp /tmp/sbs/results.tsv "$out/"
 
 step "the int8 encoder's two paths (WISP_INT8_ENCODER), 2 threads, wisp bench"
-DNNL_VERBOSE=1 WISP_INT8_ENCODER=onednn timeout 60 "$B/wisp" bench --model /tmp/m/ggml-tiny-s4-f16.bin \
-  --threads 2 --compute_type int8 --json 2>&1 | grep -m8 -E 'onednn_verbose,(info,cpu,isa|exec)' | cut -c1-220
+# oneDNN's own log of every product: the implementation it picked, the
+# shapes, the mean ms per call (a bench run: 4 encoder passes).
+DNNL_VERBOSE=1 WISP_INT8_ENCODER=onednn timeout 90 "$B/wisp" bench --model /tmp/m/ggml-tiny-s4-f16.bin \
+  --threads 2 --compute_type int8 --json 2>&1 | awk -F, '/^onednn_verbose,info,cpu,isa/ {print}
+  /^onednn_verbose,exec,cpu,matmul/ {k = $5 " " $(NF-1); n[k]++; t[k] += $NF}
+  END {for (k in n) printf "%s: %d calls, %.4f ms each\n", k, n[k], t[k] / n[k]}' | sort
 for m in tiny-s4 base-s5 small-s6; do
-  for e in wisp onednn wisp onednn; do
+  for e in wisp onednn; do
     WISP_INT8_ENCODER=$e timeout 60 "$B/wisp" bench --model "/tmp/m/ggml-$m-f16.bin" --threads 2 \
       --compute_type int8 --json | tail -1 | tee -a "$out/encoders.jsonl"
   done
