@@ -6,13 +6,8 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "kernels/clones.h"
 #include "kernels/kernels.h"
-
-#if defined(__x86_64__) && !defined(__clang__)
-#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define WISP_VECTOR_CLONES
-#endif
 
 namespace wisp::kernels {
 namespace detail {

@@ -11,15 +11,10 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "kernels/clones.h"
 #include "kernels/gemm_small_impl.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp_impl.h"
-
-#if defined(__x86_64__) && !defined(__clang__)
-#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define WISP_VECTOR_CLONES
-#endif
 
 namespace wisp::kernels {
 namespace {

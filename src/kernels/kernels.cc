@@ -15,35 +15,11 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "kernels/clones.h"
 #include "kernels/vecmath.h"
-
-// The hot elementwise loops get an AVX2+FMA (x86-64-v3) clone, chosen at load
-// time by CPU features; the "default" clone keeps the binary portable (the
-// project builds for baseline x86-64). ("arch=haswell" would dispatch on the
-// CPU model and never pick the fast clone on AMD.)
-#if defined(__x86_64__) && !defined(__clang__)
-#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define WISP_VECTOR_CLONES
-#endif
 
 namespace wisp::kernels {
 namespace {
-
-// dnnl_sgemm (OpenMP runtime) runs on omp_get_max_threads() threads, which
-// reads the calling thread's nthreads ICV: set it for the call, restore after.
-class OmpThreadsScope {
- public:
-  explicit OmpThreadsScope(int n) : saved_(omp_get_max_threads()) {
-    omp_set_num_threads(n < 1 ? 1 : n);
-  }
-  ~OmpThreadsScope() { omp_set_num_threads(saved_); }
-  OmpThreadsScope(const OmpThreadsScope&) = delete;
-  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
-
- private:
-  int saved_;
-};
 
 // Rows per parallel chunk so that a chunk has at least ~16k elements: below
 // that, waking a second thread costs more than it saves.

@@ -14,34 +14,14 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "kernels/clones.h"
 #include "kernels/vecmath.h"
-
-// The elementwise passes get an AVX2 clone, chosen at load time (kernels.cc).
-#if defined(__x86_64__) && !defined(__clang__)
-#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#else
-#define WISP_VECTOR_CLONES
-#endif
 
 namespace wisp::kernels {
 namespace {
 
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
-
-// oneDNN's primitives split their work over the thread count current when
-// they are created (omp_get_max_threads()) and always run that many: set it
-// for the creation, restore after.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n < 1 ? 1 : n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 [[noreturn]] void fail(const std::string& what, const dnnl::error& e) {
   throw Error("oneDNN " + what + ": " + e.what() + " (status " + std::to_string(e.status) + ")");
@@ -290,7 +270,7 @@ struct OnednnEncoder::Impl {
     const Shape& sh = shape(w.rows, w.k, w.n);
     const Shape::Prim& p = linear_prim(sh, n_threads);
     try {
-      OmpThreads scope(n_threads);
+      OmpThreadsScope scope(n_threads);
       dnnl::stream st(eng);
       dnnl::memory a(sh.src, eng, const_cast<uint8_t*>(src));
       dnnl::memory b(sh.wei, eng, const_cast<uint8_t*>(w.blob.data()));
@@ -312,7 +292,7 @@ struct OnednnEncoder::Impl {
     auto it = sh.by_threads.find(n_threads);
     if (it != sh.by_threads.end()) return it->second;
     try {
-      OmpThreads scope(n_threads);
+      OmpThreadsScope scope(n_threads);
       auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(sh.src, sh.wei, sh.dst),
                                              user_scratchpad(), eng);
       dnnl::matmul prim(pd);
@@ -326,7 +306,7 @@ struct OnednnEncoder::Impl {
   Block make_block(int64_t rows) const {
     Block b;
     b.rows = rows;
-    OmpThreads scope(1);
+    OmpThreadsScope scope(1);
     const dnnl::memory::dims q{group, rows, dh}, kt{group, dh, n_ctx}, sc{group, rows, n_ctx};
     const dnnl::memory::dims p{group, rows, n_ctx}, v{group, n_ctx, dh}, o{group, rows, dh};
     b.qk_pd = dnnl::matmul::primitive_desc(
@@ -374,7 +354,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
       sh.n = n;
       sh.src = dnnl::memory::desc({rows, k}, dt::u8, tag::ab);
       sh.dst = dnnl::memory::desc({rows, n}, dt::s32, tag::ab);
-      OmpThreads scope(1);
+      OmpThreadsScope scope(1);
       auto any = dnnl::matmul::primitive_desc(
           dnnl::matmul::desc(sh.src, dnnl::memory::desc({k, n}, dt::s8, tag::any), sh.dst),
           user_scratchpad(), m.eng);
@@ -467,7 +447,7 @@ OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w, int64_t rows) const 
   }
   out.blob.resize(sh.wei.get_size());
   try {
-    OmpThreads scope(1);
+    OmpThreadsScope scope(1);
     dnnl::stream st(m.eng);
     // [n][k] row-major is the k x n matrix in "ba" order.
     dnnl::memory src(dnnl::memory::desc({w.k, w.n}, dt::s8, tag::ba), m.eng, plain.data());

@@ -1,0 +1,35 @@
+// wisp/kernels/clones.h (private to src/kernels): function multiversioning
+// for the plain C++ loops, and the OpenMP thread count for oneDNN calls.
+#pragma once
+
+#include <omp.h>
+
+// The hot elementwise loops get an AVX2+FMA (x86-64-v3) clone, chosen at load
+// time by CPU features; the "default" clone keeps the binary portable (the
+// project builds for baseline x86-64). ("arch=haswell" would dispatch on the
+// CPU model and never pick the fast clone on AMD.)
+#if defined(__x86_64__) && !defined(__clang__)
+#define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define WISP_VECTOR_CLONES
+#endif
+
+namespace wisp::kernels {
+
+// oneDNN (OpenMP runtime) runs on omp_get_max_threads() threads, which reads
+// the calling thread's nthreads ICV; its primitives fix that count when they
+// are created. Sets it for a scope, restores it after.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int n) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(n < 1 ? 1 : n);
+  }
+  ~OmpThreadsScope() { omp_set_num_threads(saved_); }
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+}  // namespace wisp::kernels
