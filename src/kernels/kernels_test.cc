@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "kernels/kernels.h"
+#include "kernels/vecmath.h"
 
 namespace wisp::kernels {
 namespace {
@@ -215,7 +216,9 @@ TEST_P(Threads, HalfWeightProductsEqualTheFloatOnes) {
           linear(a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc, GetParam());
           linear_h(a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc, GetParam(), false);
           EXPECT_LT(rel_err(got, want), 1e-6) << m << "x" << n << "x" << k << " linear, accumulate " << acc;
-          if (m <= kSmallGemmRows) EXPECT_EQ(got, want) << "sgemm's few-row dispatch";
+          if (m <= kSmallGemmRows) {
+            EXPECT_EQ(got, want) << "sgemm's few-row dispatch";
+          }
         }
         sgemm(false, true, m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 0.0f, want.data(), n, GetParam());
         sgemm_bt_h(m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n, GetParam());
@@ -223,6 +226,19 @@ TEST_P(Threads, HalfWeightProductsEqualTheFloatOnes) {
       }
     }
   }
+}
+
+// vecmath.h's 2^t against libm's, in double, over the range the 8-bit
+// softmax uses ([-24, 8]) and the whole normal range; integers exactly.
+TEST(Vecmath, Exp2MatchesLibm) {
+  double worst = 0.0;
+  for (double t = -126.0; t <= 127.0; t += 1.0 / 1024.0 + 1e-7) {
+    const double got = detail::exp2_f(static_cast<float>(t));
+    const double want = std::exp2(static_cast<double>(static_cast<float>(t)));
+    worst = std::max(worst, std::fabs(got - want) / want);
+  }
+  EXPECT_LT(worst, 4e-7);
+  for (int n = -24; n <= 8; ++n) EXPECT_EQ(detail::exp2_f(static_cast<float>(n)), std::ldexp(1.0f, n));
 }
 
 // The decoder's reductions over a vocabulary of logits: lengths around the

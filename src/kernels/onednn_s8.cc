@@ -50,35 +50,23 @@ class Layout {
   size_t size_ = 0;
 };
 
-// Maximum of x[0..n) (-inf if n = 0), and of |x|, in 8 independent lanes:
-// a plain running max is a serial dependency GCC will not reorder into
-// vectors (float max is not associative for NaNs), 8 lanes it vectorises.
-[[gnu::always_inline]] inline float max_of(const float* __restrict x, int64_t n) {
-  float lane[8];
-  for (float& l : lane) l = -INFINITY;
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    for (int l = 0; l < 8; ++l) lane[l] = lane[l] > x[j + l] ? lane[l] : x[j + l];
-  }
-  float m = -INFINITY;
-  for (; j < n; ++j) m = m > x[j] ? m : x[j];
-  for (float l : lane) m = m > l ? m : l;
-  return m;
-}
-
+// Maximum of |x[0..n)| in 8 independent lanes: a plain running max is a
+// serial dependency that GCC does not split into vector lanes (float max is
+// not associative for NaNs); written as kernels.cc max_value, which it
+// vectorises.
 [[gnu::always_inline]] inline float max_abs_of(const float* __restrict x, int64_t n) {
-  float lane[8] = {};
+  float m[8] = {};
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
     for (int l = 0; l < 8; ++l) {
       const float a = __builtin_fabsf(x[j + l]);
-      lane[l] = lane[l] > a ? lane[l] : a;
+      m[l] = a > m[l] ? a : m[l];
     }
   }
-  float m = 0.0f;
-  for (; j < n; ++j) m = m > __builtin_fabsf(x[j]) ? m : __builtin_fabsf(x[j]);
-  for (float l : lane) m = m > l ? m : l;
-  return m;
+  for (; j < n; ++j) m[0] = __builtin_fabsf(x[j]) > m[0] ? __builtin_fabsf(x[j]) : m[0];
+  float r = 0.0f;
+  for (float v : m) r = v > r ? v : r;
+  return r;
 }
 
 // Rows [r0, r1) of x [m][ldx] to u8: q = round(x * qmax / max|x_row|) + zero,
@@ -147,12 +135,15 @@ void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const 
 // head: the query as u8 (U8Format) into its block's [n_head][rows][dh]
 // slab, the key as s8 (|q| <= 127) transposed into k8 [n_head][dh][n], and
 // the scales: qs[h][i], and kf[h][i] = the key's scale times scale^2 (openai
-// scales q and k each by scale), ksum[h][i] = the key's integer sum.
+// scales q and k each by scale) times log2(e) (the softmax works in powers
+// of 2), zks[h][i] = zero times the key's integer sum (the query's zero
+// point's share of each score).
 WISP_VECTOR_CLONES
 void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t i,
                      int64_t n, int64_t n_head, int64_t dh, int64_t block, int64_t rows,
                      float scale2, U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf,
-                     int32_t* ksum) {
+                     int32_t* zks) {
+  const float kLog2e = 1.44269504088896341f;
   const int64_t b = i / block, r = i % block;
   uint8_t* slab = q8 + b * block * n_head * dh;
   for (int64_t h = 0; h < n_head; ++h) {
@@ -170,8 +161,8 @@ void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, i
       sum += kv;
     }
     qs[h * n + i] = qmax / static_cast<float>(f.qmax);
-    kf[h * n + i] = kmax / static_cast<float>(kWeightMax) * scale2;
-    ksum[h * n + i] = sum;
+    kf[h * n + i] = kmax / static_cast<float>(kWeightMax) * scale2 * kLog2e;
+    zks[h * n + i] = f.zero * sum;
   }
 }
 
@@ -187,20 +178,22 @@ void quantize_v_row(const float* __restrict v, const float* __restrict inv, int6
   }
 }
 
-// One row of int32 scores c[0..n) of query scale qs: the fp32 scores
-// (c_j - zero ksum_j) qs kf_j into row, their softmax's unnormalised
-// probabilities e^(s - max) as u8 round(pmax e) (the largest exactly pmax),
-// and 1 / (the sum of those u8) returned.
+// One row of int32 scores c[0..n) of query scale qs: the scores in powers
+// of 2, s_j = (c_j - zks_j) qs kf_j, into row; their softmax's unnormalised
+// probabilities 2^(s - max) as u8 round(pmax 2^(s - max)) (the largest
+// exactly pmax: 2^0 is exact), computed as one 2^t with log2(pmax) folded
+// into t; and 1 / (the sum of those u8) returned. Below t = -24 every value
+// rounds to 0, so t is clamped there (2^t stays a normal float).
 WISP_VECTOR_CLONES
-float softmax_row_u8(const int32_t* __restrict c, int64_t n, int zero,
-                     const int32_t* __restrict ksum, const float* __restrict kf, float qs, int pmax,
-                     float* __restrict row, uint8_t* __restrict p) {
-  for (int64_t j = 0; j < n; ++j) row[j] = static_cast<float>(c[j] - zero * ksum[j]) * (qs * kf[j]);
-  const float mx = max_of(row, n);
-  const float pm = static_cast<float>(pmax);
+float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zks,
+                     const float* __restrict kf, float qs, int pmax, float* __restrict row,
+                     uint8_t* __restrict p) {
+  for (int64_t j = 0; j < n; ++j) row[j] = static_cast<float>(c[j] - zks[j]) * (qs * kf[j]);
+  const float shift = std::log2(static_cast<float>(pmax)) - max_value(row, n);
   int32_t sum = 0;
   for (int64_t j = 0; j < n; ++j) {
-    const int v = static_cast<int>(detail::round_even(pm * detail::exp_f(row[j] - mx)));
+    const float t = std::max(row[j] + shift, -24.0f);
+    const int v = static_cast<int>(detail::round_even(detail::exp2_f(t)));
     p[j] = static_cast<uint8_t>(v);
     sum += v;
   }
@@ -253,7 +246,7 @@ struct OnednnEncoder::Impl {
   // Workspace: the Linear's regions, or attention's shared regions + one
   // area per thread.
   size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_scratch = 0, lin_bytes = 0;
-  size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_ksum = 0, at_v = 0, at_vs = 0, at_shared = 0;
+  size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_zks = 0, at_v = 0, at_vs = 0, at_shared = 0;
   size_t th_s = 0, th_p = 0, th_psum = 0, th_o = 0, th_row = 0, th_scratch = 0, th_bytes = 0;
 
   const Shape& shape(int64_t rows, int64_t k, int64_t n) const {
@@ -395,7 +388,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.at_qs = at.add(nh * sizeof(float));
   m.at_k = at.add(nq);
   m.at_kf = at.add(nh * sizeof(float));
-  m.at_ksum = at.add(nh * sizeof(int32_t));
+  m.at_zks = at.add(nh * sizeof(int32_t));
   m.at_v = at.add(nq);
   m.at_vs = at.add(static_cast<size_t>(s) * sizeof(float));
   m.at_shared = at.size();
@@ -555,7 +548,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
   float* qs = reinterpret_cast<float*>(ws + m.at_qs);
   int8_t* k8 = reinterpret_cast<int8_t*>(ws + m.at_k);
   float* kf = reinterpret_cast<float*>(ws + m.at_kf);
-  int32_t* ksum = reinterpret_cast<int32_t*>(ws + m.at_ksum);
+  int32_t* zks = reinterpret_cast<int32_t*>(ws + m.at_zks);
   int8_t* v8 = reinterpret_cast<int8_t*>(ws + m.at_v);
   float* vs = reinterpret_cast<float*>(ws + m.at_vs);
 
@@ -564,7 +557,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t rows = i / block == m.n_blocks - 1 ? m.tail.rows : block;
       quantize_qk_row(a.q, a.ldq, a.k, a.ldk, i, n, H, dh, block, rows, scale2, f, q8, qs, k8,
-                      kf, ksum);
+                      kf, zks);
     }
   });
   // V per column c (head c / dh): s8 with scale max|v[:, c]| / 127, as
@@ -612,7 +605,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
         const int64_t h = h0 + g;
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t gr = g * rows + r;
-          inv_sum[gr] = softmax_row_u8(sc + gr * n, n, f.zero, ksum + h * n, kf + h * n,
+          inv_sum[gr] = softmax_row_u8(sc + gr * n, n, zks + h * n, kf + h * n,
                                        qs[h * n + i0 + r], f.pmax(), row, p + gr * n);
         }
       }
