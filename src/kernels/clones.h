@@ -8,10 +8,19 @@
 // time by CPU features; the "default" clone keeps the binary portable (the
 // project builds for baseline x86-64). ("arch=haswell" would dispatch on the
 // CPU model and never pick the fast clone on AMD.)
+//
+// WISP_VECTOR_CLONES_512 adds an AVX-512 (x86-64-v4) clone, whose loops GCC
+// vectorises with 512-bit registers: for the passes around oneDNN's 8-bit
+// products (onednn_s8.cc), which only run on AVX-512 VNNI CPUs by default.
+// The kernels every path shares keep the two clones above, so on those
+// CPUs they compute what they always did.
 #if defined(__x86_64__) && !defined(__clang__)
 #define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#define WISP_VECTOR_CLONES_512 \
+  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define WISP_VECTOR_CLONES
+#define WISP_VECTOR_CLONES_512
 #endif
 
 namespace wisp::kernels {

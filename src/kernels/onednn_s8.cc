@@ -50,28 +50,34 @@ class Layout {
   size_t size_ = 0;
 };
 
-// Maximum of |x[0..n)| in 8 independent lanes: a plain running max is a
-// serial dependency that GCC does not split into vector lanes (float max is
-// not associative for NaNs); written as kernels.cc max_value, which it
-// vectorises.
-[[gnu::always_inline]] inline float max_abs_of(const float* __restrict x, int64_t n) {
-  float m[8] = {};
+// Maximum of f(x[0..n)) (at least `init`) in 16 independent lanes: a plain
+// running max is a serial dependency that GCC does not split into vector
+// lanes (float max is not associative for NaNs); written as kernels.cc
+// max_value, which it vectorises (16 lanes: one AVX-512 register, two AVX2).
+template <class F>
+[[gnu::always_inline]] inline float max_lanes(const float* __restrict x, int64_t n, float init, F f) {
+  float m[16];
+  for (float& v : m) v = init;
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const float a = __builtin_fabsf(x[j + l]);
+  for (; j + 16 <= n; j += 16) {
+    for (int l = 0; l < 16; ++l) {
+      const float a = f(x[j + l]);
       m[l] = a > m[l] ? a : m[l];
     }
   }
-  for (; j < n; ++j) m[0] = __builtin_fabsf(x[j]) > m[0] ? __builtin_fabsf(x[j]) : m[0];
-  float r = 0.0f;
+  for (; j < n; ++j) m[0] = f(x[j]) > m[0] ? f(x[j]) : m[0];
+  float r = init;
   for (float v : m) r = v > r ? v : r;
   return r;
 }
 
+[[gnu::always_inline]] inline float max_abs_of(const float* __restrict x, int64_t n) {
+  return max_lanes(x, n, 0.0f, [](float v) { return __builtin_fabsf(v); });
+}
+
 // Rows [r0, r1) of x [m][ldx] to u8: q = round(x * qmax / max|x_row|) + zero,
 // scale[r] = max|x_row| / qmax (0 for an all-zero row, whose q are zero).
-WISP_VECTOR_CLONES
+WISP_VECTOR_CLONES_512
 void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t k, U8Format f,
                       uint8_t* q, int64_t ldq, float* scale) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -93,7 +99,7 @@ void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64
 // GCC vectorises the loop (with them read through `ep` it stays scalar: a
 // store to y might change ep's fields, as far as it can tell).
 template <bool kGelu, bool kAcc, bool kBias>
-WISP_VECTOR_CLONES void epilogue_row(const int32_t* __restrict c, int64_t n, int zero,
+WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n, int zero,
                                      const int32_t* __restrict cs, const float* __restrict sc,
                                      const float* __restrict bias, float rs, float* __restrict y) {
   for (int64_t j = 0; j < n; ++j) {
@@ -138,7 +144,7 @@ void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const 
 // scales q and k each by scale) times log2(e) (the softmax works in powers
 // of 2), zks[h][i] = zero times the key's integer sum (the query's zero
 // point's share of each score).
-WISP_VECTOR_CLONES
+WISP_VECTOR_CLONES_512
 void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t i,
                      int64_t n, int64_t n_head, int64_t dh, int64_t block, int64_t rows,
                      float scale2, U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf,
@@ -167,7 +173,7 @@ void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, i
 }
 
 // Row i of v (all heads) into v8 [n_head][n][dh], column c times inv[c].
-WISP_VECTOR_CLONES
+WISP_VECTOR_CLONES_512
 void quantize_v_row(const float* __restrict v, const float* __restrict inv, int64_t n_head,
                     int64_t dh, int64_t n, int64_t i, int8_t* __restrict v8) {
   for (int64_t h = 0; h < n_head; ++h) {
@@ -184,12 +190,13 @@ void quantize_v_row(const float* __restrict v, const float* __restrict inv, int6
 // exactly pmax: 2^0 is exact), computed as one 2^t with log2(pmax) folded
 // into t; and 1 / (the sum of those u8) returned. Below t = -24 every value
 // rounds to 0, so t is clamped there (2^t stays a normal float).
-WISP_VECTOR_CLONES
+WISP_VECTOR_CLONES_512
 float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zks,
                      const float* __restrict kf, float qs, int pmax, float* __restrict row,
                      uint8_t* __restrict p) {
   for (int64_t j = 0; j < n; ++j) row[j] = static_cast<float>(c[j] - zks[j]) * (qs * kf[j]);
-  const float shift = std::log2(static_cast<float>(pmax)) - max_value(row, n);
+  const float mx = max_lanes(row, n, -INFINITY, [](float v) { return v; });
+  const float shift = std::log2(static_cast<float>(pmax)) - mx;
   int32_t sum = 0;
   for (int64_t j = 0; j < n; ++j) {
     const float t = std::max(row[j] + shift, -24.0f);
