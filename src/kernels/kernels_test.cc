@@ -15,28 +15,13 @@
 #include "common/error.h"
 #include "kernels/kernels.h"
 #include "kernels/vecmath.h"
+#include "kernels/test_util.h"
 
 namespace wisp::kernels {
 namespace {
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-// max |a - b| / max |b|: the relative error measure the golden tests use too.
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double diff = 0.0, ref = 0.0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    ref = std::max(ref, std::fabs(static_cast<double>(b[i])));
-  }
-  return ref > 0 ? diff / ref : diff;
-}
+using testing::random_vec;
+using testing::rel_err;
 
 class Threads : public ::testing::TestWithParam<int> {};
 INSTANTIATE_TEST_SUITE_P(Kernels, Threads, ::testing::Values(1, 2));

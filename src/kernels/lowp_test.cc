@@ -15,28 +15,13 @@
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
+#include "kernels/test_util.h"
 
 namespace wisp::kernels {
 namespace {
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double diff = 0.0, ref = 0.0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    ref = std::max(ref, std::fabs(static_cast<double>(b[i])));
-  }
-  return ref > 0 ? diff / ref : diff;
-}
+using testing::random_vec;
+using testing::rel_err;
 
 // Every level this machine can run.
 std::vector<Isa> runnable_isas() {
