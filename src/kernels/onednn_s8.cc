@@ -239,8 +239,8 @@ struct OnednnEncoder::Impl {
   mutable std::mutex mu;
 
   // Attention: per block of queries (full and the last, shorter one), the
-  // two products of all heads, single-threaded (each thread runs its own
-  // blocks).
+  // two products of a group of heads, single-threaded (each thread runs its
+  // own tasks).
   struct Block {
     int64_t rows = 0;
     dnnl::matmul::primitive_desc qk_pd, pv_pd;

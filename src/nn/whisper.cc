@@ -537,8 +537,8 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   std::vector<float> x(static_cast<size_t>(n_ctx * s));
   // With the oneDNN path, one scratch area serves its products in turn.
   std::unique_ptr<uint8_t[]> ws;
-  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
   if (w.onednn) {
+    ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
     w.onednn->conv(w.conv1_dnn, xt.data(), w.conv1_b.data(), c1.data(), ws.get(), n_threads);
     kernels::gelu(c1.data(), n_frames * s, n_threads);
     w.onednn->conv(w.conv2_dnn, c1.data(), w.conv2_b.data(), x.data(), ws.get(), n_threads);

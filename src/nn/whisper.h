@@ -45,9 +45,9 @@ class Whisper {
   ComputeType compute_type() const;
   // Bytes of prepared weights held.
   size_t weight_bytes() const;
-  // True if the int8 encoder runs its Linear layers and self-attention on
-  // oneDNN with 8-bit activations (kernels/onednn_s8.h), false if on the
-  // lowp.h kernels (or not int8).
+  // True if the int8 encoder runs its convolutions, Linear layers and
+  // self-attention on oneDNN with 8-bit activations (kernels/onednn_s8.h),
+  // false if on the lowp.h kernels (or not int8).
   bool onednn_encoder() const;
 
   // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
