@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "kernels/buffer.h"
+#include "kernels/clones.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
 #include "kernels/lowp_impl.h"
@@ -222,6 +223,55 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
   });
 }
 
+namespace {
+
+// quantize_kv8's keys of one head: each key row r (of nk <= 16, at rows[r])
+// to int8 with inv[r], into t [16][dh] (vectorised), then interleaved into
+// the panel's pairs (lowp.h panel_index; padding keys and an odd dh's last
+// partner are zero).
+WISP_VECTOR_CLONES
+void key_panel(const float* const* rows, const float* inv, int64_t nk, int64_t dh, int64_t kp,
+               int8_t* panel) {
+  int8_t t[kPanel][258];
+  for (int64_t r = 0; r < kPanel; ++r) {
+    int8_t* tr = t[r];
+    if (r < nk) {
+      const float* x = rows[r];
+      const float s = inv[r];
+      for (int64_t i = 0; i < dh; ++i) tr[i] = static_cast<int8_t>(detail::round_even(x[i] * s));
+    } else {
+      std::memset(tr, 0, static_cast<size_t>(dh));
+    }
+    tr[dh] = 0;  // an odd dh's zero partner
+  }
+  for (int64_t p = 0; p < kp; ++p) {
+    int8_t* dst = panel + p * 2 * kPanel;
+    for (int64_t r = 0; r < kPanel; ++r) {
+      dst[2 * r] = t[r][2 * p];
+      dst[2 * r + 1] = t[r][2 * p + 1];
+    }
+  }
+}
+
+// quantize_kv8's values of one head, the 16 columns [c0, c0 + 16) (all
+// within d_head) of key pairs [0, n_pairs) (both keys real): the panel's
+// pairs, each a vectorised loop over the 16 columns.
+WISP_VECTOR_CLONES
+void value_panel_full(const float* v, int64_t ldv, const float* inv, int64_t n_pairs,
+                      int8_t* panel) {
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const float* r0 = v + 2 * p * ldv;
+    const float* r1 = r0 + ldv;
+    int8_t* dst = panel + p * 2 * kPanel;
+    for (int64_t c = 0; c < kPanel; ++c) {
+      dst[2 * c] = static_cast<int8_t>(detail::round_even(r0[c] * inv[c]));
+      dst[2 * c + 1] = static_cast<int8_t>(detail::round_even(r1[c] * inv[c]));
+    }
+  }
+}
+
+}  // namespace
+
 void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n_kv,
                   int64_t n_head, int64_t d_head, KV8& out, int n_threads) {
   check_shapes("quantize_kv8", 0, n_kv, n_head, d_head);
@@ -231,41 +281,62 @@ void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int6
   out.n_kv = n_kv;
   out.n_head = n_head;
   out.d_head = d_head;
-  out.k.assign(static_cast<size_t>(n_head * k_size), 0);
+  // Every byte, padding included, is written below: a state keeps its
+  // buffers from window to window without clearing them.
+  out.k.resize(static_cast<size_t>(n_head * k_size));
   out.k_scale.resize(static_cast<size_t>(n_head * n_kv));
-  out.v.assign(static_cast<size_t>(n_head * v_size), 0);
+  out.v.resize(static_cast<size_t>(n_head * v_size));
   out.v_scale.resize(static_cast<size_t>(n_head * d_head));
-  parallel_for(n_head, n_threads, 1, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) {
+  // Tasks: (head, keys or values), each writing its panels in order.
+  task_for(2 * n_head, n_threads, [] { return 0; }, [&](int, int64_t t) {
+    const int64_t h = t / 2;
+    if (t % 2 == 0) {
       // Keys: one scale per (key, head); B = K_h, [n_kv][d_head].
       int8_t* kd = out.k.data() + h * k_size;
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* kr = k + j * ldk + h * d_head;
-        float mx = 0.0f;
-        for (int64_t c = 0; c < d_head; ++c) mx = std::max(mx, std::fabs(kr[c]));
-        out.k_scale[h * n_kv + j] = mx / static_cast<float>(kWeightMax);
-        const float inv = mx > 0.0f ? static_cast<float>(kWeightMax) / mx : 0.0f;
-        for (int64_t c = 0; c < d_head; ++c) {
-          kd[panel_index(j, c, kp_k)] = static_cast<int8_t>(detail::round_even(kr[c] * inv));
+      float* ks = out.k_scale.data() + h * n_kv;
+      for (int64_t j0 = 0; j0 < n_kv; j0 += kPanel) {
+        const int64_t nk = std::min(kPanel, n_kv - j0);
+        float inv[kPanel] = {};
+        const float* rows[kPanel] = {};
+        for (int64_t r = 0; r < nk; ++r) {
+          rows[r] = k + (j0 + r) * ldk + h * d_head;
+          float mx = 0.0f;
+          for (int64_t i = 0; i < d_head; ++i) mx = std::max(mx, std::fabs(rows[r][i]));
+          ks[j0 + r] = mx / static_cast<float>(kWeightMax);
+          inv[r] = mx > 0.0f ? static_cast<float>(kWeightMax) / mx : 0.0f;
         }
+        key_panel(rows, inv, nk, d_head, kp_k, kd + (j0 / kPanel) * kp_k * 2 * kPanel);
       }
-      // Values: one scale per (head, dim); B = V_h^T, [d_head][n_kv].
-      float mx[256], inv[256];
-      for (int64_t c = 0; c < d_head; ++c) mx[c] = 0.0f;
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* vr = v + j * ldv + h * d_head;
-        for (int64_t c = 0; c < d_head; ++c) mx[c] = std::max(mx[c], std::fabs(vr[c]));
-      }
-      float* vs = out.v_scale.data() + h * d_head;
-      for (int64_t c = 0; c < d_head; ++c) {
-        vs[c] = mx[c] / static_cast<float>(kWeightMax);
-        inv[c] = mx[c] > 0.0f ? static_cast<float>(kWeightMax) / mx[c] : 0.0f;
-      }
-      int8_t* vd = out.v.data() + h * v_size;
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* vr = v + j * ldv + h * d_head;
-        for (int64_t c = 0; c < d_head; ++c) {
-          vd[panel_index(c, j, kp_v)] = static_cast<int8_t>(detail::round_even(vr[c] * inv[c]));
+      return;
+    }
+    // Values: one scale per (head, dim); B = V_h^T, [d_head][n_kv].
+    float mx[256 + kPanel] = {}, inv[256 + kPanel] = {};  // zero past d_head: padding columns
+    for (int64_t j = 0; j < n_kv; ++j) {
+      const float* vr = v + j * ldv + h * d_head;
+      for (int64_t c = 0; c < d_head; ++c) mx[c] = std::max(mx[c], std::fabs(vr[c]));
+    }
+    float* vs = out.v_scale.data() + h * d_head;
+    for (int64_t c = 0; c < d_head; ++c) {
+      vs[c] = mx[c] / static_cast<float>(kWeightMax);
+      inv[c] = mx[c] > 0.0f ? static_cast<float>(kWeightMax) / mx[c] : 0.0f;
+    }
+    int8_t* vd = out.v.data() + h * v_size;
+    const float* vh = v + h * d_head;
+    for (int64_t c0 = 0; c0 < d_head; c0 += kPanel) {
+      int8_t* panel = vd + (c0 / kPanel) * kp_v * 2 * kPanel;
+      const int64_t nc = std::min(kPanel, d_head - c0);
+      // Whole pairs of real keys over 16 real columns: the vectorised loop.
+      const int64_t fast = nc == kPanel ? n_kv / 2 : 0;
+      value_panel_full(vh + c0, ldv, inv + c0, fast, panel);
+      for (int64_t p = fast; p < kp_v; ++p) {  // the rest: padding columns or an odd last key
+        int8_t* dst = panel + p * 2 * kPanel;
+        for (int64_t c = 0; c < kPanel; ++c) {
+          const bool col = c < nc;
+          const float* r0 = vh + 2 * p * ldv + c0 + c;
+          dst[2 * c] = col ? static_cast<int8_t>(detail::round_even(*r0 * inv[c0 + c])) : 0;
+          dst[2 * c + 1] = col && 2 * p + 1 < n_kv
+                               ? static_cast<int8_t>(detail::round_even(r0[ldv] * inv[c0 + c]))
+                               : 0;
         }
       }
     }
