@@ -341,11 +341,13 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   const int64_t s = n_state;
   try {
     // The Linear layers over n_ctx rows (the [s][s] one also serves conv2's
-    // taps), and conv1's taps over its 2 n_ctx output frames.
-    const std::array<std::array<int64_t, 3>, 5> all = {{{n_ctx, s, 3 * s},
+    // taps, the [2s][s] one the decoder's cross-attention keys and values
+    // of the audio), and conv1's taps over its 2 n_ctx output frames.
+    const std::array<std::array<int64_t, 3>, 6> all = {{{n_ctx, s, 3 * s},
                                                         {n_ctx, s, s},
                                                         {n_ctx, s, 4 * s},
                                                         {n_ctx, 4 * s, s},
+                                                        {n_ctx, s, 2 * s},
                                                         {2 * n_ctx, n_mels, s}}};
     for (auto [rows, k, n] : all) {
       Impl::Shape sh;

@@ -90,7 +90,9 @@ class OnednnEncoder {
   const U8Format& format() const;
 
   // w: WeightType::kS8 with int8 panels (make_qmatrix's int8_panels), of one
-  // of the shapes [n][k] = [3s][s], [s][s], [4s][s], [s][4s]. Thread-safe.
+  // of the shapes [n][k] = [3s][s], [s][s], [4s][s], [s][4s], or [2s][s] (the
+  // decoder's cross-attention keys and values of the n_ctx audio rows).
+  // Thread-safe.
   OnednnWeight prepare(const QMatrix& w) const;
 
   // taps: conv1's (stride 1, [n_state][n_mels]) or conv2's (stride 2,

@@ -62,7 +62,8 @@ TEST_P(Shapes, LinearEqualsReference) {
     std::vector<uint8_t> ws(enc.workspace_bytes(3));
     const int64_t s = c.s;
     uint32_t seed = 7;
-    for (auto [n, k] : {std::pair{3 * s, s}, std::pair{s, s}, std::pair{4 * s, s}, std::pair{s, 4 * s}}) {
+    for (auto [n, k] : {std::pair{3 * s, s}, std::pair{s, s}, std::pair{4 * s, s}, std::pair{s, 4 * s},
+                        std::pair{2 * s, s}}) {
       const std::vector<float> w = random_vec(static_cast<size_t>(n * k), ++seed, -0.1f, 0.1f);
       const std::vector<float> bias = random_vec(static_cast<size_t>(n), ++seed);
       // Rows of different magnitudes: the per-row scales must follow them.

@@ -4,6 +4,7 @@
 // the cross-attention K/V of the audio are computed once per window).
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "common/error.h"
@@ -61,11 +62,23 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
   n_threads = std::max(1, n_threads);
   const Precision& p = w.prec;
   std::vector<float> kv_tmp;
+  // The int8 encoder on oneDNN runs these 1500-row products too.
+  std::unique_ptr<uint8_t[]> ws;
+  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
   for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
     std::vector<float>& kv = p.int_attention ? kv_tmp : impl_->cross_kv[l];
     kv.resize(static_cast<size_t>(n_ctx * 2 * s));
-    apply_linear(w.dec_blocks[l].cross_kv, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(),
-                 2 * s, false, n_threads, p.isa);
+    const LinearW& lin = w.dec_blocks[l].cross_kv;
+    if (w.onednn) {
+      kernels::Epilogue ep;
+      ep.y = kv.data();
+      ep.ldy = 2 * s;
+      ep.bias = lin.b.empty() ? nullptr : lin.b.data();
+      w.onednn->linear(lin.ow, encoder_out.data(), d.n_audio_state, ep, ws.get(), n_threads);
+    } else {
+      apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false,
+                   n_threads, p.isa);
+    }
     if (p.int_attention) {
       const int64_t n_head = d.n_text_head;
       kernels::quantize_kv8(kv.data(), 2 * s, kv.data() + s, 2 * s, n_ctx, n_head, s / n_head,

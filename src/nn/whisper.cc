@@ -231,16 +231,35 @@ void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels) {
   std::vector<float>().swap(l.w);
 }
 
+// l's int8 rows (1 byte a weight), read once into oneDNN's layout.
+void convert_onednn(LinearW& l, kernels::WeightType type, const kernels::OnednnEncoder& dnn) {
+  convert(l, type, true, false);
+  l.ow = dnn.prepare(l.q);
+  l.q = kernels::QMatrix();
+}
+
 // Encoder blocks run GEMMs over 1500 rows (int8: panels only); decoder
 // blocks run matrix-vector products (int8: rows only; a prompt packs panels
-// on the fly), except the cross-attention K/V over the audio rows.
-void convert_block(BlockW& b, kernels::WeightType type, bool decoder) {
+// on the fly), except the cross-attention K/V over the audio rows. With
+// `dnn` (the int8 encoder on oneDNN), the 1500-row products go there.
+void convert_block(BlockW& b, kernels::WeightType type, bool decoder,
+                   const kernels::OnednnEncoder* dnn) {
   const bool rows = decoder, panels = !decoder;
-  for (LinearW* l : {&b.attn_qkv, &b.attn_out, &b.mlp_fc, &b.mlp_proj}) convert(*l, type, rows, panels);
+  for (LinearW* l : {&b.attn_qkv, &b.attn_out, &b.mlp_fc, &b.mlp_proj}) {
+    if (dnn != nullptr && !decoder) {
+      convert_onednn(*l, type, *dnn);
+    } else {
+      convert(*l, type, rows, panels);
+    }
+  }
   if (decoder) {
     convert(b.cross_q, type, true, false);
     convert(b.cross_out, type, true, false);
-    convert(b.cross_kv, type, false, true);
+    if (dnn != nullptr) {
+      convert_onednn(b.cross_kv, type, *dnn);
+    } else {
+      convert(b.cross_kv, type, false, true);
+    }
   }
 }
 
@@ -336,16 +355,7 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     tasks.push_back([&, i] {
       BlockW& b = W.enc_blocks[static_cast<size_t>(i)];
       b = load_block(m, "encoder.blocks." + std::to_string(i), sa, false);
-      if (W.onednn) {
-        // int8 rows (1 byte a weight) read once into oneDNN's layout.
-        for (LinearW* l : {&b.attn_qkv, &b.attn_out, &b.mlp_fc, &b.mlp_proj}) {
-          convert(*l, p.linear, true, false);
-          l->ow = W.onednn->prepare(l->q);
-          l->q = kernels::QMatrix();
-        }
-      } else {
-        convert_block(b, p.linear, false);
-      }
+      convert_block(b, p.linear, false, W.onednn.get());
     });
   }
   const size_t embedding_task = tasks.size();
@@ -379,7 +389,7 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     tasks.push_back([&, i] {
       BlockW& b = W.dec_blocks[static_cast<size_t>(i)];
       b = load_block(m, "decoder.blocks." + std::to_string(i), st, true);
-      convert_block(b, p.linear, true);
+      convert_block(b, p.linear, true, W.onednn.get());
     });
   }
   tasks.push_back([&] { W.dec_ln = load_ln(m, "decoder.ln", st); });
