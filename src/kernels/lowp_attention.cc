@@ -232,7 +232,7 @@ namespace {
 WISP_VECTOR_CLONES
 void key_panel(const float* const* rows, const float* inv, int64_t nk, int64_t dh, int64_t kp,
                int8_t* panel) {
-  int8_t t[kPanel][258];
+  int8_t t[kPanel][256 + 2];  // d_head <= 256, plus an odd d_head's zero partner
   for (int64_t r = 0; r < kPanel; ++r) {
     int8_t* tr = t[r];
     if (r < nk) {

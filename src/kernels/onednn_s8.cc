@@ -50,10 +50,10 @@ class Layout {
   size_t size_ = 0;
 };
 
-// Maximum of f(x[0..n)) (at least `init`) in 16 independent lanes: a plain
-// running max is a serial dependency that GCC does not split into vector
-// lanes (float max is not associative for NaNs); written as kernels.cc
-// max_value, which it vectorises (16 lanes: one AVX-512 register, two AVX2).
+// Maximum of f(x[0..n)) (at least `init`) over 16 independent running
+// maxima, combined at the end: a single running max is one serial chain of
+// compares; 16 chains overlap in the CPU (GCC keeps them scalar here: float
+// max is not associative for NaNs, so it does not turn them into vmaxps).
 template <class F>
 [[gnu::always_inline]] inline float max_lanes(const float* __restrict x, int64_t n, float init, F f) {
   float m[16];
@@ -186,9 +186,9 @@ void quantize_v_row(const float* __restrict v, const float* __restrict inv, int6
 
 // One row of int32 scores c[0..n) of query scale qs: the scores in powers
 // of 2, s_j = (c_j - zks_j) qs kf_j, into row; their softmax's unnormalised
-// probabilities 2^(s - max) as u8 round(pmax 2^(s - max)) (the largest
-// exactly pmax: 2^0 is exact), computed as one 2^t with log2(pmax) folded
-// into t; and 1 / (the sum of those u8) returned. Below t = -24 every value
+// probabilities 2^(s - max) as u8 round(pmax 2^(s - max)), computed as one
+// 2^t with log2(pmax) folded into t (the largest rounds to pmax: its t is
+// log2(pmax) up to a float rounding); and 1 / (the sum of those u8) returned. Below t = -24 every value
 // rounds to 0, so t is clamped there (2^t stays a normal float).
 WISP_VECTOR_CLONES_512
 float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zks,
@@ -207,16 +207,17 @@ float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __re
   return 1.0f / static_cast<float>(sum);
 }
 
+// AVX-512 VNNI usable (the CPU has it and the OS saves the registers).
+bool vnni512(const CpuFeatures& f) { return f.avx512vnni && f.os_avx512; }
+
 }  // namespace
 
 U8Format u8_format_for(const CpuFeatures& f) {
-  if (f.avx512vnni && f.os_avx512) return {127, 128};
+  if (vnni512(f)) return {127, 128};
   return {63, 64};
 }
 
-bool onednn_encoder_pays(const CpuFeatures& f, Isa isa) {
-  return isa >= Isa::kAvx512 && f.avx512vnni && f.os_avx512;
-}
+bool onednn_encoder_pays(const CpuFeatures& f, Isa isa) { return isa >= Isa::kAvx512 && vnni512(f); }
 
 struct OnednnEncoder::Impl {
   int64_t n_mels = 0, n_ctx = 0, s = 0, n_head = 0, dh = 0;
@@ -252,7 +253,7 @@ struct OnednnEncoder::Impl {
 
   // Workspace: the Linear's regions, or attention's shared regions + one
   // area per thread.
-  size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_scratch = 0, lin_bytes = 0;
+  size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_scratch = 0;
   size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_zks = 0, at_v = 0, at_vs = 0, at_shared = 0;
   size_t th_s = 0, th_p = 0, th_psum = 0, th_o = 0, th_row = 0, th_scratch = 0, th_bytes = 0;
 
@@ -389,7 +390,6 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.lin_scale = lin.add(frames * sizeof(float));
   m.lin_c = lin.add(static_cast<size_t>(n_ctx * 4 * s) * sizeof(int32_t));
   m.lin_scratch = lin.size();  // the scratchpad goes last: its size depends on the threads
-  m.lin_bytes = lin.size();
 
   const size_t nq = static_cast<size_t>(n_ctx * s), nh = static_cast<size_t>(n_head * n_ctx);
   Layout at;
@@ -418,8 +418,6 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
 OnednnEncoder::~OnednnEncoder() = default;
 OnednnEncoder::OnednnEncoder(OnednnEncoder&&) noexcept = default;
 OnednnEncoder& OnednnEncoder::operator=(OnednnEncoder&&) noexcept = default;
-
-const U8Format& OnednnEncoder::format() const { return impl_->f; }
 
 OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const { return impl_->prepare(w, impl_->n_ctx); }
 
@@ -471,7 +469,7 @@ size_t OnednnEncoder::workspace_bytes(int n_threads) const {
   for (const Impl::Shape& sh : m.shapes) {
     lin_scratch = std::max(lin_scratch, m.linear_prim(sh, nt).pd.scratchpad_desc().get_size());
   }
-  return std::max(m.lin_bytes + align_up(lin_scratch),
+  return std::max(m.lin_scratch + align_up(lin_scratch),
                   m.at_shared + static_cast<size_t>(nt) * m.th_bytes);
 }
 

@@ -87,8 +87,6 @@ class OnednnEncoder {
   OnednnEncoder(OnednnEncoder&&) noexcept;
   OnednnEncoder& operator=(OnednnEncoder&&) noexcept;
 
-  const U8Format& format() const;
-
   // w: WeightType::kS8 with int8 panels (make_qmatrix's int8_panels), of one
   // of the shapes [n][k] = [3s][s], [s][s], [4s][s], [s][4s], or [2s][s] (the
   // decoder's cross-attention keys and values of the n_ctx audio rows).

@@ -70,11 +70,8 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
     kv.resize(static_cast<size_t>(n_ctx * 2 * s));
     const LinearW& lin = w.dec_blocks[l].cross_kv;
     if (w.onednn) {
-      kernels::Epilogue ep;
-      ep.y = kv.data();
-      ep.ldy = 2 * s;
-      ep.bias = lin.b.empty() ? nullptr : lin.b.data();
-      w.onednn->linear(lin.ow, encoder_out.data(), d.n_audio_state, ep, ws.get(), n_threads);
+      apply_linear_onednn(*w.onednn, lin, encoder_out.data(), d.n_audio_state, kv.data(), 2 * s,
+                          false, false, ws.get(), n_threads);
     } else {
       apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false,
                    n_threads, p.isa);

@@ -479,6 +479,18 @@ void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, floa
   }
 }
 
+void apply_linear_onednn(const kernels::OnednnEncoder& dnn, const LinearW& l, const float* x,
+                         int64_t ldx, float* y, int64_t ldy, bool accumulate, bool gelu,
+                         uint8_t* ws, int n_threads) {
+  kernels::Epilogue ep;
+  ep.y = y;
+  ep.ldy = ldy;
+  ep.bias = l.b.empty() ? nullptr : l.b.data();
+  ep.accumulate = accumulate;
+  ep.gelu = gelu;
+  dnn.linear(l.ow, x, ldx, ep, ws, n_threads);
+}
+
 Whisper::Whisper(const model::Model& model, ComputeType type, int n_threads) {
   TensorSource src(model);
   w_ = prepare(src, type, n_threads);
@@ -571,17 +583,11 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   const int64_t n_head = d.n_audio_head, d_head = s / n_head;
   auto linear = [&](const LinearW& l, const float* in, int64_t ldin, float* out, int64_t ldout,
                     bool accumulate, bool gelu) {
-    if (!w.onednn) {
+    if (w.onednn) {
+      apply_linear_onednn(*w.onednn, l, in, ldin, out, ldout, accumulate, gelu, ws.get(), n_threads);
+    } else {
       apply_linear(l, in, ldin, n_ctx, out, ldout, accumulate, n_threads, p.isa, gelu);
-      return;
     }
-    kernels::Epilogue ep;
-    ep.y = out;
-    ep.ldy = ldout;
-    ep.bias = l.b.empty() ? nullptr : l.b.data();
-    ep.accumulate = accumulate;
-    ep.gelu = gelu;
-    w.onednn->linear(l.ow, in, ldin, ep, ws.get(), n_threads);
   };
   Buffer h(x.size()), a(x.size());
   Buffer qkv(static_cast<size_t>(n_ctx * 3 * s));
