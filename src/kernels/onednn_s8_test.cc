@@ -7,13 +7,18 @@
 
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
@@ -180,6 +185,57 @@ TEST_P(Shapes, AttentionEqualsReference) {
 INSTANTIATE_TEST_SUITE_P(EncoderShapes, Shapes,
                          ::testing::Values(Case{20, 100, 64, 4}, Case{8, 64, 32, 2},
                                            Case{40, 40, 48, 3}, Case{16, 70, 120, 12}));
+
+// The threads a process has now (Linux: one entry per thread).
+int process_threads() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Every product runs on the threads it is given, whatever the caller's
+// OpenMP default: with 1 thread no OpenMP team is ever started (oneDNN,
+// called outside an active parallel region, would otherwise start one of
+// omp_get_max_threads()), with 2 one more thread. In a fresh process (the
+// death-test child), since OpenMP keeps its threads once started. The
+// shapes are large enough that oneDNN splits the attention's products (at
+// 70 x 64 it runs them on one thread anyway).
+void run_encoder_products(int n_threads) {
+  omp_set_num_threads(4);
+  const int64_t n_mels = 8, n = 400, s = 128, n_head = 2;
+  OnednnEncoder enc(n_mels, n, s, n_head, U8Format{63, 64});
+  std::vector<uint8_t> ws(enc.workspace_bytes(n_threads));
+  const std::vector<float> w = random_vec(static_cast<size_t>(s * s), 5);
+  const OnednnWeight lin = enc.prepare(make_qmatrix(w.data(), s, s, WeightType::kS8, true, false));
+  const QMatrix tap = make_qmatrix(w.data(), s, n_mels, WeightType::kS8, true, false);
+  const QMatrix taps[3] = {tap, tap, tap};
+  const OnednnConv conv1 = enc.prepare_conv(taps, 1);
+  const std::vector<float> mel = random_vec(static_cast<size_t>(2 * n * n_mels), 6);
+  const std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 7);
+  std::vector<float> c1(static_cast<size_t>(2 * n * s)), y(static_cast<size_t>(n * s));
+  enc.conv(conv1, mel.data(), nullptr, c1.data(), ws.data(), n_threads);
+  enc.linear(lin, qkv.data(), 3 * s, Epilogue{y.data(), s}, ws.data(), n_threads);
+  AttentionArgs a;
+  a.n_q = a.n_kv = n;
+  a.n_head = n_head;
+  a.d_head = s / n_head;
+  a.q = qkv.data();
+  a.k = qkv.data() + s;
+  a.v = qkv.data() + 2 * s;
+  a.ldq = a.ldk = a.ldv = 3 * s;
+  a.out = y.data();
+  a.ldo = s;
+  a.scale = 0.5f;
+  enc.attention(a, ws.data(), n_threads);
+  std::_Exit(process_threads());
+}
+
+TEST(OnednnS8DeathTest, UsesTheThreadsItIsGiven) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(run_encoder_products(1), ::testing::ExitedWithCode(1), "");
+  const int two = std::min(2, hardware_threads());
+  EXPECT_EXIT(run_encoder_products(2), ::testing::ExitedWithCode(two), "");
+}
 
 TEST(OnednnS8, RefusesOtherShapes) {
   OnednnEncoder enc(8, 40, 32, 2, U8Format{63, 64});
