@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "kernels/clones.h"
+#include "kernels/vec8.h"
 #include "kernels/vecmath.h"
 
 namespace wisp::kernels {
@@ -226,21 +227,10 @@ void softmax(float* x, int64_t n, int64_t d, int n_threads) {
                [&](int64_t r0, int64_t r1) { detail::softmax_rows(x, r0, r1, d); });
 }
 
-// 8 independent lanes, combined in a fixed order at the end: GCC vectorises
-// the lanes (a single running max or sum is a loop-carried chain it may not
-// reorder), and the result does not depend on the instruction set.
+// vec8.h: GCC keeps the scalar form of a running maximum scalar.
 WISP_VECTOR_CLONES
 float max_value(const float* x, int64_t n) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  float m[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int l = 0; l < 8; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
-  }
-  for (; i < n; ++i) m[0] = x[i] > m[0] ? x[i] : m[0];
-  float r = kNegInf;
-  for (float v : m) r = v > r ? v : r;
-  return r;
+  return vec8::max_of(x, n, -std::numeric_limits<float>::infinity());
 }
 
 WISP_VECTOR_CLONES
@@ -255,6 +245,16 @@ double log_sum_exp(const float* x, int64_t n) {
   for (; i < n; ++i) s[0] += static_cast<double>(detail::exp_f(x[i] - mx));
   const double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
   return static_cast<double>(mx) + std::log(sum);
+}
+
+WISP_VECTOR_CLONES
+double exp_affine(const float* x, int64_t n, float scale, float shift, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = detail::exp_f(x[i] * scale - shift);
+  // One running sum, not lanes: the caller compares a draw against the
+  // same running sums, so they must be added in this order.
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(out[i]);
+  return sum;
 }
 
 int64_t conv1d_k3_out_len(int64_t t_in, int stride) {

@@ -104,6 +104,13 @@ float max_value_ref(const float* x, int64_t n);
 // within ~1e-6 of the reference (double exp, one running sum).
 double log_sum_exp(const float* x, int64_t n);
 double log_sum_exp_ref(const float* x, int64_t n);
+// out[i] = e^(x[i] scale - shift) (vecmath's exp_f; 0 where x[i] is -inf),
+// and their running sum in double in index order, returned whole: the
+// weights of a categorical draw from softmax(x * scale) with shift its
+// largest logit (one sample step: decoding.py's Categorical(logits /
+// temperature)).
+double exp_affine(const float* x, int64_t n, float scale, float shift, float* out);
+double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out);
 
 // Softmax over each row of x: [n][d], in place, in float32 with the row max
 // subtracted (torch.softmax). Entries equal to -inf get probability 0.

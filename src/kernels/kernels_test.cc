@@ -226,6 +226,38 @@ TEST(Vecmath, Exp2MatchesLibm) {
   for (int n = -24; n <= 8; ++n) EXPECT_EQ(detail::exp2_f(static_cast<float>(n)), std::ldexp(1.0f, n));
 }
 
+// A sampling step's weights: within float rounding of the double
+// reference, 0 for masked logits, and the sum exactly the running sum of
+// the returned weights in index order (what a draw is compared against).
+TEST(Reductions, ExpAffineMatchesReference) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {1, 9, 1501, 51865}) {
+    auto x = random_vec(static_cast<size_t>(n), static_cast<uint32_t>(n) + 7, -12.0f, 30.0f);
+    for (int64_t i = 2; i < n; i += 7) x[static_cast<size_t>(i)] = -kInf;
+    const float scale = 1.0f / 0.6f;
+    const float shift = max_value(x.data(), n) * scale;
+    std::vector<float> got(static_cast<size_t>(n)), want(got.size());
+    const double sum = exp_affine(x.data(), n, scale, shift, got.data());
+    const double want_sum = exp_affine_ref(x.data(), n, scale, shift, want.data());
+    double running = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      // The argument is rounded to float first (|a| 2^-24 of it, as the
+      // float code this replaces), then a few ulps of exp_f.
+      const double a = static_cast<double>(x[k]) * scale - shift;
+      if (x[k] == -kInf) {
+        EXPECT_EQ(got[k], 0.0f);
+      } else {
+        EXPECT_NEAR(got[k], want[k], (std::fabs(a) * 1.2e-7 + 5e-7) * want[k]) << n << " " << i;
+      }
+      running += static_cast<double>(got[k]);
+    }
+    EXPECT_EQ(sum, running) << n;
+    EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << n;
+    EXPECT_GE(sum, 1.0 - 1e-6) << n;  // the largest logit's weight is e^0
+  }
+}
+
 // The decoder's reductions over a vocabulary of logits: lengths around the
 // 8-lane blocks and the real 51865, masked (-inf) entries, NaNs skipped by
 // the max, every entry masked.

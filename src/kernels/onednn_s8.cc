@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "kernels/clones.h"
+#include "kernels/vec8.h"
 #include "kernels/vecmath.h"
 
 namespace wisp::kernels {
@@ -51,50 +52,10 @@ class Layout {
   size_t size_ = 0;
 };
 
-// Eight float lanes as one GCC vector (a ymm register under the
-// x86-64-v3 and v4 clones, two xmm in the default build), for the running
-// maxima: GCC keeps a scalar float maximum (a > m ? a : m) scalar, since
-// vmaxps differs from the C++ expression for NaN and signed zeros, while on
-// vectors the same expression is exactly vmaxps (tiny's encoder with the
-// scalar maxima: a tenth of its time in them). Eight lanes, not sixteen:
-// GCC 12 lowers vectors wider than the target's registers with spills.
-// The helpers below are always inlined, so no call ever passes a vector in
-// registers, whose convention differs with and without AVX (-Wpsabi's note
-// for the default clone).
-#pragma GCC diagnostic ignored "-Wpsabi"
-using F8 = float __attribute__((vector_size(32)));
-using I8 = int32_t __attribute__((vector_size(32)));
-
-template <class V, class T>
-[[gnu::always_inline]] inline V load8(const T* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-// The largest of the lanes of a and b and r (a NaN lane is passed over).
-[[gnu::always_inline]] inline float lane_max(F8 a, F8 b, float r) {
-  a = b > a ? b : a;
-  for (int l = 0; l < 8; ++l) r = a[l] > r ? a[l] : r;
-  return r;
-}
-
-// max|x[0..n)|, 0 for n = 0; two running maxima, so that the compares of
-// consecutive vectors overlap.
-[[gnu::always_inline]] inline float max_abs_of(const float* __restrict x, int64_t n) {
-  const I8 kAbs = I8{} + 0x7fffffff;
-  F8 m0 = F8{}, m1 = F8{};
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const F8 a = __builtin_bit_cast(F8, load8<I8>(x + j) & kAbs);
-    const F8 b = __builtin_bit_cast(F8, load8<I8>(x + j + 8) & kAbs);
-    m0 = a > m0 ? a : m0;
-    m1 = b > m1 ? b : m1;
-  }
-  float r = lane_max(m0, m1, 0.0f);
-  for (; j < n; ++j) r = __builtin_fabsf(x[j]) > r ? __builtin_fabsf(x[j]) : r;
-  return r;
-}
+using vec8::F8;
+using vec8::I8;
+using vec8::load;
+using vec8::max_abs_of;
 
 // Rows [r0, r1) of x [m][ldx] to u8: q = round(x * qmax / max|x_row|) + zero,
 // scale[r] = max|x_row| / qmax (0 for an all-zero row, whose q are zero).
@@ -215,20 +176,20 @@ WISP_VECTOR_CLONES_512
 float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zks,
                      const float* __restrict kf, float qs, int pmax, float* __restrict row,
                      uint8_t* __restrict p) {
-  // The scores and their maximum in one pass (max_abs_of's two maxima).
-  F8 m0 = F8{} - INFINITY, m1 = m0;
+  // The scores and their maximum in one pass (vec8.h's two maxima).
+  F8 m0 = vec8::splat(-INFINITY), m1 = m0;
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
-    const F8 a = __builtin_convertvector(load8<I8>(c + j) - load8<I8>(zks + j), F8) *
-                 (qs * load8<F8>(kf + j));
-    const F8 b = __builtin_convertvector(load8<I8>(c + j + 8) - load8<I8>(zks + j + 8), F8) *
-                 (qs * load8<F8>(kf + j + 8));
+    const F8 a = __builtin_convertvector(load<I8>(c + j) - load<I8>(zks + j), F8) *
+                 (qs * load<F8>(kf + j));
+    const F8 b = __builtin_convertvector(load<I8>(c + j + 8) - load<I8>(zks + j + 8), F8) *
+                 (qs * load<F8>(kf + j + 8));
     std::memcpy(row + j, &a, sizeof(a));
     std::memcpy(row + j + 8, &b, sizeof(b));
     m0 = a > m0 ? a : m0;
     m1 = b > m1 ? b : m1;
   }
-  float mx = lane_max(m0, m1, -INFINITY);
+  float mx = vec8::lane_max(m0, m1, -INFINITY);
   for (; j < n; ++j) {
     row[j] = static_cast<float>(c[j] - zks[j]) * (qs * kf[j]);
     mx = row[j] > mx ? row[j] : mx;

@@ -92,6 +92,15 @@ double log_sum_exp_ref(const float* x, int64_t n) {
   return mx + std::log(sum);
 }
 
+double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = static_cast<float>(std::exp(static_cast<double>(x[i]) * scale - shift));
+    sum += static_cast<double>(out[i]);
+  }
+  return sum;
+}
+
 void softmax_ref(float* x, int64_t n, int64_t d) {
   for (int64_t r = 0; r < n; ++r) {
     float* xr = x + r * d;
