@@ -25,8 +25,14 @@ void check_args(const AttentionArgs& a) {
     throw Error("attention: invalid shape");
   }
   const int64_t width = a.n_head * a.d_head;
-  if (a.ldq < width || a.ldk < width || a.ldv < width || a.ldo < width) {
+  if (a.ldq < width || a.ldo < width) {
     throw Error("attention: row pitch smaller than n_head * d_head");
+  }
+  // K and V rows hold every head side by side, or one head each.
+  if (a.ldk < (a.k_head_stride == 0 ? width : a.d_head) ||
+      a.ldv < (a.v_head_stride == 0 ? width : a.d_head) || a.k_head_stride < 0 ||
+      a.v_head_stride < 0) {
+    throw Error("attention: key or value rows narrower than their heads");
   }
   if (a.n_q > 0 && a.n_kv < 1) throw Error("attention: no keys");
   if (a.causal && (a.q_pos0 < 0 || a.q_pos0 + a.n_q > a.n_kv)) {
@@ -99,8 +105,8 @@ void attention(const AttentionArgs& args, int n_threads) {
       // Keys any query of the block may see: a causal block skips the rest.
       const int64_t nk = a.causal ? visible_keys(a, i0 + nq - 1) : a.n_kv;
       const float* q = a.q + b * a.q_batch_stride + i0 * a.ldq + h * a.d_head;
-      const float* k = a.k + b * a.k_batch_stride + h * a.d_head;
-      const float* v = a.v + b * a.v_batch_stride + h * a.d_head;
+      const float* k = a.k + b * a.k_batch_stride + h * a.k_head();
+      const float* v = a.v + b * a.v_batch_stride + h * a.v_head();
       float* out = a.out + b * a.out_batch_stride + i0 * a.ldo + h * a.d_head;
 
       sgemm(false, true, nq, nk, a.d_head, alpha, q, a.ldq, k, a.ldk, 0.0f, s.data(), nk, 1);

@@ -133,6 +133,9 @@ void attention_s16(const AttentionArgs& args, int n_threads, Isa isa) {
   if (a.n_batch != 1 || a.causal || a.qk != nullptr) {
     throw Error("attention_s16: only one non-causal batch without score capture");
   }
+  if (a.k_head_stride != 0 || a.v_head_stride != 0) {
+    throw Error("attention_s16: keys and values must hold every head in each row");
+  }
   if (a.n_q == 0) return;
   if (a.d_head > 256) throw Error("attention_s16: heads wider than 256");
   const Kernels kr = pick(isa);

@@ -545,7 +545,7 @@ void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias,
 void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   if (a.n_batch != 1 || a.n_q != m.n_ctx || a.n_kv != m.n_ctx || a.n_head != m.n_head ||
-      a.d_head != m.dh || a.causal || a.qk) {
+      a.d_head != m.dh || a.causal || a.qk || a.k_head_stride != 0 || a.v_head_stride != 0) {
     throw Error("oneDNN encoder attention: arguments do not match the encoder's shapes");
   }
   n_threads = std::clamp(n_threads, 1, hardware_threads());

@@ -146,7 +146,7 @@ void attention_ref(const AttentionArgs& a) {
         const float* q = a.q + b * a.q_batch_stride + i * a.ldq + h * a.d_head;
         double mx = -inf;
         for (int64_t j = 0; j < a.n_kv; ++j) {
-          const float* k = a.k + b * a.k_batch_stride + j * a.ldk + h * a.d_head;
+          const float* k = a.k + b * a.k_batch_stride + j * a.ldk + h * a.k_head();
           double acc = 0.0;
           for (int64_t c = 0; c < a.d_head; ++c) {
             acc += (static_cast<double>(q[c]) * a.scale) * (static_cast<double>(k[c]) * a.scale);
@@ -167,7 +167,7 @@ void attention_ref(const AttentionArgs& a) {
         for (int64_t c = 0; c < a.d_head; ++c) {
           double acc = 0.0;
           for (int64_t j = 0; j < a.n_kv; ++j) {
-            acc += s[j] * a.v[b * a.v_batch_stride + j * a.ldv + h * a.d_head + c];
+            acc += s[j] * a.v[b * a.v_batch_stride + j * a.ldv + h * a.v_head() + c];
           }
           out[c] = static_cast<float>(acc / sum);
         }

@@ -24,8 +24,10 @@ struct DecoderState::Impl {
   bool has_audio = false;
   // Per layer: self-attention cache [n_seq][n_text_ctx][n_state] for K and V.
   std::vector<std::vector<float>> k_cache, v_cache;
-  // Per layer: the audio's cross-attention key|value rows, [n_audio_ctx][2 n_state];
-  // in int8 (cross_kv8) under the integer compute types.
+  // Per layer: the audio's cross-attention keys, then values, head by head:
+  // [2][n_head][n_audio_ctx][d_head] (kernels::AttentionArgs k_head_stride),
+  // so that each step reads each head's rows as one contiguous block; in
+  // int8 (cross_kv8) under the integer compute types.
   std::vector<std::vector<float>> cross_kv;
   std::vector<kernels::KV8> cross_kv8;
 };
@@ -66,7 +68,7 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
   std::unique_ptr<uint8_t[]> ws;
   if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
   for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
-    std::vector<float>& kv = p.int_attention ? kv_tmp : impl_->cross_kv[l];
+    std::vector<float>& kv = kv_tmp;  // [n_ctx][2 s]: key | value rows
     kv.resize(static_cast<size_t>(n_ctx * 2 * s));
     const LinearW& lin = w.dec_blocks[l].cross_kv;
     if (w.onednn) {
@@ -76,10 +78,23 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
       apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false,
                    n_threads, p.isa);
     }
+    const int64_t n_head = d.n_text_head, dh = s / n_head;
     if (p.int_attention) {
-      const int64_t n_head = d.n_text_head;
-      kernels::quantize_kv8(kv.data(), 2 * s, kv.data() + s, 2 * s, n_ctx, n_head, s / n_head,
+      kernels::quantize_kv8(kv.data(), 2 * s, kv.data() + s, 2 * s, n_ctx, n_head, dh,
                             impl_->cross_kv8[l], n_threads);
+    } else {
+      std::vector<float>& heads = impl_->cross_kv[l];
+      heads.resize(kv.size());
+      parallel_for(n_ctx, n_threads, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t j = r0; j < r1; ++j) {
+          for (int64_t part = 0; part < 2; ++part) {  // keys, values
+            for (int64_t h = 0; h < n_head; ++h) {
+              std::memcpy(heads.data() + ((part * n_head + h) * n_ctx + j) * dh,
+                          kv.data() + j * 2 * s + part * s + h * dh, sizeof(float) * dh);
+            }
+          }
+        }
+      });
     }
   }
   impl_->has_audio = true;
@@ -290,8 +305,9 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       ca.ldq = s;
       ca.q_batch_stride = n_new * s;
       ca.k = p.int_attention ? nullptr : st.cross_kv[l].data();
-      ca.v = p.int_attention ? nullptr : st.cross_kv[l].data() + s;
-      ca.ldk = ca.ldv = 2 * s;  // shared by all sequences: batch strides 0
+      ca.v = p.int_attention ? nullptr : st.cross_kv[l].data() + n_audio * s;
+      ca.ldk = ca.ldv = d_head;  // head by head (set_audio); shared by all sequences: batch strides 0
+      ca.k_head_stride = ca.v_head_stride = n_audio * d_head;
       ca.out = a_p;
       ca.ldo = s;
       ca.out_batch_stride = n_new * s;
