@@ -321,6 +321,9 @@ TEST_P(Threads, AttentionMatchesReference) {
       {2, 70, 70, 1, 5, true, false, false},     // causal from position 0 over two blocks
       {5, 1, 97, 3, 8, false, true, true, true},  // beam cross-attention, merged into one block
       {3, 30, 41, 2, 8, false, true, true, true},  // merged rows spanning two blocks
+      {5, 1, 150, 2, 64, false, true, true, true},  // Whisper's 64-wide heads, 3 key blocks
+      {7, 1, 65, 1, 72, false, true, false, true},  // 64 columns and a tail of 8
+      {2, 9, 40, 2, 64, true, false, false},        // causal, one more row than the few-row path
   };
   for (const auto& c : cases) {
     const int64_t width = c.n_head * c.d_head, pad = 3;
@@ -366,7 +369,7 @@ TEST_P(Threads, AttentionMatchesReference) {
 // sequences over shared keys, and 70 queries over two blocks.
 TEST_P(Threads, AttentionHeadMajorKeysAndValues) {
   for (int64_t n_batch : {5, 1}) {
-    const int64_t n_q = n_batch == 5 ? 1 : 70, n_kv = 97, n_head = 3, d_head = 8;
+    const int64_t n_q = n_batch == 5 ? 1 : 70, n_kv = 97, n_head = 3, d_head = 64;
     const int64_t width = n_head * d_head, ld = 2 * width + 1;
     auto q = random_vec(static_cast<size_t>(n_batch * n_q * width), 21);
     auto kv = random_vec(static_cast<size_t>(n_kv * ld), 22);  // K | V | 1 unused, per row
