@@ -22,7 +22,8 @@ struct DecoderState::Impl {
   int n_seq = 0;
   int n_past = 0;
   bool has_audio = false;
-  // Per layer: self-attention cache [n_seq][n_text_ctx][n_state] for K and V.
+  // Per layer: self-attention cache for K and V, head by head as the
+  // cross-attention's: [n_seq][n_head][n_text_ctx][d_head].
   std::vector<std::vector<float>> k_cache, v_cache;
   // Per layer: the audio's cross-attention keys, then values, head by head:
   // [2][n_head][n_audio_ctx][d_head] (kernels::AttentionArgs k_head_stride),
@@ -255,9 +256,12 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       const int64_t p0 = st.n_past, n_new = pt.n_new;
       const float* qkv_p = qkv.data() + pt.row0 * 3 * s;
       for (int64_t r = 0; r < pt.rows(); ++r) {
-        const int64_t slot = (r / n_new) * ctx + p0 + r % n_new;
-        std::memcpy(kc + slot * s, qkv_p + r * 3 * s + s, sizeof(float) * s);
-        std::memcpy(vc + slot * s, qkv_p + r * 3 * s + 2 * s, sizeof(float) * s);
+        const int64_t seq = r / n_new, pos = p0 + r % n_new;
+        for (int64_t hd = 0; hd < n_head; ++hd) {
+          const int64_t slot = ((seq * n_head + hd) * ctx + pos) * d_head;
+          std::memcpy(kc + slot, qkv_p + r * 3 * s + s + hd * d_head, sizeof(float) * d_head);
+          std::memcpy(vc + slot, qkv_p + r * 3 * s + 2 * s + hd * d_head, sizeof(float) * d_head);
+        }
       }
       kernels::AttentionArgs sa;
       sa.n_batch = st.n_seq;
@@ -270,7 +274,8 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       sa.q_batch_stride = n_new * 3 * s;
       sa.k = kc;
       sa.v = vc;
-      sa.ldk = sa.ldv = s;
+      sa.ldk = sa.ldv = d_head;
+      sa.k_head_stride = sa.v_head_stride = ctx * d_head;
       sa.k_batch_stride = sa.v_batch_stride = ctx * s;
       sa.out = a.data() + pt.row0 * s;
       sa.ldo = s;
@@ -472,7 +477,11 @@ void DecoderState::reorder(std::span<const int> source) {
   }
   const model::Dims& d = st.w->dims;
   const size_t seq_stride = static_cast<size_t>(d.n_text_ctx) * d.n_text_state;
-  const size_t used = static_cast<size_t>(st.n_past) * d.n_text_state;
+  const size_t n_head = static_cast<size_t>(d.n_text_head);
+  const size_t d_head = static_cast<size_t>(d.n_text_state) / n_head;
+  const size_t head_stride = static_cast<size_t>(d.n_text_ctx) * d_head;
+  // Each head's first n_past rows (the cache is head by head).
+  const size_t used = static_cast<size_t>(st.n_past) * d_head;
   if (used == 0) return;
   // Sequences that continue their own history keep their caches; only the
   // sources of the others are saved first (a source may be overwritten).
@@ -483,15 +492,21 @@ void DecoderState::reorder(std::span<const int> source) {
     if (std::find(sources.begin(), sources.end(), source[i]) == sources.end()) sources.push_back(source[i]);
   }
   if (moved.empty()) return;
-  std::vector<float> tmp(sources.size() * used);
+  std::vector<float> tmp(sources.size() * n_head * used);
   for (auto* caches : {&st.k_cache, &st.v_cache}) {
     for (std::vector<float>& c : *caches) {
       for (size_t j = 0; j < sources.size(); ++j) {
-        std::memcpy(tmp.data() + j * used, c.data() + sources[j] * seq_stride, sizeof(float) * used);
+        for (size_t h = 0; h < n_head; ++h) {
+          std::memcpy(tmp.data() + (j * n_head + h) * used,
+                      c.data() + sources[j] * seq_stride + h * head_stride, sizeof(float) * used);
+        }
       }
       for (int i : moved) {
         const size_t j = std::find(sources.begin(), sources.end(), source[i]) - sources.begin();
-        std::memcpy(c.data() + i * seq_stride, tmp.data() + j * used, sizeof(float) * used);
+        for (size_t h = 0; h < n_head; ++h) {
+          std::memcpy(c.data() + i * seq_stride + h * head_stride, tmp.data() + (j * n_head + h) * used,
+                      sizeof(float) * used);
+        }
       }
     }
   }
