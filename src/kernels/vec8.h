@@ -6,8 +6,9 @@
 // for NaN and signed zeros, and the vectoriser does not prove them away.
 // On vector types the same expression is exactly vmaxps(a, m) (the second
 // operand when either is NaN or both are zero), so the result is the
-// scalar loop's. A ymm register under the x86-64-v3/v4 clones, two xmm in
-// the default build. Eight lanes, not sixteen: GCC 12 lowers vectors wider
+// scalar loop's. A ymm register under the x86-64-v3/v4 clones; the
+// default (SSE2) build gets GCC 12's lowering lane by lane, no faster than
+// the scalar loop. Eight lanes, not sixteen: GCC 12 lowers vectors wider
 // than the target's registers with spills. The helpers are always inlined,
 // so no call passes a vector in registers (whose convention differs with
 // and without AVX: -Wpsabi's note, silenced for includers).
