@@ -420,13 +420,21 @@ class BeamSearch {
 
  private:
   // Indices of the k largest values, highest first (ties: lower index first).
+  // Once k are held, a later index beats the k-th only with a strictly
+  // larger value (a tie loses on index), so the scan jumps to the next such
+  // value (kernels::first_above) instead of testing every logit.
   static std::vector<int> topk(std::span<const float> v, int k) {
-    k = std::min<int>(k, static_cast<int>(v.size()));
+    const int n = static_cast<int>(v.size());
+    k = std::min(k, n);
+    if (k <= 0) return {};
     auto better = [&](int a, int b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
     std::vector<int> top;  // kept sorted, at most k entries
     top.reserve(k + 1);
-    for (int i = 0; i < static_cast<int>(v.size()); ++i) {
-      if (static_cast<int>(top.size()) == k && !better(i, top.back())) continue;
+    for (int i = 0; i < n; ++i) {
+      if (static_cast<int>(top.size()) == k) {
+        i += static_cast<int>(kernels::first_above(v.data() + i, n - i, v[top.back()]));
+        if (i >= n) break;
+      }
       top.insert(std::upper_bound(top.begin(), top.end(), i, better), i);
       if (static_cast<int>(top.size()) > k) top.pop_back();
     }

@@ -110,6 +110,10 @@ double log_sum_exp_ref(const float* x, int64_t n);
 // largest logit (one sample step: decoding.py's Categorical(logits /
 // temperature)).
 double exp_affine(const float* x, int64_t n, float scale, float shift, float* out);
+// The first i in [0, n) with x[i] > t (NaNs never are), or n: a beam's
+// top-k scan over the vocabulary skips to the next logit that beats its
+// k-th best instead of comparing each one.
+int64_t first_above(const float* x, int64_t n, float t);
 double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out);
 
 // Softmax over each row of x: [n][d], in place, in float32 with the row max

@@ -258,6 +258,34 @@ TEST(Reductions, ExpAffineMatchesReference) {
   }
 }
 
+// first_above against the plain scan: thresholds below, inside and above
+// the range, hits in a block's first and last lanes and in the tail, NaNs
+// (never above), -inf entries.
+TEST(Reductions, FirstAboveMatchesScan) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  auto x = random_vec(1000, 31, -10.0f, 10.0f);
+  for (size_t i = 5; i < x.size(); i += 11) x[i] = std::nanf("");
+  for (size_t i = 7; i < x.size(); i += 13) x[i] = -kInf;
+  auto scan = [&](int64_t n, float t) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (x[static_cast<size_t>(i)] > t) return i;
+    }
+    return n;
+  };
+  for (int64_t n : {0, 1, 63, 64, 65, 200, 1000}) {
+    for (float t : {-kInf, -20.0f, 0.0f, 9.0f, 9.99f, 10.0f, 20.0f, kInf}) {
+      EXPECT_EQ(first_above(x.data(), n, t), scan(n, t)) << n << " " << t;
+    }
+  }
+  std::vector<float> y(200, 1.0f);
+  for (int64_t at : {0, 63, 64, 127, 128, 190, 199}) {
+    y[static_cast<size_t>(at)] = 2.0f;
+    EXPECT_EQ(first_above(y.data(), 200, 1.0f), at);
+    EXPECT_EQ(first_above(y.data(), 200, 2.0f), 200);
+    y[static_cast<size_t>(at)] = 1.0f;
+  }
+}
+
 // The decoder's reductions over a vocabulary of logits: lengths around the
 // 8-lane blocks and the real 51865, masked (-inf) entries, NaNs skipped by
 // the max, every entry masked.
