@@ -23,8 +23,11 @@ struct DecoderState::Impl {
   int n_past = 0;
   bool has_audio = false;
   // Per layer: self-attention cache for K and V, head by head as the
-  // cross-attention's: [n_seq][n_head][n_text_ctx][d_head].
+  // cross-attention's: [n_seq slots][n_head][n_text_ctx][d_head].
   std::vector<std::vector<float>> k_cache, v_cache;
+  // slot[i]: the cache slot holding sequence i's history. reorder() remaps
+  // slots and copies only where two sequences continue the same history.
+  std::vector<int> slot;
   // Per layer: the audio's cross-attention keys, then values, head by head:
   // [2][n_head][n_audio_ctx][d_head] (kernels::AttentionArgs k_head_stride),
   // so that each step reads each head's rows as one contiguous block; in
@@ -41,6 +44,8 @@ DecoderState::DecoderState(const Whisper& model, int n_seq) : impl_(std::make_un
   const size_t cache = static_cast<size_t>(n_seq) * d.n_text_ctx * d.n_text_state;
   impl_->k_cache.assign(d.n_text_layer, std::vector<float>(cache));
   impl_->v_cache.assign(d.n_text_layer, std::vector<float>(cache));
+  impl_->slot.resize(static_cast<size_t>(n_seq));
+  for (int i = 0; i < n_seq; ++i) impl_->slot[static_cast<size_t>(i)] = i;
   impl_->cross_kv.resize(d.n_text_layer);
   if (model.weights().prec.int_attention) impl_->cross_kv8.resize(d.n_text_layer);
 }
@@ -255,16 +260,18 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       float* vc = st.v_cache[l].data();
       const int64_t p0 = st.n_past, n_new = pt.n_new;
       const float* qkv_p = qkv.data() + pt.row0 * 3 * s;
+      bool in_order = true;  // sequence i in slot i
+      for (int i = 0; i < st.n_seq; ++i) in_order = in_order && st.slot[static_cast<size_t>(i)] == i;
       for (int64_t r = 0; r < pt.rows(); ++r) {
-        const int64_t seq = r / n_new, pos = p0 + r % n_new;
+        const int64_t seq = st.slot[static_cast<size_t>(r / n_new)], pos = p0 + r % n_new;
         for (int64_t hd = 0; hd < n_head; ++hd) {
-          const int64_t slot = ((seq * n_head + hd) * ctx + pos) * d_head;
-          std::memcpy(kc + slot, qkv_p + r * 3 * s + s + hd * d_head, sizeof(float) * d_head);
-          std::memcpy(vc + slot, qkv_p + r * 3 * s + 2 * s + hd * d_head, sizeof(float) * d_head);
+          const int64_t at = ((seq * n_head + hd) * ctx + pos) * d_head;
+          std::memcpy(kc + at, qkv_p + r * 3 * s + s + hd * d_head, sizeof(float) * d_head);
+          std::memcpy(vc + at, qkv_p + r * 3 * s + 2 * s + hd * d_head, sizeof(float) * d_head);
         }
       }
       kernels::AttentionArgs sa;
-      sa.n_batch = st.n_seq;
+      sa.n_batch = in_order ? st.n_seq : 1;
       sa.n_q = n_new;
       sa.n_kv = p0 + n_new;
       sa.n_head = n_head;
@@ -283,7 +290,20 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
       sa.scale = attention_scale(d_head);
       sa.causal = true;
       sa.q_pos0 = p0;
-      kernels::attention(sa, threads);
+      if (in_order) {
+        kernels::attention(sa, threads);
+        return;
+      }
+      // One call per sequence, each over its own slot (the same sums: the
+      // kernel's tasks are per sequence and head anyway).
+      for (int i = 0; i < st.n_seq; ++i) {
+        kernels::AttentionArgs si = sa;
+        si.q = qkv_p + i * n_new * 3 * s;
+        si.k = kc + st.slot[static_cast<size_t>(i)] * ctx * s;
+        si.v = vc + st.slot[static_cast<size_t>(i)] * ctx * s;
+        si.out = sa.out + i * n_new * s;
+        kernels::attention(si, threads);
+      }
     };
     for_each_part(self_attention);
     linear(b.attn_out, a.data(), s, x.data(), s, true, false);
@@ -480,36 +500,40 @@ void DecoderState::reorder(std::span<const int> source) {
   const size_t n_head = static_cast<size_t>(d.n_text_head);
   const size_t d_head = static_cast<size_t>(d.n_text_state) / n_head;
   const size_t head_stride = static_cast<size_t>(d.n_text_ctx) * d_head;
-  // Each head's first n_past rows (the cache is head by head).
-  const size_t used = static_cast<size_t>(st.n_past) * d_head;
-  if (used == 0) return;
-  // Sequences that continue their own history keep their caches; only the
-  // sources of the others are saved first (a source may be overwritten).
-  std::vector<int> moved, sources;
-  for (int i = 0; i < st.n_seq; ++i) {
-    if (source[i] == i) continue;
-    moved.push_back(i);
-    if (std::find(sources.begin(), sources.end(), source[i]) == sources.end()) sources.push_back(source[i]);
+  // Sequence i continues source[i]'s history. The first sequence to take a
+  // source takes its slot as it is; a later one takes a slot no sequence
+  // continues and gets a copy of each head's first n_past rows. A beam
+  // search's reorder is then mostly a renaming (before, every moved
+  // sequence's cache was copied twice, 5% of a beam-search transcription).
+  const size_t n = static_cast<size_t>(st.n_seq);
+  std::vector<int> next(n, -1);
+  std::vector<bool> taken(n, false), kept(n, false);  // by source; by slot
+  for (size_t i = 0; i < n; ++i) {
+    const size_t src = static_cast<size_t>(source[i]);
+    if (taken[src]) continue;
+    taken[src] = true;
+    next[i] = st.slot[src];
+    kept[static_cast<size_t>(next[i])] = true;
   }
-  if (moved.empty()) return;
-  std::vector<float> tmp(sources.size() * n_head * used);
-  for (auto* caches : {&st.k_cache, &st.v_cache}) {
-    for (std::vector<float>& c : *caches) {
-      for (size_t j = 0; j < sources.size(); ++j) {
+  const size_t used = static_cast<size_t>(st.n_past) * d_head;
+  size_t free_slot = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (next[i] >= 0) continue;
+    while (kept[free_slot]) ++free_slot;
+    kept[free_slot] = true;
+    next[i] = static_cast<int>(free_slot);
+    const size_t from = static_cast<size_t>(st.slot[static_cast<size_t>(source[i])]);
+    if (used == 0) continue;
+    for (auto* caches : {&st.k_cache, &st.v_cache}) {
+      for (std::vector<float>& c : *caches) {
         for (size_t h = 0; h < n_head; ++h) {
-          std::memcpy(tmp.data() + (j * n_head + h) * used,
-                      c.data() + sources[j] * seq_stride + h * head_stride, sizeof(float) * used);
-        }
-      }
-      for (int i : moved) {
-        const size_t j = std::find(sources.begin(), sources.end(), source[i]) - sources.begin();
-        for (size_t h = 0; h < n_head; ++h) {
-          std::memcpy(c.data() + i * seq_stride + h * head_stride, tmp.data() + (j * n_head + h) * used,
-                      sizeof(float) * used);
+          std::memcpy(c.data() + free_slot * seq_stride + h * head_stride,
+                      c.data() + from * seq_stride + h * head_stride, sizeof(float) * used);
         }
       }
     }
   }
+  st.slot = std::move(next);
 }
 
 }  // namespace wisp::nn

@@ -357,6 +357,35 @@ TEST(Decoder, ReorderSwapsSequences) {
   EXPECT_LT(rel_err(row(got, 1, n_vocab), row(want, 1, n_vocab)), 1e-6);
 }
 
+// Reorders in a row (renamings and copies mixed, as a beam search makes
+// them): each sequence must go on from exactly the history it was given,
+// as a single-sequence state fed that history does.
+TEST(Decoder, ChainedReordersKeepEachHistory) {
+  const int n_vocab = micro().dims().n_vocab;
+  DecoderState st(micro(), 3);
+  st.set_audio(micro_audio(), 2);
+  std::vector<std::vector<int>> hist = {{50258, 11}, {50258, 22}, {50258, 33}};
+  st.decode(std::vector<int>{50258, 11, 50258, 22, 50258, 33}, 2, 2);
+  const std::vector<std::vector<int>> orders = {{2, 0, 0}, {1, 2, 1}, {0, 0, 2}};
+  const std::vector<std::vector<int>> tokens = {{5, 6, 7}, {8, 9, 10}, {12, 13, 14}};
+  for (size_t k = 0; k < orders.size(); ++k) {
+    st.reorder(orders[k]);
+    std::vector<std::vector<int>> moved;
+    for (int src : orders[k]) moved.push_back(hist[static_cast<size_t>(src)]);
+    hist = moved;
+    const auto got = st.decode(tokens[k], 1, 2);
+    for (int i = 0; i < 3; ++i) {
+      hist[static_cast<size_t>(i)].push_back(tokens[k][static_cast<size_t>(i)]);
+      DecoderState one(micro(), 1);
+      one.set_audio(micro_audio(), 1);
+      const auto& hs = hist[static_cast<size_t>(i)];
+      const auto want = one.decode(hs, static_cast<int>(hs.size()), 1);
+      EXPECT_LT(rel_err(row(got, static_cast<size_t>(i), n_vocab), want), 1e-5)
+          << "reorder " << k << " sequence " << i;
+    }
+  }
+}
+
 TEST(Decoder, ThrowsPastTextContext) {
   const int ctx = micro().dims().n_text_ctx;
   ASSERT_EQ(ctx, 448);
