@@ -37,6 +37,24 @@ std::vector<U8Format> exact_formats() {
   return out;
 }
 
+// The encoder's self-attention over its fused QKV rows qkv [n][3 s]: q, k
+// and v side by side, out [n][s], openai's scale d_head^-1/4.
+AttentionArgs fused_qkv_attention(const std::vector<float>& qkv, int64_t n, int64_t s,
+                                  int64_t n_head, float* out) {
+  AttentionArgs a;
+  a.n_q = a.n_kv = n;
+  a.n_head = n_head;
+  a.d_head = s / n_head;
+  a.q = qkv.data();
+  a.k = qkv.data() + s;
+  a.v = qkv.data() + 2 * s;
+  a.ldq = a.ldk = a.ldv = 3 * s;
+  a.out = out;
+  a.ldo = s;
+  a.scale = static_cast<float>(std::pow(static_cast<double>(a.d_head), -0.25));
+  return a;
+}
+
 TEST(OnednnS8, FormatFollowsVnni) {
   CpuFeatures f;
   EXPECT_EQ(u8_format_for(f).qmax, 63);
@@ -145,7 +163,7 @@ TEST_P(Shapes, ConvolutionsEqualReference) {
 
 TEST_P(Shapes, AttentionEqualsReference) {
   const Case c = GetParam();
-  const int64_t n = c.n_ctx, s = c.s, dh = c.s / c.n_head;
+  const int64_t n = c.n_ctx, s = c.s;
   // q, k, v side by side as in the encoder's fused QKV output.
   std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 11, -2.0f, 2.0f);
   for (int64_t i = 0; i < n; ++i) {
@@ -154,18 +172,8 @@ TEST_P(Shapes, AttentionEqualsReference) {
   for (const U8Format f : exact_formats()) {
     OnednnEncoder enc(c.n_mels, n, s, c.n_head, f);
     std::vector<uint8_t> ws(enc.workspace_bytes(3));
-    AttentionArgs a;
-    a.n_q = a.n_kv = n;
-    a.n_head = c.n_head;
-    a.d_head = dh;
-    a.q = qkv.data();
-    a.k = qkv.data() + s;
-    a.v = qkv.data() + 2 * s;
-    a.ldq = a.ldk = a.ldv = 3 * s;
-    a.ldo = s;
-    a.scale = static_cast<float>(std::pow(static_cast<double>(dh), -0.25));
     std::vector<float> want(static_cast<size_t>(n * s)), fp(want.size());
-    a.out = want.data();
+    AttentionArgs a = fused_qkv_attention(qkv, n, s, c.n_head, want.data());
     onednn_attention_ref(a, f);
     a.out = fp.data();
     attention_ref(a);
@@ -215,18 +223,7 @@ void run_encoder_products(int n_threads) {
   std::vector<float> c1(static_cast<size_t>(2 * n * s)), y(static_cast<size_t>(n * s));
   enc.conv(conv1, mel.data(), nullptr, c1.data(), ws.data(), n_threads);
   enc.linear(lin, qkv.data(), 3 * s, Epilogue{y.data(), s}, ws.data(), n_threads);
-  AttentionArgs a;
-  a.n_q = a.n_kv = n;
-  a.n_head = n_head;
-  a.d_head = s / n_head;
-  a.q = qkv.data();
-  a.k = qkv.data() + s;
-  a.v = qkv.data() + 2 * s;
-  a.ldq = a.ldk = a.ldv = 3 * s;
-  a.out = y.data();
-  a.ldo = s;
-  a.scale = 0.5f;
-  enc.attention(a, ws.data(), n_threads);
+  enc.attention(fused_qkv_attention(qkv, n, s, n_head, y.data()), ws.data(), n_threads);
   std::_Exit(process_threads());
 }
 
