@@ -92,7 +92,7 @@ void weighted_rows(const float* w, int64_t nq, int64_t nk, const float* v, int64
   if (d0 == d) return;
   // The last d % 64 columns (Whisper's heads are all 64 wide).
   const int64_t dn = d - d0;
-  float* tail = reinterpret_cast<float*>(acc);  // kSmallGemmRows x 64 floats
+  float tail[kSmallGemmRows * 64];
   std::fill(tail, tail + nq * 64, 0.0f);
   for (int64_t j = 0; j < nk; ++j) {
     const float* vr = v + j * ldv + d0;
