@@ -110,11 +110,11 @@ double log_sum_exp_ref(const float* x, int64_t n);
 // largest logit (one sample step: decoding.py's Categorical(logits /
 // temperature)).
 double exp_affine(const float* x, int64_t n, float scale, float shift, float* out);
+double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out);
 // The first i in [0, n) with x[i] > t (NaNs never are), or n: a beam's
 // top-k scan over the vocabulary skips to the next logit that beats its
 // k-th best instead of comparing each one.
 int64_t first_above(const float* x, int64_t n, float t);
-double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out);
 
 // Softmax over each row of x: [n][d], in place, in float32 with the row max
 // subtracted (torch.softmax). Entries equal to -inf get probability 0.
@@ -143,9 +143,9 @@ void conv1d_k3_ref(const float* x, int64_t t_in, int64_t c_in, const float* w,
 //   k,v: batch b at k + b * k_batch_stride (0 = shared by all), rows [n_kv][ldk];
 //        head h's at k + h * k_head_stride, which by default (0) is
 //        h * d_head as for q. With k_head_stride = n_kv * d_head and ldk =
-//        d_head each head's keys are contiguous: the decoder's cross-
-//        attention cache, which every step reads whole from memory (one
-//        head's rows 256 bytes out of every 3 KB were read at half the rate).
+//        d_head each head's keys are contiguous: the decoder's caches
+//        (the cross-attention's, which every step reads whole from memory,
+//        ran at half the rate reading 256 bytes of every 3 KB row).
 //   out: batch b at out + b * out_batch_stride, rows [n_q][ldo]
 // w = softmax((q * scale) (k * scale)^T) (+ causal mask), out = w v.
 // If causal, query i sits at position q_pos0 + i and sees keys [0, q_pos0 + i]
