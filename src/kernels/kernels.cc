@@ -257,22 +257,13 @@ double exp_affine(const float* x, int64_t n, float scale, float shift, float* ou
   return sum;
 }
 
-// 64 values per test: their running maximum against t in vectors, one
-// horizontal test per block; the block that holds a value above t is
-// searched in order.
+// 64 values per test (their vectorised maximum against t); the block that
+// holds a value above t is searched in order.
 WISP_VECTOR_CLONES
 int64_t first_above(const float* x, int64_t n, float t) {
-  using vec8::F8;
-  const F8 tv = vec8::splat(t);
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    F8 m0 = tv, m1 = tv;
-    for (int64_t j = 0; j < 64; j += 16) {
-      const F8 a = vec8::load<F8>(x + i + j), b = vec8::load<F8>(x + i + j + 8);
-      m0 = a > m0 ? a : m0;
-      m1 = b > m1 ? b : m1;
-    }
-    if (vec8::lane_max(m0, m1, t) > t) break;
+    if (vec8::max_of(x + i, 64, t) > t) break;
   }
   for (; i < n; ++i) {
     if (x[i] > t) return i;
