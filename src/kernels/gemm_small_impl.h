@@ -13,6 +13,8 @@
 #include <immintrin.h>
 #endif
 
+#include "kernels/vec8.h"
+
 namespace wisp::kernels {
 namespace {
 
@@ -34,10 +36,6 @@ typedef float v8f __attribute__((vector_size(32)));
 #else
   for (int l = 0; l < 8; ++l) v[l] = widen(p[l]);
 #endif
-}
-
-[[gnu::always_inline]] inline float hsum(const v8f& v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
 [[gnu::always_inline]] inline void store(float* c, float alpha, float beta, float acc) {
@@ -74,7 +72,7 @@ template <int RA, int RB, class TB>
   }
   for (int i = 0; i < RA; ++i) {
     for (int j = 0; j < RB; ++j) {
-      float s = hsum(acc[i][j]);
+      float s = vec8::lane_sum(acc[i][j]);
       for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * widen(b[j * ldb + q]);
       store(c + i * ldc + j, alpha, beta, s);
     }

@@ -433,6 +433,46 @@ TEST_P(Threads, AttentionHeadMajorKeysAndValues) {
   }
 }
 
+// A decoding step's scores (at most kSmallGemmRows queries) come from
+// their own kernel, eight keys at a time: they must be, bit for bit, what
+// sgemm's few-row path gives for each head (the numbers every decoding
+// step used before, so transcripts stay the same), masked keys -inf.
+TEST(Attention, FewRowScoresAreTheFewRowProducts) {
+  struct Case {
+    int64_t n_q, n_kv, d_head;
+    bool causal;
+  };
+  for (const Case c : {Case{1, 1500, 64, false}, Case{5, 97, 64, false}, Case{8, 23, 72, false},
+                       Case{5, 40, 64, true}, Case{3, 7, 8, false}}) {
+    const int64_t n_head = 2, width = n_head * c.d_head;
+    auto q = random_vec(static_cast<size_t>(c.n_q * width), 31);
+    auto kv = random_vec(static_cast<size_t>(c.n_kv * 2 * width), 32);
+    AttentionArgs a;
+    a.n_q = c.n_q, a.n_kv = c.n_kv, a.n_head = n_head, a.d_head = c.d_head;
+    a.q = q.data(), a.ldq = width;
+    a.k = kv.data(), a.v = kv.data() + width, a.ldk = a.ldv = 2 * width;
+    std::vector<float> out(q.size()), qk(static_cast<size_t>(n_head * c.n_q * c.n_kv));
+    a.out = out.data(), a.ldo = width, a.qk = qk.data();
+    a.scale = 0.6f;
+    a.causal = c.causal;
+    a.q_pos0 = c.causal ? c.n_kv - c.n_q : 0;
+    attention(a, 1);
+    std::vector<float> want(static_cast<size_t>(c.n_q * c.n_kv));
+    for (int64_t h = 0; h < n_head; ++h) {
+      sgemm(false, true, c.n_q, c.n_kv, c.d_head, a.scale * a.scale, q.data() + h * c.d_head, width,
+            kv.data() + h * c.d_head, 2 * width, 0.0f, want.data(), c.n_kv, 1);
+      for (int64_t i = 0; i < c.n_q; ++i) {
+        for (int64_t j = 0; j < c.n_kv; ++j) {
+          const float got = qk[static_cast<size_t>((h * c.n_q + i) * c.n_kv + j)];
+          const bool masked = c.causal && j > a.q_pos0 + i;
+          ASSERT_EQ(got, masked ? -INFINITY : want[static_cast<size_t>(i * c.n_kv + j)])
+              << "n_q=" << c.n_q << " n_kv=" << c.n_kv << " h=" << h << " i=" << i << " j=" << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(Attention, RejectsCausalQueriesPastTheKeys) {
   std::vector<float> buf(64, 0.0f);
   AttentionArgs a;
