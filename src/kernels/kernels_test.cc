@@ -165,6 +165,50 @@ TEST_P(Threads, SoftmaxMatchesReferenceWithMaskedEntries) {
   }
 }
 
+// The few-row product's sums in their documented order, bit for bit: each
+// dot product in 8 lanes over k (one FMA per lane per step where the CPU
+// has FMA, as the kernel's x86-64-v3 build does), the lanes summed as
+// ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)), the k % 8 tail added
+// after, then alpha * s + beta * c (beta * c fused where the CPU has
+// FMA: what GCC contracts). Blocks of outputs sum their lanes all at once
+// (vec8::lane_sums); decoding results depend on this order staying put.
+TEST(GemmSmall, SumsInTheDocumentedOrder) {
+  const bool fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  for (int64_t k : {64, 384, 67}) {
+    for (int64_t m : {1, 2, 5}) {
+      const int64_t n = 13;
+      const auto a = random_vec(static_cast<size_t>(m * k), 41);
+      const auto b = random_vec(static_cast<size_t>(n * k), 42);
+      for (float beta : {0.0f, 0.5f}) {
+        const auto c0 = random_vec(static_cast<size_t>(m * n), 43);
+        auto got = c0;
+        gemm_small_m(m, n, k, 0.3f, a.data(), k, b.data(), k, beta, got.data(), n, 1);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            float l[8] = {};
+            int64_t p = 0;
+            for (; p + 8 <= k; p += 8) {
+              for (int q = 0; q < 8; ++q) {
+                const float x = a[static_cast<size_t>(i * k + p + q)], y = b[static_cast<size_t>(j * k + p + q)];
+                l[q] = fma ? std::fma(x, y, l[q]) : l[q] + x * y;
+              }
+            }
+            float s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+            for (; p < k; ++p) {
+              const float x = a[static_cast<size_t>(i * k + p)], y = b[static_cast<size_t>(j * k + p)];
+              s = fma ? std::fma(x, y, s) : s + x * y;
+            }
+            const float c = c0[static_cast<size_t>(i * n + j)];
+            const float want = beta == 0.0f ? 0.3f * s : (fma ? std::fma(beta, c, 0.3f * s) : 0.3f * s + beta * c);
+            ASSERT_EQ(got[static_cast<size_t>(i * n + j)], want)
+                << "m=" << m << " k=" << k << " beta=" << beta << " i=" << i << " j=" << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Half B widened exactly: bit for bit the float products of the same values.
 TEST_P(Threads, HalfWeightProductsEqualTheFloatOnes) {
   for (int64_t k : {67, 384}) {
