@@ -613,11 +613,12 @@ TEST(LoopGuard, FallbackMovesOnFromALoop) {
 const std::vector<int> kWalrus{286, 669, 264, 21346, 13783, 13};
 
 // Step 0 chooses; after 2000 comes a short sentence and EOT, after any other
-// token " I am the walrus." over and over.
+// token " I am the walrus." over and over. Contexts of up to the 4 prompt
+// tokens (also the language detection's [sot]) get `first`.
 std::vector<float> loop_or_sentence(const std::vector<int>& ctx, std::vector<float> first, int eot) {
   const std::vector<int> sentence{3000, 3001, 3002};
-  size_t n = ctx.size() - 4;
-  if (n == 0) return first;
+  if (ctx.size() <= 4) return first;
+  const size_t n = ctx.size() - 4;
   if (ctx[4] != 2000) return prefer({{kWalrus[(n - 1) % kWalrus.size()], 30.0f}});
   if (n - 1 < sentence.size()) return prefer({{sentence[n - 1], 30.0f}});
   return prefer({{eot, 30.0f}});
