@@ -38,8 +38,22 @@ typedef float v8f __attribute__((vector_size(32)));
 #endif
 }
 
-[[gnu::always_inline]] inline void store(float* c, float alpha, float beta, float acc) {
-  *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+// c[i * ldc + j] = alpha * s (+ beta * c) for s = lane i * RB + j of sums.
+// One vector expression for every block shape: GCC may fuse either product
+// into the add, but it then fuses the same one wherever a column falls
+// (which depends on how the columns were split over threads).
+template <int RA, int RB>
+[[gnu::always_inline]] inline void store_block(float* c, int64_t ldc, float alpha, float beta,
+                                               const v8f& sums) {
+  if (beta == 0.0f) {
+    const v8f out = alpha * sums;
+    for (int i = 0; i < RA; ++i) std::memcpy(c + i * ldc, reinterpret_cast<const float*>(&out) + i * RB, 4 * RB);
+    return;
+  }
+  v8f old = {};
+  for (int i = 0; i < RA; ++i) std::memcpy(reinterpret_cast<float*>(&old) + i * RB, c + i * ldc, 4 * RB);
+  const v8f out = alpha * sums + beta * old;
+  for (int i = 0; i < RA; ++i) std::memcpy(c + i * ldc, reinterpret_cast<const float*>(&out) + i * RB, 4 * RB);
 }
 
 // Dot products of RA rows of a with RB rows of b over k, stored to c.
@@ -73,20 +87,14 @@ template <int RA, int RB, class TB>
   if constexpr (RB == 4 && RA <= 2) {
     if (p == k) {
       // All RA x 4 lane sums in one transposition, stored a row of 4 at a
-      // time with store()'s arithmetic: beside the 48 steps of a k = 384
-      // product, summing and storing each output alone took about as long
-      // (a few-row product in L2 ran 1.5x faster without it, same bits).
+      // time: beside the 48 steps of a k = 384 product, summing and storing
+      // each output alone took about as long (a few-row product in L2 ran
+      // 1.5x faster without it, with the same bits).
       v8f parts[8] = {};
       for (int i = 0; i < RA; ++i) {
         for (int j = 0; j < 4; ++j) parts[i * 4 + j] = acc[i][j];
       }
-      const v8f sums = vec8::lane_sums(parts);
-      v8f old = {};
-      if (beta != 0.0f) {
-        for (int i = 0; i < RA; ++i) std::memcpy(reinterpret_cast<float*>(&old) + 4 * i, c + i * ldc, 16);
-      }
-      const v8f out = beta == 0.0f ? alpha * sums : alpha * sums + beta * old;
-      for (int i = 0; i < RA; ++i) std::memcpy(c + i * ldc, reinterpret_cast<const float*>(&out) + 4 * i, 16);
+      store_block<RA, 4>(c, ldc, alpha, beta, vec8::lane_sums(parts));
       return;
     }
   }
@@ -94,7 +102,7 @@ template <int RA, int RB, class TB>
     for (int j = 0; j < RB; ++j) {
       float s = vec8::lane_sum(acc[i][j]);
       for (int64_t q = p; q < k; ++q) s += a[i * lda + q] * widen(b[j * ldb + q]);
-      store(c + i * ldc + j, alpha, beta, s);
+      store_block<1, 1>(c + i * ldc + j, ldc, alpha, beta, v8f{s});
     }
   }
 }
