@@ -258,7 +258,9 @@ template <class T>
     if constexpr (sizeof(T) == 2) {
       WISP_BODY("vmovdqu (%[b]), %%ymm8\n\tvmovdqu 32(%[b]), %%ymm9\n\t");
     } else {
-      WISP_BODY("vpmovsxbw (%[b]), %%ymm8\n\tvpmovsxbw 16(%[b]), %%ymm9\n\t");
+      // int8 panels are decoding weights, read from memory: prefetched 1 KB
+      // ahead as in panel_tile (a 5-sequence step runs this tile first).
+      WISP_BODY("prefetcht0 1024(%[b])\n\tvpmovsxbw (%[b]), %%ymm8\n\tvpmovsxbw 16(%[b]), %%ymm9\n\t");
     }
 #undef WISP_BODY
 #undef WISP_ROW
@@ -274,17 +276,21 @@ template <class T>
 // sums leave through memory (a 384-byte store per tile, next to kp steps of
 // 12 multiplies). Per multiply it issues 1/2 broadcast and 1/6 panel load
 // against the 4-row tile's 1/2 and 1/4, which measured ~6% faster on Zen 3.
-template <class T>
+// R = 5 leaves row 5 out (ymm10/11 stay zero): a 5-sequence decoding step,
+// which otherwise took a 4-row pass and a 1-row pass over each panel (as
+// long as 6 rows in one).
+template <int R, class T>
 [[gnu::always_inline]] inline void panel_tile6(int64_t kp, const int16_t* a, int64_t lda,
                                                const T* panel, const Epilogue& ep, int64_t i0,
                                                int64_t j0, int64_t nc) {
+  static_assert(R == 5 || R == 6);
   alignas(32) int32_t acc[12][8];
   const char* a0 = reinterpret_cast<const char*>(a);
   const char* a1 = a0 + 2 * lda;
   const char* a2 = a0 + 4 * lda;
   const char* a3 = a0 + 6 * lda;
   const char* a4 = a0 + 8 * lda;
-  const char* a5 = a0 + 10 * lda;
+  const char* a5 = a0 + (R == 6 ? 10 : 8) * lda;  // unread for R = 5
   const char* b = reinterpret_cast<const char*>(panel);
   int64_t off = 0;
   const int64_t end = 4 * kp;
@@ -294,7 +300,7 @@ template <class T>
   "vpaddd %%ymm14, %%ymm" x0 ", %%ymm" x0 "\n\t"                \
   "vpmaddwd %%ymm13, %%ymm15, %%ymm15\n\t"                      \
   "vpaddd %%ymm15, %%ymm" x1 ", %%ymm" x1 "\n\t"
-#define WISP_BODY6(load)                                                                       \
+#define WISP_BODY6(load, row5)                                                                 \
   __asm__ volatile(                                                                            \
       "vpxor %%xmm0, %%xmm0, %%xmm0\n\tvpxor %%xmm1, %%xmm1, %%xmm1\n\t"                       \
       "vpxor %%xmm2, %%xmm2, %%xmm2\n\tvpxor %%xmm3, %%xmm3, %%xmm3\n\t"                       \
@@ -306,7 +312,7 @@ template <class T>
       "jz 2f\n\t"                                                                              \
       "1:\n\t" load WISP_ROW6("a0", "0", "1") WISP_ROW6("a1", "2", "3")                        \
       WISP_ROW6("a2", "4", "5") WISP_ROW6("a3", "6", "7") WISP_ROW6("a4", "8", "9")             \
-      WISP_ROW6("a5", "10", "11")                                                              \
+      row5                                                                                     \
       "add %[step], %[b]\n\t"                                                                  \
       "add $4, %[off]\n\t"                                                                     \
       "cmp %[end], %[off]\n\t"                                                                 \
@@ -323,11 +329,19 @@ template <class T>
         [end] "r"(end), [acc] "r"(&acc[0][0]), [step] "i"(32 * sizeof(T))                      \
       : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",        \
         "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
-  if constexpr (sizeof(T) == 2) {
-    WISP_BODY6("vmovdqu (%[b]), %%ymm12\n\tvmovdqu 32(%[b]), %%ymm13\n\t");
+#define WISP_LOAD16 "vmovdqu (%[b]), %%ymm12\n\tvmovdqu 32(%[b]), %%ymm13\n\t"
+#define WISP_LOAD8 "prefetcht0 1024(%[b])\n\tvpmovsxbw (%[b]), %%ymm12\n\tvpmovsxbw 16(%[b]), %%ymm13\n\t"
+  if constexpr (sizeof(T) == 2 && R == 6) {
+    WISP_BODY6(WISP_LOAD16, WISP_ROW6("a5", "10", "11"));
+  } else if constexpr (sizeof(T) == 2) {
+    WISP_BODY6(WISP_LOAD16, "");
+  } else if constexpr (R == 6) {
+    WISP_BODY6(WISP_LOAD8, WISP_ROW6("a5", "10", "11"));
   } else {
-    WISP_BODY6("vpmovsxbw (%[b]), %%ymm12\n\tvpmovsxbw 16(%[b]), %%ymm13\n\t");
+    WISP_BODY6(WISP_LOAD8, "");
   }
+#undef WISP_LOAD8
+#undef WISP_LOAD16
 #undef WISP_BODY6
 #undef WISP_ROW6
   if (ep.gelu && nc == kPanel) {
@@ -335,17 +349,21 @@ template <class T>
     for (int g = 0; g < 6; g += 3) {
       __m256 v[6];
       for (int r = 0; r < 3; ++r) {
+        if (g + r == R) {  // R = 5: row 5 holds zeros
+          v[2 * r] = v[2 * r + 1] = _mm256_setzero_ps();
+          continue;
+        }
         v[2 * r] = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r)])));
         v[2 * r + 1] =
             _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r) + 1])));
         scale16(ep, i0 + g + r, j0, v[2 * r], v[2 * r + 1]);
       }
       gelu_n<6>(v);
-      for (int r = 0; r < 3; ++r) store16(ep, i0 + g + r, j0, v[2 * r], v[2 * r + 1]);
+      for (int r = 0; r < 3 && g + r < R; ++r) store16(ep, i0 + g + r, j0, v[2 * r], v[2 * r + 1]);
     }
     return;
   }
-  for (int r = 0; r < 6; ++r) {
+  for (int r = 0; r < R; ++r) {
     finish_acc(ep, i0 + r, j0, nc, _mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * r])),
                _mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * r + 1])));
   }
@@ -495,8 +513,13 @@ void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
     const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
     int64_t i = 0;
     // 6-row tiles while what remains after one is 0 or at least 4 (so the
-    // rest goes in 4-row tiles rather than the slower 1-3 row tails).
-    for (; m - i == 6 || m - i >= 10; i += 6) panel_tile6(kp, a + i * lda, lda, panel, ep, i, j0, nc);
+    // rest goes in 4-row tiles rather than the slower 1-3 row tails); a
+    // remaining 5 or 9 starts with the 5-row tile.
+    for (; m - i == 6 || m - i >= 10; i += 6) panel_tile6<6>(kp, a + i * lda, lda, panel, ep, i, j0, nc);
+    if (m - i == 5 || m - i == 9) {
+      panel_tile6<5>(kp, a + i * lda, lda, panel, ep, i, j0, nc);
+      i += 5;
+    }
     for (; i + 4 <= m; i += 4) panel_tile4(kp, a + i * lda, lda, panel, ep, i, j0, nc);
     switch (m - i) {
       case 3: panel_tile<3>(kp, a + i * lda, lda, panel, ep, i, j0, nc); break;
