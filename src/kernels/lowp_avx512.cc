@@ -107,7 +107,19 @@ void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* p
   for (; i + 8 <= m; i += 8) {
     panel_tile<kVnni, 8, NP, T>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
   }
-  for (; i < m; ++i) panel_tile<kVnni, 1, NP, T>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
+  // The rest in one tile: a decoding step's 2-5 sequences went row by row
+  // before, each row loading (and for int8 widening) every panel again.
+  const int16_t* ai = a + i * lda;
+  switch (m - i) {
+    case 7: panel_tile<kVnni, 7, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    case 6: panel_tile<kVnni, 6, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    case 5: panel_tile<kVnni, 5, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    case 4: panel_tile<kVnni, 4, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    case 3: panel_tile<kVnni, 3, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    case 2: panel_tile<kVnni, 2, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    case 1: panel_tile<kVnni, 1, NP, T>(kp, ai, lda, panel, panel_stride, ep, i, j0, n); break;
+    default: break;
+  }
 }
 
 template <bool kVnni, class T>
