@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -248,13 +249,31 @@ double log_sum_exp(const float* x, int64_t n) {
 }
 
 WISP_VECTOR_CLONES
-double exp_affine(const float* x, int64_t n, float scale, float shift, float* out) {
+double exp_affine(const float* x, int64_t n, float scale, float shift, float* out, double* running) {
   for (int64_t i = 0; i < n; ++i) out[i] = detail::exp_f(x[i] * scale - shift);
   // One running sum, not lanes: the caller compares a draw against the
   // same running sums, so they must be added in this order.
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(out[i]);
+  for (int64_t b = 0; b * kRunningBlock < n; ++b) {
+    const int64_t end = std::min(n, (b + 1) * kRunningBlock);
+    for (int64_t i = b * kRunningBlock; i < end; ++i) sum += static_cast<double>(out[i]);
+    if (running) running[b] = sum;
+  }
   return sum;
+}
+
+int64_t first_sum_above(const float* w, int64_t n, const double* running, double u) {
+  const int64_t n_blocks = (n + kRunningBlock - 1) / kRunningBlock;
+  // The sums never decrease (w >= 0): the first block whose end passes u.
+  const int64_t b = std::upper_bound(running, running + n_blocks, u) - running;
+  if (b == n_blocks) return n;
+  double sum = b > 0 ? running[b - 1] : 0.0;
+  const int64_t end = std::min(n, (b + 1) * kRunningBlock);
+  for (int64_t i = b * kRunningBlock; i < end; ++i) {
+    sum += static_cast<double>(w[i]);
+    if (sum > u) return i;
+  }
+  return n;  // not reached: the block's last sum is running[b] > u
 }
 
 // 64 values per test (their vectorised maximum against t); the block that

@@ -109,8 +109,19 @@ double log_sum_exp_ref(const float* x, int64_t n);
 // weights of a categorical draw from softmax(x * scale) with shift its
 // largest logit (one sample step: decoding.py's Categorical(logits /
 // temperature)).
-double exp_affine(const float* x, int64_t n, float scale, float shift, float* out);
+// With `running` (ceil(n / kRunningBlock) entries) it also keeps that sum as
+// it stood after each block of kRunningBlock values, for first_sum_above.
+inline constexpr int64_t kRunningBlock = 64;
+double exp_affine(const float* x, int64_t n, float scale, float shift, float* out,
+                  double* running = nullptr);
 double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out);
+// The first i in [0, n) where the running sum of w in double, in index
+// order, exceeds u (n if none): a categorical draw against exp_affine's
+// weights. `running` is exp_affine's; the scan starts at the block where
+// the sum crosses u, from the sum exactly as it stood there, so the answer
+// is the plain scan's (first_sum_above_ref) at 1/64 of its additions.
+int64_t first_sum_above(const float* w, int64_t n, const double* running, double u);
+int64_t first_sum_above_ref(const float* w, int64_t n, double u);
 // The first i in [0, n) with x[i] > t (NaNs never are), or n: a beam's
 // top-k scan over the vocabulary skips to the next logit that beats its
 // k-th best instead of comparing each one.

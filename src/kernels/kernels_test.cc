@@ -312,6 +312,30 @@ TEST(Reductions, ExpAffineMatchesReference) {
 // first_above against the plain scan: thresholds below, inside and above
 // the range, hits in a block's first and last lanes and in the tail, NaNs
 // (never above), -inf entries.
+// A draw against exp_affine's weights: the block sums lead first_sum_above
+// to the index the plain running-sum scan finds, for draws anywhere in
+// [0, total), on block edges, at 0 and at the total (none: n).
+TEST(Reductions, FirstSumAboveMatchesScan) {
+  for (int64_t n : {1, 63, 64, 65, 1501, 51865}) {
+    auto x = random_vec(static_cast<size_t>(n), static_cast<uint32_t>(n) + 3, -30.0f, 10.0f);
+    for (int64_t i = 1; i < n; i += 5) x[static_cast<size_t>(i)] = -std::numeric_limits<float>::infinity();
+    std::vector<float> w(static_cast<size_t>(n));
+    std::vector<double> running(static_cast<size_t>((n + kRunningBlock - 1) / kRunningBlock));
+    const double total = exp_affine(x.data(), n, 1.0f, max_value(x.data(), n), w.data(), running.data());
+    EXPECT_EQ(total, running.back());
+    std::vector<float> w2(w.size());
+    EXPECT_EQ(exp_affine(x.data(), n, 1.0f, max_value(x.data(), n), w2.data()), total);
+    std::vector<double> draws{0.0, total, std::nextafter(total, 0.0), total * 0.5, total * 1e-9};
+    for (double r : running) draws.insert(draws.end(), {r, std::nextafter(r, 0.0)});
+    std::mt19937_64 g(5);
+    for (int k = 0; k < 200; ++k) draws.push_back(std::uniform_real_distribution<double>(0.0, total)(g));
+    for (double u : draws) {
+      ASSERT_EQ(first_sum_above(w.data(), n, running.data(), u), first_sum_above_ref(w.data(), n, u))
+          << "n=" << n << " u=" << u;
+    }
+  }
+}
+
 TEST(Reductions, FirstAboveMatchesScan) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
   auto x = random_vec(1000, 31, -10.0f, 10.0f);

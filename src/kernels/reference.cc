@@ -101,6 +101,15 @@ double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float
   return sum;
 }
 
+int64_t first_sum_above_ref(const float* w, int64_t n, double u) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum += static_cast<double>(w[i]);
+    if (sum > u) return i;
+  }
+  return n;
+}
+
 void softmax_ref(float* x, int64_t n, int64_t d) {
   for (int64_t r = 0; r < n; ++r) {
     float* xr = x + r * d;
