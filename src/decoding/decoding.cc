@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "kernels/kernels.h"
 
 namespace wisp::decoding {
@@ -464,31 +465,35 @@ class BeamSearch {
   std::vector<std::vector<double>> logprobs_;
 };
 
-// Categorical(logits / T).sample() with our own generator: the first token
-// whose running sum of weights e^(logit / T - max) exceeds a uniform draw in
-// [0, total). The weights are float exponentials computed by a vectorised
-// kernel into `weights` (the caller's, reused across steps). A scalar libm
-// exp per logit and a 51865-entry table of running sums allocated per call
-// cost ~0.3 ms per draw: 1.4-1.6 ms of every best-of-5 step of tiny int8,
-// a quarter of a fallback-heavy transcription (docs/performance.md).
-int sample_token(std::span<const float> logits, double temperature, std::mt19937_64& rng,
-                 std::vector<float>& weights) {
+// Categorical(logits / T).sample() with our own generator, in two parts so
+// that a step's sequences can compute their weights on several threads
+// while the draws still come from the generator in sequence order. The
+// weights e^(logit / T - max) are float exponentials from a vectorised
+// kernel into buffers reused across steps (a scalar libm exp per logit and
+// a 51865-entry table of running sums allocated per call cost ~0.3 ms per
+// draw: a quarter of a fallback-heavy tiny int8 transcription,
+// docs/performance.md).
+struct Draw {
+  std::vector<float> weights;
+  std::vector<double> running;  // the running sum after each kernels::kRunningBlock weights
+  double total = 0.0;
+};
+
+void draw_weights(std::span<const float> logits, double temperature, Draw& d) {
   const float inv_t = static_cast<float>(1.0 / temperature);
   const int64_t n = static_cast<int64_t>(logits.size());
   // max(v / T) is max(v) / T: rounding is monotonic.
   const float max = kernels::max_value(logits.data(), n) * inv_t;
-  weights.resize(logits.size());
-  const double total = kernels::exp_affine(logits.data(), n, inv_t, max, weights.data());
-  const double u = std::uniform_real_distribution<double>(0.0, total)(rng);
-  size_t k = logits.size();
-  double running = 0.0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    running += static_cast<double>(weights[i]);
-    if (running > u) {
-      k = i;
-      break;
-    }
-  }
+  d.weights.resize(logits.size());
+  d.running.resize(static_cast<size_t>((n + kernels::kRunningBlock - 1) / kernels::kRunningBlock));
+  d.total = kernels::exp_affine(logits.data(), n, inv_t, max, d.weights.data(), d.running.data());
+}
+
+// The token of a uniform draw u in [0, total): the first whose running sum
+// of weights exceeds u.
+int draw_token(std::span<const float> logits, const Draw& d, double u) {
+  const int64_t n = static_cast<int64_t>(logits.size());
+  size_t k = static_cast<size_t>(kernels::first_sum_above(d.weights.data(), n, d.running.data(), u));
   if (k >= logits.size()) k = argmax(logits);
   while (!std::isfinite(logits[k])) --k;  // never a masked token
   return static_cast<int>(k);
@@ -552,7 +557,12 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
     token_logprobs.assign(n_group, {});
   }
 
-  std::vector<float> sample_weights;  // sample_token's, reused
+  std::vector<Draw> draws(sampling ? n_group : 0);  // reused across steps
+  std::vector<double> uniforms(n_group);
+  // Each sequence's filters, log-softmax normaliser and sampling weights
+  // are independent: with best-of-5 sampling they were a sixth of a tiny
+  // int8 step, run on one thread while the others waited.
+  const int seq_threads = n_group > 1 ? std::max(1, opt.n_threads) : 1;
   for (int i = 0; i < sample_len; ++i) {
     if (i > 0) {
       std::vector<int> last(n_group);
@@ -560,10 +570,19 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
       logits = source.next_logits(last, 1);
     }
     std::vector<LogProbs> logprobs(n_group);
-    for (int g = 0; g < n_group; ++g) {
-      std::span<float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
-      filters.apply(lg, seqs[g]);
-      logprobs[g] = {lg, kernels::log_sum_exp(lg.data(), static_cast<int64_t>(lg.size()))};
+    parallel_for(n_group, seq_threads, 1, [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        std::span<float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
+        filters.apply(lg, seqs[g]);
+        logprobs[g] = {lg, kernels::log_sum_exp(lg.data(), static_cast<int64_t>(lg.size()))};
+        if (sampling) draw_weights(lg, opt.temperature, draws[g]);
+      }
+    });
+    // The draws in sequence order, as one generator gave them before.
+    if (sampling) {
+      for (int g = 0; g < n_group; ++g) {
+        uniforms[g] = std::uniform_real_distribution<double>(0.0, draws[g].total)(*rng);
+      }
     }
     bool completed = true;
     if (beam) {
@@ -573,8 +592,7 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
       // log-probability under the filtered logits is summed until EOT.
       for (int g = 0; g < n_group; ++g) {
         std::span<const float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
-        int next = sampling ? sample_token(lg, opt.temperature, *rng, sample_weights)
-                            : static_cast<int>(argmax(lg));
+        int next = sampling ? draw_token(lg, draws[g], uniforms[g]) : static_cast<int>(argmax(lg));
         if (seqs[g].back() == sp.eot || loop_keep[g] >= 0) {
           next = sp.eot;
         } else {

@@ -64,6 +64,9 @@ struct DecodeOptions {
   // Not openai: stops a sequence whose text loops (loop_guard.h) and marks the
   // result `looped`. Off by default (openai's decode exactly).
   LoopGuard loop_guard;
+  // Threads for each step's per-sequence work between forward passes (logit
+  // filters, log-softmax, sampling weights). The results do not depend on it.
+  int n_threads = 1;
 };
 
 struct DecodeResult {

@@ -359,6 +359,44 @@ TEST(Sampling, BestOfPicksTheMostLikelySample) {
   }
 }
 
+// A step's sequences run their filters, log-softmax and sampling weights on
+// DecodeOptions::n_threads threads; the draws stay in sequence order, so
+// best-of-5 sampling and beam search give the same results on any count.
+TEST(Sampling, SameResultsOnAnyThreadCount) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  // Logits drawn from a hash of the whole context; EOT likely after 12 tokens.
+  ScriptedSource src([&](const std::vector<int>& ctx) {
+    uint64_t h = 1469598103934665603ull;
+    for (int t : ctx) h = (h ^ static_cast<uint64_t>(t)) * 1099511628211ull;
+    std::mt19937 g(static_cast<uint32_t>(h ^ (h >> 32)));
+    std::normal_distribution<float> nd(0.0f, 2.0f);
+    std::vector<float> l(51865);
+    for (float& x : l) x = nd(g);
+    l[static_cast<size_t>(eot)] = ctx.size() > 16 ? 14.0f : -5.0f;
+    return l;
+  });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.sample_len = 40;
+  for (int mode = 0; mode < 2; ++mode) {
+    o.temperature = mode == 0 ? 0.8 : 0.0;
+    o.best_of = mode == 0 ? 5 : 0;
+    o.beam_size = mode == 0 ? 0 : 5;
+    for (uint64_t seed = 0; seed < 3; ++seed) {
+      std::vector<DecodeResult> r;
+      for (int threads : {1, 3}) {
+        o.n_threads = threads;
+        std::mt19937_64 rng(seed);
+        r.push_back(decode_window(src, tok, o, &rng));
+      }
+      ASSERT_FALSE(r[0].tokens.empty());
+      EXPECT_EQ(r[0].tokens, r[1].tokens) << "mode " << mode << " seed " << seed;
+      EXPECT_EQ(r[0].avg_logprob, r[1].avg_logprob) << "mode " << mode << " seed " << seed;
+    }
+  }
+}
+
 TEST(BeamSearch, FindsTheBetterSequenceGreedyMisses) {
   const Tokenizer& tok = multilingual();
   const int eot = tok.special().eot;

@@ -23,6 +23,11 @@ class NetworkGate {
   virtual ~NetworkGate() = default;
   // Compute threads a job run through exclusive() may use.
   virtual int n_threads() const = 0;
+  // Threads the transcription may use for its own work between network
+  // calls (the decoding loop's per-sequence filters and sampling weights):
+  // all of them when it runs alone, one where many transcriptions' threads
+  // run side by side.
+  virtual int own_threads() const { return 1; }
   // Runs fn with the network and the compute threads to itself.
   virtual void exclusive(const std::function<void()>& fn) = 0;
   // One decoder step of `state` (DecoderState::decode without capture; the
@@ -34,6 +39,7 @@ class DirectGate : public NetworkGate {
  public:
   explicit DirectGate(int n_threads) : n_threads_(n_threads) {}
   int n_threads() const override { return n_threads_; }
+  int own_threads() const override { return n_threads_; }
   void exclusive(const std::function<void()>& fn) override { fn(); }
   std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) override {
     return state.decode(tokens, n_new, n_threads_, false);

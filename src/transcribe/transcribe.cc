@@ -301,6 +301,7 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
     const double segment_duration = static_cast<double>(segment_size * kHop) / kSampleRate;
 
     decoding::DecodeOptions dopt = opt.decode;
+    dopt.n_threads = gate.own_threads();
     dopt.language = language;
     dopt.task = opt.task;
     if (opt.prefix && seek == clips[0].first)  // faster-whisper: the first window only
