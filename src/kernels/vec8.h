@@ -77,27 +77,28 @@ template <class V, class T>
   return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
+// [x0 + x4, x1 + x5, x2 + x6, x3 + x7, y0 + y4, y1 + y5, y2 + y6, y3 + y7]
+[[gnu::always_inline]] inline F8 half_sums(F8 x, F8 y) {
+  return __builtin_shuffle(x, y, I8{0, 1, 2, 3, 8, 9, 10, 11}) +
+         __builtin_shuffle(x, y, I8{4, 5, 6, 7, 12, 13, 14, 15});
+}
+
+// vhaddps: [x0 + x1, x2 + x3, y0 + y1, y2 + y3, x4 + x5, x6 + x7, y4 + y5, y6 + y7]
+[[gnu::always_inline]] inline F8 pair_sums(F8 x, F8 y) {
+  return __builtin_shuffle(x, y, I8{0, 2, 8, 10, 4, 6, 12, 14}) +
+         __builtin_shuffle(x, y, I8{1, 3, 9, 11, 5, 7, 13, 15});
+}
+
 // {lane_sum(a[0]), ..., lane_sum(a[7])} with the same additions, eight at
 // once: the halves first (one vperm2f128 pair and add per two vectors),
 // then two rounds of pairwise sums (vhaddps). One lane sum alone costs
 // about as many instructions as these eight, which for 64-wide dot
 // products (attention scores) was as much work as the products.
 [[gnu::always_inline]] inline F8 lane_sums(const F8 (&a)[8]) {
-  using I = I8;
-  // [x0 + x4, x1 + x5, x2 + x6, x3 + x7, y0 + y4, y1 + y5, y2 + y6, y3 + y7]
-  auto halves = [](F8 x, F8 y) {
-    return __builtin_shuffle(x, y, I{0, 1, 2, 3, 8, 9, 10, 11}) +
-           __builtin_shuffle(x, y, I{4, 5, 6, 7, 12, 13, 14, 15});
-  };
-  // vhaddps: [x0 + x1, x2 + x3, y0 + y1, y2 + y3, x4 + x5, x6 + x7, y4 + y5, y6 + y7]
-  auto hadd = [](F8 x, F8 y) {
-    return __builtin_shuffle(x, y, I{0, 2, 8, 10, 4, 6, 12, 14}) +
-           __builtin_shuffle(x, y, I{1, 3, 9, 11, 5, 7, 13, 15});
-  };
   // Paired as (0, 4), (1, 5), (2, 6), (3, 7), the sums come out in order.
-  const F8 h04 = halves(a[0], a[4]), h15 = halves(a[1], a[5]);
-  const F8 h26 = halves(a[2], a[6]), h37 = halves(a[3], a[7]);
-  return hadd(hadd(h04, h15), hadd(h26, h37));
+  const F8 h04 = half_sums(a[0], a[4]), h15 = half_sums(a[1], a[5]);
+  const F8 h26 = half_sums(a[2], a[6]), h37 = half_sums(a[3], a[7]);
+  return pair_sums(pair_sums(h04, h15), pair_sums(h26, h37));
 }
 
 }  // namespace wisp::kernels::vec8
