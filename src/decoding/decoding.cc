@@ -474,6 +474,10 @@ class BeamSearch {
 // draw: a quarter of a fallback-heavy tiny int8 transcription,
 // docs/performance.md).
 struct Draw {
+  // Sized once, so that computing the weights allocates nothing.
+  explicit Draw(int n_vocab)
+      : weights(static_cast<size_t>(n_vocab)),
+        running(static_cast<size_t>((n_vocab + kernels::kRunningBlock - 1) / kernels::kRunningBlock)) {}
   std::vector<float> weights;
   std::vector<double> running;  // the running sum after each kernels::kRunningBlock weights
   double total = 0.0;
@@ -481,11 +485,9 @@ struct Draw {
 
 void draw_weights(std::span<const float> logits, double temperature, Draw& d) {
   const float inv_t = static_cast<float>(1.0 / temperature);
-  const int64_t n = static_cast<int64_t>(logits.size());
+  const int64_t n = static_cast<int64_t>(logits.size());  // d's n_vocab
   // max(v / T) is max(v) / T: rounding is monotonic.
   const float max = kernels::max_value(logits.data(), n) * inv_t;
-  d.weights.resize(logits.size());
-  d.running.resize(static_cast<size_t>((n + kernels::kRunningBlock - 1) / kernels::kRunningBlock));
   d.total = kernels::exp_affine(logits.data(), n, inv_t, max, d.weights.data(), d.running.data());
 }
 
@@ -557,11 +559,8 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
     token_logprobs.assign(n_group, {});
   }
 
-  std::vector<Draw> draws(sampling ? n_group : 0);  // reused across steps
-  for (Draw& d : draws) {  // sized here, so nothing allocates in the parallel part
-    d.weights.resize(static_cast<size_t>(n_vocab));
-    d.running.resize(static_cast<size_t>((n_vocab + kernels::kRunningBlock - 1) / kernels::kRunningBlock));
-  }
+  std::vector<Draw> draws;  // reused across steps
+  if (sampling) draws.assign(n_group, Draw(n_vocab));
   std::vector<double> uniforms(n_group);
   // Each sequence's filters, log-softmax normaliser and sampling weights
   // are independent. On one thread, the others waited through them: their
