@@ -285,10 +285,16 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   for (const Failure& f : plan.gave_up) sum.failures.push_back(f);
 
   std::vector<std::string> paths;
-  for (const Todo& t : todo) paths.push_back(t.input->path);
+  std::vector<size_t> expected;
+  for (const Todo& t : todo) {
+    paths.push_back(t.input->path);
+    expected.push_back(expected_bytes(t));
+  }
+  // The loader and the estimator own what they use: after a Ctrl-C the
+  // producer is abandoned and may outlive this function (prefetch.h).
   Prefetcher prefetch(
       paths, cfg.prefetch, [](const std::string& p) { return audio::load_audio(p); },
-      [&todo](size_t i) { return expected_bytes(todo[i]); });
+      [expected = std::move(expected)](size_t i) { return expected[i]; });
 
   Stats stats(todo);
   stats.start();
@@ -327,13 +333,18 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   };
   // The next input to run: claimed in the ledger, its audio decoded. False
   // when there is none (or on a stop request); inputs whose audio does not
-  // decode are failed here and skipped.
+  // decode are failed here and skipped. `out`'s previous input is released
+  // first: its bytes count against the prefetch budget until then (`lease`),
+  // so a file bigger than the budget is decoded only once nothing else is
+  // held, this one included.
   struct Next {
     Todo* todo = nullptr;
     FileEnd end;
     std::vector<float> samples;
+    std::shared_ptr<void> lease;  // Prefetcher::Item::lease
   };
   auto next_input = [&](Next& out) -> bool {
+    out = Next{};
     for (;;) {
       if (stop_requested()) {
         sum.interrupted = true;
@@ -363,7 +374,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
         continue;
       }
       t.duration = end.duration = static_cast<double>(item->samples.size()) / audio::kSampleRate;
-      out = Next{&t, end, std::move(item->samples)};
+      out = Next{&t, end, std::move(item->samples), std::move(item->lease)};
       return true;
     }
   };
@@ -386,6 +397,11 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
           break;
         }
         audio += n.end.duration;
+        // A group waits for its next file while holding the earlier ones:
+        // counting them could leave the producer waiting for room that only
+        // the group can free. The group's own audio is bounded instead
+        // (group_audio plus one file).
+        n.lease.reset();
         group.push_back(std::move(n));
       }
       if (group.empty()) break;
