@@ -58,6 +58,14 @@ CpuFeatures detect_cpu() {
   if (!f.os_avx512) f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.avx512bf16 = false;
   if (!f.os_amx) f.amx_tile = f.amx_int8 = f.amx_bf16 = false;
 #endif
+#ifdef WISP_EMULATED_AVX512
+  // The wisp_kernels_emu512 test library only (lowp_avx512_emulated.cc):
+  // its AVX-512 kernels run on any AVX2 CPU, with VNNI when the test's
+  // environment asks for that variant.
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx2 && f.fma && f.f16c;
+  f.avx512vnni = f.avx512f && std::getenv("WISP_EMULATED_VNNI") != nullptr;
+  f.amx_tile = f.amx_int8 = f.amx_bf16 = false;
+#endif
   return f;
 }
 
