@@ -480,6 +480,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   }
   sum.decode_calls = decode_calls.load();
   sum.decoded_tokens = decoded_tokens.load();
+  sum.prefetch_peak_bytes = prefetch.peak_bytes();
   if (sum.interrupted) prefetch.abandon();
   sum.failed = sum.failures.size();
   sum.wall_seconds = seconds_since(t_start);

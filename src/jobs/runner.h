@@ -107,6 +107,9 @@ struct Summary {
   double wall_seconds = 0;   // the whole run, setup included
   int64_t decode_calls = 0;    // window decodes, fallback attempts included
   int64_t decoded_tokens = 0;  // tokens they sampled (the work done, whatever the transcript keeps)
+  // Most decoded audio held at once in bytes: files decoded ahead plus the
+  // one being transcribed (PrefetchLimits bounds it).
+  size_t prefetch_peak_bytes = 0;
   std::vector<Failure> failures;
   std::string ledger_path;
 };

@@ -18,8 +18,12 @@
 #include <sstream>
 #include <thread>
 
+#include "audio/audio.h"
 #include "jobs/ledger.h"
+#include "jobs/runner.h"
+#include "model/model.h"
 #include "output/writers.h"
+#include "transcribe/transcribe.h"
 
 namespace {
 
@@ -380,6 +384,33 @@ TEST_F(Batch, InterruptMarksPendingAndExits130) {
   Result r2 = c2.wait();
   EXPECT_EQ(r2.status, 130) << r2.out << r2.err;
   EXPECT_TRUE(temp_files(dir).empty());
+}
+
+// The file being transcribed counts against the prefetch budget until the
+// next one is asked for: while the long file is transcribed, the short one
+// is decoded ahead, so both are held at once, and the peak is their sum.
+// (When the handoff gave the long file's bytes back, the peak was the long
+// file alone, and a file larger than the budget could be decoded while
+// another was still being transcribed.)
+TEST_F(Batch, FileBeingTranscribedCountsAgainstPrefetchBudget) {
+  std::string dir = fresh("prefetch");
+  copy("synthetic/en_coastline_5min.flac", dir + "/a_long.flac");
+  copy("formats/jfk.flac", dir + "/b.flac");
+  auto held = [](const std::string& path) { return wisp::audio::load_audio(path).capacity() * sizeof(float); };
+  const size_t a = held(dir + "/a_long.flac"), b = held(dir + "/b.flac");
+
+  const wisp::transcribe::Engine engine(wisp::model::load_ggml(model_));
+  wisp::transcribe::Options opt;
+  opt.language = "en";
+  opt.decode.sample_len = 8;
+  wisp::jobs::BatchConfig cfg;
+  cfg.inputs = {dir};
+  cfg.formats = {"srt"};
+  cfg.model_path = model_;
+  wisp::jobs::Reporter quiet;
+  wisp::jobs::Summary sum = wisp::jobs::run_batch(engine, opt, cfg, quiet, {});
+  EXPECT_EQ(sum.done, 2u);
+  EXPECT_EQ(sum.prefetch_peak_bytes, a + b);
 }
 
 // On a terminal the two bars are redrawn in place, and every printed line
