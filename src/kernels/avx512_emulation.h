@@ -14,6 +14,7 @@
 
 #include <immintrin.h>  // first: the names below are then taken over by macros
 
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -148,21 +149,25 @@ inline F16x castsi512_ps(I512 a) {
   std::memcpy(r.f, &a, 64);
   return r;
 }
+// The lanes of a 256-bit vector as T.
+template <class T>
+inline std::array<T, 32 / sizeof(T)> lanes(__m256i h) {
+  std::array<T, 32 / sizeof(T)> v;
+  std::memcpy(v.data(), &h, sizeof(v));
+  return v;
+}
 inline F16x cvtph_ps(__m256i h) {
-  _Float16 v[16];
-  std::memcpy(v, &h, sizeof(v));
+  const auto v = lanes<_Float16>(h);
   return map(F16x{}, [&](int l, float) { return static_cast<float>(v[l]); });
 }
 inline I512 cvtepu16_epi32(__m256i h) {
-  uint16_t v[16];
-  std::memcpy(v, &h, sizeof(v));
+  const auto v = lanes<uint16_t>(h);
   I512 r;
   for (int l = 0; l < 16; ++l) r.d[l] = v[l];
   return r;
 }
 inline I512 cvtepi8_epi16(__m256i h) {
-  int8_t v[32];
-  std::memcpy(v, &h, sizeof(v));
+  const auto v = lanes<int8_t>(h);
   I512 r;
   for (int l = 0; l < 32; ++l) r.h[l] = v[l];
   return r;
