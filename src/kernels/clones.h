@@ -23,6 +23,19 @@
 #define WISP_VECTOR_CLONES_512
 #endif
 
+// Quantization computes q = round_even(x * inv), the rounding being an
+// addition of 1.5 * 2^23. In the FMA clones GCC fuses that multiply and add
+// into one FMA, which rounds the exact product: where x * inv is a tie in
+// float (-8.5, say) the result can be the other integer than the reference
+// twins' (and the default clone's) rounding of the rounded product. Seen as
+// one row of a 64-row product off by one step. Quantization loops opt out
+// of contraction.
+#if defined(__GNUC__) && !defined(__clang__)
+#define WISP_NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define WISP_NO_FP_CONTRACT
+#endif
+
 namespace wisp::kernels {
 
 // oneDNN (OpenMP runtime) runs on omp_get_max_threads() threads, which reads

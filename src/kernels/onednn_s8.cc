@@ -59,7 +59,7 @@ using vec8::max_abs_of;
 
 // Rows [r0, r1) of x [m][ldx] to u8: q = round(x * qmax / max|x_row|) + zero,
 // scale[r] = max|x_row| / qmax (0 for an all-zero row, whose q are zero).
-WISP_VECTOR_CLONES_512
+WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
 void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t k, U8Format f,
                       uint8_t* q, int64_t ldq, float* scale) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -126,7 +126,7 @@ void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const 
 // scales q and k each by scale) times log2(e) (the softmax works in powers
 // of 2), zks[h][i] = zero times the key's integer sum (the query's zero
 // point's share of each score).
-WISP_VECTOR_CLONES_512
+WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
 void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t i,
                      int64_t n, int64_t n_head, int64_t dh, int64_t block, int64_t rows,
                      float scale2, U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf,
@@ -155,7 +155,7 @@ void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, i
 }
 
 // Row i of v (all heads) into v8 [n_head][n][dh], column c times inv[c].
-WISP_VECTOR_CLONES_512
+WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
 void quantize_v_row(const float* __restrict v, const float* __restrict inv, int64_t n_head,
                     int64_t dh, int64_t n, int64_t i, int8_t* __restrict v8) {
   for (int64_t h = 0; h < n_head; ++h) {
@@ -332,6 +332,14 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   Impl& m = *impl_;
   if (n_mels < 1 || n_ctx < 1 || n_state < 1 || n_head < 1 || n_state % n_head != 0) {
     throw Error("oneDNN encoder: bad shape");
+  }
+  // Every Whisper model's width is a multiple of 64 (384 to 1280), so its
+  // Linear products have no partial 64-column or 64-deep blocks. Other
+  // widths take the int16 kernels: on an AMX Xeon, oneDNN 2.6's
+  // brg:avx512_core_amx_int8 summed the 96 x 32 product of a 32-wide test
+  // encoder wrongly (docs/performance.md, "The oneDNN 8-bit encoder on AMX").
+  if (n_state % 64 != 0) {
+    throw Error("oneDNN encoder: width " + std::to_string(n_state) + " is not a multiple of 64");
   }
   m.n_mels = n_mels;
   m.n_ctx = n_ctx;
