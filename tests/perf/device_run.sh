@@ -8,7 +8,8 @@
 # nn_test, lowp_test, onednn_s8_test, kernels_test, decode_batch_test,
 # agreement_test),
 # wcpp-bin/ (whisper-bench and whisper-cli built for that CPU), clips/ (the
-# 20 clips) and en_coastline_5min.flac. Results go to stdout and to $OUT
+# 20 clips) and coastline_5min.wav (the 5-minute file as 16 kHz mono WAV,
+# for the end-to-end step). Results go to stdout and to $OUT
 # (default /tmp/out). Each step has a time limit, so a slow step cannot eat
 # the lease; SRC (default /work/main) is where the test binaries were built.
 set -u
@@ -21,7 +22,7 @@ t0=$(date +%s)
 step() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 mkdir -p "$(dirname "$src")"
 [ -e "$src" ] || ln -s "$PWD" "$src"
-rm -rf /tmp/w /tmp/m /tmp/sbs /tmp/tp
+rm -rf /tmp/w /tmp/m /tmp/sbs /tmp/tp /tmp/e2e
 mkdir -p /tmp/w && tar -C /tmp/w -xJf "$dir/bundle.tar.xz" || exit 3
 export LD_LIBRARY_PATH=/tmp/w/lib
 B=/tmp/w/bin W=$dir/wcpp-bin
@@ -70,6 +71,11 @@ for m in tiny-s4 base-s5 small-s6; do
       --compute_type int8 --json | tail -1 | tee -a "$out/encoders.jsonl"
   done
 done
+
+step "end to end, the 5-minute file, tiny int8, 2 threads"
+[ -f "$dir/coastline_5min.wav" ] && QUIET_TRIES=0 THREADS=2 TYPES=int8 E2E_AUDIO="$dir/coastline_5min.wav" \
+  timeout 150 bash tests/perf/side_by_side.sh "$B/wisp" "$W" /tmp/e2e /tmp/m/ggml-tiny-s4-f16.bin 2>&1 |
+  grep -v "never quiet" && cat /tmp/e2e/e2e.tsv && cp /tmp/e2e/e2e.tsv "$out/"
 
 step "throughput mode, tiny int8, 16 threads"
 THREADS=16 BATCH=16 MODES="sequential-vad batched" TYPES=int8 timeout 120 bash tests/perf/throughput.sh \
