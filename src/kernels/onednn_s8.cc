@@ -250,6 +250,7 @@ struct OnednnEncoder::Impl {
   Block full, tail;
   int64_t n_blocks = 0;
   int64_t group = 1;  // heads per product (a divisor of n_head, at most 8)
+  std::string avoid_impl;  // attention_pd's
 
   // Workspace: the Linear's regions, or attention's shared regions + one
   // area per thread.
@@ -310,26 +311,44 @@ struct OnednnEncoder::Impl {
     OmpThreadsScope scope(1);
     const dnnl::memory::dims q{group, rows, dh}, kt{group, dh, n_ctx}, sc{group, rows, n_ctx};
     const dnnl::memory::dims p{group, rows, n_ctx}, v{group, n_ctx, dh}, o{group, rows, dh};
-    b.qk_pd = dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(dnnl::memory::desc(q, dt::u8, tag::abc),
-                           dnnl::memory::desc(kt, dt::s8, tag::abc),
-                           dnnl::memory::desc(sc, dt::s32, tag::abc)),
-        user_scratchpad(), eng);
-    b.pv_pd = dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(dnnl::memory::desc(p, dt::u8, tag::abc),
-                           dnnl::memory::desc(v, dt::s8, tag::abc),
-                           dnnl::memory::desc(o, dt::s32, tag::abc)),
-        user_scratchpad(), eng);
+    const dnnl::matmul::desc qk(dnnl::memory::desc(q, dt::u8, tag::abc),
+                                dnnl::memory::desc(kt, dt::s8, tag::abc),
+                                dnnl::memory::desc(sc, dt::s32, tag::abc));
+    const dnnl::matmul::desc pv(dnnl::memory::desc(p, dt::u8, tag::abc),
+                                dnnl::memory::desc(v, dt::s8, tag::abc),
+                                dnnl::memory::desc(o, dt::s32, tag::abc));
+    b.qk_pd = attention_pd(qk);
+    b.pv_pd = attention_pd(pv);
     b.qk = dnnl::matmul(b.qk_pd);
     b.pv = dnnl::matmul(b.pv_pd);
     return b;
   }
+
+  // oneDNN's first implementation of an attention product, or the first
+  // whose name lacks avoid_impl where that one has it. On an AMX Xeon,
+  // oneDNN 2.6's brg:avx512_core_amx_int8 took 0.56 ms for a task's Q K^T
+  // (6 heads x 64 queries, k = 64, a 1500-wide int32 output) against 0.32
+  // ms for its brg:avx512_core_vnni, and 0.134 against 0.12 ms for P V
+  // (docs/performance.md, "The oneDNN 8-bit encoder on AMX").
+  dnnl::matmul::primitive_desc attention_pd(const dnnl::matmul::desc& d) const {
+    dnnl::matmul::primitive_desc first(d, user_scratchpad(), eng);
+    if (avoid_impl.empty() || !has(first, avoid_impl)) return first;
+    dnnl::matmul::primitive_desc other(d, user_scratchpad(), eng);
+    while (other.next_impl()) {
+      if (!has(other, avoid_impl)) return other;
+    }
+    return first;
+  }
+  static bool has(const dnnl::matmul::primitive_desc& pd, const std::string& part) {
+    return std::string(pd.impl_info_str()).find(part) != std::string::npos;
+  }
 };
 
 OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head,
-                             U8Format f)
+                             U8Format f, std::string avoid_attention_impl)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  m.avoid_impl = std::move(avoid_attention_impl);
   if (n_mels < 1 || n_ctx < 1 || n_state < 1 || n_head < 1 || n_state % n_head != 0) {
     throw Error("oneDNN encoder: bad shape");
   }
@@ -426,6 +445,10 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
 OnednnEncoder::~OnednnEncoder() = default;
 OnednnEncoder::OnednnEncoder(OnednnEncoder&&) noexcept = default;
 OnednnEncoder& OnednnEncoder::operator=(OnednnEncoder&&) noexcept = default;
+
+std::string OnednnEncoder::attention_impl() const {
+  return std::string(impl_->full.qk_pd.impl_info_str()) + " / " + impl_->full.pv_pd.impl_info_str();
+}
 
 OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const { return impl_->prepare(w, impl_->n_ctx); }
 

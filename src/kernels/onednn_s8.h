@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu.h"
@@ -81,8 +82,13 @@ struct OnednnConv {
 // concurrently with distinct workspaces.
 class OnednnEncoder {
  public:
-  // Throws wisp::Error if oneDNN cannot make a primitive.
-  OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f);
+  // Throws wisp::Error if oneDNN cannot make a primitive, or if n_state is
+  // not a multiple of 64. The attention's products skip oneDNN's
+  // implementations whose name holds avoid_attention_impl where another
+  // exists (default: AMX's, slower there than AVX-512 VNNI's; "" takes
+  // oneDNN's first choice).
+  OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f,
+                std::string avoid_attention_impl = "amx");
   ~OnednnEncoder();
   OnednnEncoder(OnednnEncoder&&) noexcept;
   OnednnEncoder& operator=(OnednnEncoder&&) noexcept;
@@ -115,6 +121,9 @@ class OnednnEncoder {
   // The encoder's self-attention: args as attention_s16 (n_batch 1,
   // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
   void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads) const;
+
+  // oneDNN's implementations of the attention's two products ("qk / pv").
+  std::string attention_impl() const;
 
  private:
   struct Impl;

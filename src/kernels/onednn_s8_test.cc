@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -186,6 +187,29 @@ TEST_P(Shapes, AttentionEqualsReference) {
       EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.03 : 0.06) << "threads " << threads;
     }
   }
+}
+
+// The attention's products skip the implementations named: here the one
+// oneDNN picks first (on an AMX CPU the encoder skips AMX's by default).
+TEST(OnednnS8, AttentionSkipsTheImplementationItAvoids) {
+  const int64_t n = 100, s = 64, n_head = 4;
+  const U8Format f{63, 64};
+  const OnednnEncoder first(8, n, s, n_head, f, "");
+  const std::string name = first.attention_impl();
+  const std::string avoid = name.substr(0, name.find(':'));  // "gemm" here, "brg" on AVX-512
+  ASSERT_FALSE(avoid.empty()) << name;
+  const OnednnEncoder other(8, n, s, n_head, f, avoid);
+  EXPECT_EQ(other.attention_impl().find(avoid), std::string::npos) << other.attention_impl();
+  EXPECT_EQ(OnednnEncoder(8, n, s, n_head, f, "no such implementation").attention_impl(), name);
+
+  const std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 13, -2.0f, 2.0f);
+  std::vector<float> want(static_cast<size_t>(n * s)), got(want.size(), NAN);
+  AttentionArgs a = fused_qkv_attention(qkv, n, s, n_head, want.data());
+  onednn_attention_ref(a, f);
+  a.out = got.data();
+  std::vector<uint8_t> ws(other.workspace_bytes(2));
+  other.attention(a, ws.data(), 2);
+  EXPECT_LT(rel_err(got, want), 1e-4);
 }
 
 // A block of 64 and a tail of 36; exactly one block; less than one block;
