@@ -207,6 +207,26 @@ float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __re
   return 1.0f / static_cast<float>(sum);
 }
 
+// m[c] = max(m[c], max over rows [r0, r1) of |x[r][c]|), c < width.
+WISP_VECTOR_CLONES_512
+void column_abs_max(const float* __restrict x, int64_t ldx, int64_t r0, int64_t r1, int64_t width,
+                    float* __restrict m) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * ldx;
+    for (int64_t c = 0; c < width; ++c) {
+      const float v = __builtin_fabsf(xr[c]);
+      m[c] = v > m[c] ? v : m[c];
+    }
+  }
+}
+
+// out[d] = o[d] scale[d] s, d < n: a P V row back to floats.
+WISP_VECTOR_CLONES_512
+void scale_row(const int32_t* __restrict o, const float* __restrict scale, float s, int64_t n,
+               float* __restrict out) {
+  for (int64_t d = 0; d < n; ++d) out[d] = static_cast<float>(o[d]) * scale[d] * s;
+}
+
 // AVX-512 VNNI usable (the CPU has it and the OS saves the registers).
 bool vnni512(const CpuFeatures& f) { return f.avx512vnni && f.os_avx512; }
 
@@ -600,15 +620,23 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
   });
   // V per column c (head c / dh): s8 with scale max|v[:, c]| / 127, as
   // v8 [n_head][n][dh].
-  std::vector<float> vinv(static_cast<size_t>(width));
-  parallel_for(width, n_threads, 16, [&](int64_t c0, int64_t c1) {
+  // The column maxima by rows (a walk down each column touches a cache line
+  // per row): one partial row of maxima per chunk of rows, then combined.
+  const int64_t n_chunks = std::min<int64_t>(std::max(n_threads, 1), n);
+  std::vector<float> part(static_cast<size_t>(n_chunks * width), 0.0f);
+  parallel_for(n_chunks, n_threads, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      float mx = 0.0f;
-      for (int64_t i = 0; i < n; ++i) mx = std::max(mx, std::fabs(a.v[i * a.ldv + c]));
-      vs[c] = mx / static_cast<float>(kWeightMax);
-      vinv[c] = mx > 0.0f ? 1.0f / vs[c] : 0.0f;
+      column_abs_max(a.v, a.ldv, n * c / n_chunks, n * (c + 1) / n_chunks, width,
+                     part.data() + c * width);
     }
   });
+  std::vector<float> vinv(static_cast<size_t>(width));
+  for (int64_t c = 0; c < width; ++c) {
+    float mx = 0.0f;
+    for (int64_t p = 0; p < n_chunks; ++p) mx = std::max(mx, part[static_cast<size_t>(p * width + c)]);
+    vs[c] = mx / static_cast<float>(kWeightMax);
+    vinv[c] = mx > 0.0f ? 1.0f / vs[c] : 0.0f;
+  }
   parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) quantize_v_row(a.v + i * a.ldv, vinv.data(), H, dh, n, i, v8);
   });
@@ -659,10 +687,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
         float* out = a.out + (i0 + r) * a.ldo;
         for (int64_t g = 0; g < G; ++g) {
           const int64_t h = h0 + g;
-          const int32_t* orow = o + (g * rows + r) * dh;
-          const float* vsh = vs + h * dh;
-          const float is = inv_sum[g * rows + r];
-          for (int64_t d = 0; d < dh; ++d) out[h * dh + d] = static_cast<float>(orow[d]) * vsh[d] * is;
+          scale_row(o + (g * rows + r) * dh, vs + h * dh, inv_sum[g * rows + r], dh, out + h * dh);
         }
       }
     } catch (const dnnl::error& e) {
