@@ -76,16 +76,17 @@ void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64
 }
 
 // One row of the Linear epilogue: y[j] (=, or += with kAcc) of
-// (c[j] - zero cs[j]) rs sc[j] + bias[j], through GELU with kGelu. The
+// (c[j] - zs[j]) rs sc[j] + bias[j], through GELU with kGelu (zs: the zero
+// point's share, OnednnWeight::zero_sum). The
 // flags are template parameters and every pointer a restrict local, so that
 // GCC vectorises the loop (with them read through `ep` it stays scalar: a
 // store to y might change ep's fields, as far as it can tell).
 template <bool kGelu, bool kAcc, bool kBias>
-WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n, int zero,
-                                     const int32_t* __restrict cs, const float* __restrict sc,
+WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n,
+                                     const int32_t* __restrict zs, const float* __restrict sc,
                                      const float* __restrict bias, float rs, float* __restrict y) {
   for (int64_t j = 0; j < n; ++j) {
-    float v = static_cast<float>(c[j] - zero * cs[j]) * (rs * sc[j]);
+    float v = static_cast<float>(c[j] - zs[j]) * (rs * sc[j]);
     if constexpr (kBias) v += bias[j];
     if constexpr (kGelu) v = detail::gelu_f(v);
     if constexpr (kAcc) {
@@ -98,25 +99,25 @@ WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n,
 
 template <bool kGelu, bool kAcc, bool kBias>
 void epilogue_rows(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
-                   int zero, const float* row_scale, const Epilogue& ep) {
+                   const float* row_scale, const Epilogue& ep) {
   for (int64_t r = r0; r < r1; ++r) {
-    epilogue_row<kGelu, kAcc, kBias>(c + r * n, n, zero, w.col_sum.data(), w.scale.data(), ep.bias,
+    epilogue_row<kGelu, kAcc, kBias>(c + r * n, n, w.zero_sum.data(), w.scale.data(), ep.bias,
                                      row_scale[r], ep.y + r * ep.ldy);
   }
 }
 
 // The Linear epilogue over rows [r0, r1) of the int32 product c [m][n].
 void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
-                     int zero, const float* row_scale, const Epilogue& ep) {
-  using Fn = void (*)(const int32_t*, int64_t, int64_t, int64_t, const OnednnWeight&, int,
-                      const float*, const Epilogue&);
+                     const float* row_scale, const Epilogue& ep) {
+  using Fn = void (*)(const int32_t*, int64_t, int64_t, int64_t, const OnednnWeight&, const float*,
+                      const Epilogue&);
   static constexpr Fn kTable[8] = {
       epilogue_rows<false, false, false>, epilogue_rows<false, false, true>,
       epilogue_rows<false, true, false>,  epilogue_rows<false, true, true>,
       epilogue_rows<true, false, false>,  epilogue_rows<true, false, true>,
       epilogue_rows<true, true, false>,   epilogue_rows<true, true, true>};
   const int at = (ep.gelu ? 4 : 0) + (ep.accumulate ? 2 : 0) + (ep.bias != nullptr ? 1 : 0);
-  kTable[at](c, r0, r1, n, w, zero, row_scale, ep);
+  kTable[at](c, r0, r1, n, w, row_scale, ep);
 }
 
 // Row i of q, k [n][ld] (head h at columns [h dh, (h+1) dh)), for every
@@ -483,7 +484,7 @@ OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w, int64_t rows) const 
   out.n = w.n;
   out.k = w.k;
   out.scale = w.scale;
-  out.col_sum.assign(static_cast<size_t>(w.n), 0);
+  out.zero_sum.assign(static_cast<size_t>(w.n), 0);
   // The int8 values [n][k] back out of the panels (lowp.h panel_index).
   std::vector<int8_t> plain(static_cast<size_t>(w.n * w.k));
   const int64_t kp = panel_pairs(w.k);
@@ -494,7 +495,7 @@ OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w, int64_t rows) const 
       plain[static_cast<size_t>(j * w.k + i)] = v;
       sum += v;
     }
-    out.col_sum[static_cast<size_t>(j)] = sum;
+    out.zero_sum[static_cast<size_t>(j)] = m.f.zero * sum;
   }
   out.blob.resize(sh.wei.get_size());
   try {
@@ -537,7 +538,7 @@ void OnednnEncoder::linear(const OnednnWeight& w, const float* x, int64_t ldx, c
   });
   m.product(w, q, c, ws + m.lin_scratch, n_threads);
   parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    linear_epilogue(c, r0, r1, w.n, w, m.f.zero, rs, ep);
+    linear_epilogue(c, r0, r1, w.n, w, rs, ep);
   });
 }
 
@@ -588,7 +589,7 @@ void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias,
     ep.bias = j == 2 ? bias : nullptr;
     ep.accumulate = j > 0;
     parallel_for(t_out, n_threads, 16, [&](int64_t r0, int64_t r1) {
-      linear_epilogue(c, r0, r1, c_out, w.taps[j], m.f.zero, rs + first, ep);
+      linear_epilogue(c, r0, r1, c_out, w.taps[j], rs + first, ep);
     });
   }
 }

@@ -63,9 +63,11 @@ struct OnednnWeight {
   int64_t rows = 0;  // of the product it was prepared for
   int64_t n = 0, k = 0;
   std::vector<uint8_t> blob;     // the int8 values in oneDNN's layout for this product
-  std::vector<int32_t> col_sum;  // [n]: sum over k of the int8 values
+  // [n]: the u8 zero point times the sum over k of the int8 values (the
+  // zero point's share of each output, taken off in the epilogue).
+  std::vector<int32_t> zero_sum;
   std::vector<float> scale;      // [n]: per output channel
-  size_t bytes() const { return blob.size() + col_sum.size() * 4 + scale.size() * 4; }
+  size_t bytes() const { return blob.size() + zero_sum.size() * 4 + scale.size() * 4; }
 };
 
 // A convolution (kernel 3, padding 1) prepared for OnednnEncoder::conv: one

@@ -97,7 +97,7 @@ TEST_P(Shapes, LinearEqualsReference) {
       }
       const QMatrix q = make_qmatrix(w.data(), n, k, WeightType::kS8, true, false);
       const OnednnWeight ow = enc.prepare(q);
-      EXPECT_EQ(ow.col_sum.size(), static_cast<size_t>(n));
+      EXPECT_EQ(ow.zero_sum.size(), static_cast<size_t>(n));
       for (int variant = 0; variant < 3; ++variant) {
         for (int threads : {1, 2}) {
           const std::vector<float> y0 = random_vec(static_cast<size_t>(c.n_ctx * n), 99);
