@@ -1,11 +1,15 @@
 #include "cli/batch.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/console.h"
@@ -16,13 +20,15 @@
 namespace wisp::cli {
 namespace {
 
-// Set by SIGINT/SIGTERM. A signal handler can only talk to the program
-// through a sig_atomic_t of static storage: this is process-level state of
-// the command line, polled by the batch between windows and files.
-volatile std::sig_atomic_t g_stop_requested = 0;
+// Set by SIGINT/SIGTERM: process-level state of the command line, polled by
+// the batch between windows and files. The handler runs on the signal thread
+// (route_stop_signals), so the flag is a lock-free atomic, not a
+// sig_atomic_t: those are only safe against a handler on the same thread.
+std::atomic<int> g_stop_requested{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 extern "C" void on_stop_signal(int) {
-  if (g_stop_requested) {
+  if (g_stop_requested.exchange(1)) {
     // Second Ctrl-C: leave now (the ledger row stays "running" and the next
     // run redoes that file; atomic writes leave no partial output).
     const char nl = '\n';
@@ -30,7 +36,14 @@ extern "C" void on_stop_signal(int) {
     (void)ignored;
     ::_exit(130);
   }
-  g_stop_requested = 1;
+}
+
+sigset_t stop_signal_set() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
 }
 
 // Installs the handlers for the duration of a batch, restoring the old ones.
@@ -67,6 +80,19 @@ ProgressMode pick_mode(const std::string& progress) {
 }
 
 }  // namespace
+
+void route_stop_signals() {
+  const sigset_t set = stop_signal_set();
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) return;
+  try {
+    std::thread([set] {
+      pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+      for (;;) ::pause();  // returns after each handler
+    }).detach();
+  } catch (const std::system_error&) {
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // no thread: as before, any thread takes them
+  }
+}
 
 void add_batch_flags(CLI::App* cmd, BatchOptions& o) {
   if (CLI::Option* files = cmd->get_option_no_throw("files")) {

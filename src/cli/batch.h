@@ -32,6 +32,19 @@ struct BatchOptions {
 // positional inputs optional, since --input_list can name them).
 void add_batch_flags(CLI::App* cmd, BatchOptions& options);
 
+// SIGINT and SIGTERM go to a thread of their own that only waits for them:
+// blocked in the calling thread, so in every thread started after this call
+// (they inherit the mask), and taken by a new thread. Call it first in
+// main(), before any thread starts. The batch's handler must never run on a
+// compute thread: oneDNN's f32 GEMM kernel (dnnl_sgemm with K > 252: the
+// encoder's attention and MLP projection) points the stack pointer into its
+// heap workspace while it runs, and the kernel pushes a handler's signal
+// frame below the stack pointer, over the heap (Ctrl-C during the encoder
+// ended in "free(): double free or corruption" or "corrupted size vs.
+// prev_size"). The signals' dispositions are unchanged: outside a batch the
+// default one still ends the process.
+void route_stop_signals();
+
 // Transcribes every input with `engine`; a failing input prints one line
 // "error: <file>: <cause>" on stderr and the others go on. Returns the exit
 // status: 0 all done, 1 some failed, 130 interrupted (SIGINT/SIGTERM); throws

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include "cli/batch.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/parallel.h"
@@ -56,6 +57,7 @@ void bound_openmp_spinning(char** argv) {
 
 int main(int argc, char** argv) {
   bound_openmp_spinning(argv);
+  wisp::cli::route_stop_signals();  // before any thread starts (batch.h)
   CLI::App app{"wisp: fast native Whisper speech-to-text"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "wisp 0.1.0");
