@@ -267,7 +267,7 @@ TEST(OnednnS8, RefusesOtherShapes) {
   EXPECT_THROW(OnednnEncoder(8, 40, 96, 2, U8Format{127, 128}), Error);
   EXPECT_THROW(OnednnEncoder(8, 40, 64, 3, U8Format{63, 64}), Error);  // heads must divide it
   OnednnEncoder enc(8, 40, 64, 2, U8Format{63, 64});
-  const std::vector<float> w = random_vec(64 * 40, 3);
+  const std::vector<float> w = random_vec(64 * 64, 3);
   const QMatrix q = make_qmatrix(w.data(), 40, 64, WeightType::kS8, true, false);
   EXPECT_THROW(enc.prepare(q), Error);
   const QMatrix q16 = make_qmatrix(w.data(), 64, 64, WeightType::kS8, false, true);
