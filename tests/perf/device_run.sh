@@ -4,9 +4,9 @@
 #
 #   tests/perf/device_run.sh DIR
 #
-# DIR holds bundle.tar.xz (device_bundle.sh of wisp and the test binaries
+# DIR holds bundle.tar.xz (device_bundle.sh of wisp, the test binaries
 # nn_test, lowp_test, onednn_s8_test, kernels_test, decode_batch_test,
-# agreement_test),
+# agreement_test, and the onednn_rates tool),
 # wcpp-bin/ (whisper-bench and whisper-cli built for that CPU), clips/ (the
 # 20 clips) and coastline_5min.wav (the 5-minute file as 16 kHz mono WAV,
 # for the end-to-end step). Results go to stdout and to $OUT
@@ -71,6 +71,12 @@ for m in tiny-s4 base-s5 small-s6; do
       --compute_type int8 --json | tail -1 | tee -a "$out/encoders.jsonl"
   done
 done
+
+step "oneDNN's own matmul rates on the encoder's shapes: with AMX, then AVX-512 VNNI only"
+if [ -x "$B/onednn_rates" ]; then
+  timeout 60 "$B/onednn_rates" | tee "$out/onednn_rates.txt"
+  DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI timeout 60 "$B/onednn_rates" | tee -a "$out/onednn_rates.txt"
+fi
 
 step "end to end, the 5-minute file, tiny int8, 2 threads"
 [ -f "$dir/coastline_5min.wav" ] && QUIET_TRIES=0 THREADS=2 TYPES=int8 E2E_AUDIO="$dir/coastline_5min.wav" \
