@@ -29,6 +29,7 @@ struct BenchArgs {
   std::string compute_type = "float32";
   int repeats = 3;
   bool json = false;
+  bool stages = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -89,6 +90,19 @@ int run_bench(const BenchArgs& a) {
     one.set_audio(audio, threads);
   });
   const double cross_kv_ms = median_ms(a.repeats, [&] { one.set_audio(audio, threads); });
+  // Where the encoder's time goes: its stages, the mean of `repeats` passes.
+  nn::Whisper::EncoderStages st;
+  if (a.stages) {
+    for (int r = 0; r < a.repeats; ++r) net->encode(mel, threads, &st);
+    for (double* v : {&st.convolutions, &st.layer_norms, &st.qkv, &st.attention, &st.attention_out,
+                      &st.mlp_in, &st.mlp_out}) {
+      *v /= a.repeats;
+    }
+  }
+  const std::pair<const char*, double> stage_list[] = {
+      {"convolutions", st.convolutions}, {"layer_norms", st.layer_norms}, {"qkv", st.qkv},
+      {"attention", st.attention},       {"attention_out", st.attention_out},
+      {"mlp_in", st.mlp_in},             {"mlp_out", st.mlp_out}};
 
   // Token 220 (" ") everywhere, as whisper-bench decodes token 0: the cost
   // does not depend on the ids.
@@ -134,6 +148,11 @@ int run_bench(const BenchArgs& a) {
     j["prompt_ms_per_token"] = prompt_ms;
     j["peak_rss_mb"] = rss;
     j["weights_mb"] = static_cast<double>(net->weight_bytes()) / 1e6;
+    if (a.stages) {
+      nlohmann::ordered_json stj;
+      for (const auto& [name, ms] : stage_list) stj[name] = ms;
+      j["encoder_stages_ms"] = stj;
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -143,6 +162,9 @@ int run_bench(const BenchArgs& a) {
   std::printf("load           %10.1f ms  (weights %.1f MB)\n", load_ms, net->weight_bytes() / 1e6);
   std::printf("%-36s %10.2f\n", "encoder, ms per 30 s window", encoder_ms);
   std::printf("%-36s %10.2f\n", "  of which cross-attention K/V, ms", cross_kv_ms);
+  if (a.stages) {
+    for (const auto& [name, ms] : stage_list) std::printf("  stage %-28s %10.2f\n", name, ms);
+  }
   std::printf("%-36s %10.3f\n", "decode, ms per token (1 sequence)", decode_ms);
   std::printf("%-36s %10.3f\n", "batch of 5, ms per token", batch5_ms);
   std::printf("%-36s %10.3f\n", "prompt of 256, ms per token", prompt_ms);
@@ -165,6 +187,8 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option(flag_names("repeats"), args->repeats, "timed runs per measure (median)")
       ->capture_default_str();
   cmd->add_flag(flag_names("json"), args->json, "print one JSON object");
+  cmd->add_flag(flag_names("stages"), args->stages,
+                "also time the encoder's stages (ms per window, summed over layers)");
   return [args] { return run_bench(*args); };
 }
 

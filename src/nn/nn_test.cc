@@ -444,6 +444,30 @@ TEST(Encoder, OneAndTwoThreadsAgree) {
   EXPECT_EQ(two, micro().encode(mel, 2));  // same thread count: bit-identical
 }
 
+// The stage times: each stage ran (a positive time), their sum within the
+// call's own time, and the output the untimed call's.
+TEST(Encoder, StageTimesCoverTheCall) {
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  const auto plain = micro().encode(mel, 2);
+  Whisper::EncoderStages st;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto timed = micro().encode(mel, 2, &st);
+  const double total =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(timed, plain);
+  double sum = 0;
+  for (double v : {st.convolutions, st.layer_norms, st.qkv, st.attention, st.attention_out,
+                   st.mlp_in, st.mlp_out}) {
+    EXPECT_GT(v, 0.0);
+    sum += v;
+  }
+  EXPECT_LE(sum, total);
+  // Times add up over calls.
+  const double qkv = st.qkv;
+  micro().encode(mel, 2, &st);
+  EXPECT_GT(st.qkv, qkv);
+}
+
 TEST(Encoder, RejectsWrongMelSize) {
   EXPECT_THROW(micro().encode(std::vector<float>(80 * 2999), 1), Error);
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <exception>
@@ -538,8 +539,20 @@ size_t Whisper::weight_bytes() const {
 
 // openai AudioEncoder.forward: gelu(conv1) -> gelu(conv2, stride 2) -> + positional
 // embedding -> blocks (pre-LN self-attention and MLP, residual) -> ln_post.
-std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) const {
+std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
+                                   EncoderStages* stages) const {
   const Weights& w = *w_;
+  // fn(), its time added to stages->*stage when timing.
+  auto timed = [stages](double EncoderStages::*stage, auto&& fn) {
+    if (stages == nullptr) {
+      fn();
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    stages->*stage +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
   const model::Dims& d = w.dims;
   n_threads = std::max(1, n_threads);
   const int64_t n_frames = 2 * static_cast<int64_t>(d.n_audio_ctx);
@@ -559,26 +572,28 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   std::vector<float> x(static_cast<size_t>(n_ctx * s));
   // With the oneDNN path, one scratch area serves its products in turn.
   std::unique_ptr<uint8_t[]> ws;
-  if (w.onednn) {
-    ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
-    w.onednn->conv(w.conv1_dnn, xt.data(), w.conv1_b.data(), c1.data(), ws.get(), n_threads);
-    kernels::gelu(c1.data(), n_frames * s, n_threads);
-    w.onednn->conv(w.conv2_dnn, c1.data(), w.conv2_b.data(), x.data(), ws.get(), n_threads);
-  } else if (p.int_conv) {
-    kernels::conv1d_k3_s8(xt.data(), n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1,
-                          c1.data(), n_threads, p.isa);
-    kernels::gelu(c1.data(), n_frames * s, n_threads);
-    kernels::conv1d_k3_s8(c1.data(), n_frames, s, w.conv2_taps, w.conv2_b.data(), s, 2, x.data(),
-                          n_threads, p.isa);
-  } else {
-    kernels::conv1d_k3(xt.data(), n_frames, d.n_mels, w.conv1_w.data(), w.conv1_b.data(), s, 1,
-                       c1.data(), n_threads);
-    kernels::gelu(c1.data(), n_frames * s, n_threads);
-    kernels::conv1d_k3(c1.data(), n_frames, s, w.conv2_w.data(), w.conv2_b.data(), s, 2, x.data(),
-                       n_threads);
-  }
-  kernels::gelu(x.data(), n_ctx * s, n_threads);
-  add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
+  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
+  timed(&EncoderStages::convolutions, [&] {
+    if (w.onednn) {
+      w.onednn->conv(w.conv1_dnn, xt.data(), w.conv1_b.data(), c1.data(), ws.get(), n_threads);
+      kernels::gelu(c1.data(), n_frames * s, n_threads);
+      w.onednn->conv(w.conv2_dnn, c1.data(), w.conv2_b.data(), x.data(), ws.get(), n_threads);
+    } else if (p.int_conv) {
+      kernels::conv1d_k3_s8(xt.data(), n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1,
+                            c1.data(), n_threads, p.isa);
+      kernels::gelu(c1.data(), n_frames * s, n_threads);
+      kernels::conv1d_k3_s8(c1.data(), n_frames, s, w.conv2_taps, w.conv2_b.data(), s, 2, x.data(),
+                            n_threads, p.isa);
+    } else {
+      kernels::conv1d_k3(xt.data(), n_frames, d.n_mels, w.conv1_w.data(), w.conv1_b.data(), s, 1,
+                         c1.data(), n_threads);
+      kernels::gelu(c1.data(), n_frames * s, n_threads);
+      kernels::conv1d_k3(c1.data(), n_frames, s, w.conv2_w.data(), w.conv2_b.data(), s, 2, x.data(),
+                         n_threads);
+    }
+    kernels::gelu(x.data(), n_ctx * s, n_threads);
+    add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
+  });
 
   const int64_t n_head = d.n_audio_head, d_head = s / n_head;
   auto linear = [&](const LinearW& l, const float* in, int64_t ldin, float* out, int64_t ldout,
@@ -593,8 +608,10 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
   Buffer qkv(static_cast<size_t>(n_ctx * 3 * s));
   Buffer mlp(static_cast<size_t>(n_ctx * 4 * s));
   for (const BlockW& b : w.enc_blocks) {
-    layer_norm(b.attn_ln, x.data(), h.data(), n_ctx, s, n_threads);
-    linear(b.attn_qkv, h.data(), s, qkv.data(), 3 * s, false, false);
+    timed(&EncoderStages::layer_norms,
+          [&] { layer_norm(b.attn_ln, x.data(), h.data(), n_ctx, s, n_threads); });
+    timed(&EncoderStages::qkv,
+          [&] { linear(b.attn_qkv, h.data(), s, qkv.data(), 3 * s, false, false); });
     kernels::AttentionArgs at;
     at.n_q = at.n_kv = n_ctx;
     at.n_head = n_head;
@@ -606,25 +623,33 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads) co
     at.out = a.data();
     at.ldo = s;
     at.scale = attention_scale(d_head);
-    if (w.onednn) {
-      w.onednn->attention(at, ws.get(), n_threads);
-    } else if (p.int_attention) {
-      kernels::attention_s16(at, n_threads, p.isa);
-    } else {
-      kernels::attention(at, n_threads);
-    }
-    linear(b.attn_out, a.data(), s, x.data(), s, true, false);
+    timed(&EncoderStages::attention, [&] {
+      if (w.onednn) {
+        w.onednn->attention(at, ws.get(), n_threads);
+      } else if (p.int_attention) {
+        kernels::attention_s16(at, n_threads, p.isa);
+      } else {
+        kernels::attention(at, n_threads);
+      }
+    });
+    timed(&EncoderStages::attention_out,
+          [&] { linear(b.attn_out, a.data(), s, x.data(), s, true, false); });
 
-    layer_norm(b.mlp_ln, x.data(), h.data(), n_ctx, s, n_threads);
-    if (w.onednn || b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
-      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, true);
-    } else {
-      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, false);
-      kernels::gelu(mlp.data(), n_ctx * 4 * s, n_threads);
-    }
-    linear(b.mlp_proj, mlp.data(), 4 * s, x.data(), s, true, false);
+    timed(&EncoderStages::layer_norms,
+          [&] { layer_norm(b.mlp_ln, x.data(), h.data(), n_ctx, s, n_threads); });
+    timed(&EncoderStages::mlp_in, [&] {
+      if (w.onednn || b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
+        linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, true);
+      } else {
+        linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, false);
+        kernels::gelu(mlp.data(), n_ctx * 4 * s, n_threads);
+      }
+    });
+    timed(&EncoderStages::mlp_out,
+          [&] { linear(b.mlp_proj, mlp.data(), 4 * s, x.data(), s, true, false); });
   }
-  layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads);
+  timed(&EncoderStages::layer_norms,
+        [&] { layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads); });
   return x;
 }
 

@@ -50,10 +50,24 @@ class Whisper {
   // false if on the lowp.h kernels (or not int8).
   bool onednn_encoder() const;
 
+  // Wall-clock milliseconds of the encoder's stages, each summed over the
+  // layers (`wisp bench --stages`): where a window's time goes.
+  struct EncoderStages {
+    double convolutions = 0;  // conv1, conv2, their GELUs, the positions
+    double layer_norms = 0;   // both of every block, and ln_post
+    double qkv = 0;           // the fused Q, K, V projection
+    double attention = 0;     // softmax(Q K^T) V
+    double attention_out = 0; // the output projection, with the residual
+    double mlp_in = 0;        // the first MLP layer, with its GELU
+    double mlp_out = 0;       // the second, with the residual
+  };
+
   // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
   // Returns the encoder output after ln_post, [n_audio_ctx][n_audio_state].
-  // Throws wisp::Error if mel has another size. Thread-safe (const).
-  std::vector<float> encode(std::span<const float> mel, int n_threads) const;
+  // Adds the stages' times to *stages if given. Throws wisp::Error if mel
+  // has another size. Thread-safe (const).
+  std::vector<float> encode(std::span<const float> mel, int n_threads,
+                            EncoderStages* stages = nullptr) const;
 
   struct Weights;
   const Weights& weights() const { return *w_; }

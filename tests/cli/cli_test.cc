@@ -1,6 +1,7 @@
 // cli_test: the `wisp` executable as a user runs it (exit status, console
 // lines, output files), on the golden micro model written by `wisp dev make-model`.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -73,6 +74,37 @@ class Cli : public ::testing::Test {
   static std::string work_, model_;
 };
 std::string Cli::work_, Cli::model_;
+
+// `wisp bench --json`: one JSON object with whisper-bench's four measures,
+// the peak RSS, the compute type and threads (issue 4's keys), and with
+// --stages the time of each of the encoder's stages.
+TEST_F(Cli, BenchPrintsTheMeasuresAsJson) {
+  RunResult r = run("bench --model " + quote(model_) +
+                    " --threads 1 --compute_type int8 --repeats 1 --json --stages");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  for (const char* key : {"encoder_ms", "decode_ms_per_token", "batch5_ms_per_token",
+                          "prompt_ms_per_token", "peak_rss_mb", "load_ms", "cross_kv_ms"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_GT(j[key].get<double>(), 0.0) << key;
+  }
+  EXPECT_EQ(j["compute_type"], "int8");
+  EXPECT_EQ(j["threads"], 1);
+  double sum = 0;
+  for (const char* stage : {"convolutions", "layer_norms", "qkv", "attention", "attention_out",
+                            "mlp_in", "mlp_out"}) {
+    ASSERT_TRUE(j["encoder_stages_ms"].contains(stage)) << stage;
+    EXPECT_GT(j["encoder_stages_ms"][stage].get<double>(), 0.0) << stage;
+    sum += j["encoder_stages_ms"][stage].get<double>();
+  }
+  EXPECT_GT(sum, 0.0);
+  // Without --stages the object has no stages.
+  RunResult plain = run("bench --model " + quote(model_) + " --threads 1 --repeats 1 --json");
+  ASSERT_EQ(plain.status, 0) << plain.out;
+  const nlohmann::json p = nlohmann::json::parse(plain.out.substr(plain.out.find('{')));
+  EXPECT_FALSE(p.contains("encoder_stages_ms"));
+  EXPECT_EQ(p["compute_type"], "float32");
+}
 
 TEST_F(Cli, SeedFormatAndSrtNextToInput) {
   std::string dir = fresh_dir("seed");

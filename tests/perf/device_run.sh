@@ -67,7 +67,7 @@ DNNL_VERBOSE=1 WISP_INT8_ENCODER=onednn timeout 90 "$B/wisp" bench --model /tmp/
   END {for (k in n) printf "%s: %d calls, %.4f ms each\n", k, n[k], t[k] / n[k]}' | sort
 for m in tiny-s4 base-s5 small-s6; do
   for e in wisp onednn; do
-    WISP_INT8_ENCODER=$e timeout 60 "$B/wisp" bench --model "/tmp/m/ggml-$m-f16.bin" --threads 2 \
+    WISP_INT8_ENCODER=$e timeout 60 "$B/wisp" bench --model "/tmp/m/ggml-$m-f16.bin" --threads 2 --stages \
       --compute_type int8 --json | tail -1 | tee -a "$out/encoders.jsonl"
   done
 done
