@@ -94,15 +94,9 @@ int run_bench(const BenchArgs& a) {
   nn::Whisper::EncoderStages st;
   if (a.stages) {
     for (int r = 0; r < a.repeats; ++r) net->encode(mel, threads, &st);
-    for (double* v : {&st.convolutions, &st.layer_norms, &st.qkv, &st.attention, &st.attention_out,
-                      &st.mlp_in, &st.mlp_out}) {
-      *v /= a.repeats;
-    }
   }
-  const std::pair<const char*, double> stage_list[] = {
-      {"convolutions", st.convolutions}, {"layer_norms", st.layer_norms}, {"qkv", st.qkv},
-      {"attention", st.attention},       {"attention_out", st.attention_out},
-      {"mlp_in", st.mlp_in},             {"mlp_out", st.mlp_out}};
+  auto stage_list = st.named();
+  for (auto& stage : stage_list) stage.second /= a.repeats;
 
   // Token 220 (" ") everywhere, as whisper-bench decodes token 0: the cost
   // does not depend on the ids.

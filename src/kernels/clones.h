@@ -29,7 +29,9 @@
 // float (-8.5, say) the result can be the other integer than the reference
 // twins' (and the default clone's) rounding of the rounded product. Seen as
 // one row of a 64-row product off by one step. Quantization loops opt out
-// of contraction.
+// of contraction (lowp_attention.cc does for the whole file, in
+// CMakeLists.txt; onednn_s8.cc only for these loops, since its GELU and
+// softmax polynomials want their FMAs).
 #if defined(__GNUC__) && !defined(__clang__)
 #define WISP_NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
 #else

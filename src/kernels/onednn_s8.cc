@@ -623,7 +623,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
   // v8 [n_head][n][dh].
   // The column maxima by rows (a walk down each column touches a cache line
   // per row): one partial row of maxima per chunk of rows, then combined.
-  const int64_t n_chunks = std::min<int64_t>(std::max(n_threads, 1), n);
+  const int64_t n_chunks = std::min<int64_t>(n_threads, n);
   std::vector<float> part(static_cast<size_t>(n_chunks * width), 0.0f);
   parallel_for(n_chunks, n_threads, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {

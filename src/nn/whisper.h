@@ -10,6 +10,7 @@
 // mutable state lives in DecoderState.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <span>
 #include <utility>
@@ -60,6 +61,13 @@ class Whisper {
     double attention_out = 0; // the output projection, with the residual
     double mlp_in = 0;        // the first MLP layer, with its GELU
     double mlp_out = 0;       // the second, with the residual
+
+    // The stages by name, in the encoder's order (bench's keys).
+    std::array<std::pair<const char*, double>, 7> named() const {
+      return {{{"convolutions", convolutions}, {"layer_norms", layer_norms}, {"qkv", qkv},
+               {"attention", attention}, {"attention_out", attention_out}, {"mlp_in", mlp_in},
+               {"mlp_out", mlp_out}}};
+    }
   };
 
   // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
