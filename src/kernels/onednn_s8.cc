@@ -75,6 +75,16 @@ void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64
   }
 }
 
+// fn(chunk, r0, r1) for [0, n) cut into one contiguous chunk per thread
+// (chunk < n_threads: the index of its per-thread buffer).
+template <class Fn>
+void for_chunks(int64_t n, int n_threads, Fn&& fn) {
+  const int64_t n_chunks = std::min<int64_t>(n_threads, n);
+  parallel_for(n_chunks, n_threads, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) fn(c, n * c / n_chunks, n * (c + 1) / n_chunks);
+  });
+}
+
 // One row of the Linear epilogue: y[j] (=, or += with kAcc) of
 // (c[j] - zs[j]) rs sc[j] + bias[j], through GELU with kGelu (zs: the zero
 // point's share, OnednnWeight::zero_sum). The
@@ -275,7 +285,9 @@ struct OnednnEncoder::Impl {
 
   // Workspace: the Linear's regions, or attention's shared regions + one
   // area per thread.
-  size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_scratch = 0;
+  size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_rows = 0, lin_scratch = 0;
+  static constexpr int64_t kNormRows = 4;  // layer-norm rows per call in stage_layernorm
+  size_t row_floats() const { return static_cast<size_t>(4 * s); }  // >= kNormRows * s
   size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_zks = 0, at_v = 0, at_vs = 0, at_shared = 0;
   size_t th_s = 0, th_p = 0, th_psum = 0, th_o = 0, th_row = 0, th_scratch = 0, th_bytes = 0;
 
@@ -437,6 +449,9 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
                              frames * static_cast<size_t>(std::max(n_mels, s))));
   m.lin_scale = lin.add(frames * sizeof(float));
   m.lin_c = lin.add(static_cast<size_t>(n_ctx * 4 * s) * sizeof(int32_t));
+  // A row buffer per thread: the fused passes' rows in fp32 (4 layer-norm
+  // rows, or one row of the MLP's hidden layer) before they are quantized.
+  m.lin_rows = lin.add(static_cast<size_t>(hardware_threads()) * m.row_floats() * sizeof(float));
   m.lin_scratch = lin.size();  // the scratchpad goes last: its size depends on the threads
 
   const size_t nq = static_cast<size_t>(n_ctx * s), nh = static_cast<size_t>(n_head * n_ctx);
@@ -527,18 +542,74 @@ size_t OnednnEncoder::workspace_bytes(int n_threads) const {
 
 void OnednnEncoder::linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
                            uint8_t* ws, int n_threads) const {
+  stage(x, ldx, w.k, ws, n_threads);
+  linear_staged(w, ep, ws, n_threads);
+}
+
+void OnednnEncoder::stage(const float* x, int64_t ldx, int64_t k, uint8_t* ws,
+                          int n_threads) const {
+  const Impl& m = *impl_;
+  if (k < 1 || k > 4 * m.s) throw Error("oneDNN encoder: staged rows wider than 4 n_state");
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  uint8_t* q = ws + m.lin_q;
+  float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
+  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    quantize_rows_u8(x, ldx, r0, r1, k, m.f, q, k, rs);
+  });
+}
+
+void OnednnEncoder::stage_layernorm(const float* x, const float* gamma, const float* beta,
+                                    float eps, uint8_t* ws, int n_threads) const {
+  const Impl& m = *impl_;
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const int64_t s = m.s, per = Impl::kNormRows;
+  uint8_t* q = ws + m.lin_q;
+  float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
+  for_chunks(m.n_ctx, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
+    float* buf = reinterpret_cast<float*>(ws + m.lin_rows) + chunk * m.row_floats();
+    for (int64_t r = r0; r < r1; r += per) {
+      const int64_t nr = std::min(per, r1 - r);
+      layernorm(x + r * s, gamma, beta, buf, nr, s, eps, 1);
+      quantize_rows_u8(buf, s, 0, nr, s, m.f, q + r * s, s, rs + r);
+    }
+  });
+}
+
+void OnednnEncoder::linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* ws,
+                                  int n_threads) const {
   const Impl& m = *impl_;
   if (w.rows != m.n_ctx) throw Error("oneDNN encoder: a convolution tap is not a Linear layer");
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const float* rs = reinterpret_cast<const float*>(ws + m.lin_scale);
+  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
+  m.product(w, ws + m.lin_q, c, ws + m.lin_scratch, n_threads);
+  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    linear_epilogue(c, r0, r1, w.n, w, rs, ep);
+  });
+}
+
+void OnednnEncoder::linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* ws,
+                                        int n_threads) const {
+  const Impl& m = *impl_;
+  if (w.rows != m.n_ctx) throw Error("oneDNN encoder: a convolution tap is not a Linear layer");
+  if (w.n > 4 * m.s) throw Error("oneDNN encoder: staged rows wider than 4 n_state");
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   uint8_t* q = ws + m.lin_q;
   float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
-  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    quantize_rows_u8(x, ldx, r0, r1, w.k, m.f, q, w.k, rs);
-  });
   m.product(w, q, c, ws + m.lin_scratch, n_threads);
-  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    linear_epilogue(c, r0, r1, w.n, w, rs, ep);
+  // The product has read the staged rows: row r's output replaces them,
+  // through a row buffer (its scale rs[r] read before it is overwritten).
+  for_chunks(m.n_ctx, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
+    float* buf = reinterpret_cast<float*>(ws + m.lin_rows) + chunk * m.row_floats();
+    Epilogue ep;
+    ep.y = buf;
+    ep.bias = bias;
+    ep.gelu = true;
+    for (int64_t r = r0; r < r1; ++r) {
+      linear_epilogue(c + r * w.n, 0, 1, w.n, w, rs + r, ep);
+      quantize_rows_u8(buf, w.n, 0, 1, w.n, m.f, q + r * w.n, w.n, rs + r);
+    }
   });
 }
 

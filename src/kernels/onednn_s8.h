@@ -111,9 +111,32 @@ class OnednnEncoder {
 
   // ep.y[i][j] (=, or += if ep.accumulate) gelu?(x[i] . w[j] * scales +
   // ep.bias[j]) for the n_ctx rows of x [n_ctx][ldx]. ep's scales and alpha
-  // are ignored (the weight's and the quantization's are used).
+  // are ignored (the weight's and the quantization's are used). The same
+  // as stage(x, ldx, w.k) then linear_staged(w, ep).
   void linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
               uint8_t* workspace, int n_threads) const;
+
+  // Staged input: the n_ctx rows of a Linear's input quantized to u8 in the
+  // workspace, where the next linear_staged() or linear_gelu_restage()
+  // reads them, so that an input made only to be quantized (a layer norm's
+  // output, the MLP's hidden layer) is never written out in fp32. Stays
+  // valid until the workspace serves another call (linear(), conv(),
+  // attention(), stage_*()); linear_staged() leaves it as it was.
+  //
+  // Stages the n_ctx rows of x [n_ctx][ldx], k wide (k <= 4 n_state).
+  void stage(const float* x, int64_t ldx, int64_t k, uint8_t* workspace, int n_threads) const;
+  // Stages layernorm(x) (kernels::layernorm with gamma, beta and eps) of
+  // x [n_ctx][n_state]: bit for bit stage() of that layer norm's output.
+  void stage_layernorm(const float* x, const float* gamma, const float* beta, float eps,
+                       uint8_t* workspace, int n_threads) const;
+  // linear() of the staged rows (which must be w.k wide).
+  void linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* workspace,
+                     int n_threads) const;
+  // gelu(staged rows . w + bias), staged in their place as the next
+  // product's input (w.n wide): the MLP's first layer, whose output only the
+  // second reads. Bit for bit stage() of linear()'s output with gelu.
+  void linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* workspace,
+                           int n_threads) const;
 
   // y [t_out][n_state] = the convolution of x [2 n_ctx][c_in] + bias (no
   // activation), t_out = 2 n_ctx (stride 1) or n_ctx (stride 2).

@@ -123,6 +123,67 @@ TEST_P(Shapes, LinearEqualsReference) {
   }
 }
 
+// The fused passes are the unfused ones, bit for bit: the MLP as layer
+// norm -> linear(gelu) -> linear(accumulate) in fp32 between them, against
+// stage_layernorm -> linear_gelu_restage -> linear_staged. And staged rows
+// serve several products (the decoder's cross-attention K/V of one audio).
+TEST_P(Shapes, StagedPassesEqualUnfused) {
+  const Case c = GetParam();
+  const int64_t s = c.s, n = c.n_ctx;
+  for (const U8Format f : exact_formats()) {
+    OnednnEncoder enc(c.n_mels, n, s, c.n_head, f);
+    std::vector<uint8_t> ws(enc.workspace_bytes(3));
+    const std::vector<float> w1 = random_vec(static_cast<size_t>(4 * s * s), 31, -0.1f, 0.1f);
+    const std::vector<float> w2 = random_vec(static_cast<size_t>(4 * s * s), 32, -0.1f, 0.1f);
+    const std::vector<float> b1 = random_vec(static_cast<size_t>(4 * s), 33);
+    const std::vector<float> b2 = random_vec(static_cast<size_t>(s), 34);
+    const std::vector<float> gamma = random_vec(static_cast<size_t>(s), 35, 0.5f, 1.5f);
+    const std::vector<float> beta = random_vec(static_cast<size_t>(s), 36);
+    std::vector<float> x = random_vec(static_cast<size_t>(n * s), 37);
+    for (int64_t i = 0; i < n; ++i) x[i * s + i % s] += 20.0f;  // outliers set the row scales
+    const QMatrix q1 = make_qmatrix(w1.data(), 4 * s, s, WeightType::kS8, true, false);
+    const QMatrix q2 = make_qmatrix(w2.data(), s, 4 * s, WeightType::kS8, true, false);
+    const OnednnWeight fc = enc.prepare(q1), proj = enc.prepare(q2);
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> h(x.size()), hidden(static_cast<size_t>(n * 4 * s));
+      std::vector<float> want = x, got = x;
+      layernorm(x.data(), gamma.data(), beta.data(), h.data(), n, s, 1e-5f, 1);
+      Epilogue ep;
+      ep.y = hidden.data();
+      ep.ldy = 4 * s;
+      ep.bias = b1.data();
+      ep.gelu = true;
+      enc.linear(fc, h.data(), s, ep, ws.data(), threads);
+      ep = Epilogue();
+      ep.y = want.data();
+      ep.ldy = s;
+      ep.bias = b2.data();
+      ep.accumulate = true;
+      enc.linear(proj, hidden.data(), 4 * s, ep, ws.data(), threads);
+
+      enc.stage_layernorm(x.data(), gamma.data(), beta.data(), 1e-5f, ws.data(), threads);
+      enc.linear_gelu_restage(fc, b1.data(), ws.data(), threads);
+      ep.y = got.data();
+      enc.linear_staged(proj, ep, ws.data(), threads);
+      EXPECT_EQ(got, want) << "threads " << threads << " qmax " << f.qmax;
+      EXPECT_GT(rel_err(got, x), 0.01);  // the MLP added something
+
+      // stage() then two products of the same rows: each as linear().
+      std::vector<float> once(static_cast<size_t>(n * 4 * s)), twice(once.size());
+      ep = Epilogue();
+      ep.ldy = 4 * s;
+      ep.y = once.data();
+      enc.linear(fc, h.data(), s, ep, ws.data(), threads);
+      enc.stage(h.data(), s, s, ws.data(), threads);
+      ep.y = twice.data();
+      enc.linear_staged(fc, ep, ws.data(), threads);
+      enc.linear_staged(fc, ep, ws.data(), threads);
+      EXPECT_EQ(twice, once) << "threads " << threads;
+    }
+    EXPECT_THROW(enc.stage(x.data(), s, 4 * s + 1, ws.data(), 1), Error);
+  }
+}
+
 // conv1 (n_mels -> s over 2 n_ctx frames) and conv2 (s -> s, stride 2):
 // the reference's sums, and fp32's within quantization error.
 TEST_P(Shapes, ConvolutionsEqualReference) {

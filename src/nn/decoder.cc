@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/error.h"
@@ -70,16 +71,25 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
   n_threads = std::max(1, n_threads);
   const Precision& p = w.prec;
   std::vector<float> kv_tmp;
-  // The int8 encoder on oneDNN runs these 1500-row products too.
-  std::unique_ptr<uint8_t[]> ws;
-  if (w.onednn) ws.reset(new uint8_t[w.onednn->workspace_bytes(n_threads)]);
+  // The int8 encoder on oneDNN runs these 1500-row products too: the audio
+  // is quantized once, staged for every layer's product (onednn_s8.h).
+  std::optional<ScratchPool::Lease> block;
+  uint8_t* ws = nullptr;
+  if (w.onednn) {
+    block.emplace(w.scratch);
+    ws = (*block)->reserve(w.onednn->workspace_bytes(n_threads));
+    w.onednn->stage(encoder_out.data(), d.n_audio_state, d.n_audio_state, ws, n_threads);
+  }
   for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
     std::vector<float>& kv = kv_tmp;  // [n_ctx][2 s]: key | value rows
     kv.resize(static_cast<size_t>(n_ctx * 2 * s));
     const LinearW& lin = w.dec_blocks[l].cross_kv;
     if (w.onednn) {
-      apply_linear_onednn(*w.onednn, lin, encoder_out.data(), d.n_audio_state, kv.data(), 2 * s,
-                          false, false, ws.get(), n_threads);
+      kernels::Epilogue ep;
+      ep.y = kv.data();
+      ep.ldy = 2 * s;
+      ep.bias = lin.b.empty() ? nullptr : lin.b.data();
+      w.onednn->linear_staged(lin.ow, ep, ws, n_threads);
     } else {
       apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false,
                    n_threads, p.isa);

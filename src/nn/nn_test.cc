@@ -15,12 +15,14 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
 
 #include "common/error.h"
 #include "model/random_model.h"
+#include "nn/scratch.h"
 #include "nn/whisper.h"
 
 namespace wisp::nn {
@@ -465,6 +467,49 @@ TEST(Encoder, StageTimesCoverTheCall) {
   const double qkv = st.qkv;
   micro().encode(mel, 2, &st);
   EXPECT_GT(st.qkv, qkv);
+}
+
+// Calls at once on one network take their own scratch blocks: each gets the
+// serial call's output, on the oneDNN int8 path (whose workspace is in the
+// block too) and in fp32.
+TEST(Encoder, ConcurrentCallsAgree) {
+  const char* old = std::getenv("WISP_INT8_ENCODER");
+  const std::string saved = old ? old : "";
+  model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  ::setenv("WISP_INT8_ENCODER", "onednn", 1);
+  const Whisper dnn(m, ComputeType::kInt8);
+  if (old) {
+    ::setenv("WISP_INT8_ENCODER", saved.c_str(), 1);
+  } else {
+    ::unsetenv("WISP_INT8_ENCODER");
+  }
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  for (const Whisper* net : {&dnn, &micro()}) {
+    const auto want = net->encode(mel, 1);
+    std::vector<std::vector<float>> got(4);
+    std::vector<std::thread> threads;
+    for (auto& g : got) threads.emplace_back([&] { g = net->encode(mel, 1); });
+    for (auto& t : threads) t.join();
+    for (const auto& g : got) EXPECT_EQ(g, want);
+  }
+}
+
+// A block is reused once given back; blocks held at once are distinct.
+TEST(Scratch, PoolReusesBlocks) {
+  ScratchPool pool;
+  uint8_t* first = nullptr;
+  {
+    ScratchPool::Lease a(pool), b(pool);
+    first = a->reserve(1000);
+    EXPECT_NE(b->reserve(1000), first);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % ScratchBlock::kAlign, 0u);
+    EXPECT_EQ(a->reserve(500), first);  // large enough already
+  }
+  ScratchPool::Lease c(pool);  // the last given back: a's (b's lease ended first)
+  EXPECT_EQ(c->size(), 1000u);
+  EXPECT_EQ(c->reserve(1000), first);
+  EXPECT_NE(c->reserve(4096), nullptr);
+  EXPECT_GE(c->size(), 4096u);
 }
 
 TEST(Encoder, RejectsWrongMelSize) {

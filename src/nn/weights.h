@@ -13,6 +13,7 @@
 #include "kernels/onednn_s8.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
+#include "nn/scratch.h"
 #include "nn/whisper.h"
 
 namespace wisp::nn {
@@ -97,6 +98,10 @@ struct Whisper::Weights {
   std::vector<float> dec_pos;  // [n_text_ctx][n_text_state]
   std::vector<BlockW> dec_blocks;
   LayerNormW dec_ln;
+  // Scratch blocks of encode() and set_audio(), kept between windows
+  // (scratch.h). Internally synchronised: the one part of Weights that
+  // changes after construction, and never in what any call computes.
+  mutable ScratchPool scratch;
 };
 
 // openai qkv_attention: scale = (n_state // n_head) ** -0.25, applied to q and k.

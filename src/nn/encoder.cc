@@ -1,0 +1,207 @@
+// wisp/nn/encoder.cc: the audio encoder's forward pass (openai/whisper
+// model.py AudioEncoder).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "kernels/kernels.h"
+#include "kernels/lowp.h"
+#include "nn/scratch.h"
+#include "nn/weights.h"
+#include "nn/whisper.h"
+
+namespace wisp::nn {
+namespace {
+
+// x += y elementwise, x and y: [n][d] (the encoder's positional embedding).
+void add_inplace(float* x, const float* y, int64_t n, int64_t d, int n_threads) {
+  parallel_for(n, n_threads, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * d; i < r1 * d; ++i) x[i] += y[i];
+  });
+}
+
+// The regions of one pass's scratch block (scratch.h), each fully written
+// before it is read. The oneDNN path stages the layer norms' and the MLP's
+// hidden outputs as 8-bit rows in its workspace, so it has no h or mlp.
+struct EncoderScratch {
+  size_t xt = 0, c1 = 0, h = 0, a = 0, qkv = 0, mlp = 0, ws = 0, bytes = 0;
+
+  EncoderScratch(const Whisper::Weights& w, int n_threads) {
+    const model::Dims& d = w.dims;
+    const size_t n_ctx = static_cast<size_t>(d.n_audio_ctx), s = static_cast<size_t>(d.n_audio_state);
+    const size_t n_frames = 2 * n_ctx, f = sizeof(float);
+    ScratchLayout l;
+    xt = l.add(n_frames * static_cast<size_t>(d.n_mels) * f);
+    c1 = l.add(n_frames * s * f);
+    a = l.add(n_ctx * s * f);
+    qkv = l.add(n_ctx * 3 * s * f);
+    if (w.onednn) {
+      ws = l.add(w.onednn->workspace_bytes(n_threads));
+    } else {
+      h = l.add(n_ctx * s * f);
+      mlp = l.add(n_ctx * 4 * s * f);
+    }
+    bytes = l.size();
+  }
+};
+
+}  // namespace
+
+// openai AudioEncoder.forward: gelu(conv1) -> gelu(conv2, stride 2) -> + positional
+// embedding -> blocks (pre-LN self-attention and MLP, residual) -> ln_post.
+std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
+                                   EncoderStages* stages) const {
+  const Weights& w = *w_;
+  // fn(), its time added to stages->*stage when timing.
+  auto timed = [stages](double EncoderStages::*stage, auto&& fn) {
+    if (stages == nullptr) {
+      fn();
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    stages->*stage +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const model::Dims& d = w.dims;
+  n_threads = std::max(1, n_threads);
+  const int64_t n_frames = 2 * static_cast<int64_t>(d.n_audio_ctx);
+  const int64_t n_ctx = d.n_audio_ctx, s = d.n_audio_state;
+  if (static_cast<int64_t>(mel.size()) != d.n_mels * n_frames) {
+    throw Error("encoder input has " + std::to_string(mel.size()) + " values, expected " +
+                std::to_string(d.n_mels) + " mels x " + std::to_string(n_frames) + " frames");
+  }
+  const EncoderScratch at(w, n_threads);
+  ScratchPool::Lease block(w.scratch);
+  uint8_t* base = block->reserve(at.bytes);
+  auto region = [base](size_t offset) { return reinterpret_cast<float*>(base + offset); };
+  float* xt = region(at.xt);
+  float* c1 = region(at.c1);
+  float* a = region(at.a);
+  float* qkv = region(at.qkv);
+  uint8_t* ws = base + at.ws;  // with the oneDNN path: one workspace for its calls in turn
+
+  // The kernels work time-major: [frame][mel].
+  for (int64_t f = 0; f < n_frames; ++f) {
+    for (int64_t c = 0; c < d.n_mels; ++c) xt[f * d.n_mels + c] = mel[c * n_frames + f];
+  }
+  const Precision& p = w.prec;
+  std::vector<float> x(static_cast<size_t>(n_ctx * s));
+  timed(&EncoderStages::convolutions, [&] {
+    if (w.onednn) {
+      w.onednn->conv(w.conv1_dnn, xt, w.conv1_b.data(), c1, ws, n_threads);
+      kernels::gelu(c1, n_frames * s, n_threads);
+      w.onednn->conv(w.conv2_dnn, c1, w.conv2_b.data(), x.data(), ws, n_threads);
+    } else if (p.int_conv) {
+      kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1, c1,
+                            n_threads, p.isa);
+      kernels::gelu(c1, n_frames * s, n_threads);
+      kernels::conv1d_k3_s8(c1, n_frames, s, w.conv2_taps, w.conv2_b.data(), s, 2, x.data(),
+                            n_threads, p.isa);
+    } else {
+      kernels::conv1d_k3(xt, n_frames, d.n_mels, w.conv1_w.data(), w.conv1_b.data(), s, 1, c1,
+                         n_threads);
+      kernels::gelu(c1, n_frames * s, n_threads);
+      kernels::conv1d_k3(c1, n_frames, s, w.conv2_w.data(), w.conv2_b.data(), s, 2, x.data(),
+                         n_threads);
+    }
+    kernels::gelu(x.data(), n_ctx * s, n_threads);
+    add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
+  });
+
+  const int64_t n_head = d.n_audio_head, d_head = s / n_head;
+  // y (=, or +=) in . l (+ bias), over the n_ctx rows.
+  auto linear = [&](const LinearW& l, const float* in, int64_t ldin, float* out, int64_t ldout,
+                    bool accumulate) {
+    if (w.onednn) {
+      apply_linear_onednn(*w.onednn, l, in, ldin, out, ldout, accumulate, false, ws, n_threads);
+    } else {
+      apply_linear(l, in, ldin, n_ctx, out, ldout, accumulate, n_threads, p.isa);
+    }
+  };
+  // The oneDNN path's staged products (kernels/onednn_s8.h): the layer
+  // norm's output goes straight to 8-bit rows, and so does the MLP's GELU.
+  auto staged = [&](const LinearW& l, float* out, int64_t ldout, bool accumulate) {
+    kernels::Epilogue ep;
+    ep.y = out;
+    ep.ldy = ldout;
+    ep.bias = l.b.empty() ? nullptr : l.b.data();
+    ep.accumulate = accumulate;
+    w.onednn->linear_staged(l.ow, ep, ws, n_threads);
+  };
+  auto stage_norm = [&](const LayerNormW& ln) {
+    w.onednn->stage_layernorm(x.data(), ln.w.data(), ln.b.data(), kLayerNormEps, ws, n_threads);
+  };
+  float* h = region(at.h);
+  for (const BlockW& b : w.enc_blocks) {
+    timed(&EncoderStages::layer_norms, [&] {
+      if (w.onednn) {
+        stage_norm(b.attn_ln);
+      } else {
+        layer_norm(b.attn_ln, x.data(), h, n_ctx, s, n_threads);
+      }
+    });
+    timed(&EncoderStages::qkv, [&] {
+      if (w.onednn) {
+        staged(b.attn_qkv, qkv, 3 * s, false);
+      } else {
+        linear(b.attn_qkv, h, s, qkv, 3 * s, false);
+      }
+    });
+    kernels::AttentionArgs args;
+    args.n_q = args.n_kv = n_ctx;
+    args.n_head = n_head;
+    args.d_head = d_head;
+    args.q = qkv;
+    args.k = qkv + s;
+    args.v = qkv + 2 * s;
+    args.ldq = args.ldk = args.ldv = 3 * s;
+    args.out = a;
+    args.ldo = s;
+    args.scale = attention_scale(d_head);
+    timed(&EncoderStages::attention, [&] {
+      if (w.onednn) {
+        w.onednn->attention(args, ws, n_threads);
+      } else if (p.int_attention) {
+        kernels::attention_s16(args, n_threads, p.isa);
+      } else {
+        kernels::attention(args, n_threads);
+      }
+    });
+    timed(&EncoderStages::attention_out, [&] { linear(b.attn_out, a, s, x.data(), s, true); });
+
+    timed(&EncoderStages::layer_norms, [&] {
+      if (w.onednn) {
+        stage_norm(b.mlp_ln);
+      } else {
+        layer_norm(b.mlp_ln, x.data(), h, n_ctx, s, n_threads);
+      }
+    });
+    timed(&EncoderStages::mlp_in, [&] {
+      if (w.onednn) {
+        w.onednn->linear_gelu_restage(b.mlp_fc.ow, b.mlp_fc.b.data(), ws, n_threads);
+      } else if (b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
+        apply_linear(b.mlp_fc, h, s, n_ctx, region(at.mlp), 4 * s, false, n_threads, p.isa, true);
+      } else {
+        linear(b.mlp_fc, h, s, region(at.mlp), 4 * s, false);
+        kernels::gelu(region(at.mlp), n_ctx * 4 * s, n_threads);
+      }
+    });
+    timed(&EncoderStages::mlp_out, [&] {
+      if (w.onednn) {
+        staged(b.mlp_proj, x.data(), s, true);
+      } else {
+        linear(b.mlp_proj, region(at.mlp), 4 * s, x.data(), s, true);
+      }
+    });
+  }
+  timed(&EncoderStages::layer_norms,
+        [&] { layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads); });
+  return x;
+}
+
+}  // namespace wisp::nn
