@@ -1,6 +1,9 @@
 // wisp/kernels/cpu.cc: cpuid / xgetbv feature detection.
 #include "kernels/cpu.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 
@@ -57,6 +60,9 @@ CpuFeatures detect_cpu() {
   if (!f.os_avx) f.avx2 = f.fma = f.f16c = false;
   if (!f.os_avx512) f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.avx512bf16 = false;
   if (!f.os_amx) f.amx_tile = f.amx_int8 = f.amx_bf16 = false;
+#endif
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+  f.l2_bytes = std::max<long>(0, sysconf(_SC_LEVEL2_CACHE_SIZE));  // glibc: from cpuid leaf 4
 #endif
 #ifdef WISP_EMULATED_AVX512
   // The wisp_kernels_emu512 test library only (lowp_avx512_emulated.cc):

@@ -280,7 +280,7 @@ struct OnednnEncoder::Impl {
   };
   Block full, tail;
   int64_t n_blocks = 0;
-  int64_t group = 1;  // heads per product (a divisor of n_head, at most 8)
+  int64_t group = 1;  // heads per task and product (a divisor of n_head)
   std::string avoid_impl;  // attention_pd's
 
   // Workspace: the Linear's regions, or attention's shared regions + one
@@ -377,8 +377,16 @@ struct OnednnEncoder::Impl {
   }
 };
 
+int64_t attention_heads_per_task(int64_t n_head, int64_t n_ctx, int64_t l2_bytes) {
+  const int64_t per_head = 5 * kOnednnQueryBlock * std::max<int64_t>(n_ctx, 1);
+  for (int64_t g = std::min<int64_t>(8, n_head); g > 1; --g) {
+    if (n_head % g == 0 && (l2_bytes <= 0 || g * per_head <= l2_bytes / 2)) return g;
+  }
+  return 1;
+}
+
 OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head,
-                             U8Format f, std::string avoid_attention_impl)
+                             U8Format f, std::string avoid_attention_impl, int64_t heads_per_task)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.avoid_impl = std::move(avoid_attention_impl);
@@ -392,6 +400,10 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   // encoder wrongly (docs/performance.md, "The oneDNN 8-bit encoder on AMX").
   if (n_state % 64 != 0) {
     throw Error("oneDNN encoder: width " + std::to_string(n_state) + " is not a multiple of 64");
+  }
+  if (heads_per_task < 0 || (heads_per_task > 0 && n_head % heads_per_task != 0)) {
+    throw Error("oneDNN encoder: " + std::to_string(heads_per_task) + " heads per task for " +
+                std::to_string(n_head) + " heads");
   }
   m.n_mels = n_mels;
   m.n_ctx = n_ctx;
@@ -425,15 +437,8 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
       m.shapes.push_back(std::move(sh));
     }
     m.n_blocks = (n_ctx + kOnednnQueryBlock - 1) / kOnednnQueryBlock;
-    // Heads per task: at most 8, so that a thread's int32 scores stay at
-    // 8 x 64 x n_ctx (3 MB for 1500) whatever the model, and the tasks are
-    // more than the blocks (small: 12 heads, 2 tasks per block).
-    for (int64_t g = std::min<int64_t>(8, n_head); g >= 1; --g) {
-      if (n_head % g == 0) {
-        m.group = g;
-        break;
-      }
-    }
+    m.group = heads_per_task > 0 ? heads_per_task
+                                 : attention_heads_per_task(n_head, n_ctx, detect_cpu().l2_bytes);
     m.full = m.make_block(std::min(n_ctx, kOnednnQueryBlock));
     const int64_t last = n_ctx - (m.n_blocks - 1) * kOnednnQueryBlock;
     m.tail = last == m.full.rows ? m.full : m.make_block(last);
@@ -485,6 +490,8 @@ OnednnEncoder& OnednnEncoder::operator=(OnednnEncoder&&) noexcept = default;
 std::string OnednnEncoder::attention_impl() const {
   return std::string(impl_->full.qk_pd.impl_info_str()) + " / " + impl_->full.pv_pd.impl_info_str();
 }
+
+int64_t OnednnEncoder::heads_per_task() const { return impl_->group; }
 
 OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const { return impl_->prepare(w, impl_->n_ctx); }
 

@@ -54,9 +54,17 @@ U8Format u8_format_for(const CpuFeatures& f);
 // WISP_ISA=avx2 also keeps the encoder on the AVX2 kernels.
 bool onednn_encoder_pays(const CpuFeatures& f, Isa isa);
 
-// Queries per attention task: a task's int32 scores, [heads][64][n_kv] for
-// up to 8 heads (3 MB for 1500 keys), on one thread.
+// Queries per attention task: a task's int32 scores are [heads][64][n_kv].
 inline constexpr int64_t kOnednnQueryBlock = 64;
+
+// Heads per attention task: the largest divisor of n_head, at most 8, whose
+// task's scores and probabilities (5 bytes per score: kOnednnQueryBlock x
+// n_ctx per head) fill at most half of a core's L2 (l2_bytes; 0: unknown,
+// no limit), and at least 1. The Q K^T product writes those scores and the
+// softmax reads them back: beyond L2 both go through the L3, which on an
+// AMX Xeon made that product ~2.7x slower than P V for the same multiply-
+// adds (docs/performance.md). Tiny's 6 heads: 2 per task on a 2 MB L2.
+int64_t attention_heads_per_task(int64_t n_head, int64_t n_ctx, int64_t l2_bytes);
 
 // A Linear weight [n][k] prepared for OnednnEncoder::linear.
 struct OnednnWeight {
@@ -88,9 +96,10 @@ class OnednnEncoder {
   // not a multiple of 64. The attention's products skip oneDNN's
   // implementations whose name holds avoid_attention_impl where another
   // exists (default: AMX's, slower there than AVX-512 VNNI's; "" takes
-  // oneDNN's first choice).
+  // oneDNN's first choice). heads_per_task: a divisor of n_head (0: this
+  // CPU's attention_heads_per_task).
   OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f,
-                std::string avoid_attention_impl = "amx");
+                std::string avoid_attention_impl = "amx", int64_t heads_per_task = 0);
   ~OnednnEncoder();
   OnednnEncoder(OnednnEncoder&&) noexcept;
   OnednnEncoder& operator=(OnednnEncoder&&) noexcept;
@@ -149,6 +158,7 @@ class OnednnEncoder {
 
   // oneDNN's implementations of the attention's two products ("qk / pv").
   std::string attention_impl() const;
+  int64_t heads_per_task() const;
 
  private:
   struct Impl;

@@ -70,6 +70,22 @@ TEST(OnednnS8, FormatFollowsVnni) {
   EXPECT_FALSE(onednn_encoder_pays(f, Isa::kAvx2));  // WISP_ISA=avx2 keeps the AVX2 kernels
 }
 
+// Heads per task: as many as fit half the L2 (5 bytes per score of 64
+// queries), a divisor of the head count, 8 at most, 1 at least.
+TEST(OnednnS8, HeadsPerTaskFitHalfTheL2) {
+  const int64_t mb = 1 << 20;
+  EXPECT_EQ(attention_heads_per_task(6, 1500, 2 * mb), 2);   // tiny on an AMX Xeon
+  EXPECT_EQ(attention_heads_per_task(8, 1500, 2 * mb), 2);   // base
+  EXPECT_EQ(attention_heads_per_task(16, 1500, 4 * mb), 4);  // 4 x 480 KB <= 2 MB
+  EXPECT_EQ(attention_heads_per_task(6, 1500, mb / 2), 1);
+  EXPECT_EQ(attention_heads_per_task(6, 1500, 0), 6);        // unknown L2: no limit
+  EXPECT_EQ(attention_heads_per_task(12, 1500, 0), 6);
+  EXPECT_EQ(attention_heads_per_task(20, 1500, 0), 5);
+  EXPECT_EQ(attention_heads_per_task(7, 10, 0), 7);
+  EXPECT_EQ(attention_heads_per_task(1, 1500, 1), 1);
+  EXPECT_THROW(OnednnEncoder(8, 64, 64, 4, {63, 64}, "amx", 3), Error);  // not a divisor
+}
+
 struct Case {
   int64_t n_mels, n_ctx, s, n_head;
 };
@@ -232,20 +248,27 @@ TEST_P(Shapes, AttentionEqualsReference) {
     for (int64_t j = 0; j < s; ++j) qkv[i * 3 * s + j] *= static_cast<float>(1 + i % 3);
   }
   for (const U8Format f : exact_formats()) {
-    OnednnEncoder enc(c.n_mels, n, s, c.n_head, f);
-    std::vector<uint8_t> ws(enc.workspace_bytes(3));
-    std::vector<float> want(static_cast<size_t>(n * s)), fp(want.size());
-    AttentionArgs a = fused_qkv_attention(qkv, n, s, c.n_head, want.data());
-    onednn_attention_ref(a, f);
-    a.out = fp.data();
-    attention_ref(a);
-    for (int threads : {1, 2, 3}) {
-      std::vector<float> got(want.size(), NAN);
-      a.out = got.data();
-      enc.attention(a, ws.data(), threads);
-      // The same integers up to an exp rounded differently at a u8 step.
-      EXPECT_LT(rel_err(got, want), 1e-4) << "threads " << threads << " qmax " << f.qmax;
-      EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.03 : 0.06) << "threads " << threads;
+    // Heads per task: this CPU's choice, one, all.
+    for (int64_t heads : {int64_t{0}, int64_t{1}, c.n_head}) {
+      OnednnEncoder enc(c.n_mels, n, s, c.n_head, f, "amx", heads);
+      if (heads > 0) {
+        EXPECT_EQ(enc.heads_per_task(), heads);
+      }
+      std::vector<uint8_t> ws(enc.workspace_bytes(3));
+      std::vector<float> want(static_cast<size_t>(n * s)), fp(want.size());
+      AttentionArgs a = fused_qkv_attention(qkv, n, s, c.n_head, want.data());
+      onednn_attention_ref(a, f);
+      a.out = fp.data();
+      attention_ref(a);
+      for (int threads : {1, 2, 3}) {
+        std::vector<float> got(want.size(), NAN);
+        a.out = got.data();
+        enc.attention(a, ws.data(), threads);
+        // The same integers up to an exp rounded differently at a u8 step.
+        EXPECT_LT(rel_err(got, want), 1e-4)
+            << "threads " << threads << " qmax " << f.qmax << " heads " << heads;
+        EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.03 : 0.06) << "threads " << threads;
+      }
     }
   }
 }

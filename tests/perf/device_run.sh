@@ -78,6 +78,9 @@ if [ -x "$B/onednn_rates" ]; then
   DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI timeout 60 "$B/onednn_rates" | tee -a "$out/onednn_rates.txt"
 fi
 
+step "the encoder's self-attention per number of heads per task (the L2 picks the default)"
+[ -x "$B/onednn_rates" ] && timeout 60 "$B/onednn_rates" --attention | tee "$out/attention_heads.txt"
+
 step "end to end, the 5-minute file, tiny int8, 2 threads"
 [ -f "$dir/coastline_5min.wav" ] && QUIET_TRIES=0 THREADS=2 TYPES=int8 E2E_AUDIO="$dir/coastline_5min.wav" \
   timeout 150 bash tests/perf/side_by_side.sh "$B/wisp" "$W" /tmp/e2e /tmp/m/ggml-tiny-s4-f16.bin 2>&1 |

@@ -5,6 +5,13 @@
 //
 //   onednn_rates [--threads "1 2"]
 //   DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI onednn_rates   # oneDNN without AMX
+//   onednn_rates --attention [--threads "1 2"]
+//
+// --attention times the encoder's whole self-attention instead
+// (kernels::OnednnEncoder::attention: quantization, both products, the
+// softmax) on tiny's, base's and small's shapes, for every number of heads
+// per task, and says which one this CPU's L2 picks by default
+// (kernels::attention_heads_per_task).
 //
 // Each product: the encoder's types (u8 x s8 into s32; f32 out and bf16
 // for comparison), weights reordered once into the layout oneDNN chose
@@ -14,12 +21,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/onednn_s8.h"
 
 namespace {
 
@@ -70,18 +82,80 @@ void measure(const Product& p, dt ta, dt tb, dt tc, int threads) {
   }
 }
 
+// One window's self-attention of a model of width s with n_head heads, per
+// heads-per-task choice and thread count: best of 5 after a warm-up.
+void measure_attention(const char* model, int64_t s, int64_t n_head,
+                       const std::vector<int>& threads) {
+  using namespace wisp::kernels;
+  const int64_t n = 1500;
+  const CpuFeatures cpu = detect_cpu();
+  const U8Format f = u8_format_for(cpu);
+  std::vector<float> qkv(static_cast<size_t>(n * 3 * s)), out(static_cast<size_t>(n * s));
+  uint32_t x = 12345;
+  for (float& v : qkv) {
+    x = x * 1664525u + 1013904223u;
+    v = static_cast<float>(x >> 8) / 16777216.0f * 4.0f - 2.0f;
+  }
+  AttentionArgs a;
+  a.n_q = a.n_kv = n;
+  a.n_head = n_head;
+  a.d_head = s / n_head;
+  a.q = qkv.data();
+  a.k = qkv.data() + s;
+  a.v = qkv.data() + 2 * s;
+  a.ldq = a.ldk = a.ldv = 3 * s;
+  a.out = out.data();
+  a.ldo = s;
+  a.scale = 1.0f / std::sqrt(std::sqrt(static_cast<float>(a.d_head)));
+  const int64_t pick = attention_heads_per_task(n_head, n, cpu.l2_bytes);
+  for (int64_t g = 1; g <= std::min<int64_t>(8, n_head); ++g) {
+    if (n_head % g != 0) continue;
+    const OnednnEncoder enc(80, n, s, n_head, f, "amx", g);
+    for (const int t : threads) {
+      std::vector<uint8_t> ws(enc.workspace_bytes(t));
+      double best = 1e30;
+      for (int run = 0; run < 6; ++run) {
+        const double t0 = seconds_now();
+        enc.attention(a, ws.data(), t);
+        if (run >= 1) best = std::min(best, seconds_now() - t0);
+      }
+      std::printf("attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s\n", model,
+                  static_cast<long long>(n_head), static_cast<long long>(g),
+                  g == pick ? " (default)" : "          ", t, best * 1e3,
+                  enc.attention_impl().c_str());
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<int> threads{1, 2};
-  for (int i = 1; i < argc; i += 2) {
+  bool attention_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--attention") == 0) {
+      attention_only = true;
+      continue;
+    }
     if (std::strcmp(argv[i], "--threads") != 0 || i + 1 == argc) {
-      std::fprintf(stderr, "usage: onednn_rates [--threads \"1 2\"]\n");
+      std::fprintf(stderr, "usage: onednn_rates [--attention] [--threads \"1 2\"]\n");
       return 2;
     }
     threads.clear();
-    std::istringstream in(argv[i + 1]);
+    std::istringstream in(argv[++i]);
     for (int t; in >> t;) threads.push_back(std::max(t, 1));
+  }
+  if (attention_only) {
+    std::printf("L2 %lld KB\n", static_cast<long long>(wisp::kernels::detect_cpu().l2_bytes >> 10));
+    try {
+      measure_attention("tiny", 384, 6, threads);
+      measure_attention("base", 512, 8, threads);
+      measure_attention("small", 768, 12, threads);
+    } catch (const std::exception& e) {
+      std::printf("error: %s\n", e.what());
+      return 1;
+    }
+    return 0;
   }
   // tiny's Linear layers and small's widest, a square for the peak, and one
   // attention task of tiny (6 heads x 64 queries over 1500 keys).
