@@ -690,23 +690,19 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
   float* vs = reinterpret_cast<float*>(ws + m.at_vs);
 
   const float scale2 = a.scale * a.scale;
-  parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
+  // One pass over the rows, a chunk per thread: each row's Q and K
+  // quantized, and its V folded into the chunk's partial column maxima (V
+  // is s8 per column c, scale max|v[:, c]| / 127, so its quantization waits
+  // for all rows). The maxima are taken by rows: a walk down each column
+  // would touch a cache line per row.
+  const int64_t n_chunks = std::min<int64_t>(n_threads, n);
+  std::vector<float> part(static_cast<size_t>(n_chunks * width), 0.0f);
+  for_chunks(n, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t rows = i / block == m.n_blocks - 1 ? m.tail.rows : block;
       quantize_qk_row(a.q, a.ldq, a.k, a.ldk, i, n, H, dh, block, rows, scale2, f, q8, qs, k8,
                       kf, zks);
-    }
-  });
-  // V per column c (head c / dh): s8 with scale max|v[:, c]| / 127, as
-  // v8 [n_head][n][dh].
-  // The column maxima by rows (a walk down each column touches a cache line
-  // per row): one partial row of maxima per chunk of rows, then combined.
-  const int64_t n_chunks = std::min<int64_t>(n_threads, n);
-  std::vector<float> part(static_cast<size_t>(n_chunks * width), 0.0f);
-  parallel_for(n_chunks, n_threads, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      column_abs_max(a.v, a.ldv, n * c / n_chunks, n * (c + 1) / n_chunks, width,
-                     part.data() + c * width);
+      column_abs_max(a.v, a.ldv, i, i + 1, width, part.data() + chunk * width);
     }
   });
   std::vector<float> vinv(static_cast<size_t>(width));
@@ -716,6 +712,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
     vs[c] = mx / static_cast<float>(kWeightMax);
     vinv[c] = mx > 0.0f ? 1.0f / vs[c] : 0.0f;
   }
+  // V as v8 [n_head][n][dh].
   parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) quantize_v_row(a.v + i * a.ldv, vinv.data(), H, dh, n, i, v8);
   });
