@@ -238,6 +238,12 @@ void scale_row(const int32_t* __restrict o, const float* __restrict scale, float
   for (int64_t d = 0; d < n; ++d) out[d] = static_cast<float>(o[d]) * scale[d] * s;
 }
 
+// y[d] += x[d], d < n (the encoder's positional embedding).
+WISP_VECTOR_CLONES_512
+void add_row(float* __restrict y, const float* __restrict x, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) y[d] += x[d];
+}
+
 // AVX-512 VNNI usable (the CPU has it and the OS saves the registers).
 bool vnni512(const CpuFeatures& f) { return f.avx512vnni && f.os_avx512; }
 
@@ -285,7 +291,7 @@ struct OnednnEncoder::Impl {
 
   // Workspace: the Linear's regions, or attention's shared regions + one
   // area per thread.
-  size_t lin_q = 0, lin_scale = 0, lin_c = 0, lin_rows = 0, lin_scratch = 0;
+  size_t lin_q = 0, lin_scale = 0, lin_scale2 = 0, lin_c = 0, lin_rows = 0, lin_scratch = 0;
   static constexpr int64_t kNormRows = 4;  // layer-norm rows per call in stage_layernorm
   size_t row_floats() const { return static_cast<size_t>(4 * s); }  // >= kNormRows * s
   size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_zks = 0, at_v = 0, at_vs = 0, at_shared = 0;
@@ -321,6 +327,12 @@ struct OnednnEncoder::Impl {
   }
 
   OnednnWeight prepare(const QMatrix& w, int64_t rows) const;
+  // A convolution's three tap products into c [3][t_out][c_out], from x
+  // quantized into the staged rows (or, x null, from rows staged already).
+  void conv_products(const OnednnConv& w, const float* x, int32_t* c, uint8_t* ws,
+                     int n_threads) const;
+  void conv_row(const OnednnConv& w, const int32_t* c, const float* rs, const float* bias,
+                int64_t t, float* y) const;
 
   const Shape::Prim& linear_prim(const Shape& sh, int n_threads) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -453,7 +465,9 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s),
                              frames * static_cast<size_t>(std::max(n_mels, s))));
   m.lin_scale = lin.add(frames * sizeof(float));
-  m.lin_c = lin.add(static_cast<size_t>(n_ctx * 4 * s) * sizeof(int32_t));
+  m.lin_scale2 = lin.add(frames * sizeof(float));
+  // The Linear's product, or a convolution's three (conv1's: 3 x 2 n_ctx rows).
+  m.lin_c = lin.add(static_cast<size_t>(n_ctx * 6 * s) * sizeof(int32_t));
   // A row buffer per thread: the fused passes' rows in fp32 (4 layer-norm
   // rows, or one row of the MLP's hidden layer) before they are quantized.
   m.lin_rows = lin.add(static_cast<size_t>(hardware_threads()) * m.row_floats() * sizeof(float));
@@ -632,44 +646,122 @@ OnednnConv OnednnEncoder::prepare_conv(const QMatrix* taps, int stride) const {
 
 // openai AudioEncoder conv1/conv2 (k 3, padding 1): each input frame
 // quantized once (the two padding frames are zeros), then per tap j one
-// product over the frames stride * t + j of the padded input, summed in
-// the epilogue. With stride 2 the padded frames are stored even ones first,
-// then odd ones, so that each tap reads a dense block of rows: tap 0 the
-// even frames from 0, tap 1 the odd ones, tap 2 the even ones from 2.
+// product over the frames stride * t + j of the padded input, each into its
+// own third of the workspace's int32 area, and one pass that sums the three
+// per output row (stem() then goes on with that row). With stride 2 the
+// padded frames are stored even ones first, then odd ones, so that each tap
+// reads a dense block of rows: tap 0 the even frames from 0, tap 1 the odd
+// ones, tap 2 the even ones from 2.
+namespace {
+
+// Padded frame p's row among a convolution's staged input rows.
+struct ConvSlots {
+  int stride = 1;
+  int64_t n_even = 0;
+  ConvSlots(int s, int64_t n_pad) : stride(s), n_even((n_pad + 1) / 2) {}
+  int64_t operator()(int64_t p) const {
+    return stride == 1 ? p : p % 2 == 0 ? p / 2 : n_even + p / 2;
+  }
+};
+
+}  // namespace
+
+void OnednnEncoder::Impl::conv_products(const OnednnConv& w, const float* x, int32_t* c,
+                                        uint8_t* ws, int n_threads) const {
+  const int64_t t_in = 2 * n_ctx, c_in = w.taps[0].k, c_out = w.taps[0].n;
+  const int64_t t_out = w.taps[0].rows, n_pad = t_in + 2;
+  const ConvSlots slot(w.stride, n_pad);
+  uint8_t* q = ws + lin_q;
+  float* rs = reinterpret_cast<float*>(ws + lin_scale);
+  if (x != nullptr) {  // else conv1's pass has staged them already (stem)
+    for (int64_t p : {int64_t{0}, n_pad - 1}) {
+      std::fill_n(q + slot(p) * c_in, c_in, static_cast<uint8_t>(f.zero));
+      rs[slot(p)] = 0.0f;
+    }
+    parallel_for(t_in, n_threads, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t at = slot(r + 1);
+        quantize_rows_u8(x + r * c_in, c_in, 0, 1, c_in, f, q + at * c_in, c_in, rs + at);
+      }
+    });
+  }
+  for (int j = 0; j < 3; ++j) {  // tap j reads from the slot of padded frame j on
+    product(w.taps[j], q + slot(j) * c_in, c + j * t_out * c_out, ws + lin_scratch, n_threads);
+  }
+}
+
+// Output row t of a convolution from its tap products c [3][t_out][c_out]
+// into y: the three Linear epilogues conv() once ran one after another over
+// all rows (tap 0's, += tap 1's, += tap 2's with the bias), row by row, so
+// the sums are rounded as they were.
+void OnednnEncoder::Impl::conv_row(const OnednnConv& w, const int32_t* c, const float* rs,
+                                   const float* bias, int64_t t, float* y) const {
+  const int64_t t_out = w.taps[0].rows, c_out = w.taps[0].n;
+  const ConvSlots slot(w.stride, 2 * n_ctx + 2);
+  Epilogue ep;
+  ep.y = y;
+  for (int j = 0; j < 3; ++j) {
+    ep.bias = j == 2 ? bias : nullptr;
+    ep.accumulate = j > 0;
+    const int64_t first = slot(j);  // rows of tap j's product: slots first, first + 1, ...
+    linear_epilogue(c + (j * t_out + t) * c_out, 0, 1, c_out, w.taps[j], rs + first + t, ep);
+  }
+}
+
 void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias, float* y,
                          uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   n_threads = std::clamp(n_threads, 1, hardware_threads());
-  const int64_t t_in = 2 * m.n_ctx, c_in = w.taps[0].k, c_out = w.taps[0].n;
-  const int64_t t_out = w.taps[0].rows, n_pad = t_in + 2;
-  const int64_t n_even = (n_pad + 1) / 2;
+  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
+  const float* rs = reinterpret_cast<const float*>(ws + m.lin_scale);
+  const int64_t c_out = w.taps[0].n;
+  m.conv_products(w, x, c, ws, n_threads);
+  parallel_for(w.taps[0].rows, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = r0; t < r1; ++t) m.conv_row(w, c, rs, bias, t, y + t * c_out);
+  });
+}
+
+void OnednnEncoder::stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2,
+                         const float* bias2, const float* pos, const float* x, float* y,
+                         uint8_t* ws, int n_threads) const {
+  const Impl& m = *impl_;
+  if (conv1.stride != 1 || conv2.stride != 2 || conv2.taps[0].k != conv1.taps[0].n) {
+    throw Error("oneDNN encoder: the stem takes conv1 (stride 1) and conv2 (stride 2)");
+  }
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
   uint8_t* q = ws + m.lin_q;
   float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
-  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
-  // Padded frame p's slot: p itself, or with stride 2 the even/odd split.
-  auto slot = [&](int64_t p) { return w.stride == 1 ? p : p % 2 == 0 ? p / 2 : n_even + p / 2; };
-  for (int64_t p : {int64_t{0}, n_pad - 1}) {
-    std::fill_n(q + slot(p) * c_in, c_in, static_cast<uint8_t>(m.f.zero));
-    rs[slot(p)] = 0.0f;
-  }
-  parallel_for(t_in, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t at = slot(r + 1);
-      quantize_rows_u8(x + r * c_in, c_in, 0, 1, c_in, m.f, q + at * c_in, c_in, rs + at);
+  float* rs2 = reinterpret_cast<float*>(ws + m.lin_scale2);
+  const int64_t s = m.s, t1 = 2 * m.n_ctx, n_pad = t1 + 2;
+  m.conv_products(conv1, x, c, ws, n_threads);
+  // conv1's rows, through GELU, quantized into conv2's padded input slots
+  // (its scales apart from conv1's input scales, which other rows still
+  // read); conv1's staged input is no longer needed.
+  const ConvSlots slot2(2, n_pad);
+  for_chunks(t1, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
+    float* buf = reinterpret_cast<float*>(ws + m.lin_rows) + chunk * m.row_floats();
+    for (int64_t t = r0; t < r1; ++t) {
+      m.conv_row(conv1, c, rs, bias1, t, buf);
+      gelu(buf, s, 1);
+      const int64_t at = slot2(t + 1);
+      quantize_rows_u8(buf, s, 0, 1, s, m.f, q + at * s, s, rs2 + at);
     }
   });
-  for (int j = 0; j < 3; ++j) {
-    const int64_t first = slot(j);  // the slot of padded frame j, then consecutive
-    m.product(w.taps[j], q + first * c_in, c, ws + m.lin_scratch, n_threads);
-    Epilogue ep;
-    ep.y = y;
-    ep.ldy = c_out;
-    ep.bias = j == 2 ? bias : nullptr;
-    ep.accumulate = j > 0;
-    parallel_for(t_out, n_threads, 16, [&](int64_t r0, int64_t r1) {
-      linear_epilogue(c, r0, r1, c_out, w.taps[j], rs + first, ep);
-    });
+  for (int64_t p : {int64_t{0}, n_pad - 1}) {
+    std::fill_n(q + slot2(p) * s, s, static_cast<uint8_t>(m.f.zero));
+    rs2[slot2(p)] = 0.0f;
   }
+  std::copy_n(rs2, n_pad, rs);  // conv2's input scales where conv_row reads them
+  m.conv_products(conv2, nullptr, c, ws, n_threads);
+  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t t = r0; t < r1; ++t) {
+      float* out = y + t * s;
+      m.conv_row(conv2, c, rs, bias2, t, out);
+      gelu(out, s, 1);
+      add_row(out, pos + t * s, s);
+    }
+  });
 }
 
 void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads) const {

@@ -152,6 +152,15 @@ class OnednnEncoder {
   void conv(const OnednnConv& w, const float* x, const float* bias, float* y, uint8_t* workspace,
             int n_threads) const;
 
+  // openai AudioEncoder's stem: y [n_ctx][n_state] = gelu(conv2(gelu(conv1(
+  // x)))) + pos, x [2 n_ctx][n_mels] (time-major), pos [n_ctx][n_state].
+  // Bit for bit conv(), gelu, conv(), gelu and the addition, but each
+  // convolution's three tap products are combined in one pass, and conv1's
+  // output goes straight to conv2's 8-bit input (never written in fp32).
+  void stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2,
+            const float* bias2, const float* pos, const float* x, float* y, uint8_t* workspace,
+            int n_threads) const;
+
   // The encoder's self-attention: args as attention_s16 (n_batch 1,
   // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
   void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads) const;

@@ -239,6 +239,47 @@ TEST_P(Shapes, ConvolutionsEqualReference) {
   }
 }
 
+// The stem, bit for bit conv(), GELU, conv() (stride 2), GELU, + pos.
+TEST_P(Shapes, StemEqualsConvolutionsAndGelus) {
+  const Case c = GetParam();
+  const int64_t t_in = 2 * c.n_ctx, s = c.s;
+  auto conv_taps = [&](int64_t c_in, uint32_t seed, QMatrix* taps) {
+    for (int j = 0; j < 3; ++j) {
+      const std::vector<float> t = random_vec(static_cast<size_t>(s * c_in), seed + j, -0.2f, 0.2f);
+      taps[j] = make_qmatrix(t.data(), s, c_in, WeightType::kS8, true, false);
+    }
+  };
+  QMatrix taps1[3], taps2[3];
+  conv_taps(c.n_mels, 40, taps1);
+  conv_taps(s, 50, taps2);
+  const std::vector<float> b1 = random_vec(static_cast<size_t>(s), 61);
+  const std::vector<float> b2 = random_vec(static_cast<size_t>(s), 62);
+  const std::vector<float> pos = random_vec(static_cast<size_t>(c.n_ctx * s), 63);
+  std::vector<float> x = random_vec(static_cast<size_t>(t_in * c.n_mels), 64);
+  for (int64_t r = 0; r < t_in; ++r) x[r * c.n_mels] *= static_cast<float>(1 + r % 7);
+  for (const U8Format f : exact_formats()) {
+    OnednnEncoder enc(c.n_mels, c.n_ctx, s, c.n_head, f);
+    const OnednnConv conv1 = enc.prepare_conv(taps1, 1), conv2 = enc.prepare_conv(taps2, 2);
+    std::vector<uint8_t> ws(enc.workspace_bytes(3));
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> mid(static_cast<size_t>(t_in * s)), want(static_cast<size_t>(c.n_ctx * s));
+      enc.conv(conv1, x.data(), b1.data(), mid.data(), ws.data(), threads);
+      gelu(mid.data(), t_in * s, threads);
+      enc.conv(conv2, mid.data(), b2.data(), want.data(), ws.data(), threads);
+      gelu(want.data(), c.n_ctx * s, threads);
+      for (size_t i = 0; i < want.size(); ++i) want[i] += pos[i];
+      std::vector<float> got(want.size(), NAN);
+      enc.stem(conv1, b1.data(), conv2, b2.data(), pos.data(), x.data(), got.data(), ws.data(),
+               threads);
+      EXPECT_EQ(got, want) << "threads " << threads << " qmax " << f.qmax;
+    }
+    std::vector<float> y(static_cast<size_t>(c.n_ctx * s));
+    EXPECT_THROW(enc.stem(conv2, b1.data(), conv1, b2.data(), pos.data(), x.data(), y.data(),
+                          ws.data(), 1),
+                 Error);
+  }
+}
+
 TEST_P(Shapes, AttentionEqualsReference) {
   const Case c = GetParam();
   const int64_t n = c.n_ctx, s = c.s;

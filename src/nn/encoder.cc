@@ -25,8 +25,9 @@ void add_inplace(float* x, const float* y, int64_t n, int64_t d, int n_threads) 
 }
 
 // The regions of one pass's scratch block (scratch.h), each fully written
-// before it is read. The oneDNN path stages the layer norms' and the MLP's
-// hidden outputs as 8-bit rows in its workspace, so it has no h or mlp.
+// before it is read. The oneDNN path stages conv1's, the layer norms' and
+// the MLP's hidden outputs as 8-bit rows in its workspace, so it has no c1,
+// h or mlp.
 struct EncoderScratch {
   size_t xt = 0, c1 = 0, h = 0, a = 0, qkv = 0, mlp = 0, ws = 0, bytes = 0;
 
@@ -36,12 +37,12 @@ struct EncoderScratch {
     const size_t n_frames = 2 * n_ctx, f = sizeof(float);
     ScratchLayout l;
     xt = l.add(n_frames * static_cast<size_t>(d.n_mels) * f);
-    c1 = l.add(n_frames * s * f);
     a = l.add(n_ctx * s * f);
     qkv = l.add(n_ctx * 3 * s * f);
     if (w.onednn) {
       ws = l.add(w.onednn->workspace_bytes(n_threads));
     } else {
+      c1 = l.add(n_frames * s * f);
       h = l.add(n_ctx * s * f);
       mlp = l.add(n_ctx * 4 * s * f);
     }
@@ -93,10 +94,11 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
   std::vector<float> x(static_cast<size_t>(n_ctx * s));
   timed(&EncoderStages::convolutions, [&] {
     if (w.onednn) {
-      w.onednn->conv(w.conv1_dnn, xt, w.conv1_b.data(), c1, ws, n_threads);
-      kernels::gelu(c1, n_frames * s, n_threads);
-      w.onednn->conv(w.conv2_dnn, c1, w.conv2_b.data(), x.data(), ws, n_threads);
-    } else if (p.int_conv) {
+      w.onednn->stem(w.conv1_dnn, w.conv1_b.data(), w.conv2_dnn, w.conv2_b.data(),
+                     w.enc_pos.data(), xt, x.data(), ws, n_threads);
+      return;
+    }
+    if (p.int_conv) {
       kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1, c1,
                             n_threads, p.isa);
       kernels::gelu(c1, n_frames * s, n_threads);
