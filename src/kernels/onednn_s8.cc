@@ -41,6 +41,7 @@ size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // Regions of a workspace, each 64-byte aligned.
 class Layout {
  public:
+  explicit Layout(size_t start = 0) : size_(start) {}
   size_t add(size_t bytes) {
     size_t at = size_;
     size_ = align_up(size_ + bytes);
@@ -130,24 +131,23 @@ void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const 
   kTable[at](c, r0, r1, n, w, row_scale, ep);
 }
 
-// Row i of q, k [n][ld] (head h at columns [h dh, (h+1) dh)), for every
-// head: the query as u8 (U8Format) into its block's [n_head][rows][dh]
+// Row i of q and k, q_row and k_row (head h at columns [h dh, (h+1) dh)),
+// for every head: the query as u8 (U8Format) into its block's [n_head][rows][dh]
 // slab, the key as s8 (|q| <= 127) transposed into k8 [n_head][dh][n], and
 // the scales: qs[h][i], and kf[h][i] = the key's scale times scale^2 (openai
 // scales q and k each by scale) times log2(e) (the softmax works in powers
 // of 2), zks[h][i] = zero times the key's integer sum (the query's zero
 // point's share of each score).
 WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
-void quantize_qk_row(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t i,
-                     int64_t n, int64_t n_head, int64_t dh, int64_t block, int64_t rows,
-                     float scale2, U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf,
-                     int32_t* zks) {
+void quantize_qk_row(const float* q_row, const float* k_row, int64_t i, int64_t n,
+                     int64_t n_head, int64_t dh, int64_t block, int64_t rows, float scale2,
+                     U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf, int32_t* zks) {
   const float kLog2e = 1.44269504088896341f;
   const int64_t b = i / block, r = i % block;
   uint8_t* slab = q8 + b * block * n_head * dh;
   for (int64_t h = 0; h < n_head; ++h) {
-    const float* qr = q + i * ldq + h * dh;
-    const float* kr = k + i * ldk + h * dh;
+    const float* qr = q_row + h * dh;
+    const float* kr = k_row + h * dh;
     const float qmax = max_abs_of(qr, dh), kmax = max_abs_of(kr, dh);
     const float qinv = qmax > 0.0f ? static_cast<float>(f.qmax) / qmax : 0.0f;
     const float kinv = kmax > 0.0f ? static_cast<float>(kWeightMax) / kmax : 0.0f;
@@ -333,6 +333,17 @@ struct OnednnEncoder::Impl {
                      int n_threads) const;
   void conv_row(const OnednnConv& w, const int32_t* c, const float* rs, const float* bias,
                 int64_t t, float* y) const;
+  // Row i's query and key (all heads) quantized into the attention's shared
+  // regions (quantize_qk_row); openai's scale on q and k each.
+  void quantize_qk(const float* q_row, const float* k_row, int64_t i, float scale,
+                   uint8_t* ws) const {
+    const int64_t rows = i / full.rows == n_blocks - 1 ? tail.rows : full.rows;
+    quantize_qk_row(q_row, k_row, i, n_ctx, n_head, dh, full.rows, rows, scale * scale, f,
+                    ws + at_q, reinterpret_cast<float*>(ws + at_qs),
+                    reinterpret_cast<int8_t*>(ws + at_k), reinterpret_cast<float*>(ws + at_kf),
+                    reinterpret_cast<int32_t*>(ws + at_zks));
+  }
+  void v_scales(const std::vector<float>& part, uint8_t* ws) const;
 
   const Shape::Prim& linear_prim(const Shape& sh, int n_threads) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -460,8 +471,23 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
 
   // The Linear's or a convolution's: its quantized input (a convolution's
   // with its two padding rows), their scales, the int32 product.
+  // The attention's shared regions go first and the Linear's after them,
+  // so that qkv_attention() can quantize Q and K as its product's epilogue
+  // reads the int32 sums; the attention's per-thread areas come after the
+  // shared ones, over the Linear's (read by then).
+  const size_t nq = static_cast<size_t>(n_ctx * s), nh = static_cast<size_t>(n_head * n_ctx);
+  Layout at;
+  m.at_q = at.add(nq);
+  m.at_qs = at.add(nh * sizeof(float));
+  m.at_k = at.add(nq);
+  m.at_kf = at.add(nh * sizeof(float));
+  m.at_zks = at.add(nh * sizeof(int32_t));
+  m.at_v = at.add(nq);
+  m.at_vs = at.add(static_cast<size_t>(s) * sizeof(float));
+  m.at_shared = at.size();
+
   const size_t frames = static_cast<size_t>(2 * n_ctx + 2);
-  Layout lin;
+  Layout lin(m.at_shared);
   m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s),
                              frames * static_cast<size_t>(std::max(n_mels, s))));
   m.lin_scale = lin.add(frames * sizeof(float));
@@ -473,16 +499,6 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.lin_rows = lin.add(static_cast<size_t>(hardware_threads()) * m.row_floats() * sizeof(float));
   m.lin_scratch = lin.size();  // the scratchpad goes last: its size depends on the threads
 
-  const size_t nq = static_cast<size_t>(n_ctx * s), nh = static_cast<size_t>(n_head * n_ctx);
-  Layout at;
-  m.at_q = at.add(nq);
-  m.at_qs = at.add(nh * sizeof(float));
-  m.at_k = at.add(nq);
-  m.at_kf = at.add(nh * sizeof(float));
-  m.at_zks = at.add(nh * sizeof(int32_t));
-  m.at_v = at.add(nq);
-  m.at_vs = at.add(static_cast<size_t>(s) * sizeof(float));
-  m.at_shared = at.size();
   const size_t rows = static_cast<size_t>(m.group * m.full.rows);
   Layout th;
   m.th_s = th.add(rows * static_cast<size_t>(n_ctx) * sizeof(int32_t));
@@ -771,17 +787,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
     throw Error("oneDNN encoder attention: arguments do not match the encoder's shapes");
   }
   n_threads = std::clamp(n_threads, 1, hardware_threads());
-  const int64_t n = m.n_ctx, H = m.n_head, dh = m.dh, width = H * dh, block = m.full.rows;
-  const U8Format f = m.f;
-  uint8_t* q8 = ws + m.at_q;
-  float* qs = reinterpret_cast<float*>(ws + m.at_qs);
-  int8_t* k8 = reinterpret_cast<int8_t*>(ws + m.at_k);
-  float* kf = reinterpret_cast<float*>(ws + m.at_kf);
-  int32_t* zks = reinterpret_cast<int32_t*>(ws + m.at_zks);
-  int8_t* v8 = reinterpret_cast<int8_t*>(ws + m.at_v);
-  float* vs = reinterpret_cast<float*>(ws + m.at_vs);
-
-  const float scale2 = a.scale * a.scale;
+  const int64_t n = m.n_ctx, width = m.s;
   // One pass over the rows, a chunk per thread: each row's Q and K
   // quantized, and its V folded into the chunk's partial column maxima (V
   // is s8 per column c, scale max|v[:, c]| / 127, so its quantization waits
@@ -791,22 +797,73 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
   std::vector<float> part(static_cast<size_t>(n_chunks * width), 0.0f);
   for_chunks(n, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
-      const int64_t rows = i / block == m.n_blocks - 1 ? m.tail.rows : block;
-      quantize_qk_row(a.q, a.ldq, a.k, a.ldk, i, n, H, dh, block, rows, scale2, f, q8, qs, k8,
-                      kf, zks);
+      m.quantize_qk(a.q + i * a.ldq, a.k + i * a.ldk, i, a.scale, ws);
       column_abs_max(a.v, a.ldv, i, i + 1, width, part.data() + chunk * width);
     }
   });
-  std::vector<float> vinv(static_cast<size_t>(width));
-  for (int64_t c = 0; c < width; ++c) {
-    float mx = 0.0f;
-    for (int64_t p = 0; p < n_chunks; ++p) mx = std::max(mx, part[static_cast<size_t>(p * width + c)]);
-    vs[c] = mx / static_cast<float>(kWeightMax);
-    vinv[c] = mx > 0.0f ? 1.0f / vs[c] : 0.0f;
+  m.v_scales(part, ws);
+  attend(a.v, a.ldv, a.out, a.ldo, ws, n_threads);
+}
+
+void OnednnEncoder::qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v,
+                                int64_t ldv, uint8_t* ws, int n_threads) const {
+  const Impl& m = *impl_;
+  if (w.rows != m.n_ctx || w.n != 3 * m.s || w.k != m.s) {
+    throw Error("oneDNN encoder: qkv_project takes the fused [3 n_state][n_state] projection");
   }
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const int64_t n = m.n_ctx, s = m.s;
+  const float* rs = reinterpret_cast<const float*>(ws + m.lin_scale);
+  int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
+  m.product(w, ws + m.lin_q, c, ws + m.lin_scratch, n_threads);
+  // linear_staged()'s epilogue, row by row into a row buffer, from which Q
+  // and K are quantized and V copied out, as attention() would from its rows.
+  const int64_t n_chunks = std::min<int64_t>(n_threads, n);
+  std::vector<float> part(static_cast<size_t>(n_chunks * s), 0.0f);
+  for_chunks(n, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
+    float* buf = reinterpret_cast<float*>(ws + m.lin_rows) + chunk * m.row_floats();
+    Epilogue ep;
+    ep.y = buf;
+    ep.bias = bias;
+    for (int64_t i = r0; i < r1; ++i) {
+      linear_epilogue(c + i * 3 * s, 0, 1, 3 * s, w, rs + i, ep);
+      m.quantize_qk(buf, buf + s, i, scale, ws);
+      std::copy_n(buf + 2 * s, s, v + i * ldv);
+      column_abs_max(buf + 2 * s, s, 0, 1, s, part.data() + chunk * s);
+    }
+  });
+  m.v_scales(part, ws);
+}
+
+// V's column scales max|v[:, c]| / 127 from the chunks' partial maxima.
+void OnednnEncoder::Impl::v_scales(const std::vector<float>& part, uint8_t* ws) const {
+  float* vs = reinterpret_cast<float*>(ws + at_vs);
+  const int64_t n_chunks = static_cast<int64_t>(part.size()) / s;
+  for (int64_t c = 0; c < s; ++c) {
+    float mx = 0.0f;
+    for (int64_t p = 0; p < n_chunks; ++p) mx = std::max(mx, part[static_cast<size_t>(p * s + c)]);
+    vs[c] = mx / static_cast<float>(kWeightMax);
+  }
+}
+
+void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t ldo, uint8_t* ws,
+                           int n_threads) const {
+  const Impl& m = *impl_;
+  n_threads = std::clamp(n_threads, 1, hardware_threads());
+  const int64_t n = m.n_ctx, H = m.n_head, dh = m.dh, width = H * dh, block = m.full.rows;
+  const U8Format f = m.f;
+  uint8_t* q8 = ws + m.at_q;
+  float* qs = reinterpret_cast<float*>(ws + m.at_qs);
+  int8_t* k8 = reinterpret_cast<int8_t*>(ws + m.at_k);
+  float* kf = reinterpret_cast<float*>(ws + m.at_kf);
+  int32_t* zks = reinterpret_cast<int32_t*>(ws + m.at_zks);
+  int8_t* v8 = reinterpret_cast<int8_t*>(ws + m.at_v);
+  float* vs = reinterpret_cast<float*>(ws + m.at_vs);
+  std::vector<float> vinv(static_cast<size_t>(width));
+  for (int64_t c = 0; c < width; ++c) vinv[c] = vs[c] > 0.0f ? 1.0f / vs[c] : 0.0f;
   // V as v8 [n_head][n][dh].
   parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) quantize_v_row(a.v + i * a.ldv, vinv.data(), H, dh, n, i, v8);
+    for (int64_t i = r0; i < r1; ++i) quantize_v_row(v + i * ldv, vinv.data(), H, dh, n, i, v8);
   });
 
   // Tasks of (block of queries, group of heads), each on one thread: Q K^T,
@@ -852,7 +909,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
       }
       st.wait();
       for (int64_t r = 0; r < rows; ++r) {
-        float* out = a.out + (i0 + r) * a.ldo;
+        float* out = out_rows + (i0 + r) * ldo;
         for (int64_t g = 0; g < G; ++g) {
           const int64_t h = h0 + g;
           scale_row(o + (g * rows + r) * dh, vs + h * dh, inv_sum[g * rows + r], dh, out + h * dh);

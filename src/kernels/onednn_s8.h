@@ -164,6 +164,17 @@ class OnednnEncoder {
   // The encoder's self-attention: args as attention_s16 (n_batch 1,
   // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
   void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads) const;
+  // attention() in two steps, around the fused Q/K/V projection w ([3
+  // n_state][n_state]) of the staged rows: qkv_project() runs the product
+  // and quantizes Q and K for the attention as they come out of it (never
+  // written in fp32; openai's `scale` on q and k each); V, whose 8 bits need
+  // its column maxima first, goes to v [n_ctx][ldv]. attend(v, ldv, out,
+  // ldo) then runs the attention into out [n_ctx][ldo]. Bit for bit
+  // linear_staged(w, bias) then attention().
+  void qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v, int64_t ldv,
+                   uint8_t* workspace, int n_threads) const;
+  void attend(const float* v, int64_t ldv, float* out, int64_t ldo, uint8_t* workspace,
+              int n_threads) const;
 
   // oneDNN's implementations of the attention's two products ("qk / pv").
   std::string attention_impl() const;

@@ -239,6 +239,48 @@ TEST_P(Shapes, ConvolutionsEqualReference) {
   }
 }
 
+// qkv_project then attend, bit for bit linear_staged (the fused Q/K/V
+// projection into fp32 rows) then attention() of those rows.
+TEST_P(Shapes, ProjectedAttentionEqualsUnfused) {
+  const Case c = GetParam();
+  const int64_t s = c.s, n = c.n_ctx;
+  const std::vector<float> w = random_vec(static_cast<size_t>(3 * s * s), 71, -0.1f, 0.1f);
+  const std::vector<float> bias = random_vec(static_cast<size_t>(3 * s), 72);
+  std::vector<float> x = random_vec(static_cast<size_t>(n * s), 73);
+  for (int64_t i = 0; i < n; ++i) x[i * s + (7 * i) % s] *= 8.0f;
+  const QMatrix q = make_qmatrix(w.data(), 3 * s, s, WeightType::kS8, true, false);
+  for (const U8Format f : exact_formats()) {
+    OnednnEncoder enc(c.n_mels, n, s, c.n_head, f);
+    const OnednnWeight ow = enc.prepare(q);
+    std::vector<uint8_t> ws(enc.workspace_bytes(3));
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> qkv(static_cast<size_t>(n * 3 * s)), want(static_cast<size_t>(n * s));
+      enc.stage(x.data(), s, s, ws.data(), threads);
+      Epilogue ep;
+      ep.y = qkv.data();
+      ep.ldy = 3 * s;
+      ep.bias = bias.data();
+      enc.linear_staged(ow, ep, ws.data(), threads);
+      AttentionArgs a = fused_qkv_attention(qkv, n, s, c.n_head, want.data());
+      enc.attention(a, ws.data(), threads);
+
+      std::vector<float> v(static_cast<size_t>(n * s)), got(want.size(), NAN);
+      enc.stage(x.data(), s, s, ws.data(), threads);
+      enc.qkv_project(ow, bias.data(), a.scale, v.data(), s, ws.data(), threads);
+      enc.attend(v.data(), s, got.data(), s, ws.data(), threads);
+      EXPECT_EQ(got, want) << "threads " << threads << " qmax " << f.qmax;
+      for (int64_t i = 0; i < n; i += 7) {  // V as the projection wrote it
+        EXPECT_EQ(std::vector<float>(v.begin() + i * s, v.begin() + (i + 1) * s),
+                  std::vector<float>(qkv.begin() + i * 3 * s + 2 * s, qkv.begin() + (i + 1) * 3 * s));
+      }
+    }
+    std::vector<float> v(static_cast<size_t>(n * s));
+    EXPECT_THROW(enc.qkv_project(enc.prepare(make_qmatrix(w.data(), s, s, WeightType::kS8, true, false)),
+                                 nullptr, 1.0f, v.data(), s, ws.data(), 1),
+                 Error);
+  }
+}
+
 // The stem, bit for bit conv(), GELU, conv() (stride 2), GELU, + pos.
 TEST_P(Shapes, StemEqualsConvolutionsAndGelus) {
   const Case c = GetParam();

@@ -27,7 +27,8 @@ void add_inplace(float* x, const float* y, int64_t n, int64_t d, int n_threads) 
 // The regions of one pass's scratch block (scratch.h), each fully written
 // before it is read. The oneDNN path stages conv1's, the layer norms' and
 // the MLP's hidden outputs as 8-bit rows in its workspace, so it has no c1,
-// h or mlp.
+// h or mlp, and quantizes Q and K straight from their product: of qkv it
+// only writes V.
 struct EncoderScratch {
   size_t xt = 0, c1 = 0, h = 0, a = 0, qkv = 0, mlp = 0, ws = 0, bytes = 0;
 
@@ -38,10 +39,11 @@ struct EncoderScratch {
     ScratchLayout l;
     xt = l.add(n_frames * static_cast<size_t>(d.n_mels) * f);
     a = l.add(n_ctx * s * f);
-    qkv = l.add(n_ctx * 3 * s * f);
     if (w.onednn) {
+      qkv = l.add(n_ctx * s * f);  // only V, in fp32
       ws = l.add(w.onednn->workspace_bytes(n_threads));
     } else {
+      qkv = l.add(n_ctx * 3 * s * f);
       c1 = l.add(n_frames * s * f);
       h = l.add(n_ctx * s * f);
       mlp = l.add(n_ctx * 4 * s * f);
@@ -116,90 +118,97 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
   });
 
   const int64_t n_head = d.n_audio_head, d_head = s / n_head;
-  // y (=, or +=) in . l (+ bias), over the n_ctx rows.
-  auto linear = [&](const LinearW& l, const float* in, int64_t ldin, float* out, int64_t ldout,
-                    bool accumulate) {
+  const float scale = attention_scale(d_head);
+  float* h = region(at.h);
+  float* mlp = region(at.mlp);
+  auto bias_of = [](const LinearW& l) { return l.b.empty() ? nullptr : l.b.data(); };
+  // x += in . l + bias (the output projections, with the residual).
+  auto project_add = [&](const LinearW& l, const float* in, int64_t ldin) {
     if (w.onednn) {
-      apply_linear_onednn(*w.onednn, l, in, ldin, out, ldout, accumulate, false, ws, n_threads);
+      apply_linear_onednn(*w.onednn, l, in, ldin, x.data(), s, true, false, ws, n_threads);
     } else {
-      apply_linear(l, in, ldin, n_ctx, out, ldout, accumulate, n_threads, p.isa);
+      apply_linear(l, in, ldin, n_ctx, x.data(), s, true, n_threads, p.isa);
     }
   };
-  // The oneDNN path's staged products (kernels/onednn_s8.h): the layer
-  // norm's output goes straight to 8-bit rows, and so does the MLP's GELU.
-  auto staged = [&](const LinearW& l, float* out, int64_t ldout, bool accumulate) {
-    kernels::Epilogue ep;
-    ep.y = out;
-    ep.ldy = ldout;
-    ep.bias = l.b.empty() ? nullptr : l.b.data();
-    ep.accumulate = accumulate;
-    w.onednn->linear_staged(l.ow, ep, ws, n_threads);
-  };
-  auto stage_norm = [&](const LayerNormW& ln) {
-    w.onednn->stage_layernorm(x.data(), ln.w.data(), ln.b.data(), kLayerNormEps, ws, n_threads);
-  };
-  float* h = region(at.h);
-  for (const BlockW& b : w.enc_blocks) {
-    timed(&EncoderStages::layer_norms, [&] {
-      if (w.onednn) {
-        stage_norm(b.attn_ln);
-      } else {
-        layer_norm(b.attn_ln, x.data(), h, n_ctx, s, n_threads);
-      }
-    });
-    timed(&EncoderStages::qkv, [&] {
-      if (w.onednn) {
-        staged(b.attn_qkv, qkv, 3 * s, false);
-      } else {
-        linear(b.attn_qkv, h, s, qkv, 3 * s, false);
-      }
-    });
-    kernels::AttentionArgs args;
-    args.n_q = args.n_kv = n_ctx;
-    args.n_head = n_head;
-    args.d_head = d_head;
-    args.q = qkv;
-    args.k = qkv + s;
-    args.v = qkv + 2 * s;
-    args.ldq = args.ldk = args.ldv = 3 * s;
-    args.out = a;
-    args.ldo = s;
-    args.scale = attention_scale(d_head);
-    timed(&EncoderStages::attention, [&] {
-      if (w.onednn) {
-        w.onednn->attention(args, ws, n_threads);
-      } else if (p.int_attention) {
-        kernels::attention_s16(args, n_threads, p.isa);
-      } else {
-        kernels::attention(args, n_threads);
-      }
-    });
-    timed(&EncoderStages::attention_out, [&] { linear(b.attn_out, a, s, x.data(), s, true); });
 
-    timed(&EncoderStages::layer_norms, [&] {
-      if (w.onednn) {
-        stage_norm(b.mlp_ln);
-      } else {
-        layer_norm(b.mlp_ln, x.data(), h, n_ctx, s, n_threads);
-      }
-    });
+  // The attention half of a block: layer norm, Q/K/V, attention, output
+  // projection and residual. The oneDNN path (kernels/onednn_s8.h) takes the
+  // layer norm's rows, then Q and K, straight to 8-bit rows; of Q, K and V
+  // only V is written in fp32 (into qkv).
+  auto attention_half = [&](const BlockW& b) {
+    if (w.onednn) {
+      timed(&EncoderStages::layer_norms, [&] {
+        w.onednn->stage_layernorm(x.data(), b.attn_ln.w.data(), b.attn_ln.b.data(),
+                                  kLayerNormEps, ws, n_threads);
+      });
+      timed(&EncoderStages::qkv, [&] {
+        w.onednn->qkv_project(b.attn_qkv.ow, bias_of(b.attn_qkv), scale, qkv, s, ws, n_threads);
+      });
+      timed(&EncoderStages::attention, [&] { w.onednn->attend(qkv, s, a, s, ws, n_threads); });
+    } else {
+      timed(&EncoderStages::layer_norms,
+            [&] { layer_norm(b.attn_ln, x.data(), h, n_ctx, s, n_threads); });
+      timed(&EncoderStages::qkv, [&] {
+        apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, n_threads, p.isa);
+      });
+      kernels::AttentionArgs args;
+      args.n_q = args.n_kv = n_ctx;
+      args.n_head = n_head;
+      args.d_head = d_head;
+      args.q = qkv;
+      args.k = qkv + s;
+      args.v = qkv + 2 * s;
+      args.ldq = args.ldk = args.ldv = 3 * s;
+      args.out = a;
+      args.ldo = s;
+      args.scale = scale;
+      timed(&EncoderStages::attention, [&] {
+        if (p.int_attention) {
+          kernels::attention_s16(args, n_threads, p.isa);
+        } else {
+          kernels::attention(args, n_threads);
+        }
+      });
+    }
+    timed(&EncoderStages::attention_out, [&] { project_add(b.attn_out, a, s); });
+  };
+
+  // The MLP half: layer norm, the first layer and its GELU, the second with
+  // the residual. The oneDNN path stages the layer norm's rows and the
+  // hidden layer as 8-bit rows: neither is written in fp32.
+  auto mlp_half = [&](const BlockW& b) {
+    if (w.onednn) {
+      timed(&EncoderStages::layer_norms, [&] {
+        w.onednn->stage_layernorm(x.data(), b.mlp_ln.w.data(), b.mlp_ln.b.data(), kLayerNormEps,
+                                  ws, n_threads);
+      });
+      timed(&EncoderStages::mlp_in, [&] {
+        w.onednn->linear_gelu_restage(b.mlp_fc.ow, bias_of(b.mlp_fc), ws, n_threads);
+      });
+      timed(&EncoderStages::mlp_out, [&] {
+        kernels::Epilogue ep;
+        ep.y = x.data();
+        ep.ldy = s;
+        ep.bias = bias_of(b.mlp_proj);
+        ep.accumulate = true;
+        w.onednn->linear_staged(b.mlp_proj.ow, ep, ws, n_threads);
+      });
+      return;
+    }
+    timed(&EncoderStages::layer_norms,
+          [&] { layer_norm(b.mlp_ln, x.data(), h, n_ctx, s, n_threads); });
     timed(&EncoderStages::mlp_in, [&] {
-      if (w.onednn) {
-        w.onednn->linear_gelu_restage(b.mlp_fc.ow, b.mlp_fc.b.data(), ws, n_threads);
-      } else if (b.mlp_fc.quantized()) {  // GELU in the GEMM's epilogue
-        apply_linear(b.mlp_fc, h, s, n_ctx, region(at.mlp), 4 * s, false, n_threads, p.isa, true);
-      } else {
-        linear(b.mlp_fc, h, s, region(at.mlp), 4 * s, false);
-        kernels::gelu(region(at.mlp), n_ctx * 4 * s, n_threads);
-      }
+      // Quantized weights take the GELU in the GEMM's epilogue.
+      const bool fused = b.mlp_fc.quantized();
+      apply_linear(b.mlp_fc, h, s, n_ctx, mlp, 4 * s, false, n_threads, p.isa, fused);
+      if (!fused) kernels::gelu(mlp, n_ctx * 4 * s, n_threads);
     });
-    timed(&EncoderStages::mlp_out, [&] {
-      if (w.onednn) {
-        staged(b.mlp_proj, x.data(), s, true);
-      } else {
-        linear(b.mlp_proj, region(at.mlp), 4 * s, x.data(), s, true);
-      }
-    });
+    timed(&EncoderStages::mlp_out, [&] { project_add(b.mlp_proj, mlp, 4 * s); });
+  };
+
+  for (const BlockW& b : w.enc_blocks) {
+    attention_half(b);
+    mlp_half(b);
   }
   timed(&EncoderStages::layer_norms,
         [&] { layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads); });
