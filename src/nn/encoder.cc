@@ -122,10 +122,19 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
   float* h = region(at.h);
   float* mlp = region(at.mlp);
   auto bias_of = [](const LinearW& l) { return l.b.empty() ? nullptr : l.b.data(); };
+  // The oneDNN path's epilogue of l: x += (the product) + bias.
+  auto residual = [&](const LinearW& l) {
+    kernels::Epilogue ep;
+    ep.y = x.data();
+    ep.ldy = s;
+    ep.bias = bias_of(l);
+    ep.accumulate = true;
+    return ep;
+  };
   // x += in . l + bias (the output projections, with the residual).
   auto project_add = [&](const LinearW& l, const float* in, int64_t ldin) {
     if (w.onednn) {
-      apply_linear_onednn(*w.onednn, l, in, ldin, x.data(), s, true, false, ws, n_threads);
+      w.onednn->linear(l.ow, in, ldin, residual(l), ws, n_threads);
     } else {
       apply_linear(l, in, ldin, n_ctx, x.data(), s, true, n_threads, p.isa);
     }
@@ -186,12 +195,7 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
         w.onednn->linear_gelu_restage(b.mlp_fc.ow, bias_of(b.mlp_fc), ws, n_threads);
       });
       timed(&EncoderStages::mlp_out, [&] {
-        kernels::Epilogue ep;
-        ep.y = x.data();
-        ep.ldy = s;
-        ep.bias = bias_of(b.mlp_proj);
-        ep.accumulate = true;
-        w.onednn->linear_staged(b.mlp_proj.ow, ep, ws, n_threads);
+        w.onednn->linear_staged(b.mlp_proj.ow, residual(b.mlp_proj), ws, n_threads);
       });
       return;
     }

@@ -120,10 +120,5 @@ void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64
 // accumulate) y = gelu(x w^T + b).
 void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
                   bool accumulate, int n_threads, kernels::Isa isa, bool gelu = false);
-// The same for a weight prepared for the oneDNN int8 encoder (l.ow), over
-// its n_ctx rows; ws: dnn.workspace_bytes(n_threads) bytes.
-void apply_linear_onednn(const kernels::OnednnEncoder& dnn, const LinearW& l, const float* x,
-                         int64_t ldx, float* y, int64_t ldy, bool accumulate, bool gelu,
-                         uint8_t* ws, int n_threads);
 
 }  // namespace wisp::nn

@@ -464,18 +464,6 @@ void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, floa
   }
 }
 
-void apply_linear_onednn(const kernels::OnednnEncoder& dnn, const LinearW& l, const float* x,
-                         int64_t ldx, float* y, int64_t ldy, bool accumulate, bool gelu,
-                         uint8_t* ws, int n_threads) {
-  kernels::Epilogue ep;
-  ep.y = y;
-  ep.ldy = ldy;
-  ep.bias = l.b.empty() ? nullptr : l.b.data();
-  ep.accumulate = accumulate;
-  ep.gelu = gelu;
-  dnn.linear(l.ow, x, ldx, ep, ws, n_threads);
-}
-
 Whisper::Whisper(const model::Model& model, ComputeType type, int n_threads) {
   TensorSource src(model);
   w_ = prepare(src, type, n_threads);
