@@ -308,7 +308,7 @@ struct OnednnEncoder::Impl {
   // c [rows][w.n] = the u8 rows src [rows][w.k] times w, on n_threads.
   void product(const OnednnWeight& w, const uint8_t* src, int32_t* c, uint8_t* scratch,
                int n_threads) const {
-    const Shape& sh = shape(w.rows, w.k, w.n);
+    const Shape& sh = shape(n_ctx, w.k, w.n);
     const Shape::Prim& p = linear_prim(sh, n_threads);
     try {
       OmpThreadsScope scope(n_threads);
@@ -326,13 +326,17 @@ struct OnednnEncoder::Impl {
     }
   }
 
-  OnednnWeight prepare(const QMatrix& w, int64_t rows) const;
-  // A convolution's three tap products into c [3][t_out][c_out], from x
-  // quantized into the staged rows (or, x null, from rows staged already).
-  void conv_products(const OnednnConv& w, const float* x, int32_t* c, uint8_t* ws,
-                     int n_threads) const;
+  OnednnWeight prepare(const QMatrix& w) const;
+  // A convolution's input x [2 n_ctx][c_in] quantized into its padded
+  // slots q, scales rs.
+  void conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs,
+                  int n_threads) const;
+  // The three tap products of output rows [piece n_ctx, (piece + 1) n_ctx)
+  // from the staged q into c [3][n_ctx][c_out].
+  void conv_products(const OnednnConv& w, const uint8_t* q, int64_t piece, int32_t* c,
+                     uint8_t* ws, int n_threads) const;
   void conv_row(const OnednnConv& w, const int32_t* c, const float* rs, const float* bias,
-                int64_t t, float* y) const;
+                int64_t piece, int64_t t, float* y) const;
   // Row i's query and key (all heads) quantized into the attention's shared
   // regions (quantize_qk_row); openai's scale on q and k each.
   void quantize_qk(const float* q_row, const float* k_row, int64_t i, float scale,
@@ -438,13 +442,13 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   try {
     // The Linear layers over n_ctx rows (the [s][s] one also serves conv2's
     // taps, the [2s][s] one the decoder's cross-attention keys and values
-    // of the audio), and conv1's taps over its 2 n_ctx output frames.
+    // of the audio), and conv1's taps over half its 2 n_ctx output frames.
     const std::array<std::array<int64_t, 3>, 6> all = {{{n_ctx, s, 3 * s},
                                                         {n_ctx, s, s},
                                                         {n_ctx, s, 4 * s},
                                                         {n_ctx, 4 * s, s},
                                                         {n_ctx, s, 2 * s},
-                                                        {2 * n_ctx, n_mels, s}}};
+                                                        {n_ctx, n_mels, s}}};
     for (auto [rows, k, n] : all) {
       Impl::Shape sh;
       sh.m = rows;
@@ -488,12 +492,14 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
 
   const size_t frames = static_cast<size_t>(2 * n_ctx + 2);
   Layout lin(m.at_shared);
+  // The staged rows: a Linear's input, or the stem's two convolutions'
+  // padded inputs side by side.
   m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s),
-                             frames * static_cast<size_t>(std::max(n_mels, s))));
+                             frames * static_cast<size_t>(n_mels + s)));
   m.lin_scale = lin.add(frames * sizeof(float));
   m.lin_scale2 = lin.add(frames * sizeof(float));
-  // The Linear's product, or a convolution's three (conv1's: 3 x 2 n_ctx rows).
-  m.lin_c = lin.add(static_cast<size_t>(n_ctx * 6 * s) * sizeof(int32_t));
+  // The Linear's product, or a convolution's three of n_ctx rows.
+  m.lin_c = lin.add(static_cast<size_t>(n_ctx * 4 * s) * sizeof(int32_t));
   // A row buffer per thread: the fused passes' rows in fp32 (4 layer-norm
   // rows, or one row of the MLP's hidden layer) before they are quantized.
   m.lin_rows = lin.add(static_cast<size_t>(hardware_threads()) * m.row_floats() * sizeof(float));
@@ -523,16 +529,15 @@ std::string OnednnEncoder::attention_impl() const {
 
 int64_t OnednnEncoder::heads_per_task() const { return impl_->group; }
 
-OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const { return impl_->prepare(w, impl_->n_ctx); }
+OnednnWeight OnednnEncoder::prepare(const QMatrix& w) const { return impl_->prepare(w); }
 
-OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w, int64_t rows) const {
+OnednnWeight OnednnEncoder::Impl::prepare(const QMatrix& w) const {
   const Impl& m = *this;
   if (w.type != WeightType::kS8 || w.s8.empty()) {
     throw Error("oneDNN encoder: weights must be int8 with int8 panels");
   }
-  const Impl::Shape& sh = m.shape(rows, w.k, w.n);
+  const Impl::Shape& sh = m.shape(m.n_ctx, w.k, w.n);
   OnednnWeight out;
-  out.rows = rows;
   out.n = w.n;
   out.k = w.k;
   out.scale = w.scale;
@@ -615,7 +620,6 @@ void OnednnEncoder::stage_layernorm(const float* x, const float* gamma, const fl
 void OnednnEncoder::linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* ws,
                                   int n_threads) const {
   const Impl& m = *impl_;
-  if (w.rows != m.n_ctx) throw Error("oneDNN encoder: a convolution tap is not a Linear layer");
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   const float* rs = reinterpret_cast<const float*>(ws + m.lin_scale);
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
@@ -628,7 +632,6 @@ void OnednnEncoder::linear_staged(const OnednnWeight& w, const Epilogue& ep, uin
 void OnednnEncoder::linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* ws,
                                         int n_threads) const {
   const Impl& m = *impl_;
-  if (w.rows != m.n_ctx) throw Error("oneDNN encoder: a convolution tap is not a Linear layer");
   if (w.n > 4 * m.s) throw Error("oneDNN encoder: staged rows wider than 4 n_state");
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   uint8_t* q = ws + m.lin_q;
@@ -655,19 +658,21 @@ OnednnConv OnednnEncoder::prepare_conv(const QMatrix* taps, int stride) const {
   if (stride != 1 && stride != 2) throw Error("oneDNN encoder: convolution stride must be 1 or 2");
   OnednnConv out;
   out.stride = stride;
-  // conv1 (stride 1) keeps the 2 n_ctx frames, conv2 (stride 2) halves them.
-  for (int j = 0; j < 3; ++j) out.taps[j] = m.prepare(taps[j], stride == 1 ? 2 * m.n_ctx : m.n_ctx);
+  // Products of n_ctx output rows: conv2's (stride 2) all of them, conv1's
+  // (stride 1, 2 n_ctx frames) one half at a time.
+  for (int j = 0; j < 3; ++j) out.taps[j] = m.prepare(taps[j]);
   return out;
 }
 
 // openai AudioEncoder conv1/conv2 (k 3, padding 1): each input frame
-// quantized once (the two padding frames are zeros), then per tap j one
-// product over the frames stride * t + j of the padded input, each into its
-// own third of the workspace's int32 area, and one pass that sums the three
-// per output row (stem() then goes on with that row). With stride 2 the
-// padded frames are stored even ones first, then odd ones, so that each tap
-// reads a dense block of rows: tap 0 the even frames from 0, tap 1 the odd
-// ones, tap 2 the even ones from 2.
+// quantized once (the two padding frames are zeros), then, per piece of
+// n_ctx output rows (conv1 has two), per tap j one product over the frames
+// stride * t + j of the padded input, each into its own third of the
+// workspace's int32 area, and one pass that sums the three per output row
+// (stem() then goes on with that row). With stride 2 the padded frames are
+// stored even ones first, then odd ones, so that each tap reads a dense
+// block of rows: tap 0 the even frames from 0, tap 1 the odd ones, tap 2
+// the even ones from 2.
 namespace {
 
 // Padded frame p's row among a convolution's staged input rows.
@@ -682,45 +687,47 @@ struct ConvSlots {
 
 }  // namespace
 
-void OnednnEncoder::Impl::conv_products(const OnednnConv& w, const float* x, int32_t* c,
-                                        uint8_t* ws, int n_threads) const {
-  const int64_t t_in = 2 * n_ctx, c_in = w.taps[0].k, c_out = w.taps[0].n;
-  const int64_t t_out = w.taps[0].rows, n_pad = t_in + 2;
+void OnednnEncoder::Impl::conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs,
+                                     int n_threads) const {
+  const int64_t t_in = 2 * n_ctx, c_in = w.taps[0].k, n_pad = t_in + 2;
   const ConvSlots slot(w.stride, n_pad);
-  uint8_t* q = ws + lin_q;
-  float* rs = reinterpret_cast<float*>(ws + lin_scale);
-  if (x != nullptr) {  // else conv1's pass has staged them already (stem)
-    for (int64_t p : {int64_t{0}, n_pad - 1}) {
-      std::fill_n(q + slot(p) * c_in, c_in, static_cast<uint8_t>(f.zero));
-      rs[slot(p)] = 0.0f;
-    }
-    parallel_for(t_in, n_threads, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t at = slot(r + 1);
-        quantize_rows_u8(x + r * c_in, c_in, 0, 1, c_in, f, q + at * c_in, c_in, rs + at);
-      }
-    });
+  for (int64_t p : {int64_t{0}, n_pad - 1}) {
+    std::fill_n(q + slot(p) * c_in, c_in, static_cast<uint8_t>(f.zero));
+    rs[slot(p)] = 0.0f;
   }
-  for (int j = 0; j < 3; ++j) {  // tap j reads from the slot of padded frame j on
-    product(w.taps[j], q + slot(j) * c_in, c + j * t_out * c_out, ws + lin_scratch, n_threads);
+  parallel_for(t_in, n_threads, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t at = slot(r + 1);
+      quantize_rows_u8(x + r * c_in, c_in, 0, 1, c_in, f, q + at * c_in, c_in, rs + at);
+    }
+  });
+}
+
+void OnednnEncoder::Impl::conv_products(const OnednnConv& w, const uint8_t* q, int64_t piece,
+                                        int32_t* c, uint8_t* ws, int n_threads) const {
+  const int64_t c_in = w.taps[0].k, c_out = w.taps[0].n;
+  const ConvSlots slot(w.stride, 2 * n_ctx + 2);
+  for (int j = 0; j < 3; ++j) {  // tap j reads on from the slot of padded frame j (+ the piece's start)
+    const int64_t first = slot(w.stride * piece * n_ctx + j);
+    product(w.taps[j], q + first * c_in, c + j * n_ctx * c_out, ws + lin_scratch, n_threads);
   }
 }
 
-// Output row t of a convolution from its tap products c [3][t_out][c_out]
-// into y: the three Linear epilogues conv() once ran one after another over
-// all rows (tap 0's, += tap 1's, += tap 2's with the bias), row by row, so
-// the sums are rounded as they were.
+// Output row `piece` n_ctx + t of a convolution from its piece's tap
+// products c [3][n_ctx][c_out] into y: the three Linear epilogues conv()
+// once ran one after another over all rows (tap 0's, += tap 1's, += tap
+// 2's with the bias), row by row, so the sums are rounded as they were.
 void OnednnEncoder::Impl::conv_row(const OnednnConv& w, const int32_t* c, const float* rs,
-                                   const float* bias, int64_t t, float* y) const {
-  const int64_t t_out = w.taps[0].rows, c_out = w.taps[0].n;
+                                   const float* bias, int64_t piece, int64_t t, float* y) const {
+  const int64_t c_out = w.taps[0].n;
   const ConvSlots slot(w.stride, 2 * n_ctx + 2);
   Epilogue ep;
   ep.y = y;
   for (int j = 0; j < 3; ++j) {
     ep.bias = j == 2 ? bias : nullptr;
     ep.accumulate = j > 0;
-    const int64_t first = slot(j);  // rows of tap j's product: slots first, first + 1, ...
-    linear_epilogue(c + (j * t_out + t) * c_out, 0, 1, c_out, w.taps[j], rs + first + t, ep);
+    const int64_t first = slot(w.stride * piece * n_ctx + j);
+    linear_epilogue(c + (j * n_ctx + t) * c_out, 0, 1, c_out, w.taps[j], rs + first + t, ep);
   }
 }
 
@@ -729,12 +736,18 @@ void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias,
   const Impl& m = *impl_;
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
-  const float* rs = reinterpret_cast<const float*>(ws + m.lin_scale);
-  const int64_t c_out = w.taps[0].n;
-  m.conv_products(w, x, c, ws, n_threads);
-  parallel_for(w.taps[0].rows, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t t = r0; t < r1; ++t) m.conv_row(w, c, rs, bias, t, y + t * c_out);
-  });
+  uint8_t* q = ws + m.lin_q;
+  float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
+  const int64_t c_out = w.taps[0].n, n = m.n_ctx;
+  m.conv_stage(w, x, q, rs, n_threads);
+  for (int64_t piece = 0; piece < (w.stride == 1 ? 2 : 1); ++piece) {
+    m.conv_products(w, q, piece, c, ws, n_threads);
+    parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t t = r0; t < r1; ++t) {
+        m.conv_row(w, c, rs, bias, piece, t, y + (piece * n + t) * c_out);
+      }
+    });
+  }
 }
 
 void OnednnEncoder::stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2,
@@ -746,34 +759,37 @@ void OnednnEncoder::stem(const OnednnConv& conv1, const float* bias1, const Oned
   }
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
-  uint8_t* q = ws + m.lin_q;
-  float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
+  const int64_t s = m.s, n = m.n_ctx, n_pad = 2 * n + 2;
+  // conv1's staged input, and after it conv2's (the second piece of conv1
+  // still reads the first while the first piece's rows fill the second).
+  uint8_t* q1 = ws + m.lin_q;
+  uint8_t* q2 = q1 + n_pad * conv1.taps[0].k;
+  float* rs1 = reinterpret_cast<float*>(ws + m.lin_scale);
   float* rs2 = reinterpret_cast<float*>(ws + m.lin_scale2);
-  const int64_t s = m.s, t1 = 2 * m.n_ctx, n_pad = t1 + 2;
-  m.conv_products(conv1, x, c, ws, n_threads);
-  // conv1's rows, through GELU, quantized into conv2's padded input slots
-  // (its scales apart from conv1's input scales, which other rows still
-  // read); conv1's staged input is no longer needed.
+  m.conv_stage(conv1, x, q1, rs1, n_threads);
+  // conv1's rows, through GELU, quantized into conv2's padded input slots.
   const ConvSlots slot2(2, n_pad);
-  for_chunks(t1, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
-    float* buf = reinterpret_cast<float*>(ws + m.lin_rows) + chunk * m.row_floats();
-    for (int64_t t = r0; t < r1; ++t) {
-      m.conv_row(conv1, c, rs, bias1, t, buf);
-      gelu(buf, s, 1);
-      const int64_t at = slot2(t + 1);
-      quantize_rows_u8(buf, s, 0, 1, s, m.f, q + at * s, s, rs2 + at);
-    }
-  });
   for (int64_t p : {int64_t{0}, n_pad - 1}) {
-    std::fill_n(q + slot2(p) * s, s, static_cast<uint8_t>(m.f.zero));
+    std::fill_n(q2 + slot2(p) * s, s, static_cast<uint8_t>(m.f.zero));
     rs2[slot2(p)] = 0.0f;
   }
-  std::copy_n(rs2, n_pad, rs);  // conv2's input scales where conv_row reads them
-  m.conv_products(conv2, nullptr, c, ws, n_threads);
-  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
+  for (int64_t piece = 0; piece < 2; ++piece) {
+    m.conv_products(conv1, q1, piece, c, ws, n_threads);
+    for_chunks(n, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {
+      float* buf = reinterpret_cast<float*>(ws + m.lin_rows) + chunk * m.row_floats();
+      for (int64_t t = r0; t < r1; ++t) {
+        m.conv_row(conv1, c, rs1, bias1, piece, t, buf);
+        gelu(buf, s, 1);
+        const int64_t at = slot2(piece * n + t + 1);
+        quantize_rows_u8(buf, s, 0, 1, s, m.f, q2 + at * s, s, rs2 + at);
+      }
+    });
+  }
+  m.conv_products(conv2, q2, 0, c, ws, n_threads);
+  parallel_for(n, n_threads, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t t = r0; t < r1; ++t) {
       float* out = y + t * s;
-      m.conv_row(conv2, c, rs, bias2, t, out);
+      m.conv_row(conv2, c, rs2, bias2, 0, t, out);
       gelu(out, s, 1);
       add_row(out, pos + t * s, s);
     }
@@ -808,7 +824,7 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
 void OnednnEncoder::qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v,
                                 int64_t ldv, uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
-  if (w.rows != m.n_ctx || w.n != 3 * m.s || w.k != m.s) {
+  if (w.n != 3 * m.s || w.k != m.s) {
     throw Error("oneDNN encoder: qkv_project takes the fused [3 n_state][n_state] projection");
   }
   n_threads = std::clamp(n_threads, 1, hardware_threads());

@@ -68,7 +68,6 @@ int64_t attention_heads_per_task(int64_t n_head, int64_t n_ctx, int64_t l2_bytes
 
 // A Linear weight [n][k] prepared for OnednnEncoder::linear.
 struct OnednnWeight {
-  int64_t rows = 0;  // of the product it was prepared for
   int64_t n = 0, k = 0;
   std::vector<uint8_t> blob;     // the int8 values in oneDNN's layout for this product
   // [n]: the u8 zero point times the sum over k of the int8 values (the
