@@ -21,8 +21,16 @@
 // Q K^T in integers, softmax in fp32, the unnormalised probabilities
 // e^(s - max) quantized to u8 (the largest is exactly pmax = qmax + zero)
 // and multiplied with V; each row divided by the sum of its quantized
-// probabilities. In tasks of kOnednnQueryBlock queries and up to 8 heads,
-// one product each, so the [n_q][n_kv] score matrix never exists.
+// probabilities. In tasks of kOnednnQueryBlock queries and up to 8 heads
+// (attention_heads_per_task), one product each, so the [n_q][n_kv] score
+// matrix never exists.
+//
+// Fused passes: an fp32 tensor made only to be quantized for the next
+// product is not written out. A layer norm's rows and the MLP's hidden
+// layer go straight to 8-bit rows (stage_layernorm, linear_gelu_restage),
+// the Q/K/V projection's Q and K straight to the attention's (qkv_project),
+// conv1's GELU output straight to conv2's input (stem). Each is bit for bit
+// the unfused sequence of calls, which the tests check.
 #pragma once
 
 #include <cstdint>
@@ -113,8 +121,8 @@ class OnednnEncoder {
   // [n_state][n_state]) weight per tap, int8 with int8 panels.
   OnednnConv prepare_conv(const QMatrix* taps, int stride) const;
 
-  // Bytes of scratch memory for one call of linear(), conv() or attention()
-  // on at most n_threads threads.
+  // Bytes of scratch memory for any call below on at most n_threads
+  // threads (one workspace serves them in turn).
   size_t workspace_bytes(int n_threads) const;
 
   // ep.y[i][j] (=, or += if ep.accumulate) gelu?(x[i] . w[j] * scales +
