@@ -34,7 +34,8 @@ struct EncoderScratch {
 
   EncoderScratch(const Whisper::Weights& w, int n_threads) {
     const model::Dims& d = w.dims;
-    const size_t n_ctx = static_cast<size_t>(d.n_audio_ctx), s = static_cast<size_t>(d.n_audio_state);
+    const size_t n_ctx = static_cast<size_t>(d.n_audio_ctx);
+    const size_t s = static_cast<size_t>(d.n_audio_state);
     const size_t n_frames = 2 * n_ctx, f = sizeof(float);
     ScratchLayout l;
     xt = l.add(n_frames * static_cast<size_t>(d.n_mels) * f);
