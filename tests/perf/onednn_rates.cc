@@ -10,7 +10,9 @@
 // --attention times the encoder's whole self-attention instead
 // (kernels::OnednnEncoder::attention: quantization, both products, the
 // softmax) on tiny's, base's and small's shapes, for every number of heads
-// per task, and says which one this CPU's L2 picks by default
+// per task, with the implementation the encoder picks for the products and
+// with oneDNN's first choice where that differs (AMX's, on an AMX CPU), and
+// says which number this CPU's L2 picks by default
 // (kernels::attention_heads_per_task).
 //
 // Each product: the encoder's types (u8 x s8 into s32; f32 out and bf16
@@ -110,19 +112,25 @@ void measure_attention(const char* model, int64_t s, int64_t n_head,
   const int64_t pick = attention_heads_per_task(n_head, n, cpu.l2_bytes);
   for (int64_t g = 1; g <= std::min<int64_t>(8, n_head); ++g) {
     if (n_head % g != 0) continue;
+    // The encoder's choice (AMX's implementation avoided for these
+    // products), and oneDNN's first choice where that differs.
     const OnednnEncoder enc(80, n, s, n_head, f, "amx", g);
-    for (const int t : threads) {
-      std::vector<uint8_t> ws(enc.workspace_bytes(t));
-      double best = 1e30;
-      for (int run = 0; run < 6; ++run) {
-        const double t0 = seconds_now();
-        enc.attention(a, ws.data(), t);
-        if (run >= 1) best = std::min(best, seconds_now() - t0);
+    const OnednnEncoder first(80, n, s, n_head, f, "", g);
+    for (const OnednnEncoder* e : {&enc, &first}) {
+      if (e == &first && first.attention_impl() == enc.attention_impl()) continue;
+      for (const int t : threads) {
+        std::vector<uint8_t> ws(e->workspace_bytes(t));
+        double best = 1e30;
+        for (int run = 0; run < 6; ++run) {
+          const double t0 = seconds_now();
+          e->attention(a, ws.data(), t);
+          if (run >= 1) best = std::min(best, seconds_now() - t0);
+        }
+        std::printf("attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s\n",
+                    model, static_cast<long long>(n_head), static_cast<long long>(g),
+                    g == pick && e == &enc ? " (default)" : "          ", t, best * 1e3,
+                    e->attention_impl().c_str());
       }
-      std::printf("attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s\n", model,
-                  static_cast<long long>(n_head), static_cast<long long>(g),
-                  g == pick ? " (default)" : "          ", t, best * 1e3,
-                  enc.attention_impl().c_str());
     }
   }
 }
