@@ -3,9 +3,9 @@
 //
 // A window's encoder activations and oneDNN workspace are tens of MB (~25
 // for tiny, ~100 for large). Allocated per window, every page of them
-// faults in again on first touch, each one cleared by the kernel: ~4k
-// faults for a tiny window, several ms of a ~100 ms pass on the CPUs the
-// encoder targets. whisper.cpp likewise keeps its compute buffers in its
+// faults in again on first touch, each one cleared by the kernel: ~7k
+// faults for a tiny window (docs/performance.md, "Fewer passes over
+// memory"), several ms of a ~100 ms pass on the CPUs the encoder targets. whisper.cpp likewise keeps its compute buffers in its
 // state. Blocks are 64-byte aligned (a cache line: AVX-512 loads of
 // rows at an aligned start never straddle two lines).
 #pragma once
@@ -27,6 +27,7 @@ class ScratchBlock {
   uint8_t* reserve(size_t bytes) {
     if (bytes > size_) {
       p_.reset();
+      size_ = 0;  // stays empty if the allocation below throws
       p_.reset(static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t(kAlign))));
       size_ = bytes;
     }

@@ -73,7 +73,9 @@ class Whisper {
   // mel: [n_mels][2 * n_audio_ctx] (3000 frames for the official models).
   // Returns the encoder output after ln_post, [n_audio_ctx][n_audio_state].
   // Adds the stages' times to *stages if given. Throws wisp::Error if mel
-  // has another size. Thread-safe (const).
+  // has another size. Thread-safe (const). Its scratch memory (tens of MB)
+  // stays with the network for the next call: one block per call that ran
+  // at once.
   std::vector<float> encode(std::span<const float> mel, int n_threads,
                             EncoderStages* stages = nullptr) const;
 
