@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -202,8 +203,10 @@ dnnl::matmul::primitive_desc OnednnEncoder::Impl::attention_pd(const dnnl::matmu
   return first;
 }
 
-void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads) const {
+void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads,
+                              AttentionTimes* times) const {
   const Impl& m = *impl_;
+  const auto start = std::chrono::steady_clock::now();
   if (a.n_batch != 1 || a.n_q != m.n_ctx || a.n_kv != m.n_ctx || a.n_head != m.n_head ||
       a.d_head != m.dh || a.causal || a.qk || a.k_head_stride != 0 || a.v_head_stride != 0) {
     throw Error("oneDNN encoder attention: arguments do not match the encoder's shapes");
@@ -224,7 +227,11 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
     }
   });
   m.v_scales(part, ws);
-  attend(a.v, a.ldv, a.out, a.ldo, ws, n_threads);
+  if (times != nullptr) {
+    times->prepare += std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - start).count();
+  }
+  attend(a.v, a.ldv, a.out, a.ldo, ws, n_threads, times);
 }
 
 void OnednnEncoder::qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v,
@@ -269,8 +276,13 @@ void OnednnEncoder::Impl::v_scales(const std::vector<float>& part, uint8_t* ws) 
 }
 
 void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t ldo, uint8_t* ws,
-                           int n_threads) const {
+                           int n_threads, AttentionTimes* times) const {
   const Impl& m = *impl_;
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  const Clock::time_point start = times != nullptr ? Clock::now() : Clock::time_point();
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   const int64_t n = m.n_ctx, H = m.n_head, dh = m.dh, width = H * dh, block = m.full.rows;
   const U8Format f = m.f;
@@ -292,8 +304,19 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
   // softmax, P V, the group's output columns.
   const int64_t G = m.group, n_groups = H / G, n_tasks = m.n_blocks * n_groups;
   std::vector<std::exception_ptr> errors(static_cast<size_t>(n_tasks));
+  std::vector<AttentionTimes> per_thread(times != nullptr ? n_threads : 0);
+  if (times != nullptr) times->prepare += ms(start, Clock::now());
   auto run = [&](int64_t task) {
     try {
+      // The step times, with `times` (each taken after the step's work).
+      AttentionTimes* acc = times != nullptr ? &per_thread[omp_get_thread_num()] : nullptr;
+      Clock::time_point t0 = acc != nullptr ? Clock::now() : Clock::time_point();
+      auto lap = [&](double AttentionTimes::*step) {
+        if (acc == nullptr) return;
+        const Clock::time_point t1 = Clock::now();
+        acc->*step += ms(t0, t1);
+        t0 = t1;
+      };
       const int64_t b = task / n_groups, h0 = task % n_groups * G;
       const Impl::Block& blk = b == m.n_blocks - 1 ? m.tail : m.full;
       const int64_t rows = blk.rows, i0 = b * block;
@@ -313,6 +336,7 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
         blk.qk.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
                             {DNNL_ARG_SCRATCHPAD, scr}});
       }
+      lap(&AttentionTimes::qk);
       for (int64_t g = 0; g < G; ++g) {
         const int64_t h = h0 + g;
         for (int64_t r = 0; r < rows; ++r) {
@@ -321,6 +345,7 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
                                        qs[h * n + i0 + r], f.pmax(), row, p + gr * n);
         }
       }
+      lap(&AttentionTimes::softmax);
       {
         dnnl::memory src(blk.pv_pd.src_desc(), m.eng, p);
         dnnl::memory wei(blk.pv_pd.weights_desc(), m.eng, v8 + h0 * n * dh);
@@ -330,6 +355,7 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
                             {DNNL_ARG_SCRATCHPAD, scr}});
       }
       st.wait();
+      lap(&AttentionTimes::pv);
       for (int64_t r = 0; r < rows; ++r) {
         float* out = out_rows + (i0 + r) * ldo;
         for (int64_t g = 0; g < G; ++g) {
@@ -337,6 +363,7 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
           scale_row(o + (g * rows + r) * dh, vs + h * dh, inv_sum[g * rows + r], dh, out + h * dh);
         }
       }
+      lap(&AttentionTimes::output);
     } catch (const dnnl::error& e) {
       errors[static_cast<size_t>(task)] = std::make_exception_ptr(
           Error(std::string("oneDNN attention matmul: ") + e.what()));
@@ -357,6 +384,12 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
   }
   for (const std::exception_ptr& e : errors) {
     if (e) std::rethrow_exception(e);
+  }
+  for (const AttentionTimes& t : per_thread) {
+    times->qk += t.qk;
+    times->softmax += t.softmax;
+    times->pv += t.pv;
+    times->output += t.output;
   }
 }
 

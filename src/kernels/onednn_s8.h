@@ -168,9 +168,19 @@ class OnednnEncoder {
             const float* bias2, const float* pos, const float* x, float* y, uint8_t* workspace,
             int n_threads) const;
 
+  // Milliseconds of the attention's steps, added to by attention() and
+  // attend() when given (onednn_rates --attention): the passes before the
+  // tasks (wall time), and the tasks' steps summed over their threads.
+  struct AttentionTimes {
+    double prepare = 0;  // quantizing Q, K (attention() only) and V
+    double qk = 0, softmax = 0, pv = 0;
+    double output = 0;   // P V's rows scaled into the output
+  };
+
   // The encoder's self-attention: args as attention_s16 (n_batch 1,
   // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
-  void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads) const;
+  void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads,
+                 AttentionTimes* times = nullptr) const;
   // attention() in two steps, around the fused Q/K/V projection w ([3
   // n_state][n_state]) of the staged rows: qkv_project() runs the product
   // and quantizes Q and K for the attention as they come out of it (never
@@ -181,7 +191,7 @@ class OnednnEncoder {
   void qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v, int64_t ldv,
                    uint8_t* workspace, int n_threads) const;
   void attend(const float* v, int64_t ldv, float* out, int64_t ldo, uint8_t* workspace,
-              int n_threads) const;
+              int n_threads, AttentionTimes* times = nullptr) const;
 
   // oneDNN's implementations of the attention's two products ("qk / pv").
   std::string attention_impl() const;

@@ -379,6 +379,25 @@ TEST(OnednnS8, AttentionSkipsTheImplementationItAvoids) {
   EXPECT_LT(rel_err(got, want), 1e-4);
 }
 
+// The step times: filled when asked for, summed over calls, and the output
+// the same as without them.
+TEST(OnednnS8, AttentionTimesTheSteps) {
+  const int64_t n = 100, s = 64, n_head = 4;
+  const U8Format f{63, 64};
+  const OnednnEncoder enc(8, n, s, n_head, f, "amx", 2);
+  const std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 17, -2.0f, 2.0f);
+  std::vector<float> plain(static_cast<size_t>(n * s)), timed(plain.size());
+  std::vector<uint8_t> ws(enc.workspace_bytes(2));
+  enc.attention(fused_qkv_attention(qkv, n, s, n_head, plain.data()), ws.data(), 2);
+  OnednnEncoder::AttentionTimes t;
+  enc.attention(fused_qkv_attention(qkv, n, s, n_head, timed.data()), ws.data(), 2, &t);
+  EXPECT_EQ(timed, plain);
+  for (double v : {t.prepare, t.qk, t.softmax, t.pv, t.output}) EXPECT_GT(v, 0.0);
+  const double qk = t.qk;
+  enc.attention(fused_qkv_attention(qkv, n, s, n_head, timed.data()), ws.data(), 1, &t);
+  EXPECT_GT(t.qk, qk);
+}
+
 // A block of 64 and a tail of 36; exactly one block; less than one block;
 // 12 heads in two groups of 6 (small's count) with blocks of 64 and 6.
 // Widths are multiples of 64, as every Whisper model's (the encoder

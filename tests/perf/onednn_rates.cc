@@ -126,10 +126,14 @@ void measure_attention(const char* model, int64_t s, int64_t n_head,
           e->attention(a, ws.data(), t);
           if (run >= 1) best = std::min(best, seconds_now() - t0);
         }
-        std::printf("attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s\n",
+        // One more run for where the time goes (thread-ms of the tasks).
+        OnednnEncoder::AttentionTimes at;
+        e->attention(a, ws.data(), t, &at);
+        std::printf("attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s"
+                    "  [prepare %.2f ms; thread-ms: qk %.2f softmax %.2f pv %.2f output %.2f]\n",
                     model, static_cast<long long>(n_head), static_cast<long long>(g),
                     g == pick && e == &enc ? " (default)" : "          ", t, best * 1e3,
-                    e->attention_impl().c_str());
+                    e->attention_impl().c_str(), at.prepare, at.qk, at.softmax, at.pv, at.output);
       }
     }
   }
