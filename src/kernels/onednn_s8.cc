@@ -54,6 +54,31 @@ void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64
 
 namespace {
 
+// GELU as vecmath.h's detail::gelu_f (erfc(z) = t exp(-z^2 + P(t)), t =
+// 1 / (1 + z/2)), with that exponential as one exp2: log2(e) folded into
+// P's coefficients and z^2's. Relative error ~5e-6 against ~4e-6 (kernels
+// reference test), for an output quantized to 8 bits next (the MLP's
+// hidden layer), at about 3/4 of the cost.
+[[gnu::always_inline]] inline float gelu_8bit(float x) {
+  const float kInvSqrt2 = 0.707106781186547524f, kLog2e = 1.44269504088896341f;
+  const float z = __builtin_fabsf(x) * kInvSqrt2;
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f * kLog2e;
+  p = p * t - 0.82215223f * kLog2e;
+  p = p * t + 1.48851587f * kLog2e;
+  p = p * t - 1.13520398f * kLog2e;
+  p = p * t + 0.27886807f * kLog2e;
+  p = p * t - 0.18628806f * kLog2e;
+  p = p * t + 0.09678418f * kLog2e;
+  p = p * t + 0.37409196f * kLog2e;
+  p = p * t + 1.00002368f * kLog2e;
+  p = p * t - 1.26551223f * kLog2e;
+  float a = p - z * z * kLog2e;
+  a = a < -126.0f ? -126.0f : a;
+  const float h = 0.5f * x * (t * detail::exp2_f(a));
+  return x >= 0.0f ? x - h : h;
+}
+
 // One row of the Linear epilogue: y[j] (=, or += with kAcc) of
 // (c[j] - zs[j]) rs sc[j] + bias[j], through GELU with kGelu (zs: the zero
 // point's share, OnednnWeight::zero_sum). The
@@ -67,7 +92,7 @@ WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n,
   for (int64_t j = 0; j < n; ++j) {
     float v = static_cast<float>(c[j] - zs[j]) * (rs * sc[j]);
     if constexpr (kBias) v += bias[j];
-    if constexpr (kGelu) v = detail::gelu_f(v);
+    if constexpr (kGelu) v = gelu_8bit(v);
     if constexpr (kAcc) {
       y[j] += v;
     } else {
