@@ -55,6 +55,9 @@ class Whisper {
   // layers (`wisp bench --stages`): where a window's time goes.
   struct EncoderStages {
     double convolutions = 0;  // conv1, conv2, their GELUs, the positions
+    // The oneDNN int8 path counts each 8-bit quantization with the step
+    // whose output it takes: a layer norm's, the projection's Q and K, the
+    // MLP's hidden layer.
     double layer_norms = 0;   // both of every block, and ln_post
     double qkv = 0;           // the fused Q, K, V projection
     double attention = 0;     // softmax(Q K^T) V
