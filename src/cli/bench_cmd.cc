@@ -134,6 +134,7 @@ int run_bench(const BenchArgs& a) {
     j["threads"] = threads;
     j["isa"] = isa;
     j["encoder_kernels"] = enc;
+    if (net->onednn_encoder()) j["attention_heads_per_task"] = net->attention_heads_per_task();
     j["load_ms"] = load_ms;
     j["encoder_ms"] = encoder_ms;
     j["cross_kv_ms"] = cross_kv_ms;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -467,6 +468,46 @@ TEST(Encoder, StageTimesCoverTheCall) {
   const double qkv = st.qkv;
   micro().encode(mel, 2, &st);
   EXPECT_GT(st.qkv, qkv);
+}
+
+// WISP_ATTENTION_HEADS sets the oneDNN attention's heads per task (the
+// output is the same: each head's attention is its own); anything but a
+// divisor of the head count is refused.
+TEST(Encoder, AttentionHeadsPerTaskFromTheEnvironment) {
+  auto saved = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+  const auto old_enc = saved("WISP_INT8_ENCODER"), old_heads = saved("WISP_ATTENTION_HEADS");
+  model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  const int n_head = m.dims.n_audio_head;
+  ::setenv("WISP_INT8_ENCODER", "onednn", 1);
+  ::unsetenv("WISP_ATTENTION_HEADS");
+  const Whisper chosen(m, ComputeType::kInt8);
+  ::setenv("WISP_ATTENTION_HEADS", "1", 1);
+  const Whisper one(m, ComputeType::kInt8);
+  ::setenv("WISP_ATTENTION_HEADS", std::to_string(n_head).c_str(), 1);
+  const Whisper all(m, ComputeType::kInt8);
+  ::setenv("WISP_ATTENTION_HEADS", std::to_string(n_head + 1).c_str(), 1);
+  EXPECT_THROW(Whisper(m, ComputeType::kInt8), Error);
+  ::setenv("WISP_ATTENTION_HEADS", "two", 1);
+  EXPECT_THROW(Whisper(m, ComputeType::kInt8), Error);
+  for (const auto& [name, v] : {std::pair{"WISP_INT8_ENCODER", old_enc},
+                                std::pair{"WISP_ATTENTION_HEADS", old_heads}}) {
+    if (v) {
+      ::setenv(name, v->c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  EXPECT_GE(chosen.attention_heads_per_task(), 1);
+  EXPECT_EQ(one.attention_heads_per_task(), 1);
+  EXPECT_EQ(all.attention_heads_per_task(), n_head);
+  EXPECT_EQ(micro().attention_heads_per_task(), 0);  // fp32: not the oneDNN path
+  const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
+  const auto want = chosen.encode(mel, 2);
+  EXPECT_EQ(one.encode(mel, 2), want);
+  EXPECT_EQ(all.encode(mel, 2), want);
 }
 
 // Calls at once on one network take their own scratch blocks: each gets the

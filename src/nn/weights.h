@@ -49,6 +49,10 @@ struct Precision {
   // (kernels::onednn_encoder_pays); the environment variable
   // WISP_INT8_ENCODER=onednn|wisp forces it on or off (tests, benchmarks).
   bool onednn_encoder = false;
+  // Heads per attention task of that path: 0 picks by the L2
+  // (kernels::attention_heads_per_task); WISP_ATTENTION_HEADS=N sets it, so
+  // that one benchmark run on a lent machine can compare both.
+  int64_t attention_heads = 0;
   kernels::Isa isa = kernels::Isa::kGeneric;
 };
 Precision precision_for(ComputeType t);

@@ -321,9 +321,14 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
   w->dec_blocks.resize(static_cast<size_t>(d.n_text_layer));
   Whisper::Weights& W = *w;
   if (p.onednn_encoder) {
+    if (p.attention_heads > 0 && d.n_audio_head % p.attention_heads != 0) {
+      throw Error("WISP_ATTENTION_HEADS is " + std::to_string(p.attention_heads) +
+                  ": not a divisor of the encoder's " + std::to_string(d.n_audio_head) + " heads");
+    }
     try {
       W.onednn = std::make_unique<kernels::OnednnEncoder>(
-          d.n_mels, d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()));
+          d.n_mels, d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()),
+          "amx", p.attention_heads);
     } catch (const Error&) {
       // oneDNN could not make a primitive: chosen by the CPU, the encoder
       // falls back to lowp.h's kernels; asked for by name, that is an error.
@@ -441,6 +446,14 @@ Precision precision_for(ComputeType t) {
         }
         p.onednn_encoder = v == "onednn";
       }
+      if (const char* e = std::getenv("WISP_ATTENTION_HEADS"); e != nullptr && *e != '\0') {
+        char* end = nullptr;
+        const long v = std::strtol(e, &end, 10);
+        if (*end != '\0' || v < 1 || v > 64) {
+          throw Error(std::string("WISP_ATTENTION_HEADS is '") + e + "': expected a head count");
+        }
+        p.attention_heads = v;
+      }
       break;
   }
   return p;
@@ -480,6 +493,9 @@ Whisper& Whisper::operator=(Whisper&&) noexcept = default;
 const model::Dims& Whisper::dims() const { return w_->dims; }
 ComputeType Whisper::compute_type() const { return w_->prec.type; }
 bool Whisper::onednn_encoder() const { return w_->onednn != nullptr; }
+int64_t Whisper::attention_heads_per_task() const {
+  return w_->onednn != nullptr ? w_->onednn->heads_per_task() : 0;
+}
 
 size_t Whisper::weight_bytes() const {
   const Weights& w = *w_;

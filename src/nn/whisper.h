@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <utility>
@@ -50,6 +51,9 @@ class Whisper {
   // self-attention on oneDNN with 8-bit activations (kernels/onednn_s8.h),
   // false if on the lowp.h kernels (or not int8).
   bool onednn_encoder() const;
+  // On that path, the self-attention's heads per task (0 off it): chosen by
+  // the L2 size, or WISP_ATTENTION_HEADS=N.
+  int64_t attention_heads_per_task() const;
 
   // Wall-clock milliseconds of the encoder's stages, each summed over the
   // layers (`wisp bench --stages`): where a window's time goes.

@@ -72,6 +72,15 @@ for m in tiny-s4 base-s5 small-s6; do
   done
 done
 
+step "the oneDNN path's heads per attention task: the L2's choice (above) against the old one"
+# Before a9f7054 the tasks took as many heads as divide n_head up to 8:
+# tiny 6, base 8, small 6. attention_heads_per_task in the JSON says which ran.
+for spec in "tiny-s4 6" "base-s5 8" "small-s6 6"; do
+  set -- $spec
+  WISP_ATTENTION_HEADS=$2 timeout 60 "$B/wisp" bench --model "/tmp/m/ggml-$1-f16.bin" --threads 2 --stages \
+    --compute_type int8 --json | tail -1 | tee -a "$out/encoders.jsonl"
+done
+
 step "oneDNN's own matmul rates on the encoder's shapes: with AMX, then AVX-512 VNNI only"
 if [ -x "$B/onednn_rates" ]; then
   timeout 60 "$B/onednn_rates" | tee "$out/onednn_rates.txt"
