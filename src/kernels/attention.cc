@@ -146,6 +146,22 @@ int64_t visible_keys(const AttentionArgs& a, int64_t i) {
 
 }  // namespace
 
+AttentionArgs fused_self_attention(const float* qkv, int64_t n, int64_t width, int64_t n_head,
+                                   float* out) {
+  AttentionArgs a;
+  a.n_q = a.n_kv = n;
+  a.n_head = n_head;
+  a.d_head = width / n_head;
+  a.q = qkv;
+  a.k = qkv + width;
+  a.v = qkv + 2 * width;
+  a.ldq = a.ldk = a.ldv = 3 * width;
+  a.out = out;
+  a.ldo = width;
+  a.scale = static_cast<float>(std::pow(static_cast<double>(a.d_head), -0.25));
+  return a;
+}
+
 void attention(const AttentionArgs& args, int n_threads) {
   check_args(args);
   if (args.n_batch == 0 || args.n_q == 0) return;

@@ -183,6 +183,11 @@ struct AttentionArgs {
   int64_t k_head() const { return k_head_stride != 0 ? k_head_stride : d_head; }
   int64_t v_head() const { return v_head_stride != 0 ? v_head_stride : d_head; }
 };
+// The encoder's self-attention over its fused Q/K/V rows qkv [n][3 width]
+// (q, k and v side by side) into out [n][width]: n queries and keys, width
+// / n_head per head, openai's scale (width / n_head) ** -0.25.
+AttentionArgs fused_self_attention(const float* qkv, int64_t n, int64_t width, int64_t n_head,
+                                   float* out);
 // Parallel over (batch, head, block of queries); a block's scores live in a
 // [block][n_kv] buffer, never all heads' [n_q][n_kv] at once.
 void attention(const AttentionArgs& args, int n_threads);

@@ -38,24 +38,6 @@ std::vector<U8Format> exact_formats() {
   return out;
 }
 
-// The encoder's self-attention over its fused QKV rows qkv [n][3 s]: q, k
-// and v side by side, out [n][s], openai's scale d_head^-1/4.
-AttentionArgs fused_qkv_attention(const std::vector<float>& qkv, int64_t n, int64_t s,
-                                  int64_t n_head, float* out) {
-  AttentionArgs a;
-  a.n_q = a.n_kv = n;
-  a.n_head = n_head;
-  a.d_head = s / n_head;
-  a.q = qkv.data();
-  a.k = qkv.data() + s;
-  a.v = qkv.data() + 2 * s;
-  a.ldq = a.ldk = a.ldv = 3 * s;
-  a.out = out;
-  a.ldo = s;
-  a.scale = static_cast<float>(std::pow(static_cast<double>(a.d_head), -0.25));
-  return a;
-}
-
 TEST(OnednnS8, FormatFollowsVnni) {
   CpuFeatures f;
   EXPECT_EQ(u8_format_for(f).qmax, 63);
@@ -261,7 +243,7 @@ TEST_P(Shapes, ProjectedAttentionEqualsUnfused) {
       ep.ldy = 3 * s;
       ep.bias = bias.data();
       enc.linear_staged(ow, ep, ws.data(), threads);
-      AttentionArgs a = fused_qkv_attention(qkv, n, s, c.n_head, want.data());
+      AttentionArgs a = fused_self_attention(qkv.data(), n, s, c.n_head, want.data());
       enc.attention(a, ws.data(), threads);
 
       std::vector<float> v(static_cast<size_t>(n * s)), got(want.size(), NAN);
@@ -339,7 +321,7 @@ TEST_P(Shapes, AttentionEqualsReference) {
       }
       std::vector<uint8_t> ws(enc.workspace_bytes(3));
       std::vector<float> want(static_cast<size_t>(n * s)), fp(want.size());
-      AttentionArgs a = fused_qkv_attention(qkv, n, s, c.n_head, want.data());
+      AttentionArgs a = fused_self_attention(qkv.data(), n, s, c.n_head, want.data());
       onednn_attention_ref(a, f);
       a.out = fp.data();
       attention_ref(a);
@@ -371,7 +353,7 @@ TEST(OnednnS8, AttentionSkipsTheImplementationItAvoids) {
 
   const std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 13, -2.0f, 2.0f);
   std::vector<float> want(static_cast<size_t>(n * s)), got(want.size(), NAN);
-  AttentionArgs a = fused_qkv_attention(qkv, n, s, n_head, want.data());
+  AttentionArgs a = fused_self_attention(qkv.data(), n, s, n_head, want.data());
   onednn_attention_ref(a, f);
   a.out = got.data();
   std::vector<uint8_t> ws(other.workspace_bytes(2));
@@ -388,13 +370,13 @@ TEST(OnednnS8, AttentionTimesTheSteps) {
   const std::vector<float> qkv = random_vec(static_cast<size_t>(n * 3 * s), 17, -2.0f, 2.0f);
   std::vector<float> plain(static_cast<size_t>(n * s)), timed(plain.size());
   std::vector<uint8_t> ws(enc.workspace_bytes(2));
-  enc.attention(fused_qkv_attention(qkv, n, s, n_head, plain.data()), ws.data(), 2);
+  enc.attention(fused_self_attention(qkv.data(), n, s, n_head, plain.data()), ws.data(), 2);
   OnednnEncoder::AttentionTimes t;
-  enc.attention(fused_qkv_attention(qkv, n, s, n_head, timed.data()), ws.data(), 2, &t);
+  enc.attention(fused_self_attention(qkv.data(), n, s, n_head, timed.data()), ws.data(), 2, &t);
   EXPECT_EQ(timed, plain);
   for (double v : {t.prepare, t.qk, t.softmax, t.pv, t.output}) EXPECT_GT(v, 0.0);
   const double qk = t.qk;
-  enc.attention(fused_qkv_attention(qkv, n, s, n_head, timed.data()), ws.data(), 1, &t);
+  enc.attention(fused_self_attention(qkv.data(), n, s, n_head, timed.data()), ws.data(), 1, &t);
   EXPECT_GT(t.qk, qk);
 }
 
@@ -435,7 +417,7 @@ void run_encoder_products(int n_threads) {
   std::vector<float> c1(static_cast<size_t>(2 * n * s)), y(static_cast<size_t>(n * s));
   enc.conv(conv1, mel.data(), nullptr, c1.data(), ws.data(), n_threads);
   enc.linear(lin, qkv.data(), 3 * s, Epilogue{y.data(), s}, ws.data(), n_threads);
-  enc.attention(fused_qkv_attention(qkv, n, s, n_head, y.data()), ws.data(), n_threads);
+  enc.attention(fused_self_attention(qkv.data(), n, s, n_head, y.data()), ws.data(), n_threads);
   std::_Exit(process_threads());
 }
 

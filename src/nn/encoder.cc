@@ -161,17 +161,7 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
       timed(&EncoderStages::qkv, [&] {
         apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, n_threads, p.isa);
       });
-      kernels::AttentionArgs args;
-      args.n_q = args.n_kv = n_ctx;
-      args.n_head = n_head;
-      args.d_head = d_head;
-      args.q = qkv;
-      args.k = qkv + s;
-      args.v = qkv + 2 * s;
-      args.ldq = args.ldk = args.ldv = 3 * s;
-      args.out = a;
-      args.ldo = s;
-      args.scale = scale;
+      const kernels::AttentionArgs args = kernels::fused_self_attention(qkv, n_ctx, s, n_head, a);
       timed(&EncoderStages::attention, [&] {
         if (p.int_attention) {
           kernels::attention_s16(args, n_threads, p.isa);

@@ -136,6 +136,36 @@ TEST_P(Golden, DecoderLogitsMatchOpenAI) {
 
 const Whisper& micro() { return golden_model("micro", 1); }
 
+// An environment variable set (value null: unset) for a scope, then put
+// back as it was. The variables here are read when a network is built.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    set(value);
+  }
+  ~ScopedEnv() { set(old_ ? old_->c_str() : nullptr); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  void set(const char* value) const {
+    if (value != nullptr) {
+      ::setenv(name_, value, 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The network of m in `type`, built with name=value in the environment.
+Whisper built_with(const char* name, const char* value, const model::Model& m, ComputeType type) {
+  const ScopedEnv env(name, value);
+  return Whisper(m, type);
+}
+
 std::vector<float> micro_audio() { return read_f32(kGolden + "micro-jfk-en/encoder.f32"); }
 
 std::span<const float> row(const std::vector<float>& v, size_t i, size_t n) {
@@ -230,16 +260,8 @@ TEST(LowPrecision, Int8DecoderIncrementalEqualsAllAtOnceAndBatches) {
 // against the ~1e-2 of int8 quantization itself).
 TEST(LowPrecision, Int8NetworkSameOnGenericAndDefaultKernels) {
   const Whisper& fast = golden_model("micro", 1, ComputeType::kInt8);
-  const char* old = std::getenv("WISP_ISA");
-  const std::string saved = old ? old : "";
-  ::setenv("WISP_ISA", "generic", 1);
   model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
-  const Whisper portable(m, ComputeType::kInt8);
-  if (old) {
-    ::setenv("WISP_ISA", saved.c_str(), 1);
-  } else {
-    ::unsetenv("WISP_ISA");
-  }
+  const Whisper portable = built_with("WISP_ISA", "generic", m, ComputeType::kInt8);
   const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
   const auto a = fast.encode(mel, 1), b = portable.encode(mel, 1);
   EXPECT_LT(rel_err(a, b), 1e-3);
@@ -255,21 +277,12 @@ TEST(LowPrecision, Int8NetworkSameOnGenericAndDefaultKernels) {
 // 7-bit format): close to openai's encoder, the same bits on any thread
 // count (its integer sums are exact and no float sum depends on the split).
 TEST(LowPrecision, Int8OnednnEncoderStaysCloseToOpenAI) {
-  const char* old = std::getenv("WISP_INT8_ENCODER");
-  const std::string saved = old ? old : "";
   model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
-  ::setenv("WISP_INT8_ENCODER", "onednn", 1);
-  const Whisper on(m, ComputeType::kInt8);
-  ::setenv("WISP_INT8_ENCODER", "wisp", 1);
-  const Whisper off(m, ComputeType::kInt8);
-  const Whisper fp32(m, ComputeType::kFloat32);  // the variable only concerns int8
-  ::setenv("WISP_INT8_ENCODER", "avx9", 1);
-  EXPECT_THROW(Whisper(m, ComputeType::kInt8), Error);
-  if (old) {
-    ::setenv("WISP_INT8_ENCODER", saved.c_str(), 1);
-  } else {
-    ::unsetenv("WISP_INT8_ENCODER");
-  }
+  const Whisper on = built_with("WISP_INT8_ENCODER", "onednn", m, ComputeType::kInt8);
+  const Whisper off = built_with("WISP_INT8_ENCODER", "wisp", m, ComputeType::kInt8);
+  // The variable only concerns int8.
+  const Whisper fp32 = built_with("WISP_INT8_ENCODER", "wisp", m, ComputeType::kFloat32);
+  EXPECT_THROW(built_with("WISP_INT8_ENCODER", "avx9", m, ComputeType::kInt8), Error);
   EXPECT_TRUE(on.onednn_encoder());
   EXPECT_FALSE(off.onednn_encoder());
   EXPECT_FALSE(fp32.onednn_encoder());
@@ -474,32 +487,18 @@ TEST(Encoder, StageTimesCoverTheCall) {
 // output is the same: each head's attention is its own); anything but a
 // divisor of the head count is refused.
 TEST(Encoder, AttentionHeadsPerTaskFromTheEnvironment) {
-  auto saved = [](const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::optional<std::string>(v) : std::nullopt;
-  };
-  const auto old_enc = saved("WISP_INT8_ENCODER"), old_heads = saved("WISP_ATTENTION_HEADS");
   model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
   const int n_head = m.dims.n_audio_head;
-  ::setenv("WISP_INT8_ENCODER", "onednn", 1);
-  ::unsetenv("WISP_ATTENTION_HEADS");
-  const Whisper chosen(m, ComputeType::kInt8);
-  ::setenv("WISP_ATTENTION_HEADS", "1", 1);
-  const Whisper one(m, ComputeType::kInt8);
-  ::setenv("WISP_ATTENTION_HEADS", std::to_string(n_head).c_str(), 1);
-  const Whisper all(m, ComputeType::kInt8);
-  ::setenv("WISP_ATTENTION_HEADS", std::to_string(n_head + 1).c_str(), 1);
-  EXPECT_THROW(Whisper(m, ComputeType::kInt8), Error);
-  ::setenv("WISP_ATTENTION_HEADS", "two", 1);
-  EXPECT_THROW(Whisper(m, ComputeType::kInt8), Error);
-  for (const auto& [name, v] : {std::pair{"WISP_INT8_ENCODER", old_enc},
-                                std::pair{"WISP_ATTENTION_HEADS", old_heads}}) {
-    if (v) {
-      ::setenv(name, v->c_str(), 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
+  const ScopedEnv onednn("WISP_INT8_ENCODER", "onednn");
+  auto with_heads = [&](const std::string& heads) {
+    return built_with("WISP_ATTENTION_HEADS", heads.empty() ? nullptr : heads.c_str(), m,
+                      ComputeType::kInt8);
+  };
+  const Whisper chosen = with_heads("");
+  const Whisper one = with_heads("1");
+  const Whisper all = with_heads(std::to_string(n_head));
+  EXPECT_THROW(with_heads(std::to_string(n_head + 1)), Error);
+  EXPECT_THROW(with_heads("two"), Error);
   EXPECT_GE(chosen.attention_heads_per_task(), 1);
   EXPECT_EQ(one.attention_heads_per_task(), 1);
   EXPECT_EQ(all.attention_heads_per_task(), n_head);
@@ -514,16 +513,8 @@ TEST(Encoder, AttentionHeadsPerTaskFromTheEnvironment) {
 // serial call's output, on the oneDNN int8 path (whose workspace is in the
 // block too) and in fp32.
 TEST(Encoder, ConcurrentCallsAgree) {
-  const char* old = std::getenv("WISP_INT8_ENCODER");
-  const std::string saved = old ? old : "";
   model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
-  ::setenv("WISP_INT8_ENCODER", "onednn", 1);
-  const Whisper dnn(m, ComputeType::kInt8);
-  if (old) {
-    ::setenv("WISP_INT8_ENCODER", saved.c_str(), 1);
-  } else {
-    ::unsetenv("WISP_INT8_ENCODER");
-  }
+  const Whisper dnn = built_with("WISP_INT8_ENCODER", "onednn", m, ComputeType::kInt8);
   const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
   for (const Whisper* net : {&dnn, &micro()}) {
     const auto want = net->encode(mel, 1);

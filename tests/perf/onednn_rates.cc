@@ -98,17 +98,7 @@ void measure_attention(const char* model, int64_t s, int64_t n_head,
     x = x * 1664525u + 1013904223u;
     v = static_cast<float>(x >> 8) / 16777216.0f * 4.0f - 2.0f;
   }
-  AttentionArgs a;
-  a.n_q = a.n_kv = n;
-  a.n_head = n_head;
-  a.d_head = s / n_head;
-  a.q = qkv.data();
-  a.k = qkv.data() + s;
-  a.v = qkv.data() + 2 * s;
-  a.ldq = a.ldk = a.ldv = 3 * s;
-  a.out = out.data();
-  a.ldo = s;
-  a.scale = 1.0f / std::sqrt(std::sqrt(static_cast<float>(a.d_head)));
+  const AttentionArgs a = fused_self_attention(qkv.data(), n, s, n_head, out.data());
   const int64_t pick = attention_heads_per_task(n_head, n, cpu.l2_bytes);
   for (int64_t g = 1; g <= std::min<int64_t>(8, n_head); ++g) {
     if (n_head % g != 0) continue;
