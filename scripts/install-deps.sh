@@ -1,10 +1,13 @@
 #!/bin/sh
 # Installs the Debian 12 packages wisp builds and tests with. Skips apt when
 # everything is already there; uses sudo when not run as root.
+# ocl-icd-opencl-dev: Debian's oneDNN is built with its OpenCL runtime, so
+# dnnl-config.cmake calls find_package(OpenCL); libdnnl-dev only recommends it,
+# and --no-install-recommends leaves it out.
 set -eu
 PACKAGES="build-essential cmake pkg-config git
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
-  libdnnl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev libsqlite3-dev"
+  libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev libsqlite3-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
