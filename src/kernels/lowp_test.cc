@@ -1,5 +1,5 @@
 // The low-precision kernels (lowp.h) against their reference twins, on every
-// instruction-set level this CPU can run (generic and AVX2 here; AVX-512 where
+// instruction-set level this CPU can run (generic, AVX2, and AVX-512 where
 // available), and the quantized results against fp32 within the error that
 // 8-bit weights imply.
 #include <gtest/gtest.h>
