@@ -74,28 +74,54 @@ template <class T>
   }
 }
 
+// With few rows (a decoding step: one to five) each accumulator is one
+// dependency chain of vpdpwssd, and MR x NP chains cannot hide its latency:
+// U sets of accumulators take alternate pairs of k and are added at the
+// end (int32 sums: the same bits). int8 panels are then a step's weights,
+// read once from memory: prefetching 1 KB ahead of each stream keeps more
+// loads in flight (as lowp_avx2.cc's panel_tile). One sequence of base,
+// `wisp bench` decode on a Zen 5 (2 threads): docs/performance.md.
 template <bool kVnni, int MR, int NP, class T>
 [[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
                                               const T* panel, int64_t panel_stride,
                                               const Epilogue& ep, int64_t i0, int64_t j0,
                                               int64_t n) {
-  __m512i acc[MR][NP];
-  for (int i = 0; i < MR; ++i)
-    for (int q = 0; q < NP; ++q) acc[i][q] = _mm512_setzero_si512();
-  for (int64_t p = 0; p < kp; ++p) {
+  constexpr int U = MR == 1 ? 4 : MR == 2 ? 2 : 1;
+  __m512i acc[U][MR][NP];
+  for (int u = 0; u < U; ++u)
+    for (int i = 0; i < MR; ++i)
+      for (int q = 0; q < NP; ++q) acc[u][i][q] = _mm512_setzero_si512();
+  // One pair of k into accumulator set u.
+  auto step = [&](int64_t p, int u) [[gnu::always_inline]] {
     __m512i b[NP];
-    for (int q = 0; q < NP; ++q) b[q] = load_pair16(panel + q * panel_stride + p * 32);
+    for (int q = 0; q < NP; ++q) {
+      if constexpr (sizeof(T) == 1 && MR < 8) {
+        if ((p & 1) == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(panel + q * panel_stride + p * 32) + 1024,
+                       _MM_HINT_T0);
+        }
+      }
+      b[q] = load_pair16(panel + q * panel_stride + p * 32);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512i av = _mm512_set1_epi32(load_pair(a + i * lda + 2 * p));
-      for (int q = 0; q < NP; ++q) acc[i][q] = dot_pairs<kVnni>(acc[i][q], av, b[q]);
+      for (int q = 0; q < NP; ++q) acc[u][i][q] = dot_pairs<kVnni>(acc[u][i][q], av, b[q]);
     }
+  };
+  int64_t p = 0;
+  for (; p + U <= kp; p += U) {
+    for (int u = 0; u < U; ++u) step(p + u, u);
   }
+  for (; p < kp; ++p) step(p, 0);
+  for (int u = 1; u < U; ++u)
+    for (int i = 0; i < MR; ++i)
+      for (int q = 0; q < NP; ++q) acc[0][i][q] = _mm512_add_epi32(acc[0][i][q], acc[u][i][q]);
   for (int i = 0; i < MR; ++i) {
     for (int q = 0; q < NP; ++q) {
       const int64_t jc = j0 + q * kPanel;
       const int64_t nc = n - jc < kPanel ? n - jc : kPanel;
-      finish_row(ep, i0 + i, jc, nc, _mm512_cvtepi32_ps(acc[i][q]));
+      finish_row(ep, i0 + i, jc, nc, _mm512_cvtepi32_ps(acc[0][i][q]));
     }
   }
 }
