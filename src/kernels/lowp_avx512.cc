@@ -74,19 +74,16 @@ template <class T>
   }
 }
 
-// With few rows (a decoding step: one to five) each accumulator is one
-// dependency chain of vpdpwssd, and MR x NP chains cannot hide its latency:
-// U sets of accumulators take alternate pairs of k and are added at the
-// end (int32 sums: the same bits). int8 panels are then a step's weights,
-// read once from memory: prefetching 1 KB ahead of each stream keeps more
-// loads in flight (as lowp_avx2.cc's panel_tile). One sequence of base,
-// `wisp bench` decode on a Zen 5 (2 threads): docs/performance.md.
+// With few rows (a decoding step) each accumulator is one dependency chain
+// of vpdpwssd, and MR x NP chains cannot hide its latency: U sets of
+// accumulators take alternate pairs of k (about 8 chains in all) and are
+// added at the end (int32 sums: the same bits).
 template <bool kVnni, int MR, int NP, class T>
 [[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
                                               const T* panel, int64_t panel_stride,
                                               const Epilogue& ep, int64_t i0, int64_t j0,
                                               int64_t n) {
-  constexpr int U = MR == 1 ? 4 : MR == 2 ? 2 : 1;
+  constexpr int U = MR * NP >= 8 ? 1 : 8 / (MR * NP);
   __m512i acc[U][MR][NP];
   for (int u = 0; u < U; ++u)
     for (int i = 0; i < MR; ++i)
@@ -94,15 +91,7 @@ template <bool kVnni, int MR, int NP, class T>
   // One pair of k into accumulator set u.
   auto step = [&](int64_t p, int u) [[gnu::always_inline]] {
     __m512i b[NP];
-    for (int q = 0; q < NP; ++q) {
-      if constexpr (sizeof(T) == 1 && MR < 8) {
-        if ((p & 1) == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(panel + q * panel_stride + p * 32) + 1024,
-                       _MM_HINT_T0);
-        }
-      }
-      b[q] = load_pair16(panel + q * panel_stride + p * 32);
-    }
+    for (int q = 0; q < NP; ++q) b[q] = load_pair16(panel + q * panel_stride + p * 32);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512i av = _mm512_set1_epi32(load_pair(a + i * lda + 2 * p));
@@ -148,10 +137,27 @@ void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* p
   }
 }
 
+// Panels one or two at a time. Two share each broadcast row value, which
+// pays with many rows; a decoding step's few rows instead stream its
+// weights from memory, and one panel at a time reads them in a single
+// sequential stream. On a Zen 5 (docs/performance.md, "Decoding on AVX-512"):
+// an int8 [51865][768] product with one row and cold caches (the logits of
+// small) took 1.40-1.55 ms on one thread that way, against 2.78-2.96 ms two
+// panels at a time (2.33-2.68 ms with a software prefetch 1 KB ahead of each
+// stream, as lowp_avx2.cc's tile); a beam search step's 5 rows, `wisp bench`
+// batch of 5, base: 0.49-0.55 ms per token against 0.68-0.79.
+constexpr int64_t kStreamRows = 8;
+
 template <bool kVnni, class T>
 void gemm_panels_impl(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
                       const T* b_panels, int64_t stride, const Epilogue& ep) {
   int64_t j0 = 0;
+  if (m <= kStreamRows) {
+    for (; j0 < n; j0 += kPanel) {
+      panel_rows<kVnni, 1, T>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
+    }
+    return;
+  }
   for (; n - j0 > kPanel; j0 += 2 * kPanel) {  // two panels, the second maybe partial
     panel_rows<kVnni, 2, T>(m, kp, a, lda, b_panels + (j0 / kPanel) * stride, stride, ep, j0, n);
   }
