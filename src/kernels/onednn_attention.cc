@@ -172,7 +172,7 @@ bool has_impl(const dnnl::matmul::primitive_desc& pd, const std::string& part) {
 int64_t attention_heads_per_task(int64_t n_head, int64_t n_ctx, int64_t l2_bytes) {
   const int64_t per_head = 5 * kOnednnQueryBlock * std::max<int64_t>(n_ctx, 1);
   for (int64_t g = std::min<int64_t>(8, n_head); g > 1; --g) {
-    if (n_head % g == 0 && (l2_bytes <= 0 || g * per_head <= l2_bytes / 2)) return g;
+    if (n_head % g == 0 && (l2_bytes <= 0 || g * per_head <= l2_bytes)) return g;
   }
   return 1;
 }

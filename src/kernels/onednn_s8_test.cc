@@ -52,14 +52,18 @@ TEST(OnednnS8, FormatFollowsVnni) {
   EXPECT_FALSE(onednn_encoder_pays(f, Isa::kAvx2));  // WISP_ISA=avx2 keeps the AVX2 kernels
 }
 
-// Heads per task: as many as fit half the L2 (5 bytes per score of 64
-// queries), a divisor of the head count, 8 at most, 1 at least.
-TEST(OnednnS8, HeadsPerTaskFitHalfTheL2) {
+// Heads per task: as many as fit the L2 (5 bytes per score of 64 queries),
+// a divisor of the head count, 8 at most, 1 at least.
+TEST(OnednnS8, HeadsPerTaskFitTheL2) {
   const int64_t mb = 1 << 20;
-  EXPECT_EQ(attention_heads_per_task(6, 1500, 2 * mb), 2);   // tiny on an AMX Xeon
-  EXPECT_EQ(attention_heads_per_task(8, 1500, 2 * mb), 2);   // base
-  EXPECT_EQ(attention_heads_per_task(16, 1500, 4 * mb), 4);  // 4 x 480 KB <= 2 MB
+  EXPECT_EQ(attention_heads_per_task(6, 1500, 2 * mb), 3);   // tiny on an AMX Xeon
+  EXPECT_EQ(attention_heads_per_task(8, 1500, 2 * mb), 4);   // base
+  EXPECT_EQ(attention_heads_per_task(12, 1500, 2 * mb), 4);  // small
+  EXPECT_EQ(attention_heads_per_task(8, 1500, mb), 2);       // base on a Zen 5: 960 KB
+  EXPECT_EQ(attention_heads_per_task(16, 1500, 4 * mb), 8);  // 8 x 480 KB <= 4 MB
+  EXPECT_EQ(attention_heads_per_task(16, 1500, 3 * mb), 4);  // 6 is no divisor of 16
   EXPECT_EQ(attention_heads_per_task(6, 1500, mb / 2), 1);
+  EXPECT_EQ(attention_heads_per_task(6, 1500, mb / 4), 1);   // not even one head fits: 1
   EXPECT_EQ(attention_heads_per_task(6, 1500, 0), 6);        // unknown L2: no limit
   EXPECT_EQ(attention_heads_per_task(12, 1500, 0), 6);
   EXPECT_EQ(attention_heads_per_task(20, 1500, 0), 5);
