@@ -185,9 +185,9 @@ TEST_P(Levels, GemmS16MatchesReference) {
   for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {1, 1, 1}, {5, 17, 3}, {6, 16, 64}, {7, 33, 65}, {13, 50, 31}, {100, 70, 384},
            {9, 200, 130}, {10, 37, 1201}, {8, 37, 4500},  // k = 4500: three slices of the long-k path
-           // One and two rows (a decoding step): the AVX-512 tiles split k
-           // over 4 and 2 sets of accumulators, with a remainder here.
-           {1, 40, 70}, {1, 48, 1030}, {2, 33, 130}}) {
+           // A decoding step's few rows: the AVX-512 tiles split k over 8,
+           // 4, 2 and 2 sets of accumulators, with a remainder here.
+           {1, 40, 70}, {1, 48, 1030}, {2, 33, 130}, {3, 40, 50}, {4, 19, 21}}) {
     const int64_t kp2 = 2 * panel_pairs(k), lda = kp2 + 2;
     const int amax = act_qmax(k, kWeightMax);  // no int32 sum can overflow
     std::uniform_int_distribution<int> qa(-amax, amax);
