@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/layout.h"
 #include "common/parallel.h"
 #include "kernels/clones.h"
 #include "kernels/kernels.h"
@@ -130,24 +131,6 @@ void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const 
 namespace {
 
 using namespace onednn_detail;
-
-constexpr size_t kAlign = 64;
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-
-// Regions of a workspace, each 64-byte aligned.
-class Layout {
- public:
-  explicit Layout(size_t start = 0) : size_(start) {}
-  size_t add(size_t bytes) {
-    size_t at = size_;
-    size_ = align_up(size_ + bytes);
-    return at;
-  }
-  size_t size() const { return size_; }
-
- private:
-  size_t size_ = 0;
-};
 
 // y[d] += x[d], d < n (the encoder's positional embedding).
 WISP_VECTOR_CLONES_512
@@ -283,7 +266,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   // reads the int32 sums; the attention's per-thread areas come after the
   // shared ones, over the Linear's (read by then).
   const size_t nq = static_cast<size_t>(n_ctx * s), nh = static_cast<size_t>(n_head * n_ctx);
-  Layout at;
+  AlignedLayout at;
   m.at_q = at.add(nq);
   m.at_qs = at.add(nh * sizeof(float));
   m.at_k = at.add(nq);
@@ -294,7 +277,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.at_shared = at.size();
 
   const size_t frames = static_cast<size_t>(2 * n_ctx + 2);
-  Layout lin(m.at_shared);
+  AlignedLayout lin(m.at_shared);
   // The staged rows: a Linear's input, or the stem's two convolutions'
   // padded inputs side by side.
   m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s),
@@ -309,7 +292,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.lin_scratch = lin.size();  // the scratchpad goes last: its size depends on the threads
 
   const size_t rows = static_cast<size_t>(m.group * m.full.rows);
-  Layout th;
+  AlignedLayout th;
   m.th_s = th.add(rows * static_cast<size_t>(n_ctx) * sizeof(int32_t));
   m.th_p = th.add(rows * static_cast<size_t>(n_ctx));
   m.th_psum = th.add(rows * sizeof(float));
@@ -375,7 +358,7 @@ size_t OnednnEncoder::workspace_bytes(int n_threads) const {
   for (const Impl::Shape& sh : m.shapes) {
     lin_scratch = std::max(lin_scratch, m.linear_prim(sh, nt).pd.scratchpad_desc().get_size());
   }
-  return std::max(m.lin_scratch + align_up(lin_scratch),
+  return std::max(m.lin_scratch + AlignedLayout::align_up(lin_scratch),
                   m.at_shared + static_cast<size_t>(nt) * m.th_bytes);
 }
 
@@ -482,16 +465,23 @@ struct ConvSlots {
   }
 };
 
+// The two padding frames (0 and n_pad - 1) of a convolution's staged input
+// of width c: zero rows (the u8 zero point) of scale 0.
+void stage_padding(const ConvSlots& slot, int64_t n_pad, int64_t c, U8Format f, uint8_t* q,
+                   float* rs) {
+  for (int64_t p : {int64_t{0}, n_pad - 1}) {
+    std::fill_n(q + slot(p) * c, c, static_cast<uint8_t>(f.zero));
+    rs[slot(p)] = 0.0f;
+  }
+}
+
 }  // namespace
 
 void OnednnEncoder::Impl::conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs,
                                      int n_threads) const {
   const int64_t t_in = 2 * n_ctx, c_in = w.taps[0].k, n_pad = t_in + 2;
   const ConvSlots slot(w.stride, n_pad);
-  for (int64_t p : {int64_t{0}, n_pad - 1}) {
-    std::fill_n(q + slot(p) * c_in, c_in, static_cast<uint8_t>(f.zero));
-    rs[slot(p)] = 0.0f;
-  }
+  stage_padding(slot, n_pad, c_in, f, q, rs);
   parallel_for(t_in, n_threads, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t at = slot(r + 1);
@@ -567,10 +557,7 @@ void OnednnEncoder::stem(const OnednnConv& conv1, const float* bias1, const Oned
   m.conv_stage(conv1, x, q1, rs1, n_threads);
   // conv1's rows, through GELU, quantized into conv2's padded input slots.
   const ConvSlots slot2(2, n_pad);
-  for (int64_t p : {int64_t{0}, n_pad - 1}) {
-    std::fill_n(q2 + slot2(p) * s, s, static_cast<uint8_t>(m.f.zero));
-    rs2[slot2(p)] = 0.0f;
-  }
+  stage_padding(slot2, n_pad, s, m.f, q2, rs2);
   for (int64_t piece = 0; piece < 2; ++piece) {
     m.conv_products(conv1, q1, piece, c, ws, n_threads);
     for_chunks(n, n_threads, [&](int64_t chunk, int64_t r0, int64_t r1) {

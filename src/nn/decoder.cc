@@ -88,7 +88,7 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
       kernels::Epilogue ep;
       ep.y = kv.data();
       ep.ldy = 2 * s;
-      ep.bias = lin.b.empty() ? nullptr : lin.b.data();
+      ep.bias = lin.bias();
       w.onednn->linear_staged(lin.ow, ep, ws, n_threads);
     } else {
       apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false,
@@ -204,7 +204,7 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
       const int64_t rows = g.r1 - g.r0;
       if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
-        const float* bias = l.b.empty() ? nullptr : l.b.data();
+        const float* bias = l.bias();
         if (!l.wh.empty()) {
           kernels::linear_h(x + g.r0 * ldx, ldx, rows, l.in, l.wh.data(), bias, l.out, y + g.r0 * ldy, ldy, acc,
                             n_threads, true);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/layout.h"
 #include "common/parallel.h"
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
@@ -37,7 +38,7 @@ struct EncoderScratch {
     const size_t n_ctx = static_cast<size_t>(d.n_audio_ctx);
     const size_t s = static_cast<size_t>(d.n_audio_state);
     const size_t n_frames = 2 * n_ctx, f = sizeof(float);
-    ScratchLayout l;
+    AlignedLayout l;
     xt = l.add(n_frames * static_cast<size_t>(d.n_mels) * f);
     a = l.add(n_ctx * s * f);
     if (w.onednn) {
@@ -122,13 +123,12 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
   const float scale = attention_scale(d_head);
   float* h = region(at.h);
   float* mlp = region(at.mlp);
-  auto bias_of = [](const LinearW& l) { return l.b.empty() ? nullptr : l.b.data(); };
   // The oneDNN path's epilogue of l: x += (the product) + bias.
   auto residual = [&](const LinearW& l) {
     kernels::Epilogue ep;
     ep.y = x.data();
     ep.ldy = s;
-    ep.bias = bias_of(l);
+    ep.bias = l.bias();
     ep.accumulate = true;
     return ep;
   };
@@ -152,7 +152,7 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
                                   kLayerNormEps, ws, n_threads);
       });
       timed(&EncoderStages::qkv, [&] {
-        w.onednn->qkv_project(b.attn_qkv.ow, bias_of(b.attn_qkv), scale, qkv, s, ws, n_threads);
+        w.onednn->qkv_project(b.attn_qkv.ow, b.attn_qkv.bias(), scale, qkv, s, ws, n_threads);
       });
       timed(&EncoderStages::attention, [&] { w.onednn->attend(qkv, s, a, s, ws, n_threads); });
     } else {
@@ -183,7 +183,7 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
                                   ws, n_threads);
       });
       timed(&EncoderStages::mlp_in, [&] {
-        w.onednn->linear_gelu_restage(b.mlp_fc.ow, bias_of(b.mlp_fc), ws, n_threads);
+        w.onednn->linear_gelu_restage(b.mlp_fc.ow, b.mlp_fc.bias(), ws, n_threads);
       });
       timed(&EncoderStages::mlp_out, [&] {
         w.onednn->linear_staged(b.mlp_proj.ow, residual(b.mlp_proj), ws, n_threads);

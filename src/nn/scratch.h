@@ -5,9 +5,9 @@
 // for tiny, ~100 for large). Allocated per window, every page of them
 // faults in again on first touch, each one cleared by the kernel: ~7k
 // faults for a tiny window (docs/performance.md, "Fewer passes over
-// memory"), several ms of a ~100 ms pass on the CPUs the encoder targets. whisper.cpp likewise keeps its compute buffers in its
-// state. Blocks are 64-byte aligned (a cache line: AVX-512 loads of
-// rows at an aligned start never straddle two lines).
+// memory"), several ms of a ~100 ms pass on the CPUs the encoder targets.
+// whisper.cpp likewise keeps its compute buffers in its state. Blocks are
+// 64-byte aligned (common/layout.h), as are the regions laid out in them.
 #pragma once
 
 #include <cstddef>
@@ -17,12 +17,14 @@
 #include <new>
 #include <vector>
 
+#include "common/layout.h"
+
 namespace wisp::nn {
 
 // One growable, 64-byte aligned, uninitialised block.
 class ScratchBlock {
  public:
-  static constexpr size_t kAlign = 64;
+  static constexpr size_t kAlign = AlignedLayout::kAlign;
   // At least `bytes` bytes; the old contents are not kept when it grows.
   uint8_t* reserve(size_t bytes) {
     if (bytes > size_) {
@@ -82,21 +84,6 @@ class ScratchPool {
   }
   std::mutex mu_;
   std::vector<std::unique_ptr<ScratchBlock>> free_;
-};
-
-// Consecutive 64-byte aligned regions of a block: add() them, then
-// reserve() the block and read each region's address with at().
-class ScratchLayout {
- public:
-  size_t add(size_t bytes) {
-    const size_t at = size_;
-    size_ += (bytes + ScratchBlock::kAlign - 1) / ScratchBlock::kAlign * ScratchBlock::kAlign;
-    return at;
-  }
-  size_t size() const { return size_; }
-
- private:
-  size_t size_ = 0;
 };
 
 }  // namespace wisp::nn

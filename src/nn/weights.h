@@ -34,6 +34,8 @@ struct LinearW {
   // kernels::OnednnEncoder (Precision::onednn_encoder; q is then empty).
   kernels::OnednnWeight ow;
   bool quantized() const { return w.empty() && wh.empty() && q.n > 0; }
+  // The bias for a kernel's epilogue: nullptr when there is none.
+  const float* bias() const { return b.empty() ? nullptr : b.data(); }
 };
 
 // What a compute type (compute_type.h) stores and runs.

@@ -461,7 +461,7 @@ Precision precision_for(ComputeType t) {
 
 void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
                   bool accumulate, int n_threads, kernels::Isa isa, bool gelu) {
-  const float* bias = l.b.empty() ? nullptr : l.b.data();
+  const float* bias = l.bias();
   if (l.quantized()) {
     kernels::qlinear(x, ldx, n, l.q, bias, y, ldy, accumulate, gelu, n_threads, isa);
     return;
