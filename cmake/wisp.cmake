@@ -7,6 +7,7 @@ function(wisp_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/support)
   target_compile_definitions(${name} PRIVATE
     WISP_TESTDATA_DIR="${WISP_TESTDATA_DIR}"
     WISP_ASSETS_DIR="${WISP_ASSETS_DIR}"

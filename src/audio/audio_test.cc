@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "fixture_files.h"
 
 namespace wisp::audio {
 namespace {
@@ -131,8 +132,8 @@ TEST(Audio, EveryFormatsClipHasAReference) {
   std::set<std::string> listed;
   for (const Reference& r : kReferences) listed.insert(r.file);
   int n = 0;
-  for (const auto& entry : fs::directory_iterator(kData + "formats")) {
-    std::string rel = "formats/" + entry.path().filename().string();
+  for (const fs::path& file : wisp::testing_support::fixture_files(kData + "formats")) {
+    std::string rel = "formats/" + file.filename().string();
     EXPECT_TRUE(listed.count(rel)) << rel << " has no CLI reference";
     ++n;
   }

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "fixture_files.h"
 #include "output/writers.h"
 
 namespace {
@@ -151,8 +152,8 @@ TEST_F(Cli, EveryFormatTranscribes) {
   std::string out = fresh_dir("formats");
   std::string files;
   int n = 0;
-  for (const auto& e : fs::directory_iterator(kData + "/formats")) {
-    files += " " + quote(e.path().string());
+  for (const fs::path& file : wisp::testing_support::fixture_files(kData + "/formats")) {
+    files += " " + quote(file.string());
     ++n;
   }
   RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
@@ -166,7 +167,7 @@ TEST_F(Cli, EveryFormatTranscribes) {
 TEST_F(Cli, BadInputsFailAloneAndTheRestGoesOn) {
   std::string out = fresh_dir("bad");
   std::string files;
-  for (const auto& e : fs::directory_iterator(kData + "/bad")) files += " " + quote(e.path().string());
+  for (const fs::path& file : wisp::testing_support::fixture_files(kData + "/bad")) files += " " + quote(file.string());
   files += " " + quote(work_ + "/does_not_exist.wav");
   RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
               files);
