@@ -1,7 +1,7 @@
 // `wisp bench`: the four measures of whisper.cpp's whisper-bench on a model
 // file (encoder ms per 30 s window; decoder ms per token for one sequence,
 // for a batch of 5 and for a 256-token prompt) plus the process's peak RSS,
-// for one compute type and thread count. See docs/performance.md.
+// for one compute type and thread count. See docs/benchmarks.md.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -68,7 +68,7 @@ int run_bench(const BenchArgs& a) {
   {
     // Tensor by tensor out of the file into the compute type, a layer per
     // thread: the peak is the converted weights plus a layer in fp32 per thread.
-    model::Model m = model::load_ggml(a.model, model::Loading::kDeferTensors);
+    model::Model m = model::load_model(a.model, model::Loading::kDeferTensors);
     net = std::make_unique<nn::Whisper>(std::move(m), type, threads);
   }
   const double load_ms = ms_since(t_load);

@@ -223,7 +223,7 @@ int run(const TranscribeArgs& a) {
   std::unique_ptr<transcribe::Engine> engine;
   try {
     engine = std::make_unique<transcribe::Engine>(
-        model::load_ggml(a.model, model::Loading::kDeferTensors), compute_type, opt.n_threads);
+        model::load_model(a.model, model::Loading::kDeferTensors), compute_type, opt.n_threads);
   } catch (const Error& e) {
     // The loader's errors name the file already ("model 'PATH': ..."); the
     // network's (a tensor of the wrong shape) do not.

@@ -55,6 +55,9 @@ inline uint16_t float_to_half(float f) {
   return sign | static_cast<uint16_t>(h);
 }
 
+// bfloat16 is the upper half of a float32 (safetensors "BF16", torch.bfloat16).
+inline float bf16_to_float(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
 inline float round_to_half(float f) { return half_to_float(float_to_half(f)); }
 
 }  // namespace wisp::model

@@ -14,15 +14,14 @@
 // left in the file before anything is allocated for it.
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <map>
 
 #include "common/error.h"
+#include "model/file_reader.h"
 #include "model/fp16.h"
+#include "model/formats.h"
 #include "model/ggml_format.h"
 #include "model/model.h"
 
@@ -33,16 +32,20 @@ static_assert(std::endian::native == std::endian::little, "ggml files are little
 namespace {
 
 // ggml.h enum ggml_type values and their block geometry (ggml-common.h).
+// i8 and bf16 are never read from a ggml file here: they are how the other
+// formats' tensors are deferred (DeferredTensor), read by read_deferred.
 struct TypeInfo {
   int id;
   const char* name;
   int block;   // elements per block
   int bytes;   // bytes per block
+  bool in_ggml_files = true;
 };
 
 constexpr TypeInfo kSupported[] = {
     {0, "f32", 1, 4},     {1, "f16", 1, 2},     {2, "q4_0", 32, 18}, {3, "q4_1", 32, 20},
     {6, "q5_0", 32, 22},  {7, "q5_1", 32, 24},  {8, "q8_0", 32, 34},
+    {detail::kTypeI8, "i8", 1, 1, false},       {detail::kTypeBF16, "bf16", 1, 2, false},
 };
 
 // Names of the ggml types this loader does not read, for the error message.
@@ -63,73 +66,9 @@ const TypeInfo* find_type(int t) {
   return nullptr;
 }
 
-class Reader {
- public:
-  explicit Reader(const std::string& path) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) throw Error("cannot open model file: is a directory");
-    in_.open(path, std::ios::binary);
-    if (!in_) throw Error("cannot open model file: " + std::string(std::strerror(errno)));
-    in_.seekg(0, std::ios::end);
-    const std::streamoff end = in_.tellg();
-    in_.seekg(0, std::ios::beg);
-    if (end < 0 || !in_) throw Error("cannot read model file (not a regular file?)");
-    size_ = static_cast<uint64_t>(end);
-  }
+using detail::Reader;
 
-  uint64_t left() const { return size_ - pos_; }
-  uint64_t pos() const { return pos_; }
-
-  // Throws the "truncated" error unless n more bytes exist.
-  void need(uint64_t n, const std::string& what) const {
-    if (n > left()) {
-      throw Error("truncated model file: " + what + " needs " + std::to_string(n) + " bytes, " +
-                  std::to_string(left()) + " left");
-    }
-  }
-
-  void read(void* dst, uint64_t n, const std::string& what) {
-    need(n, what);
-    in_.read(static_cast<char*>(dst), static_cast<std::streamsize>(n));
-    if (!in_) throw Error("read error in model file at offset " + std::to_string(pos_));
-    pos_ += n;
-  }
-
-  // Moves past n bytes (a deferred tensor's data), which must exist.
-  void skip(uint64_t n, const std::string& what) {
-    need(n, what);
-    in_.seekg(static_cast<std::streamoff>(n), std::ios::cur);
-    if (!in_) throw Error("seek error in model file at offset " + std::to_string(pos_));
-    pos_ += n;
-  }
-
-  // Moves to offset (a deferred tensor's data).
-  void seek(uint64_t offset, const std::string& what) {
-    if (offset > size_) throw Error("truncated model file: " + what + " starts past the end");
-    in_.seekg(static_cast<std::streamoff>(offset), std::ios::beg);
-    if (!in_) throw Error("seek error in model file at offset " + std::to_string(offset));
-    pos_ = offset;
-  }
-
-  uint64_t size() const { return size_; }
-
-  int32_t i32(const std::string& what) {
-    int32_t v;
-    read(&v, sizeof v, what);
-    return v;
-  }
-
- private:
-  std::ifstream in_;
-  uint64_t size_ = 0;
-  uint64_t pos_ = 0;
-};
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
+using detail::shape_str;
 
 // ggml-quants.c dequantize_row_*: 32 weights per block, scale d (and offset
 // m for the _1 types) as f16; element j and j+16 share byte j of the nibbles,
@@ -275,15 +214,35 @@ void read_fp32(Reader& r, int type, uint64_t bytes, int64_t n, float* dst, std::
     raw.resize(end - done);
     r.read(raw.data(), end - done, what);
     done = end;
-    if (type == 1) {
+    if (type == 1 || type == detail::kTypeBF16) {
+      const auto to_float = type == 1 ? half_to_float : bf16_to_float;
       for (int64_t j = 0; j < len; ++j) {
         uint16_t h;
         std::memcpy(&h, raw.data() + 2 * j, 2);
-        dst[i + j] = half_to_float(h);
+        dst[i + j] = to_float(h);
       }
+    } else if (type == detail::kTypeI8) {
+      for (int64_t j = 0; j < len; ++j) dst[i + j] = static_cast<float>(static_cast<int8_t>(raw[j]));
     } else {
       dequantize(type, raw.data(), dst + i, len);
     }
+  }
+}
+
+// CTranslate2 int8 weights: each row's int8 values divided by its scale
+// (CTranslate2 ops::Dequantize; the scale is 127 / max |row|).
+void apply_row_scales(const DeferredTensor& d, const std::string& name, int64_t row0, int64_t row1,
+                      int64_t row_elems, std::vector<float>& data) {
+  const bool int8 = d.ggml_type == detail::kTypeI8;
+  const int64_t rows = d.shape.empty() ? 1 : d.shape[0];
+  if (int8 != !d.row_scales.empty() || (int8 && static_cast<int64_t>(d.row_scales.size()) != rows)) {
+    throw Error("tensor '" + name + "': " + std::to_string(d.row_scales.size()) + " row scales for " +
+                std::to_string(int8 ? rows : 0) + " int8 rows");
+  }
+  for (int64_t r = row0; r < row1 && int8; ++r) {
+    const float scale = d.row_scales[static_cast<size_t>(r)];
+    float* row = data.data() + (r - row0) * row_elems;
+    for (int64_t j = 0; j < row_elems; ++j) row[j] /= scale;
   }
 }
 
@@ -314,7 +273,7 @@ void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
     if (it == expected.end()) throw Error("unknown tensor '" + name + "' in model file");
     if (m.tensors.count(name) || m.deferred.count(name)) throw Error("duplicate tensor '" + name + "' in model file");
     const TypeInfo* ti = find_type(type);
-    if (!ti) {
+    if (!ti || !ti->in_ggml_files) {
       throw Error("unsupported tensor type " + std::to_string(type) + " (" + ggml_type_name(type) +
                   ") for '" + name + "'; supported: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0");
     }
@@ -332,6 +291,7 @@ void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
       throw Error("tensor '" + name + "' has shape " + shape_str(file_shape) + ", expected " +
                   shape_str(it->second));
     }
+    if (name == "decoder.token_embedding.weight") m.weight_type = ti->name;
     Tensor t;
     t.shape = it->second;
     const int64_t n = t.numel();  // bounded by validate_dims: no overflow
@@ -343,7 +303,7 @@ void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
     const std::string what = "tensor '" + name + "'";
     r.need(bytes, what);
     if (defer) {
-      m.deferred.emplace(name, DeferredTensor{t.shape, type, r.pos(), bytes});
+      m.deferred.emplace(name, DeferredTensor{t.shape, type, r.pos(), bytes, {}, {}, 0});
       r.skip(bytes, what);
       continue;
     }
@@ -383,6 +343,7 @@ Model load_ggml(const std::string& path, Loading loading) {
     m.file_ftype = ftype % detail::kQntVersionFactor;
     m.mel_filters = read_filters(r, m.dims);
     m.vocab = read_vocab(r, m.dims);
+    m.format = "ggml";
     const bool defer = loading == Loading::kDeferTensors;
     read_tensors(r, m, ftype / detail::kQntVersionFactor, defer);
     if (defer) {
@@ -434,6 +395,7 @@ Tensor read_deferred(const std::string& path, uint64_t file_size, const std::str
     std::vector<uint8_t> raw;
     read_fp32(r, d.ggml_type, static_cast<uint64_t>(row1 - row0) * row_bytes, count, t.data.data(),
               raw, what);
+    apply_row_scales(d, name, row0, row1, row_elems, t.data);
     return t;
   } catch (const Error& e) {
     throw Error("model '" + path + "': " + e.what());

@@ -28,10 +28,21 @@ Tensor Model::read_tensor(const std::string& name) const {
   return read_deferred_tensor(name);
 }
 
+namespace {
+
+// A deferred tensor lies in Model::file_path unless it names its own file (a shard).
+Tensor read_from_file(const Model& m, const std::string& name, const DeferredTensor& d, int64_t row0 = 0,
+                      int64_t row1 = -1) {
+  const bool own = !d.file.empty();
+  return detail::read_deferred(own ? d.file : m.file_path, own ? d.file_size : m.file_size, name, d, row0, row1);
+}
+
+}  // namespace
+
 Tensor Model::read_deferred_tensor(const std::string& name, int64_t row0, int64_t row1) const {
   auto it = deferred.find(name);
   if (it == deferred.end()) throw Error("model has no tensor '" + name + "'");
-  return detail::read_deferred(file_path, file_size, name, it->second, row0, row1);
+  return read_from_file(*this, name, it->second, row0, row1);
 }
 
 Tensor Model::take_tensor(const std::string& name) {
@@ -42,7 +53,7 @@ Tensor Model::take_tensor(const std::string& name) {
   }
   auto it = deferred.find(name);
   if (it == deferred.end()) throw Error("model has no tensor '" + name + "'");
-  Tensor t = detail::read_deferred(file_path, file_size, name, it->second);
+  Tensor t = read_from_file(*this, name, it->second);
   deferred.erase(it);
   return t;
 }

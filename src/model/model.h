@@ -3,8 +3,9 @@
 // The in-memory Whisper checkpoint: dimensions, mel filters, vocabulary and
 // every tensor under openai/whisper's state_dict name, in fp32, row-major,
 // with PyTorch's shape (outermost dimension first). Loaders convert whatever
-// is on disk (ggml f32/f16/quantized) into this one form, so nothing
-// downstream knows about file formats.
+// is on disk (ggml f32/f16/quantized, openai .pt, Hugging Face safetensors,
+// CTranslate2 float/int8) into this one form, so nothing downstream knows
+// about file formats.
 #pragma once
 
 #include <cstdint>
@@ -44,20 +45,33 @@ struct MelFilters {
   std::vector<float> data;  // [n_mels][n_freq]
 };
 
-// A tensor that load_ggml(path, Loading::kDeferTensors) left in the file:
-// where its data lies and how it is stored. Its header (name, type, shape,
-// size) was checked at load; the data is read when the tensor is taken.
+// A tensor that a loader (Loading::kDeferTensors) left in the file: where
+// its data lies and how it is stored. Its header (name, type, shape, size)
+// was checked at load; the data is read when the tensor is taken.
 struct DeferredTensor {
   std::vector<int64_t> shape;  // PyTorch order, as in Tensor
+  // ggml.h enum ggml_type: a ggml file's types, and for the other formats
+  // f32 (0), f16 (1), bf16 (30) or i8 (24, with row_scales).
   int ggml_type = 0;
   uint64_t offset = 0;  // of the data, from the start of the file
   uint64_t bytes = 0;
+  // i8 only (CTranslate2): one scale per row of shape[0]; value = int8 / scale.
+  std::vector<float> row_scales;
+  // The file holding the data when it is not Model::file_path (a shard of a
+  // Hugging Face checkpoint), and its size at load.
+  std::string file;
+  uint64_t file_size = 0;
 };
 
 struct Model {
   Dims dims;
   // ggml ftype of the file it came from (0 f32, 1 f16, 2.. quantized); informative only.
   int file_ftype = 0;
+  // What it was loaded from, informative only: "ggml", "pt" (openai/whisper),
+  // "hf" (transformers safetensors) or "ct2" (CTranslate2); and the stored
+  // type of the token embedding there ("f32", "f16", "bf16", "i8", or a ggml type name).
+  std::string format;
+  std::string weight_type;
   MelFilters mel_filters;
   // Bytes of the regular (non-special) tokens, index = token id. Special
   // tokens (eot, sot, languages, timestamps, ...) are implicit, as in ggml files.
@@ -65,6 +79,7 @@ struct Model {
   std::map<std::string, Tensor> tensors;
   // Tensors still in the model file (see Loading), and that file: its path
   // and its size when it was loaded (a file that changed since is an error).
+  // A folder's model (hf, ct2) names the folder or its weights file here.
   std::map<std::string, DeferredTensor> deferred;
   std::string file_path;
   uint64_t file_size = 0;
@@ -104,5 +119,19 @@ enum class Loading { kAll, kDeferTensors };
 // truncated, corrupt or foreign file throws wisp::Error with one clear line
 // (never a crash, never an allocation larger than the file).
 Model load_ggml(const std::string& path, Loading loading = Loading::kAll);
+
+// Loads a Whisper model of any supported format, recognised by its content
+// (never by its name): a whisper.cpp ggml file; an openai/whisper .pt
+// checkpoint (torch zip archive); a Hugging Face transformers folder
+// (config.json + model.safetensors, or sharded with
+// model.safetensors.index.json; F32/F16/BF16); a CTranslate2 folder as
+// faster-whisper uses (model.bin + vocabulary.json; float32/float16/
+// bfloat16/int8). A folder's weights file may be named instead of the
+// folder. The .pt and Hugging Face formats carry no vocabulary or mel
+// filters: those are the repository's assets (WISP_ASSETS_DIR), the same
+// ones whisper.cpp's files carry. Every tensor ends up under openai's name
+// in fp32 (CTranslate2's fused projections split again); hostile files
+// throw wisp::Error as load_ggml's do.
+Model load_model(const std::string& path, Loading loading = Loading::kAll);
 
 }  // namespace wisp::model
