@@ -386,7 +386,7 @@ template <int MR, class T>
     // cross-attention K/V, read once per step from memory (they do not fit
     // in the caches together): prefetching 1 KB ahead keeps more loads in
     // flight than the hardware prefetcher alone (single-sequence decoding
-    // ~10% faster in `wisp bench`, docs/performance.md). A prefetch past
+    // ~10% faster in `wisp bench`, docs/design/decoder.md). A prefetch past
     // the end of the panels does not fault.
     if constexpr (sizeof(T) == 1) {
       _mm_prefetch(reinterpret_cast<const char*>(panel + p * 32) + 1024, _MM_HINT_T0);

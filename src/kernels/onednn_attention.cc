@@ -216,7 +216,7 @@ OnednnEncoder::Impl::Block OnednnEncoder::Impl::make_block(int64_t rows) const {
 // oneDNN 2.6's brg:avx512_core_amx_int8 took 0.56 ms for a task's Q K^T
 // (6 heads x 64 queries, k = 64, a 1500-wide int32 output) against 0.32
 // ms for its brg:avx512_core_vnni, and 0.134 against 0.12 ms for P V
-// (docs/performance.md, "The oneDNN 8-bit encoder on AMX").
+// (docs/design/int8-encoder-onednn.md, "Attention").
 dnnl::matmul::primitive_desc OnednnEncoder::Impl::attention_pd(const dnnl::matmul::desc& d) const {
   dnnl::matmul::primitive_desc first(d, user_scratchpad(), eng);
   if (avoid_impl.empty() || !has_impl(first, avoid_impl)) return first;

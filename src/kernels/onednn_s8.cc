@@ -210,7 +210,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   // Linear products have no partial 64-column or 64-deep blocks. Other
   // widths take the int16 kernels: on an AMX Xeon, oneDNN 2.6's
   // brg:avx512_core_amx_int8 summed the 96 x 32 product of a 32-wide test
-  // encoder wrongly (docs/performance.md, "The oneDNN 8-bit encoder on AMX").
+  // encoder wrongly (docs/design/int8-encoder-onednn.md, "When it runs").
   if (n_state % 64 != 0) {
     throw Error("oneDNN encoder: width " + std::to_string(n_state) + " is not a multiple of 64");
   }

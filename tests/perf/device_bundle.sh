@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs wisp's binaries for a lent machine that lacks Debian's libraries
-# (docs/performance.md, "On an AVX-512 / AMX Xeon"): the binaries, the
+# (docs/benchmarks.md, "Reproducing"): the binaries, the
 # shared libraries they need for real (oneDNN, FFmpeg's four, SQLite, zlib,
 # libgomp, libstdc++), and stand-ins (stub_lib.py) for the ~120 others that
 # FFmpeg links but decoding WAV/FLAC never calls. glibc stays the machine's.

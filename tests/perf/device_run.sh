@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The measurements of docs/performance.md "On an AVX-512 / AMX Xeon", as one
+# The measurements of docs/benchmarks.md ("Reproducing"), as one
 # script for a lent machine, run from the root of the copied checkout:
 #
 #   tests/perf/device_run.sh DIR

@@ -1,5 +1,5 @@
 // onednn_rates: oneDNN's matmul rates on the int8 encoder's product shapes
-// (docs/performance.md, "The oneDNN 8-bit encoder on AMX"). Not a test: it
+// (docs/design/int8-encoder-onednn.md, "Tools"). Not a test: it
 // prints G multiply-adds per second per shape, so that the encoder's time
 // can be compared with what oneDNN reaches on its own on a CPU.
 //

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Side-by-side timings of wisp and whisper.cpp on the same ggml files, as
-# reported in docs/performance.md. Not run by ctest (minutes per model).
+# reported in docs/benchmarks.md. Not run by ctest (minutes per model).
 #
 #   tests/perf/side_by_side.sh WISP WHISPER_CPP_BIN_DIR OUT_DIR [MODEL...]
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown tables for docs/performance.md from side_by_side.sh's results.
+"""Markdown tables for docs/benchmarks.md from side_by_side.sh's results.
 
     tests/perf/tables.py OUT_DIR
 

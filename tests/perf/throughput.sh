@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput mode side by side (docs/performance.md, "Throughput mode"):
+# Throughput mode side by side (docs/benchmarks.md, "Throughput mode"):
 # sequential wisp, sequential wisp with the VAD filter, batched wisp
 # (--batch_size), and whisper.cpp's whisper-cli, on one set of inputs, in
 # one run, the same model file, greedy decoding without fallback and without
