@@ -472,7 +472,7 @@ class BeamSearch {
 // kernel into buffers reused across steps (a scalar libm exp per logit and
 // a 51865-entry table of running sums allocated per call cost ~0.3 ms per
 // draw: a quarter of a fallback-heavy tiny int8 transcription,
-// docs/performance.md).
+// docs/design/decoder.md).
 struct Draw {
   // Sized once, so that computing the weights allocates nothing.
   explicit Draw(int n_vocab)
@@ -514,6 +514,11 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   if (opt.length_penalty && !(*opt.length_penalty >= 0.0f && *opt.length_penalty <= 1.0f))
     throw Error("length_penalty (alpha) should be a value between 0 and 1");
   const int n_group = beam_size > 0 ? beam_size : (sampling && opt.best_of > 0 ? opt.best_of : 1);
+  const bool forcing = !opt.forced_tokens.empty();
+  if (forcing && (sampling || beam_size > 0)) throw Error("forced tokens need greedy decoding");
+  for (int t : opt.forced_tokens) {
+    if (t < 0 || t >= source.n_vocab()) throw Error("forced token " + std::to_string(t) + " is not in the vocabulary");
+  }
 
   const SpecialTokens& sp = tok.special();
   const int n_ctx = source.n_text_ctx();
@@ -597,7 +602,9 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
       // log-probability under the filtered logits is summed until EOT.
       for (int g = 0; g < n_group; ++g) {
         std::span<const float> lg(logits.data() + static_cast<size_t>(g) * n_vocab, n_vocab);
-        int next = sampling ? draw_token(lg, draws[g], uniforms[g]) : static_cast<int>(argmax(lg));
+        const int preferred = sampling ? draw_token(lg, draws[g], uniforms[g]) : static_cast<int>(argmax(lg));
+        int next = preferred;
+        if (forcing) next = i < static_cast<int>(opt.forced_tokens.size()) ? opt.forced_tokens[i] : sp.eot;
         if (seqs[g].back() == sp.eot || loop_keep[g] >= 0) {
           next = sp.eot;
         } else {
@@ -608,7 +615,7 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
             if (auto loop = detectors[g].push(next, position)) loop_keep[g] = loop->keep;
           }
         }
-        if (trace && g == 0) trace->push_back({next, logprobs[g][next]});
+        if (trace && g == 0) trace->push_back({next, logprobs[g][next], preferred});
         seqs[g].push_back(next);
         if (next != sp.eot && loop_keep[g] < 0) completed = false;
       }

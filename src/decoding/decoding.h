@@ -67,6 +67,11 @@ struct DecodeOptions {
   // Threads for each step's per-sequence work between forward passes (logit
   // filters, log-softmax, sampling weights). The results do not depend on it.
   int n_threads = 1;
+  // Teacher forcing (greedy only; fidelity measurements): step i takes
+  // forced_tokens[i] (EOT past the end) whatever the logits prefer; the
+  // trace records what they preferred, and avg_logprob scores the forced
+  // tokens. Empty: decode freely.
+  std::vector<int> forced_tokens;
 };
 
 struct DecodeResult {
@@ -86,6 +91,7 @@ struct DecodeResult {
 struct StepTrace {
   int token = 0;
   double logprob = 0.0;
+  int preferred = 0;  // the filtered logits' argmax (= token unless forced)
 };
 
 // Decodes one window: greedy or beam search at temperature 0, sampling at

@@ -197,6 +197,35 @@ TEST(Decoding, SampleLenCapsWindow) {
   EXPECT_GT(r.compression_ratio, 1.0);
 }
 
+// Teacher forcing: the forced tokens are taken, the trace keeps what the
+// logits preferred, and avg_logprob scores the forced tokens.
+TEST(Decoding, ForcedTokensAreTakenAndPreferencesTraced) {
+  const Tokenizer& tok = multilingual();
+  const int eot = tok.special().eot;
+  ScriptedSource src([&](const std::vector<int>&) { return prefer({{1000, 2.0f}, {2000, 1.0f}}); });
+  DecodeOptions o;
+  o.without_timestamps = true;
+  o.forced_tokens = {1000, 2000, 1000, eot};
+  std::vector<StepTrace> trace;
+  auto r = decode_window(src, tok, o, nullptr, &trace);
+  EXPECT_EQ(r.tokens, (std::vector<int>{1000, 2000, 1000}));
+  ASSERT_EQ(trace.size(), 4u);
+  const int preferred[] = {1000, 1000, 1000, 1000};
+  for (size_t i = 0; i < trace.size(); ++i) {
+    EXPECT_EQ(trace[i].token, o.forced_tokens[i]) << i;
+    EXPECT_EQ(trace[i].preferred, preferred[i]) << i;
+  }
+  // The forced tokens are scored (steps 1-3 share their filters): 2000's
+  // logit is 1 below 1000's, EOT's 2.
+  EXPECT_NEAR(trace[2].logprob - trace[1].logprob, 1.0, 1e-6);
+  EXPECT_NEAR(trace[2].logprob - trace[3].logprob, 2.0, 1e-6);
+  EXPECT_NEAR(r.avg_logprob, (trace[0].logprob + trace[1].logprob + trace[2].logprob + trace[3].logprob) / 4.0,
+              1e-12);
+  // Greedy only.
+  o.beam_size = 2;
+  EXPECT_THROW(decode_window(src, tok, o), Error);
+}
+
 TEST(Decoding, DetectLanguage) {
   const Tokenizer& tok = multilingual();
   int de = *tok.language_token("de");

@@ -330,7 +330,7 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
                                              opt.logprob_threshold, opt.no_speech_threshold};
     decoding::DecodeResult result = decoding::decode_with_fallback(
         source, tok, dopt, fallback, rng, [&](const decoding::DecodeResult& r) {
-          if (cb.on_window) cb.on_window({static_cast<int>(seek), &r});
+          if (cb.on_window) cb.on_window({static_cast<int>(seek), &r, static_cast<int>(segment_size), &dopt});
         });
     const std::vector<int>& tokens = result.tokens;
 

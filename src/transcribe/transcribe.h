@@ -117,6 +117,11 @@ struct Options {
 struct WindowReport {
   int seek = 0;  // mel frames
   const decoding::DecodeResult* result = nullptr;
+  // What was decoded: the window's length in mel frames and its options
+  // (prompt, prefix, ...; the attempt's temperature is result->temperature),
+  // so that a window can be decoded again (tests/perf/fidelity_test.cc).
+  int segment_frames = 0;
+  const decoding::DecodeOptions* options = nullptr;
 };
 
 struct Callbacks {
