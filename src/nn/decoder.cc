@@ -426,7 +426,8 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     }
     const float* src = rows + g0 * s;
     if (quantized_logits) {
-      kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, nullptr, dst, d.n_vocab, false, false, n_threads, isa);
+      kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, w.logits_bias.empty() ? nullptr : w.logits_bias.data(), dst,
+                       d.n_vocab, false, false, n_threads, isa);
     } else if (half_logits) {  // the same arithmetic as the float branches below
       if (g.few) {
         kernels::gemm_small_m_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab,

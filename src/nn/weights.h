@@ -96,6 +96,8 @@ struct Whisper::Weights {
   // Decoder.
   std::vector<float> tok_emb;  // [n_vocab][n_text_state], also the logits projection
   kernels::QMatrix tok_emb_q;  // the same in prec.embed when that is not fp32 (tok_emb empty)
+  // With tok_emb_q: the logits' bias correction (bias_correction.h), [n_vocab].
+  std::vector<float> logits_bias;
   // fp32 embedding whose every value is an IEEE half (an f16 checkpoint):
   // kept as those halves (tok_emb empty), which widen back exactly, so the
   // logits are bit for bit the fp32 ones from half the bytes

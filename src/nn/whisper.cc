@@ -21,6 +21,7 @@
 #include "kernels/kernels.h"
 #include "kernels/lowp.h"
 #include "model/fp16.h"
+#include "nn/bias_correction.h"
 #include "nn/weights.h"
 
 namespace wisp::nn {
@@ -219,8 +220,11 @@ bool move_to_halves(std::vector<float>& v, std::vector<uint16_t>& h) {
 }
 
 // Moves l's fp32 weight into the compute type's storage. `rows`/`panels`:
-// the forms the kernels will want (lowp.h make_qmatrix).
-void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels) {
+// the forms the kernels will want (lowp.h make_qmatrix). `input_mean`: the
+// layer's expected input, whose int8 rounding shift leaves the bias
+// (bias_correction.h); null for none.
+void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels,
+             const std::vector<float>* input_mean = nullptr) {
   if (type == kernels::WeightType::kF32) {
     // The decoder's matrix-vector products are passes over the weights:
     // f16-exact ones go as halves (the same bits, half the bytes). The
@@ -229,12 +233,17 @@ void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels) {
     return;
   }
   l.q = kernels::make_qmatrix(l.w.data(), l.out, l.in, type, rows, panels);
+  if (input_mean != nullptr && !input_mean->empty()) {
+    if (l.b.empty()) l.b.assign(static_cast<size_t>(l.out), 0.0f);
+    correct_bias(l.w.data(), l.in, l.q, *input_mean, l.b);
+  }
   std::vector<float>().swap(l.w);
 }
 
 // l's int8 rows (1 byte a weight), read once into oneDNN's layout.
-void convert_onednn(LinearW& l, kernels::WeightType type, const kernels::OnednnEncoder& dnn) {
-  convert(l, type, true, false);
+void convert_onednn(LinearW& l, kernels::WeightType type, const kernels::OnednnEncoder& dnn,
+                    const std::vector<float>* input_mean) {
+  convert(l, type, true, false, input_mean);
   l.ow = dnn.prepare(l.q);
   l.q = kernels::QMatrix();
 }
@@ -243,32 +252,40 @@ void convert_onednn(LinearW& l, kernels::WeightType type, const kernels::OnednnE
 // blocks run matrix-vector products (int8: rows only; a prompt packs panels
 // on the fly), except the cross-attention K/V over the audio rows. With
 // `dnn` (the int8 encoder on oneDNN), the 1500-row products go there.
+// `audio_mean`: the encoder output's expected value (decoder blocks).
 void convert_block(BlockW& b, kernels::WeightType type, bool decoder,
-                   const kernels::OnednnEncoder* dnn) {
+                   const kernels::OnednnEncoder* dnn, const std::vector<float>& audio_mean) {
+  // Rounded weights (every type but fp32) shift their outputs: correct them.
+  const BlockInputMeans mean =
+      type != kernels::WeightType::kF32 ? block_input_means(b, decoder ? &audio_mean : nullptr) : BlockInputMeans{};
   const bool rows = decoder, panels = !decoder;
-  for (LinearW* l : {&b.attn_qkv, &b.attn_out, &b.mlp_fc, &b.mlp_proj}) {
+  const std::pair<LinearW*, const std::vector<float>*> linears[] = {
+      {&b.attn_qkv, &mean.attn_qkv}, {&b.attn_out, &mean.attn_out},
+      {&b.mlp_fc, &mean.mlp_fc}, {&b.mlp_proj, &mean.mlp_proj}};
+  for (auto [l, m] : linears) {
     if (dnn != nullptr && !decoder) {
-      convert_onednn(*l, type, *dnn);
+      convert_onednn(*l, type, *dnn, m);
     } else {
-      convert(*l, type, rows, panels);
+      convert(*l, type, rows, panels, m);
     }
   }
   if (decoder) {
-    convert(b.cross_q, type, true, false);
-    convert(b.cross_out, type, true, false);
+    convert(b.cross_q, type, true, false, &mean.cross_q);
+    convert(b.cross_out, type, true, false, &mean.cross_out);
     if (dnn != nullptr) {
-      convert_onednn(b.cross_kv, type, *dnn);
+      convert_onednn(b.cross_kv, type, *dnn, &mean.cross_kv);
     } else {
-      convert(b.cross_kv, type, false, true);
+      convert(b.cross_kv, type, false, true, &mean.cross_kv);
     }
   }
 }
 
 // Tap j of a packed [c_out][3][c_in] conv weight as an int8 [c_out][c_in] matrix.
 // int8_panels: the int8 form (for oneDNN's path, which reads it once),
-// else the int16 panels of lowp.h's GEMMs.
+// else the int16 panels of lowp.h's GEMMs. With input_mean, each tap's
+// rounding shift leaves `bias` (bias_correction.h).
 void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kernels::QMatrix* taps,
-                  bool int8_panels) {
+                  bool int8_panels, const std::vector<float>* input_mean, std::vector<float>& bias) {
   std::vector<float> tap(static_cast<size_t>(c_out * c_in));
   for (int64_t j = 0; j < 3; ++j) {
     for (int64_t o = 0; o < c_out; ++o) {
@@ -276,6 +293,7 @@ void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kerne
     }
     taps[j] = kernels::make_qmatrix(tap.data(), c_out, c_in, kernels::WeightType::kS8, int8_panels,
                                     !int8_panels);
+    if (input_mean != nullptr) correct_bias(tap.data(), c_in, taps[j], *input_mean, bias);
   }
   std::vector<float>().swap(packed);
 }
@@ -337,6 +355,10 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
       w->prec.onednn_encoder = false;
     }
   }
+  // Bias corrections read the encoder output's mean and the final layer
+  // norm's (decoder blocks, logits).
+  W.ln_post = load_ln(m, "encoder.ln_post", sa);
+  W.dec_ln = load_ln(m, "decoder.ln", st);
   std::vector<std::function<void()>> tasks;
   tasks.push_back([&] {
     W.conv1_w = load_conv(m, "encoder.conv1.weight", sa, d.n_mels);
@@ -346,8 +368,10 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     W.enc_pos = m.take("encoder.positional_embedding", {d.n_audio_ctx, sa});
     if (p.int_conv) {
       const bool dnn = W.onednn != nullptr;
-      convert_conv(W.conv1_w, sa, d.n_mels, W.conv1_taps, dnn);
-      convert_conv(W.conv2_w, sa, sa, W.conv2_taps, dnn);
+      // The log-mel input is taken as zero-mean: conv1 keeps its bias.
+      const std::vector<float> conv2_mean = conv2_input_mean(W.conv1_w, W.conv1_b, d.n_mels);
+      convert_conv(W.conv1_w, sa, d.n_mels, W.conv1_taps, dnn, nullptr, W.conv1_b);
+      convert_conv(W.conv2_w, sa, sa, W.conv2_taps, dnn, &conv2_mean, W.conv2_b);
       if (dnn) {
         W.conv1_dnn = W.onednn->prepare_conv(W.conv1_taps, 1);
         W.conv2_dnn = W.onednn->prepare_conv(W.conv2_taps, 2);
@@ -361,17 +385,19 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     tasks.push_back([&, i] {
       BlockW& b = W.enc_blocks[static_cast<size_t>(i)];
       b = load_block(m, "encoder.blocks." + std::to_string(i), sa, false);
-      convert_block(b, p.linear, false, W.onednn.get());
+      convert_block(b, p.linear, false, W.onednn.get(), W.ln_post.b);
     });
   }
   const size_t embedding_task = tasks.size();
   tasks.push_back([&] {
-    W.ln_post = load_ln(m, "encoder.ln_post", sa);
     const std::string emb = "decoder.token_embedding.weight";
     if (p.embed != kernels::WeightType::kF32) {
       W.tok_emb_q = kernels::qmatrix_shell(d.n_vocab, st, p.embed, true, false);
+      W.logits_bias.assign(static_cast<size_t>(d.n_vocab), 0.0f);
       m.take_rows(emb, {d.n_vocab, st}, kEmbeddingSlice, [&](int64_t r0, int64_t r1, const float* rows) {
         kernels::fill_qmatrix_rows(W.tok_emb_q, rows, r0, r1);
+        // The logits are the final layer norm's output times the embedding.
+        correct_bias_rows(rows, st, W.tok_emb_q, r0, r1, W.dec_ln.b, W.logits_bias);
       });
     } else {
       // As halves if every value is one (an f16 checkpoint), else in fp32:
@@ -395,10 +421,9 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
     tasks.push_back([&, i] {
       BlockW& b = W.dec_blocks[static_cast<size_t>(i)];
       b = load_block(m, "decoder.blocks." + std::to_string(i), st, true);
-      convert_block(b, p.linear, true, W.onednn.get());
+      convert_block(b, p.linear, true, W.onednn.get(), W.ln_post.b);
     });
   }
-  tasks.push_back([&] { W.dec_ln = load_ln(m, "decoder.ln", st); });
   run_tasks(tasks, embedding_task, n_threads);
   m.finish();
 #if defined(__GLIBC__)
@@ -508,7 +533,7 @@ size_t Whisper::weight_bytes() const {
     n += l.q.bytes();
     n += l.ow.bytes();
   };
-  for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.dec_pos}) vec(*v);
+  for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.logits_bias, &w.dec_pos}) vec(*v);
   for (int j = 0; j < 3; ++j) n += w.conv1_taps[j].bytes() + w.conv2_taps[j].bytes();
   n += w.conv1_dnn.bytes() + w.conv2_dnn.bytes();
   n += w.tok_emb_q.bytes();
