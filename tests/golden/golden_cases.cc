@@ -1,12 +1,15 @@
 #include "golden/golden_cases.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 
+#include "model/model.h"
 #include "model/random_model.h"
 
 namespace wisp::golden {
@@ -88,27 +91,69 @@ transcribe::Options case_options(const Case& c, std::string* unsupported) {
   return o;
 }
 
-const transcribe::Engine& engine_for(const std::string& name) {
+std::string TypeUnderTest::name() const {
+  return std::string(nn::compute_type_name(type)) + (int8_encoder ? std::string("_") + int8_encoder : "");
+}
+
+std::vector<TypeUnderTest> fast_types() {
+  using nn::ComputeType;
+  return {{ComputeType::kFloat16},     {ComputeType::kBFloat16},
+          {ComputeType::kInt8, "wisp"}, {ComputeType::kInt8, "onednn"},
+          {ComputeType::kInt8Float32}, {ComputeType::kInt8BFloat16},
+          {ComputeType::kAuto}};
+}
+
+namespace {
+
+// WISP_INT8_ENCODER set to `value` for the scope (if value is set), the old
+// value back after.
+class Int8EncoderScope {
+ public:
+  explicit Int8EncoderScope(const char* value) : set_(value != nullptr) {
+    if (!set_) return;
+    if (const char* old = std::getenv("WISP_INT8_ENCODER")) old_ = old;
+    ::setenv("WISP_INT8_ENCODER", value, 1);
+  }
+  ~Int8EncoderScope() {
+    if (!set_) return;
+    if (old_) {
+      ::setenv("WISP_INT8_ENCODER", old_->c_str(), 1);
+    } else {
+      ::unsetenv("WISP_INT8_ENCODER");
+    }
+  }
+  Int8EncoderScope(const Int8EncoderScope&) = delete;
+  Int8EncoderScope& operator=(const Int8EncoderScope&) = delete;
+
+ private:
+  bool set_;
+  std::optional<std::string> old_;
+};
+
+model::Model golden_model(const std::string& name) {
+  if (name.rfind("scripted-", 0) == 0) {
+    return model::load_ggml(std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-" + name +
+                            "-f16.bin");
+  }
+  // "micro-s1" -> preset "micro", seed 1; "micro-en-s2"; "micro-v3-s3"; "tiny-s4".
+  const size_t dash = name.rfind("-s");
+  auto dims = model::preset_dims(name.substr(0, dash));
+  if (!dims) throw std::runtime_error("unknown golden model " + name);
+  return model::make_random_model(*dims, std::stoull(name.substr(dash + 2)), false, WISP_ASSETS_DIR);
+}
+
+}  // namespace
+
+const transcribe::Engine& engine_for(const std::string& name, const TypeUnderTest& type) {
   static std::mutex mu;
   static std::map<std::string, std::unique_ptr<transcribe::Engine>> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(name);
+  const std::string key = name + "/" + type.name();
+  auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
-  model::Model m;
-  if (name.rfind("scripted-", 0) == 0) {
-    m = model::load_ggml(std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-" + name +
-                         "-f16.bin");
-  } else {
-    // "micro-s1" -> preset "micro", seed 1; "micro-en-s2"; "micro-v3-s3"; "tiny-s4".
-    size_t dash = name.rfind("-s");
-    std::string preset = name.substr(0, dash);
-    uint64_t seed = std::stoull(name.substr(dash + 2));
-    auto dims = model::preset_dims(preset);
-    if (!dims) throw std::runtime_error("unknown golden model " + name);
-    m = model::make_random_model(*dims, seed, false, WISP_ASSETS_DIR);
-  }
-  auto engine = std::make_unique<transcribe::Engine>(m);
-  return *cache.emplace(name, std::move(engine)).first->second;
+  Int8EncoderScope scope(type.int8_encoder);
+  auto engine = std::make_unique<transcribe::Engine>(golden_model(name), type.type);
+  return *cache.emplace(key, std::move(engine)).first->second;
 }
 
 }  // namespace wisp::golden

@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "nn/compute_type.h"
 #include "transcribe/transcribe.h"
 
 namespace wisp::golden {
@@ -30,7 +32,22 @@ Case load_case(const std::string& dir);
 // this build does not implement (empty if all are).
 transcribe::Options case_options(const Case& c, std::string* unsupported);
 
+// A compute type as the tests run it: `int8_encoder` ("onednn" or "wisp")
+// forces the int8 encoder's kernels (WISP_INT8_ENCODER, nn/weights.h
+// Precision) while the network is built; null leaves the CPU's choice.
+struct TypeUnderTest {
+  nn::ComputeType type = nn::ComputeType::kFloat32;
+  const char* int8_encoder = nullptr;
+  std::string name() const;  // "int8_onednn", "float16", ...
+};
+inline void PrintTo(const TypeUnderTest& t, std::ostream* os) { *os << t.name(); }
+
 // The engine for a golden model name (built once per process and cached).
-const transcribe::Engine& engine_for(const std::string& model_name);
+const transcribe::Engine& engine_for(const std::string& model_name, const TypeUnderTest& type = {});
+
+// Every compute type with its int8 encoder paths: float16, bfloat16, int8
+// on lowp.h's kernels and on oneDNN's 8-bit path, int8_float32,
+// int8_bfloat16 and auto (float32, the golden path, is not in the list).
+std::vector<TypeUnderTest> fast_types();
 
 }  // namespace wisp::golden
