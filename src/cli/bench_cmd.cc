@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/model_source.h"
 #include "common/error.h"
 #include "kernels/cpu.h"
 #include "model/model.h"
@@ -30,6 +31,7 @@ struct BenchArgs {
   int repeats = 3;
   bool json = false;
   bool stages = false;
+  ModelSourceFlags model_source;  // --offline, --trace_model
 };
 
 using Clock = std::chrono::steady_clock;
@@ -68,7 +70,7 @@ int run_bench(const BenchArgs& a) {
   {
     // Tensor by tensor out of the file into the compute type, a layer per
     // thread: the peak is the converted weights plus a layer in fp32 per thread.
-    model::Model m = model::load_model(a.model, model::Loading::kDeferTensors);
+    model::Model m = model::load_model(model_path_for(a.model, a.model_source, false), model::Loading::kDeferTensors);
     net = std::make_unique<nn::Whisper>(std::move(m), type, threads);
   }
   const double load_ms = ms_since(t_load);
@@ -173,7 +175,8 @@ std::function<int()> add_bench_command(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand(
       "bench", "time the encoder and decoder on a model file (whisper-bench's measures)");
-  cmd->add_option(flag_names("model", "-m"), args->model, "ggml model file")->required();
+  cmd->add_option(flag_names("model", "-m"), args->model, model_flag_help())->required();
+  add_model_source_flags(cmd, args->model_source);
   cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")
       ->capture_default_str();
   std::string types;

@@ -18,6 +18,8 @@ std::function<int()> add_vad_command(CLI::App& app);
 std::function<int()> add_status_command(CLI::App& app);
 // Registers `wisp bench` (encoder/decoder timings and peak memory).
 std::function<int()> add_bench_command(CLI::App& app);
+// Registers `wisp models` (list, download, verify the model caches).
+std::function<int()> add_models_command(CLI::App& app);
 
 // Every long flag is accepted with '_' and with '-' (openai spells them with
 // '_'): "--output_dir" -> "--output_dir,--output-dir".

@@ -44,7 +44,7 @@ namespace {
 // 2-core CI box with another job running, tiny int8 decoding went from 2.0
 // ms/token to 121 ms/token. libgomp reads the setting once, when it is loaded
 // (before main), so wisp sets a short spin (GOMP_SPINCOUNT, 30000: the best
-// of 1000 / 30000 / default in that measurement, docs/performance.md) and
+// of 1000 / 30000 / default in that measurement, docs/design/threads.md) and
 // runs itself again, unless the user chose a policy (OMP_WAIT_POLICY or
 // GOMP_SPINCOUNT set). If the re-exec fails, wisp just goes on.
 void bound_openmp_spinning(char** argv) {
@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   auto run_vad = wisp::cli::add_vad_command(app);
   auto run_status = wisp::cli::add_status_command(app);
   auto run_bench = wisp::cli::add_bench_command(app);
+  auto run_models = wisp::cli::add_models_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("vad")) return run_vad();
     if (app.got_subcommand("status")) return run_status();
     if (app.got_subcommand("bench")) return run_bench();
+    if (app.got_subcommand("models")) return run_models();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

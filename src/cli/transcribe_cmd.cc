@@ -15,6 +15,7 @@
 #include "audio/audio.h"
 #include "cli/batch.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 #include "common/error.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
@@ -73,6 +74,7 @@ struct TranscribeArgs {
   std::string max_line_count = "None";
   std::string max_words_per_line = "None";
   BatchOptions batch;  // the batch runner's own flags
+  ModelSourceFlags model_source;  // --offline, --trace_model
   // Throughput mode (issue 6).
   std::string vad_filter = "False";
   vad::VadOptions vad;
@@ -218,17 +220,20 @@ int run(const TranscribeArgs& a) {
       a.loop_guard == "auto" ? a.batch_size > 0 : parse_bool(a.loop_guard, "loop_guard");
   const bool verbose = parse_bool(a.verbose, "verbose");
 
-  if (a.model.empty()) throw Error("--model PATH is required (a whisper.cpp ggml .bin file)");
+  if (a.model.empty())
+    throw Error("--model is required: a name such as large-v3 (found in the caches or downloaded), "
+                "hf:ORG/REPO, or a model file or folder");
   const nn::ComputeType compute_type = nn::parse_compute_type(a.compute_type);
+  const std::string model_path = model_path_for(a.model, a.model_source, verbose);
   std::unique_ptr<transcribe::Engine> engine;
   try {
     engine = std::make_unique<transcribe::Engine>(
-        model::load_model(a.model, model::Loading::kDeferTensors), compute_type, opt.n_threads);
+        model::load_model(model_path, model::Loading::kDeferTensors), compute_type, opt.n_threads);
   } catch (const Error& e) {
     // The loader's errors name the file already ("model 'PATH': ..."); the
     // network's (a tensor of the wrong shape) do not.
     const std::string what = e.what();
-    const std::string named = "model '" + a.model + "'";
+    const std::string named = "model '" + model_path + "'";
     throw Error(what.rfind(named, 0) == 0 ? "cannot load " + what
                                           : "cannot load " + named + ": " + what);
   }
@@ -240,7 +245,7 @@ int run(const TranscribeArgs& a) {
   batch.output_dir = a.output_dir;
   batch.formats = formats;
   batch.writer = writer;
-  batch.model_path = a.model;
+  batch.model_path = model_path;
   batch.verbose = verbose;
   batch.batch_size = a.batch_size;
   return run_batch(*engine, opt, batch);
@@ -255,7 +260,8 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
       "Transcribe media files to subtitles and transcripts.\n"
       "Exit status: 0 every file done, 1 some file failed, 2 usage or setup error, 130 interrupted.");
   cmd->add_option("files", args->files, "media files, folders (searched recursively) or glob patterns");
-  cmd->add_option(flag_names("model", "-m"), args->model, "whisper.cpp ggml model file (ggml-*.bin)")->required();
+  cmd->add_option(flag_names("model", "-m"), args->model, model_flag_help())->required();
+  add_model_source_flags(cmd, args->model_source);
   cmd->add_option(flag_names("language", "-l"), args->language,
                   "spoken language (code or name); default: detect on the first 30 s");
   cmd->add_option(flag_names("task"), args->task, "transcribe, or translate to English")->capture_default_str();
