@@ -270,6 +270,70 @@ void qmatrix_row(const QMatrix& m, int64_t r, float* out) {
   }
 }
 
+void qmatrix_rounding_shift_ref(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
+                                const float* x, double* shift) {
+  std::vector<float> row(static_cast<size_t>(m.k));
+  for (int64_t r = r0; r < r1; ++r) {
+    qmatrix_row(m, r, row.data());
+    double s = 0.0;
+    for (int64_t i = 0; i < m.k; ++i) s += (static_cast<double>(row[i]) - w[(r - r0) * ldw + i]) * x[i];
+    shift[r - r0] = s;
+  }
+}
+
+namespace {
+
+// sum_i (a[i] - b[i]) x[i] over eight float lanes (so that the compiler
+// vectorises it without reassociating), summed in double at the end.
+double diff_dot(const float* a, const float* b, const float* x, int64_t k) {
+  float lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    for (int j = 0; j < 8; ++j) lane[j] += (a[i + j] - b[i + j]) * x[i + j];
+  }
+  double sum = 0.0;
+  for (; i < k; ++i) sum += (static_cast<double>(a[i]) - b[i]) * x[i];
+  for (float v : lane) sum += v;
+  return sum;
+}
+
+}  // namespace
+
+void qmatrix_rounding_shift(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
+                            const float* x, double* shift) {
+  if (r0 < 0 || r0 > r1 || r1 > m.n) throw Error("qmatrix_rounding_shift: rows out of range");
+  const int64_t k = m.k;
+  if (m.type != WeightType::kS8) {
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = r0; r < r1; ++r) {
+      qmatrix_row(m, r, row.data());  // row-major: a plain conversion
+      shift[r - r0] = diff_dot(row.data(), w + (r - r0) * ldw, x, k);
+    }
+    return;
+  }
+  // A panel's 16 rows dequantized in storage order (pair t holds columns
+  // 2t and 2t + 1 of each row: panel_index), then one dot per row.
+  const int64_t kp = panel_pairs(k);
+  std::vector<float> rows(static_cast<size_t>(kPanel * 2 * kp));
+  for (int64_t p0 = r0 / kPanel * kPanel; p0 < r1; p0 += kPanel) {
+    const size_t base = static_cast<size_t>(panel_index(p0, 0, kp));
+    for (int64_t t = 0; t < kp; ++t) {
+      for (int64_t c = 0; c < kPanel; ++c) {
+        for (int64_t e = 0; e < 2; ++e) {
+          const size_t at = base + static_cast<size_t>((t * kPanel + c) * 2 + e);
+          rows[static_cast<size_t>(c * 2 * kp + 2 * t + e)] = m.s8.empty() ? m.panels[at] : m.s8[at];
+        }
+      }
+    }
+    for (int64_t r = std::max(p0, r0); r < std::min(p0 + kPanel, r1); ++r) {
+      float* row = rows.data() + (r - p0) * 2 * kp;
+      const float scale = m.scale[static_cast<size_t>(r)];
+      for (int64_t i = 0; i < k; ++i) row[i] *= scale;
+      shift[r - r0] = diff_dot(row, w + (r - r0) * ldw, x, k);
+    }
+  }
+}
+
 namespace {
 
 // Rows of b into panels (lowp.h layout) of element type Out, written in

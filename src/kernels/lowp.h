@@ -87,6 +87,16 @@ void fill_qmatrix_rows(QMatrix& m, const float* w, int64_t r0, int64_t r1);
 // kS8 from the rows, or the panels if there are no rows).
 void qmatrix_row(const QMatrix& m, int64_t r, float* out);
 
+// Rounding shift of stored rows [r0, r1) at input x: shift[r - r0] =
+// sum_i (stored[r][i] - w[r - r0][i]) x[i], w the fp32 rows it was made
+// from (row stride ldw); in double. The bias correction of rounded layers
+// (nn/bias_correction.h); reads int8 panels in storage order.
+void qmatrix_rounding_shift(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
+                            const float* x, double* shift);
+// Reference twin: row by row through qmatrix_row.
+void qmatrix_rounding_shift_ref(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
+                                const float* x, double* shift);
+
 // y[m][ldy] = x[m][ldx] w^T + bias (bias may be null), then GELU (exact erf
 // form) if `gelu`, then added to y if `accumulate`. The linear layers of the
 // network for every weight type.

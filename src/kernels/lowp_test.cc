@@ -117,6 +117,32 @@ TEST(Convert, HalfAndBfloat16RoundToNearestEven) {
   }
 }
 
+// The bias correction's rounding shift read in panel order equals the
+// row-by-row reference (up to float lanes against one double sum), for
+// every storage and for slices of rows.
+TEST(Quant, RoundingShiftMatchesReference) {
+  const int64_t n = 37, k = 45;
+  const std::vector<float> w = random_vec(static_cast<size_t>(n * k), 1), x = random_vec(static_cast<size_t>(k), 2);
+  struct Form {
+    WeightType type;
+    bool int8_panels, int16_panels;
+  };
+  for (const Form f : {Form{WeightType::kS8, true, false}, Form{WeightType::kS8, false, true},
+                       Form{WeightType::kF16, true, false}, Form{WeightType::kBF16, true, false}}) {
+    const QMatrix m = make_qmatrix(w.data(), n, k, f.type, f.int8_panels, f.int16_panels);
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, n}, {16, 32}, {5, 21}, {32, 37}}) {
+      std::vector<double> got(static_cast<size_t>(r1 - r0)), want(got.size());
+      qmatrix_rounding_shift(m, w.data() + r0 * k, k, r0, r1, x.data(), got.data());
+      qmatrix_rounding_shift_ref(m, w.data() + r0 * k, k, r0, r1, x.data(), want.data());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-6 * (1.0 + std::fabs(want[i])))
+            << weight_type_name(f.type) << " rows [" << r0 << ", " << r1 << ") row " << i;
+      }
+      if (f.type == WeightType::kS8) EXPECT_NE(want[0], 0.0);  // int8 rounding does shift
+    }
+  }
+}
+
 TEST(Quant, ActivationRangeKeepsInt32SumsExact) {
   for (int64_t k : {1, 64, 384, 1500, 2064, 3072, 5120, 20480}) {
     const int q = act_qmax(k, kWeightMax);

@@ -100,16 +100,9 @@ void correct_bias_rows(const float* w, int64_t ldw, const kernels::QMatrix& q, i
       r1 > q.n) {
     throw Error("correct_bias: shapes disagree");
   }
-  std::vector<float> row(static_cast<size_t>(q.k));
-  for (int64_t r = r0; r < r1; ++r) {
-    kernels::qmatrix_row(q, r, row.data());
-    const float* wr = w + (r - r0) * ldw;
-    double shift = 0.0;
-    for (int64_t i = 0; i < q.k; ++i) {
-      shift += (static_cast<double>(row[static_cast<size_t>(i)]) - wr[i]) * mean[static_cast<size_t>(i)];
-    }
-    bias[static_cast<size_t>(r)] -= static_cast<float>(shift);
-  }
+  std::vector<double> shift(static_cast<size_t>(r1 - r0));
+  kernels::qmatrix_rounding_shift(q, w, ldw, r0, r1, mean.data(), shift.data());
+  for (int64_t r = r0; r < r1; ++r) bias[static_cast<size_t>(r)] -= static_cast<float>(shift[static_cast<size_t>(r - r0)]);
 }
 
 void correct_bias(const float* w, int64_t ldw, const kernels::QMatrix& q,
