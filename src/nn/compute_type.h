@@ -17,7 +17,7 @@
 //                  layer norms, softmax, GELU and residuals in fp32.
 //   int8_bfloat16  int8 as above, but the token embedding in bfloat16
 //                  (the 51865-row logits projection keeps 8 mantissa bits).
-//   auto           the fastest this CPU runs that passes the agreement test
+//   auto           the fastest this CPU runs that passes the fidelity test
 //                  (tests/perf): int8 with AVX2 or better, else float32.
 // Weights are converted once, when nn::Whisper is built.
 #pragma once
