@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -144,16 +145,37 @@ model::Model golden_model(const std::string& name) {
 
 }  // namespace
 
-const transcribe::Engine& engine_for(const std::string& name, const TypeUnderTest& type) {
+namespace {
+
+const transcribe::Engine& cached_engine(const std::string& key, const std::function<model::Model()>& load,
+                                        const TypeUnderTest& type) {
   static std::mutex mu;
   static std::map<std::string, std::unique_ptr<transcribe::Engine>> cache;
   std::lock_guard<std::mutex> lock(mu);
-  const std::string key = name + "/" + type.name();
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   Int8EncoderScope scope(type.int8_encoder);
-  auto engine = std::make_unique<transcribe::Engine>(golden_model(name), type.type);
+  auto engine = std::make_unique<transcribe::Engine>(load(), type.type);
   return *cache.emplace(key, std::move(engine)).first->second;
+}
+
+}  // namespace
+
+const transcribe::Engine& engine_for_path(const std::string& path) {
+  return cached_engine("file:" + path, [&] { return model::load_model(path); }, {});
+}
+
+const transcribe::Engine& engine_for_f16(const std::string& name) {
+  return cached_engine("f16:" + name, [&] {
+    const size_t dash = name.rfind("-s");
+    auto dims = model::preset_dims(name.substr(0, dash));
+    if (!dims) throw std::runtime_error("unknown golden model " + name);
+    return model::make_random_model(*dims, std::stoull(name.substr(dash + 2)), true, WISP_ASSETS_DIR);
+  }, {});
+}
+
+const transcribe::Engine& engine_for(const std::string& name, const TypeUnderTest& type) {
+  return cached_engine(name + "/" + type.name(), [&] { return golden_model(name); }, type);
 }
 
 }  // namespace wisp::golden

@@ -45,6 +45,13 @@ inline void PrintTo(const TypeUnderTest& t, std::ostream* os) { *os << t.name();
 // The engine for a golden model name (built once per process and cached).
 const transcribe::Engine& engine_for(const std::string& model_name, const TypeUnderTest& type = {});
 
+// The engine of a model file or folder in any format (model::load_model),
+// float32; built once per process and cached.
+const transcribe::Engine& engine_for_path(const std::string& path);
+
+// A golden model's weights rounded to float16 (its ggml f16 file), float32.
+const transcribe::Engine& engine_for_f16(const std::string& model_name);
+
 // Every compute type with its int8 encoder paths: float16, bfloat16, int8
 // on lowp.h's kernels and on oneDNN's 8-bit path, int8_float32,
 // int8_bfloat16 and auto (float32, the golden path, is not in the list).

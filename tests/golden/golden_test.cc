@@ -241,6 +241,65 @@ TEST(PromptReset, HighTemperatureResultDoesNotFeedTheNextWindow) {
   for (auto [seek, temp] : calls) EXPECT_EQ(temp, 0.0);
 }
 
+// Models in the formats users have (tests/data/formats: the golden micro
+// weights written by an independent writer as openai .pt, Hugging Face and
+// CTranslate2 folders) transcribe as the same weights do in a ggml file.
+std::string format_fixture(const std::string& rel) { return std::string(WISP_TESTDATA_DIR) + "/formats/" + rel; }
+std::string golden_case_dir(const std::string& name) {
+  return std::string(WISP_TESTDATA_DIR) + "/golden/cases/" + name;
+}
+
+output::Transcript transcript_of(const transcribe::Engine& engine, const Case& c) {
+  std::string unsupported;
+  const transcribe::Options opt = case_options(c, &unsupported);
+  return transcribe::transcribe(engine, audio::load_audio(c.audio), opt, {});
+}
+
+void expect_same_transcript(const output::Transcript& got, const output::Transcript& want) {
+  ASSERT_EQ(got.segments.size(), want.segments.size());
+  for (size_t i = 0; i < got.segments.size(); ++i) {
+    EXPECT_EQ(got.segments[i].tokens, want.segments[i].tokens) << "segment " << i;
+    EXPECT_EQ(got.segments[i].start, want.segments[i].start) << "segment " << i;
+    EXPECT_EQ(got.segments[i].end, want.segments[i].end) << "segment " << i;
+  }
+  EXPECT_EQ(got.text, want.text);
+}
+
+// float32 weights: openai's references themselves.
+TEST(Formats, Float32HuggingFaceFolderMatchesOpenaiWhisper) {
+  for (const char* name : {"micro-jfk-en", "micro-jfk-auto", "micro-5min-en"}) {
+    SCOPED_TRACE(name);
+    const Case c = load_case(golden_case_dir(name));
+    expect_matches_reference(c, engine_for_path(format_fixture("micro-s1/hf")), kRandom);
+  }
+}
+
+// float16 weights: the transcript of the same weights' ggml f16 file.
+TEST(Formats, Float16FormatsMatchTheGgmlF16Weights) {
+  struct Fixture {
+    const char* path;
+    const char* golden_case;
+  };
+  for (const Fixture f : {Fixture{"micro-s1/openai/micro-s1.pt", "micro-jfk-en"},
+                          Fixture{"micro-s1/hf-f16-sharded", "micro-5min-en"},
+                          Fixture{"micro-v3-s3/ct2-float16", "microv3-jfk-auto"}}) {
+    SCOPED_TRACE(f.path);
+    const Case c = load_case(golden_case_dir(f.golden_case));
+    expect_same_transcript(transcript_of(engine_for_path(format_fixture(f.path)), c),
+                           transcript_of(engine_for_f16(c.model), c));
+  }
+}
+
+// CTranslate2 int8 weights (dequantized on load): openai itself parts from
+// its float32 transcript with them (the formats README), so the check is
+// that the model runs end to end and detects the reference's language.
+TEST(Formats, Int8CTranslate2FolderRunsAndDetectsTheLanguage) {
+  const Case c = load_case(golden_case_dir("micro-jfk-auto"));
+  const output::Transcript t = transcript_of(engine_for_path(format_fixture("micro-s1/ct2-int8_float16")), c);
+  EXPECT_EQ(t.language, c.ref["language"].get<std::string>());
+  EXPECT_FALSE(t.segments.empty());
+}
+
 std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
   std::string n = std::filesystem::path(info.param).filename().string();
   for (char& ch : n)
