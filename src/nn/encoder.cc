@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,183 @@ struct EncoderScratch {
   }
 };
 
+// fn(), its time added to stages->*stage when stages is set (wisp bench --stages).
+class StageTimer {
+ public:
+  explicit StageTimer(Whisper::EncoderStages* stages) : stages_(stages) {}
+  template <typename Fn>
+  void operator()(double Whisper::EncoderStages::*stage, Fn&& fn) const {
+    if (stages_ == nullptr) {
+      fn();
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    stages_->*stage += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+ private:
+  Whisper::EncoderStages* stages_;
+};
+
+// What every path of one window's pass shares: the weights, the residual
+// stream x [n_ctx][s], the scratch block's regions and the timer.
+struct EncoderPass {
+  const Whisper::Weights& w;
+  const EncoderScratch& at;
+  uint8_t* base;
+  float* x;
+  int n_threads;
+  StageTimer timed;
+  int64_t n_ctx() const { return w.dims.n_audio_ctx; }
+  int64_t s() const { return w.dims.n_audio_state; }
+  float* region(size_t offset) const { return reinterpret_cast<float*>(base + offset); }
+};
+
+// The encoder's stages on one kind of kernels: the convolution stem (xt
+// time-major [frame][mel] in, x out) and the two halves of a block, each
+// adding its result to x.
+class EncoderPath {
+ public:
+  virtual ~EncoderPath() = default;
+  virtual void stem(const float* xt) = 0;
+  virtual void attention_half(const BlockW& b) = 0;
+  virtual void mlp_half(const BlockW& b) = 0;
+};
+
+// fp32 (oneDNN sgemm) and the lowp.h kernels (f16, bf16, int8 with int16
+// products): activations in fp32 between the kernels.
+class PortablePath : public EncoderPath {
+ public:
+  explicit PortablePath(const EncoderPass& pass) : p_(pass) {}
+
+  void stem(const float* xt) override {
+    const model::Dims& d = p_.w.dims;
+    const Precision& prec = p_.w.prec;
+    const int64_t n_frames = 2 * p_.n_ctx(), s = p_.s();
+    float* c1 = p_.region(p_.at.c1);
+    p_.timed(&Whisper::EncoderStages::convolutions, [&] {
+      if (prec.int_conv) {
+        kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, p_.w.conv1_taps, p_.w.conv1_b.data(), s, 1, c1,
+                              p_.n_threads, prec.isa);
+        kernels::gelu(c1, n_frames * s, p_.n_threads);
+        kernels::conv1d_k3_s8(c1, n_frames, s, p_.w.conv2_taps, p_.w.conv2_b.data(), s, 2, p_.x,
+                              p_.n_threads, prec.isa);
+      } else {
+        kernels::conv1d_k3(xt, n_frames, d.n_mels, p_.w.conv1_w.data(), p_.w.conv1_b.data(), s, 1, c1,
+                           p_.n_threads);
+        kernels::gelu(c1, n_frames * s, p_.n_threads);
+        kernels::conv1d_k3(c1, n_frames, s, p_.w.conv2_w.data(), p_.w.conv2_b.data(), s, 2, p_.x,
+                           p_.n_threads);
+      }
+      kernels::gelu(p_.x, p_.n_ctx() * s, p_.n_threads);
+      add_inplace(p_.x, p_.w.enc_pos.data(), p_.n_ctx(), s, p_.n_threads);
+    });
+  }
+
+  // Layer norm, Q/K/V, attention, output projection and residual.
+  void attention_half(const BlockW& b) override {
+    const int64_t n_ctx = p_.n_ctx(), s = p_.s();
+    float* h = p_.region(p_.at.h);
+    float* qkv = p_.region(p_.at.qkv);
+    float* a = p_.region(p_.at.a);
+    p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.attn_ln, p_.x, h, n_ctx, s, p_.n_threads); });
+    p_.timed(&Whisper::EncoderStages::qkv, [&] {
+      apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, p_.n_threads, p_.w.prec.isa);
+    });
+    const kernels::AttentionArgs args =
+        kernels::fused_self_attention(qkv, n_ctx, s, p_.w.dims.n_audio_head, a);
+    p_.timed(&Whisper::EncoderStages::attention, [&] {
+      if (p_.w.prec.int_attention) {
+        kernels::attention_s16(args, p_.n_threads, p_.w.prec.isa);
+      } else {
+        kernels::attention(args, p_.n_threads);
+      }
+    });
+    p_.timed(&Whisper::EncoderStages::attention_out, [&] { project_add(b.attn_out, a, s); });
+  }
+
+  // Layer norm, the first layer and its GELU, the second with the residual.
+  void mlp_half(const BlockW& b) override {
+    const int64_t n_ctx = p_.n_ctx(), s = p_.s();
+    float* h = p_.region(p_.at.h);
+    float* mlp = p_.region(p_.at.mlp);
+    p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.mlp_ln, p_.x, h, n_ctx, s, p_.n_threads); });
+    p_.timed(&Whisper::EncoderStages::mlp_in, [&] {
+      // Quantized weights take the GELU in the GEMM's epilogue.
+      const bool fused = b.mlp_fc.quantized();
+      apply_linear(b.mlp_fc, h, s, n_ctx, mlp, 4 * s, false, p_.n_threads, p_.w.prec.isa, fused);
+      if (!fused) kernels::gelu(mlp, n_ctx * 4 * s, p_.n_threads);
+    });
+    p_.timed(&Whisper::EncoderStages::mlp_out, [&] { project_add(b.mlp_proj, mlp, 4 * s); });
+  }
+
+ private:
+  // x += in . l + bias (the output projections, with the residual).
+  void project_add(const LinearW& l, const float* in, int64_t ldin) {
+    apply_linear(l, in, ldin, p_.n_ctx(), p_.x, p_.s(), true, p_.n_threads, p_.w.prec.isa);
+  }
+
+  EncoderPass p_;
+};
+
+// int8 on oneDNN with 8-bit activations (kernels/onednn_s8.h): a layer
+// norm's rows, Q and K, and the MLP's hidden layer go straight to 8-bit
+// rows in the workspace; of Q, K and V only V is written in fp32.
+class OnednnPath : public EncoderPath {
+ public:
+  explicit OnednnPath(const EncoderPass& pass) : p_(pass), dnn_(*pass.w.onednn), ws_(pass.base + pass.at.ws) {}
+
+  void stem(const float* xt) override {
+    const Whisper::Weights& w = p_.w;
+    p_.timed(&Whisper::EncoderStages::convolutions, [&] {
+      dnn_.stem(w.conv1_dnn, w.conv1_b.data(), w.conv2_dnn, w.conv2_b.data(), w.enc_pos.data(), xt, p_.x, ws_,
+                p_.n_threads);
+    });
+  }
+
+  void attention_half(const BlockW& b) override {
+    const int64_t s = p_.s();
+    float* qkv = p_.region(p_.at.qkv);
+    float* a = p_.region(p_.at.a);
+    const float scale = attention_scale(s / p_.w.dims.n_audio_head);
+    p_.timed(&Whisper::EncoderStages::layer_norms, [&] {
+      dnn_.stage_layernorm(p_.x, b.attn_ln.w.data(), b.attn_ln.b.data(), kLayerNormEps, ws_, p_.n_threads);
+    });
+    p_.timed(&Whisper::EncoderStages::qkv, [&] {
+      dnn_.qkv_project(b.attn_qkv.ow, b.attn_qkv.bias(), scale, qkv, s, ws_, p_.n_threads);
+    });
+    p_.timed(&Whisper::EncoderStages::attention, [&] { dnn_.attend(qkv, s, a, s, ws_, p_.n_threads); });
+    p_.timed(&Whisper::EncoderStages::attention_out,
+             [&] { dnn_.linear(b.attn_out.ow, a, s, residual(b.attn_out), ws_, p_.n_threads); });
+  }
+
+  void mlp_half(const BlockW& b) override {
+    p_.timed(&Whisper::EncoderStages::layer_norms, [&] {
+      dnn_.stage_layernorm(p_.x, b.mlp_ln.w.data(), b.mlp_ln.b.data(), kLayerNormEps, ws_, p_.n_threads);
+    });
+    p_.timed(&Whisper::EncoderStages::mlp_in,
+             [&] { dnn_.linear_gelu_restage(b.mlp_fc.ow, b.mlp_fc.bias(), ws_, p_.n_threads); });
+    p_.timed(&Whisper::EncoderStages::mlp_out,
+             [&] { dnn_.linear_staged(b.mlp_proj.ow, residual(b.mlp_proj), ws_, p_.n_threads); });
+  }
+
+ private:
+  // The epilogue of l's product: x += (the product) + bias.
+  kernels::Epilogue residual(const LinearW& l) const {
+    kernels::Epilogue ep;
+    ep.y = p_.x;
+    ep.ldy = p_.s();
+    ep.bias = l.bias();
+    ep.accumulate = true;
+    return ep;
+  }
+
+  EncoderPass p_;
+  const kernels::OnednnEncoder& dnn_;
+  uint8_t* ws_;  // one workspace for the path's calls in turn
+};
+
 }  // namespace
 
 // openai AudioEncoder.forward: gelu(conv1) -> gelu(conv2, stride 2) -> + positional
@@ -61,21 +239,9 @@ struct EncoderScratch {
 std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
                                    EncoderStages* stages) const {
   const Weights& w = *w_;
-  // fn(), its time added to stages->*stage when timing.
-  auto timed = [stages](double EncoderStages::*stage, auto&& fn) {
-    if (stages == nullptr) {
-      fn();
-      return;
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    stages->*stage +=
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  };
   const model::Dims& d = w.dims;
   n_threads = std::max(1, n_threads);
   const int64_t n_frames = 2 * static_cast<int64_t>(d.n_audio_ctx);
-  const int64_t n_ctx = d.n_audio_ctx, s = d.n_audio_state;
   if (static_cast<int64_t>(mel.size()) != d.n_mels * n_frames) {
     throw Error("encoder input has " + std::to_string(mel.size()) + " values, expected " +
                 std::to_string(d.n_mels) + " mels x " + std::to_string(n_frames) + " frames");
@@ -83,130 +249,27 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
   const EncoderScratch at(w, n_threads);
   ScratchPool::Lease block(w.scratch);
   uint8_t* base = block->reserve(at.bytes);
-  auto region = [base](size_t offset) { return reinterpret_cast<float*>(base + offset); };
-  float* xt = region(at.xt);
-  float* c1 = region(at.c1);
-  float* a = region(at.a);
-  float* qkv = region(at.qkv);
-  uint8_t* ws = base + at.ws;  // with the oneDNN path: one workspace for its calls in turn
+  std::vector<float> x(static_cast<size_t>(d.n_audio_ctx * d.n_audio_state));
+  const EncoderPass pass{w, at, base, x.data(), n_threads, StageTimer(stages)};
+  std::unique_ptr<EncoderPath> path;
+  if (w.onednn) {
+    path = std::make_unique<OnednnPath>(pass);
+  } else {
+    path = std::make_unique<PortablePath>(pass);
+  }
 
   // The kernels work time-major: [frame][mel].
+  float* xt = pass.region(at.xt);
   for (int64_t f = 0; f < n_frames; ++f) {
     for (int64_t c = 0; c < d.n_mels; ++c) xt[f * d.n_mels + c] = mel[c * n_frames + f];
   }
-  const Precision& p = w.prec;
-  std::vector<float> x(static_cast<size_t>(n_ctx * s));
-  timed(&EncoderStages::convolutions, [&] {
-    if (w.onednn) {
-      w.onednn->stem(w.conv1_dnn, w.conv1_b.data(), w.conv2_dnn, w.conv2_b.data(),
-                     w.enc_pos.data(), xt, x.data(), ws, n_threads);
-      return;
-    }
-    if (p.int_conv) {
-      kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, w.conv1_taps, w.conv1_b.data(), s, 1, c1,
-                            n_threads, p.isa);
-      kernels::gelu(c1, n_frames * s, n_threads);
-      kernels::conv1d_k3_s8(c1, n_frames, s, w.conv2_taps, w.conv2_b.data(), s, 2, x.data(),
-                            n_threads, p.isa);
-    } else {
-      kernels::conv1d_k3(xt, n_frames, d.n_mels, w.conv1_w.data(), w.conv1_b.data(), s, 1, c1,
-                         n_threads);
-      kernels::gelu(c1, n_frames * s, n_threads);
-      kernels::conv1d_k3(c1, n_frames, s, w.conv2_w.data(), w.conv2_b.data(), s, 2, x.data(),
-                         n_threads);
-    }
-    kernels::gelu(x.data(), n_ctx * s, n_threads);
-    add_inplace(x.data(), w.enc_pos.data(), n_ctx, s, n_threads);
-  });
-
-  const int64_t n_head = d.n_audio_head, d_head = s / n_head;
-  const float scale = attention_scale(d_head);
-  float* h = region(at.h);
-  float* mlp = region(at.mlp);
-  // The oneDNN path's epilogue of l: x += (the product) + bias.
-  auto residual = [&](const LinearW& l) {
-    kernels::Epilogue ep;
-    ep.y = x.data();
-    ep.ldy = s;
-    ep.bias = l.bias();
-    ep.accumulate = true;
-    return ep;
-  };
-  // x += in . l + bias (the output projections, with the residual).
-  auto project_add = [&](const LinearW& l, const float* in, int64_t ldin) {
-    if (w.onednn) {
-      w.onednn->linear(l.ow, in, ldin, residual(l), ws, n_threads);
-    } else {
-      apply_linear(l, in, ldin, n_ctx, x.data(), s, true, n_threads, p.isa);
-    }
-  };
-
-  // The attention half of a block: layer norm, Q/K/V, attention, output
-  // projection and residual. The oneDNN path (kernels/onednn_s8.h) takes the
-  // layer norm's rows, then Q and K, straight to 8-bit rows; of Q, K and V
-  // only V is written in fp32 (into qkv).
-  auto attention_half = [&](const BlockW& b) {
-    if (w.onednn) {
-      timed(&EncoderStages::layer_norms, [&] {
-        w.onednn->stage_layernorm(x.data(), b.attn_ln.w.data(), b.attn_ln.b.data(),
-                                  kLayerNormEps, ws, n_threads);
-      });
-      timed(&EncoderStages::qkv, [&] {
-        w.onednn->qkv_project(b.attn_qkv.ow, b.attn_qkv.bias(), scale, qkv, s, ws, n_threads);
-      });
-      timed(&EncoderStages::attention, [&] { w.onednn->attend(qkv, s, a, s, ws, n_threads); });
-    } else {
-      timed(&EncoderStages::layer_norms,
-            [&] { layer_norm(b.attn_ln, x.data(), h, n_ctx, s, n_threads); });
-      timed(&EncoderStages::qkv, [&] {
-        apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, n_threads, p.isa);
-      });
-      const kernels::AttentionArgs args = kernels::fused_self_attention(qkv, n_ctx, s, n_head, a);
-      timed(&EncoderStages::attention, [&] {
-        if (p.int_attention) {
-          kernels::attention_s16(args, n_threads, p.isa);
-        } else {
-          kernels::attention(args, n_threads);
-        }
-      });
-    }
-    timed(&EncoderStages::attention_out, [&] { project_add(b.attn_out, a, s); });
-  };
-
-  // The MLP half: layer norm, the first layer and its GELU, the second with
-  // the residual. The oneDNN path stages the layer norm's rows and the
-  // hidden layer as 8-bit rows: neither is written in fp32.
-  auto mlp_half = [&](const BlockW& b) {
-    if (w.onednn) {
-      timed(&EncoderStages::layer_norms, [&] {
-        w.onednn->stage_layernorm(x.data(), b.mlp_ln.w.data(), b.mlp_ln.b.data(), kLayerNormEps,
-                                  ws, n_threads);
-      });
-      timed(&EncoderStages::mlp_in, [&] {
-        w.onednn->linear_gelu_restage(b.mlp_fc.ow, b.mlp_fc.bias(), ws, n_threads);
-      });
-      timed(&EncoderStages::mlp_out, [&] {
-        w.onednn->linear_staged(b.mlp_proj.ow, residual(b.mlp_proj), ws, n_threads);
-      });
-      return;
-    }
-    timed(&EncoderStages::layer_norms,
-          [&] { layer_norm(b.mlp_ln, x.data(), h, n_ctx, s, n_threads); });
-    timed(&EncoderStages::mlp_in, [&] {
-      // Quantized weights take the GELU in the GEMM's epilogue.
-      const bool fused = b.mlp_fc.quantized();
-      apply_linear(b.mlp_fc, h, s, n_ctx, mlp, 4 * s, false, n_threads, p.isa, fused);
-      if (!fused) kernels::gelu(mlp, n_ctx * 4 * s, n_threads);
-    });
-    timed(&EncoderStages::mlp_out, [&] { project_add(b.mlp_proj, mlp, 4 * s); });
-  };
-
+  path->stem(xt);
   for (const BlockW& b : w.enc_blocks) {
-    attention_half(b);
-    mlp_half(b);
+    path->attention_half(b);
+    path->mlp_half(b);
   }
-  timed(&EncoderStages::layer_norms,
-        [&] { layer_norm(w.ln_post, x.data(), x.data(), n_ctx, s, n_threads); });
+  pass.timed(&EncoderStages::layer_norms,
+             [&] { layer_norm(w.ln_post, x.data(), x.data(), d.n_audio_ctx, d.n_audio_state, n_threads); });
   return x;
 }
 
