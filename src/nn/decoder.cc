@@ -177,91 +177,55 @@ void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n
 
 // The decoder forward pass for the new tokens of one or more states that
 // share the weights: Linear layers and layer norms over all rows, attention
-// per state (own caches and audio). Returns each state's logits, all
-// positions ([n_seq][n_new][n_vocab]) if all_positions, else the last
-// position ([n_seq][n_vocab]).
-std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads, bool all_positions,
-                                        CrossAttentionCapture* capture) {
-  const Whisper::Weights& w = *parts.front().st->w;
-  const model::Dims& d = w.dims;
-  const int64_t s = d.n_text_state, n_head = d.n_text_head, d_head = s / n_head;
-  const int64_t ctx = d.n_text_ctx, n_audio = d.n_audio_ctx;
-  const Precision& p = w.prec;
-  const kernels::Isa isa = p.isa;
-  n_threads = std::max(1, n_threads);
-
-  int64_t n = 0;  // rows: per part [seq][new position]
-  std::vector<int64_t> part_rows;
-  for (Part& pt : parts) {
-    pt.row0 = n;
-    n += pt.rows();
-    part_rows.push_back(pt.rows());
-  }
-  const auto groups8 = row_groups(part_rows, kernels::kSmallGemmRows);
-  const auto groups_any = row_groups(part_rows, n);
-  auto linear = [&](const LinearW& l, const float* x, int64_t ldx, float* y, int64_t ldy, bool acc,
-                    bool gelu) {
-    for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
-      const int64_t rows = g.r1 - g.r0;
-      if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
-        const float* bias = l.bias();
-        if (!l.wh.empty()) {
-          kernels::linear_h(x + g.r0 * ldx, ldx, rows, l.in, l.wh.data(), bias, l.out, y + g.r0 * ldy, ldy, acc,
-                            n_threads, true);
-        } else {
-          kernels::linear_few_rows(x + g.r0 * ldx, ldx, rows, l.in, l.w.data(), bias, l.out, y + g.r0 * ldy, ldy,
-                                   acc, n_threads);
-        }
-      } else {
-        apply_linear(l, x + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
-      }
+// per state (own caches and audio). The residual stream x holds every
+// part's rows, [part][seq][new position][n_text_state].
+class DecoderPass {
+ public:
+  DecoderPass(std::vector<Part>& parts, int n_threads)
+      : parts(parts), w(*parts.front().st->w), d(w.dims), p(w.prec), isa(p.isa),
+        n_threads(std::max(1, n_threads)) {
+    for (Part& pt : parts) {
+      pt.row0 = n;
+      n += pt.rows();
+      part_rows.push_back(pt.rows());
     }
-  };
+    groups8 = row_groups(part_rows, kernels::kSmallGemmRows);
+    groups_any = row_groups(part_rows, n);
+    x.resize(static_cast<size_t>(n * s));
+    h.resize(x.size());
+    a.resize(x.size());
+    q.resize(x.size());
+    qkv.resize(static_cast<size_t>(n * 3 * s));
+    mlp_hidden.resize(static_cast<size_t>(n * 4 * s));
+  }
 
   // x = token_embedding(tokens) + positional_embedding[offset : offset + n_new]
-  std::vector<float> x(static_cast<size_t>(n * s));
-  std::vector<float> emb_row(w.tok_emb.empty() ? static_cast<size_t>(s) : 0);
-  for (const Part& pt : parts) {
-    for (int64_t r = 0; r < pt.rows(); ++r) {
-      const int tok = pt.tokens[r];
-      const float* te;
-      if (!w.tok_emb_h.empty()) {
-        const uint16_t* h = w.tok_emb_h.data() + static_cast<int64_t>(tok) * s;
-        for (int64_t i = 0; i < s; ++i) emb_row[static_cast<size_t>(i)] = model::half_to_float(h[i]);
-        te = emb_row.data();
-      } else if (w.tok_emb.empty()) {
-        kernels::qmatrix_row(w.tok_emb_q, tok, emb_row.data());
-        te = emb_row.data();
-      } else {
-        te = w.tok_emb.data() + static_cast<int64_t>(tok) * s;
+  void embed() {
+    std::vector<float> emb_row(w.tok_emb.empty() ? static_cast<size_t>(s) : 0);
+    for (const Part& pt : parts) {
+      for (int64_t r = 0; r < pt.rows(); ++r) {
+        const int tok = pt.tokens[r];
+        const float* te;
+        if (!w.tok_emb_h.empty()) {
+          const uint16_t* hh = w.tok_emb_h.data() + static_cast<int64_t>(tok) * s;
+          for (int64_t i = 0; i < s; ++i) emb_row[static_cast<size_t>(i)] = model::half_to_float(hh[i]);
+          te = emb_row.data();
+        } else if (w.tok_emb.empty()) {
+          kernels::qmatrix_row(w.tok_emb_q, tok, emb_row.data());
+          te = emb_row.data();
+        } else {
+          te = w.tok_emb.data() + static_cast<int64_t>(tok) * s;
+        }
+        const float* pe = w.dec_pos.data() + (pt.st->n_past + r % pt.n_new) * s;
+        float* xr = x.data() + (pt.row0 + r) * s;
+        for (int64_t i = 0; i < s; ++i) xr[i] = te[i] + pe[i];
       }
-      const float* pe = w.dec_pos.data() + (pt.st->n_past + r % pt.n_new) * s;
-      float* xr = x.data() + (pt.row0 + r) * s;
-      for (int64_t i = 0; i < s; ++i) xr[i] = te[i] + pe[i];
     }
   }
 
-  std::vector<float> h(x.size()), a(x.size()), q(x.size());
-  std::vector<float> qkv(static_cast<size_t>(n * 3 * s)), mlp(static_cast<size_t>(n * 4 * s));
-  std::vector<float> qk_all;  // [n_seq][n_head][n_new][n_audio] when capturing this layer
-  // Attention is per state. One state: its kernels use every thread. Several
-  // (a batched step): one parallel region hands out whole states, each
-  // attended on one thread, instead of a parallel region per state and
-  // layer, each of which waits for all threads (the attention kernels give
-  // the same bits for any thread count).
-  auto for_each_part = [&](const auto& fn) {
-    if (parts.size() == 1) {
-      fn(parts.front(), n_threads);
-      return;
-    }
-    parallel_for(static_cast<int64_t>(parts.size()), n_threads, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) fn(parts[static_cast<size_t>(i)], 1);
-    });
-  };
-  for (size_t l = 0; l < w.dec_blocks.size(); ++l) {
+  // Causal self-attention over each state's cache plus its new positions.
+  void self_attention_half(size_t l) {
     const BlockW& b = w.dec_blocks[l];
-
-    // Causal self-attention over each state's cache plus its new positions.
     layer_norm(b.attn_ln, x.data(), h.data(), n, s, n_threads);
     linear(b.attn_qkv, h.data(), s, qkv.data(), 3 * s, false, false);
     auto self_attention = [&](Part& pt, int threads) {
@@ -317,8 +281,12 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     };
     for_each_part(self_attention);
     linear(b.attn_out, a.data(), s, x.data(), s, true, false);
+  }
 
-    // Cross-attention over each state's audio window.
+  // Cross-attention over each state's audio window; capture: the alignment
+  // heads' scores (decode() only: one part).
+  void cross_attention_half(size_t l, CrossAttentionCapture* capture) {
+    const BlockW& b = w.dec_blocks[l];
     layer_norm(b.cross_ln, x.data(), h.data(), n, s, n_threads);
     linear(b.cross_q, h.data(), s, q.data(), s, false, false);
     const bool capture_here =
@@ -371,84 +339,161 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
     };
     for_each_part(cross_attention);
     linear(b.cross_out, a.data(), s, x.data(), s, true, false);
+  }
 
-    // MLP.
+  void mlp_half(size_t l) {
+    const BlockW& b = w.dec_blocks[l];
     layer_norm(b.mlp_ln, x.data(), h.data(), n, s, n_threads);
     if (b.mlp_fc.quantized()) {  // GELU in the kernel's epilogue
-      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, true);
+      linear(b.mlp_fc, h.data(), s, mlp_hidden.data(), 4 * s, false, true);
     } else {
-      linear(b.mlp_fc, h.data(), s, mlp.data(), 4 * s, false, false);
-      for (const RowGroup& g : groups_any) kernels::gelu(mlp.data() + g.r0 * 4 * s, (g.r1 - g.r0) * 4 * s, n_threads);
+      linear(b.mlp_fc, h.data(), s, mlp_hidden.data(), 4 * s, false, false);
+      for (const RowGroup& g : groups_any) {
+        kernels::gelu(mlp_hidden.data() + g.r0 * 4 * s, (g.r1 - g.r0) * 4 * s, n_threads);
+      }
     }
-    linear(b.mlp_proj, mlp.data(), 4 * s, x.data(), s, true, false);
+    linear(b.mlp_proj, mlp_hidden.data(), 4 * s, x.data(), s, true, false);
   }
-  layer_norm(w.dec_ln, x.data(), x.data(), n, s, n_threads);
 
-  // logits = x @ token_embedding.weight^T: the [n_vocab][n_state] embedding is
-  // read as the transposed operand, no copy. Without all_positions, only
-  // each sequence's last row.
-  const float* rows = x.data();
-  std::vector<int64_t> logit_rows;  // per part
-  if (all_positions) {
-    logit_rows = part_rows;
-  } else {
-    int64_t out_r = 0;
-    for (const Part& pt : parts) {
-      for (int64_t q_seq = 0; q_seq < pt.st->n_seq; ++q_seq) {
-        std::memmove(h.data() + (out_r++) * s, x.data() + (pt.row0 + (q_seq + 1) * pt.n_new - 1) * s,
-                     sizeof(float) * s);
-      }
-      logit_rows.push_back(pt.st->n_seq);
-    }
-    rows = h.data();
-  }
-  std::vector<std::vector<float>> out(parts.size());
-  int64_t r0 = 0;
-  std::vector<int64_t> part_first;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    out[i].resize(static_cast<size_t>(logit_rows[i] * d.n_vocab));
-    part_first.push_back(r0);
-    r0 += logit_rows[i];
-  }
-  // One product per row group, written into a stacked buffer when a group
-  // spans several parts.
-  const bool half_logits = !w.tok_emb_h.empty();
-  const bool quantized_logits = w.tok_emb.empty() && !half_logits;
-  for (const RowGroup& g : row_groups(logit_rows, quantized_logits ? kernels::kSmallGemmRows : r0)) {
-    const int64_t g0 = g.r0, g1 = g.r1;
-    const size_t first = std::upper_bound(part_first.begin(), part_first.end(), g0) - part_first.begin() - 1;
-    const bool single = part_first[first] == g0 && logit_rows[first] == g1 - g0;
-    std::vector<float> stacked;
-    float* dst = out[first].data();
-    if (!single) {
-      stacked.resize(static_cast<size_t>((g1 - g0) * d.n_vocab));
-      dst = stacked.data();
-    }
-    const float* src = rows + g0 * s;
-    if (quantized_logits) {
-      kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, w.logits_bias.empty() ? nullptr : w.logits_bias.data(), dst,
-                       d.n_vocab, false, false, n_threads, isa);
-    } else if (half_logits) {  // the same arithmetic as the float branches below
-      if (g.few) {
-        kernels::gemm_small_m_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab,
-                                n_threads);
-      } else {
-        kernels::sgemm_bt_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab, n_threads);
-      }
-    } else if (g.few) {  // sgemm's few-row path, for any number of rows (see row_groups)
-      kernels::gemm_small_m(g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
-                            n_threads);
+  void final_layer_norm() { layer_norm(w.dec_ln, x.data(), x.data(), n, s, n_threads); }
+
+  // Each state's logits: all positions ([n_seq][n_new][n_vocab]) if
+  // all_positions, else the last position's ([n_seq][n_vocab]).
+  std::vector<std::vector<float>> logits(bool all_positions) {
+    // logits = x @ token_embedding.weight^T: the [n_vocab][n_state] embedding is
+    // read as the transposed operand, no copy. Without all_positions, only
+    // each sequence's last row.
+    const float* rows = x.data();
+    std::vector<int64_t> logit_rows;  // per part
+    if (all_positions) {
+      logit_rows = part_rows;
     } else {
-      kernels::sgemm(false, true, g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst,
-                     d.n_vocab, n_threads);
+      int64_t out_r = 0;
+      for (const Part& pt : parts) {
+        for (int64_t q_seq = 0; q_seq < pt.st->n_seq; ++q_seq) {
+          std::memmove(h.data() + (out_r++) * s, x.data() + (pt.row0 + (q_seq + 1) * pt.n_new - 1) * s,
+                       sizeof(float) * s);
+        }
+        logit_rows.push_back(pt.st->n_seq);
+      }
+      rows = h.data();
     }
-    if (!single) {
-      for (size_t i = first; i < parts.size() && part_first[i] < g1; ++i) {
-        std::memcpy(out[i].data(), stacked.data() + (part_first[i] - g0) * d.n_vocab,
-                    sizeof(float) * logit_rows[i] * d.n_vocab);
+    std::vector<std::vector<float>> out(parts.size());
+    int64_t r0 = 0;
+    std::vector<int64_t> part_first;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      out[i].resize(static_cast<size_t>(logit_rows[i] * d.n_vocab));
+      part_first.push_back(r0);
+      r0 += logit_rows[i];
+    }
+    // One product per row group, written into a stacked buffer when a group
+    // spans several parts.
+    const bool half_logits = !w.tok_emb_h.empty();
+    const bool quantized_logits = w.tok_emb.empty() && !half_logits;
+    for (const RowGroup& g : row_groups(logit_rows, quantized_logits ? kernels::kSmallGemmRows : r0)) {
+      const int64_t g0 = g.r0, g1 = g.r1;
+      const size_t first = std::upper_bound(part_first.begin(), part_first.end(), g0) - part_first.begin() - 1;
+      const bool single = part_first[first] == g0 && logit_rows[first] == g1 - g0;
+      std::vector<float> stacked;
+      float* dst = out[first].data();
+      if (!single) {
+        stacked.resize(static_cast<size_t>((g1 - g0) * d.n_vocab));
+        dst = stacked.data();
+      }
+      const float* src = rows + g0 * s;
+      if (quantized_logits) {
+        kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, w.logits_bias.empty() ? nullptr : w.logits_bias.data(), dst,
+                         d.n_vocab, false, false, n_threads, isa);
+      } else if (half_logits) {  // the same arithmetic as the float branches below
+        if (g.few) {
+          kernels::gemm_small_m_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab,
+                                  n_threads);
+        } else {
+          kernels::sgemm_bt_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab, n_threads);
+        }
+      } else if (g.few) {  // sgemm's few-row path, for any number of rows (see row_groups)
+        kernels::gemm_small_m(g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
+                              n_threads);
+      } else {
+        kernels::sgemm(false, true, g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst,
+                       d.n_vocab, n_threads);
+      }
+      if (!single) {
+        for (size_t i = first; i < parts.size() && part_first[i] < g1; ++i) {
+          std::memcpy(out[i].data(), stacked.data() + (part_first[i] - g0) * d.n_vocab,
+                      sizeof(float) * logit_rows[i] * d.n_vocab);
+        }
+      }
+    }
+    return out;
+  }
+
+ private:
+  // y = x l^T + b (+= if acc; GELU if gelu) over the row groups, so that each
+  // state's rows get the arithmetic they get alone (row_groups).
+  void linear(const LinearW& l, const float* xin, int64_t ldx, float* y, int64_t ldy, bool acc, bool gelu) {
+    for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
+      const int64_t rows = g.r1 - g.r0;
+      if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
+        const float* bias = l.bias();
+        if (!l.wh.empty()) {
+          kernels::linear_h(xin + g.r0 * ldx, ldx, rows, l.in, l.wh.data(), bias, l.out, y + g.r0 * ldy, ldy, acc,
+                            n_threads, true);
+        } else {
+          kernels::linear_few_rows(xin + g.r0 * ldx, ldx, rows, l.in, l.w.data(), bias, l.out, y + g.r0 * ldy,
+                                   ldy, acc, n_threads);
+        }
+      } else {
+        apply_linear(l, xin + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
       }
     }
   }
+
+  // Attention is per state. One state: its kernels use every thread. Several
+  // (a batched step): one parallel region hands out whole states, each
+  // attended on one thread, instead of a parallel region per state and
+  // layer, each of which waits for all threads (the attention kernels give
+  // the same bits for any thread count).
+  template <typename Fn>
+  void for_each_part(const Fn& fn) {
+    if (parts.size() == 1) {
+      fn(parts.front(), n_threads);
+      return;
+    }
+    parallel_for(static_cast<int64_t>(parts.size()), n_threads, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) fn(parts[static_cast<size_t>(i)], 1);
+    });
+  }
+
+  std::vector<Part>& parts;
+  const Whisper::Weights& w;
+  const model::Dims& d;
+  const Precision& p;
+  const kernels::Isa isa;
+  const int n_threads;
+  const int64_t s = d.n_text_state, n_head = d.n_text_head, d_head = s / n_head;
+  const int64_t ctx = d.n_text_ctx, n_audio = d.n_audio_ctx;
+  int64_t n = 0;                  // rows: per part [seq][new position]
+  std::vector<int64_t> part_rows;
+  std::vector<RowGroup> groups8, groups_any;
+  std::vector<float> x, h, a, q, qkv, mlp_hidden;
+  std::vector<float> qk_all;  // [n_seq][n_head][n_new][n_audio] when capturing a layer
+};
+
+// openai TextDecoder.forward over the new tokens of every part; the states
+// advance by their new positions.
+std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads, bool all_positions,
+                                        CrossAttentionCapture* capture) {
+  DecoderPass pass(parts, n_threads);
+  pass.embed();
+  const size_t n_layers = parts.front().st->w->dec_blocks.size();
+  for (size_t l = 0; l < n_layers; ++l) {
+    pass.self_attention_half(l);
+    pass.cross_attention_half(l, capture);
+    pass.mlp_half(l);
+  }
+  pass.final_layer_norm();
+  std::vector<std::vector<float>> out = pass.logits(all_positions);
   for (Part& pt : parts) pt.st->n_past += pt.n_new;
   return out;
 }
