@@ -16,6 +16,7 @@
 #include "cli/batch.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
+#include "cli/vad_flags.h"
 #include "common/error.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
@@ -340,7 +341,7 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
   cmd->add_option(flag_names("vad_filter"), args->vad_filter,
                   "transcribe only the speech Silero VAD finds; times mapped back (faster-whisper)")
       ->capture_default_str();
-  vad::add_vad_flags(cmd, args->vad);
+  add_vad_flags(cmd, args->vad);
   cmd->add_option(flag_names("batch_size"), args->batch_size,
                   "throughput mode: decode this many speech chunks at once, across files (implies "
                   "--vad_filter; 0: sequential)")

@@ -15,6 +15,7 @@
 
 #include "audio/audio.h"
 #include "cli/commands.h"
+#include "cli/vad_flags.h"
 #include "common/error.h"
 #include "vad/silero.h"
 #include "vad/timestamps.h"
@@ -162,7 +163,7 @@ std::function<int()> add_vad_command(CLI::App& app) {
   cmd->add_option(flag_names("threads", "-t"), args->threads,
                   "threads for the convolutions (0: all cores; the result is the same)")
       ->capture_default_str();
-  vad::add_vad_flags(cmd, args->options);
+  add_vad_flags(cmd, args->options);
   return [args, cmd] {
     for (const CLI::Option* o : cmd->get_options())
       if (o->get_lnames().size() && o->get_lnames()[0].rfind("vad_", 0) == 0 && o->count() > 0) args->custom = true;

@@ -11,10 +11,6 @@
 #include <span>
 #include <vector>
 
-namespace CLI {
-class App;
-}
-
 namespace wisp::vad {
 
 // faster-whisper's VadOptions, same names, same defaults; plus the two knobs of
@@ -70,12 +66,5 @@ struct SpeechSegment {
 std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t n_samples,
                                            const VadOptions& o);
 
-// Registers faster-whisper's VAD options as flags on a command, writing into o:
-// --vad_threshold, --vad_neg_threshold (a number or None), --vad_min_speech_duration_ms,
-// --vad_max_speech_duration_s (a number or inf), --vad_min_silence_duration_ms,
-// --vad_speech_pad_ms; each also spelt with '-' (--vad-threshold). Bad values
-// are CLI11 validation errors. o must outlive the parse (the flags write into
-// it as they are read). (--vad_filter itself belongs to the command.)
-void add_vad_flags(CLI::App* app, VadOptions& o);
 
 }  // namespace wisp::vad

@@ -1,4 +1,6 @@
-// wisp/vad/vad_flags.cc: faster-whisper's VadOptions as command-line flags.
+// wisp/cli/vad_flags.cc: faster-whisper's VadOptions as command-line flags.
+#include "cli/vad_flags.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
@@ -6,9 +8,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "vad/timestamps.h"
+namespace wisp::cli {
 
-namespace wisp::vad {
+using vad::VadOptions;
 namespace {
 
 // "--vad_threshold,--vad-threshold": every wisp flag is spelt both ways.
@@ -98,4 +100,4 @@ void add_vad_flags(CLI::App* app, VadOptions& o) {
       ->default_str(std::to_string(o.speech_pad_ms));
 }
 
-}  // namespace wisp::vad
+}  // namespace wisp::cli
