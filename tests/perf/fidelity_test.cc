@@ -81,29 +81,30 @@ std::vector<golden::Case> greedy_cases() {
   return out;
 }
 
-// The float32 transcription of every greedy case, once per process.
-const std::vector<CaseRun>& float32_runs() {
-  static const std::vector<CaseRun> runs = [] {
-    std::vector<CaseRun> out;
-    for (golden::Case& c : greedy_cases()) {
-      CaseRun run;
-      std::string unsupported;
-      run.options = golden::case_options(c, &unsupported);
-      run.options.decode.beam_size = 0;
-      const transcribe::Engine& engine = golden::engine_for(c.model);
-      const std::vector<float> samples = audio::load_audio(c.audio);
-      run.mel = features::log_mel_spectrogram(samples, features::kChunkSamples, engine.mel_filters(), 1);
-      transcribe::Callbacks cb;
-      cb.on_window = [&](const transcribe::WindowReport& r) {
-        if (r.result->temperature == 0.0) run.windows.push_back({r.seek, r.segment_frames, *r.options, *r.result});
-      };
-      transcribe::transcribe(engine, samples, run.options, cb);
-      run.c = std::move(c);
-      out.push_back(std::move(run));
-    }
-    return out;
-  }();
-  return runs;
+// The float32 transcription of every greedy case of a kind (scripted or
+// random weights), once per process.
+const std::vector<CaseRun>& float32_runs(bool scripted) {
+  static std::map<bool, std::vector<CaseRun>> cache;
+  auto it = cache.find(scripted);
+  if (it != cache.end()) return it->second;
+  std::vector<CaseRun> out;
+  for (golden::Case& c : greedy_cases()) {
+    if (c.scripted != scripted) continue;
+    CaseRun run;
+    std::string unsupported;
+    run.options = golden::case_options(c, &unsupported);
+    const transcribe::Engine& engine = golden::engine_for(c.model);
+    const std::vector<float> samples = audio::load_audio(c.audio);
+    run.mel = features::log_mel_spectrogram(samples, features::kChunkSamples, engine.mel_filters(), 1);
+    transcribe::Callbacks cb;
+    cb.on_window = [&](const transcribe::WindowReport& r) {
+      if (r.result->temperature == 0.0) run.windows.push_back({r.seek, r.segment_frames, *r.options, *r.result});
+    };
+    transcribe::transcribe(engine, samples, run.options, cb);
+    run.c = std::move(c);
+    out.push_back(std::move(run));
+  }
+  return cache.emplace(scripted, std::move(out)).first->second;
 }
 
 // transcribe.py's no-speech skip of a window's result.
@@ -148,40 +149,43 @@ void measure_window(const nn::Whisper& net, const Tokenizer& tok, const CaseRun&
 
 Tally measure(const TypeUnderTest& type, bool scripted) {
   Tally t;
-  for (const CaseRun& run : float32_runs()) {
-    if (run.c.scripted != scripted) continue;
+  for (const CaseRun& run : float32_runs(scripted)) {
     const transcribe::Engine& engine = golden::engine_for(run.c.model, type);
     for (const Window& w : run.windows) measure_window(engine.net(), engine.tokenizer(), run, w, t, true);
   }
   return t;
 }
 
-class Fidelity : public ::testing::TestWithParam<TypeUnderTest> {};
+// Every fast type in one test per kind of case: the float32 runs they are
+// compared with are made once.
 
 // Random-weight models have flat logits (median top-2 margin 0.15-0.25,
 // 1-4% of steps within 0.01): the hard case for a quantized network.
-TEST_P(Fidelity, RandomWeightGoldenCases) {
-  const Tally t = measure(GetParam(), false);
-  std::printf("%s, random-weight cases: %.4f of steps agree (%ld / %ld), %d / %d windows with the same decisions\n",
-              GetParam().name().c_str(), t.rate(), t.agreed, t.steps, t.same_decisions, t.windows);
-  EXPECT_GT(t.windows, 20);
-  EXPECT_GE(t.rate(), 0.995);
-  EXPECT_EQ(t.same_decisions, t.windows);
+TEST(Fidelity, RandomWeightGoldenCases) {
+  for (const TypeUnderTest& type : golden::fast_types()) {
+    SCOPED_TRACE(type.name());
+    const Tally t = measure(type, false);
+    std::printf("%s, random-weight cases: %.4f of steps agree (%ld / %ld), %d / %d windows with the same decisions\n",
+                type.name().c_str(), t.rate(), t.agreed, t.steps, t.same_decisions, t.windows);
+    EXPECT_GT(t.windows, 20);
+    EXPECT_GE(t.rate(), 0.995);
+    EXPECT_EQ(t.same_decisions, t.windows);
+  }
 }
 
 // Scripted models decide with large margins, as a trained model's confident
 // steps: every step and every decision must agree.
-TEST_P(Fidelity, ScriptedCases) {
-  const Tally t = measure(GetParam(), true);
-  std::printf("%s, scripted cases: %.4f of steps agree (%ld / %ld), %d / %d windows with the same decisions\n",
-              GetParam().name().c_str(), t.rate(), t.agreed, t.steps, t.same_decisions, t.windows);
-  EXPECT_GT(t.windows, 20);
-  EXPECT_EQ(t.agreed, t.steps);
-  EXPECT_EQ(t.same_decisions, t.windows);
+TEST(Fidelity, ScriptedCases) {
+  for (const TypeUnderTest& type : golden::fast_types()) {
+    SCOPED_TRACE(type.name());
+    const Tally t = measure(type, true);
+    std::printf("%s, scripted cases: %.4f of steps agree (%ld / %ld), %d / %d windows with the same decisions\n",
+                type.name().c_str(), t.rate(), t.agreed, t.steps, t.same_decisions, t.windows);
+    EXPECT_GT(t.windows, 20);
+    EXPECT_EQ(t.agreed, t.steps);
+    EXPECT_EQ(t.same_decisions, t.windows);
+  }
 }
-
-INSTANTIATE_TEST_SUITE_P(Types, Fidelity, ::testing::ValuesIn(golden::fast_types()),
-                         [](const auto& info) { return info.param.name(); });
 
 }  // namespace
 }  // namespace wisp::perf
