@@ -5,11 +5,13 @@
 # dnnl-config.cmake calls find_package(OpenCL); libdnnl-dev only recommends it,
 # and --no-install-recommends leaves it out.
 # libcurl4-openssl-dev: model downloads; python3: the fake hub server of the download tests.
+# libcpp-httplib-dev: `wisp serve` (its pkg-config also pulls libssl-dev, zlib and brotli headers).
 set -eu
 PACKAGES="build-essential cmake pkg-config git
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev libsqlite3-dev
-  libcurl4-openssl-dev python3"
+  libcurl4-openssl-dev python3
+  libcpp-httplib-dev"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

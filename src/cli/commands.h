@@ -20,6 +20,8 @@ std::function<int()> add_status_command(CLI::App& app);
 std::function<int()> add_bench_command(CLI::App& app);
 // Registers `wisp models` (list, download, verify the model caches).
 std::function<int()> add_models_command(CLI::App& app);
+// Registers `wisp serve` (OpenAI's audio API over HTTP).
+std::function<int()> add_serve_command(CLI::App& app);
 
 // Every long flag is accepted with '_' and with '-' (openai spells them with
 // '_'): "--output_dir" -> "--output_dir,--output-dir".

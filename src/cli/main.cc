@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   auto run_status = wisp::cli::add_status_command(app);
   auto run_bench = wisp::cli::add_bench_command(app);
   auto run_models = wisp::cli::add_models_command(app);
+  auto run_serve = wisp::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("status")) return run_status();
     if (app.got_subcommand("bench")) return run_bench();
     if (app.got_subcommand("models")) return run_models();
+    if (app.got_subcommand("serve")) return run_serve();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -119,8 +119,11 @@ class Batch : public ::testing::Test {
     fs::create_directories(work_);
     model_ = work_ + "/m.bin";
     Result r = Child({"dev", "make-model", "--preset", "micro", "--seed", "1", "-o", model_}, work_).wait();
-    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    // Not an ASSERT: a fatal failure here makes gtest skip the tests, and
+    // ctest counts skipped tests as passed. SetUp() fails each test instead.
+    if (r.status != 0) setup_error_ = "dev make-model failed: " + r.out + r.err;
   }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
   static void TearDownTestSuite() { fs::remove_all(work_); }
 
   static std::string fresh(const std::string& name) {
@@ -170,9 +173,9 @@ class Batch : public ::testing::Test {
       if (e.path().filename().string().find(".tmp") != std::string::npos) out.push_back(e.path().string());
     return out;
   }
-  static std::string work_, model_;
+  static std::string work_, model_, setup_error_;
 };
-std::string Batch::work_, Batch::model_;
+std::string Batch::work_, Batch::model_, Batch::setup_error_;
 
 // Acceptance: 50 files with bad ones among them; failures isolated and
 // recorded with their cause; a second run skips every done file.

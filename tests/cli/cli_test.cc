@@ -63,8 +63,11 @@ class Cli : public ::testing::Test {
     fs::create_directories(work_);
     model_ = work_ + "/ggml-micro-s1.bin";
     RunResult r = run("dev make-model --preset micro --seed 1 --dtype f32 -o " + quote(model_));
-    ASSERT_EQ(r.status, 0) << r.out;
+    // Not an ASSERT: a fatal failure here makes gtest skip the tests, and
+    // ctest counts skipped tests as passed. SetUp() fails each test instead.
+    if (r.status != 0) setup_error_ = "dev make-model failed: " + r.out;
   }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
   static void TearDownTestSuite() { fs::remove_all(work_); }
   static std::string fresh_dir(const std::string& name) {
     std::string d = work_ + "/" + name;
@@ -72,9 +75,9 @@ class Cli : public ::testing::Test {
     fs::create_directories(d);
     return d;
   }
-  static std::string work_, model_;
+  static std::string work_, model_, setup_error_;
 };
-std::string Cli::work_, Cli::model_;
+std::string Cli::work_, Cli::model_, Cli::setup_error_;
 
 // `wisp bench --json`: one JSON object with whisper-bench's four measures,
 // the peak RSS, the compute type and threads (issue 4's keys), and with

@@ -1,0 +1,136 @@
+#include "server/live_batcher.h"
+
+#include <algorithm>
+
+namespace wisp::server {
+namespace {
+
+// How long a round waits for seated workers still computing their next
+// step (transcribe/batcher.cc's kMaxWait, for the same reason: a worker
+// slow to get a core joins the next round instead of holding this one).
+constexpr std::chrono::microseconds kMaxWait{3000};
+
+}  // namespace
+
+LiveBatcher::LiveBatcher(int n_threads, int max_batch)
+    : n_threads_(std::max(1, n_threads)), max_batch_(std::max(1, max_batch)) {
+  stats_.last_round = std::chrono::steady_clock::now();
+  exec_ = std::thread([this] { executor(); });
+}
+
+LiveBatcher::~LiveBatcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_exec_.notify_all();
+  exec_.join();
+}
+
+LiveBatcher::Seat::Seat(LiveBatcher& b) : b_(b) {
+  std::lock_guard<std::mutex> lock(b_.mu_);
+  ++b_.stats_.seated;
+}
+
+LiveBatcher::Seat::~Seat() {
+  {
+    std::lock_guard<std::mutex> lock(b_.mu_);
+    --b_.stats_.seated;
+  }
+  // The others may all be waiting now: the round can start.
+  b_.cv_exec_.notify_all();
+}
+
+BatcherStats LiveBatcher::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void LiveBatcher::submit(Request& r) {
+  std::unique_lock<std::mutex> lock(mu_);
+  pending_.push_back(&r);
+  cv_exec_.notify_all();
+  cv_done_.wait(lock, [&] { return r.done; });
+  if (r.error) std::rethrow_exception(r.error);
+}
+
+void LiveBatcher::exclusive(const std::function<void()>& fn) {
+  Request r;
+  r.job = &fn;
+  submit(r);
+}
+
+std::vector<float> LiveBatcher::step(nn::DecoderState& state, std::span<const int> tokens, int n_new) {
+  Request r;
+  r.state = &state;
+  r.tokens = tokens;
+  r.n_new = n_new;
+  submit(r);
+  return std::move(r.logits);
+}
+
+// Every pending exclusive job, and decoder steps up to max_batch_ (the rest
+// stay pending for the next round, first come first served).
+std::vector<LiveBatcher::Request*> LiveBatcher::take_round() {
+  std::vector<Request*> round, rest;
+  int steps = 0;
+  for (Request* r : pending_) {
+    if (r->job == nullptr && steps >= max_batch_) {
+      rest.push_back(r);
+      continue;
+    }
+    if (r->job == nullptr) ++steps;
+    round.push_back(r);
+  }
+  pending_.swap(rest);
+  return round;
+}
+
+void LiveBatcher::executor() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_exec_.wait(lock, [&] { return quit_ || !pending_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + kMaxWait;
+    cv_exec_.wait_until(lock, deadline, [&] {
+      return quit_ || static_cast<int>(pending_.size()) >= std::min(stats_.seated, max_batch_);
+    });
+    if (quit_ && pending_.empty()) return;
+    std::vector<Request*> round = take_round();
+    lock.unlock();
+    std::vector<nn::DecoderStep> steps;
+    std::vector<Request*> step_reqs;
+    for (Request* r : round) {
+      if (r->job != nullptr) {
+        try {
+          (*r->job)();
+        } catch (...) {
+          r->error = std::current_exception();
+        }
+      } else {
+        steps.push_back({r->state, r->tokens, r->n_new, &r->logits});
+        step_reqs.push_back(r);
+      }
+    }
+    if (!steps.empty()) {
+      try {
+        nn::decode_batch(steps, n_threads_);
+      } catch (...) {
+        for (Request* r : step_reqs) r->error = std::current_exception();
+      }
+    }
+    lock.lock();
+    ++stats_.rounds;
+    stats_.last_round = std::chrono::steady_clock::now();
+    if (!steps.empty()) {
+      const int n = static_cast<int>(steps.size());
+      stats_.steps += n;
+      ++stats_.step_rounds;
+      stats_.last_batch = n;
+      stats_.max_batch = std::max(stats_.max_batch, n);
+    }
+    for (Request* r : round) r->done = true;
+    cv_done_.notify_all();
+  }
+}
+
+}  // namespace wisp::server

@@ -1,0 +1,27 @@
+// wisp/server/render.h: a transcript as OpenAI's audio API answers it, in
+// each response_format, and the server-sent events of stream=true.
+#pragma once
+
+#include <string>
+
+#include "output/writers.h"
+#include "server/request.h"
+
+namespace wisp::server {
+
+struct Rendered {
+  std::string body;
+  std::string content_type;
+};
+
+// json: {"text"}; text: the text and a newline; srt / vtt: wisp's subtitle
+// writers; verbose_json: task, language (name), duration, text, segments
+// and, with word granularity, words.
+Rendered render_response(const output::Transcript& t, const TranscriptionRequest& r, double duration_s);
+
+// One server-sent event ("data: {...}\n\n"): a segment's text as
+// transcript.text.delta, and the whole text as transcript.text.done.
+std::string sse_delta(const std::string& delta);
+std::string sse_done(const std::string& text);
+
+}  // namespace wisp::server

@@ -1,0 +1,362 @@
+// serve_test: `wisp serve` as a client sees it, over 127.0.0.1 with
+// cpp-httplib's client, on the micro model `wisp dev make-model` writes.
+// Requests keep decoding short on random weights: no temperature fallback
+// and a few tokens per window.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kWisp = std::string(WISP_BINARY_DIR) + "/wisp";
+const std::string kFormats = std::string(WISP_TESTDATA_DIR) + "/testdata/formats";
+const std::string kKey = "sk-test-key";
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// `wisp serve ARGS --port 0` as a child process; the port from its
+// "listening on" line. SIGTERM and a wait at the end.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const std::vector<std::string>& args) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[1], 2);
+      ::close(fds[0]);
+      std::vector<std::string> all = {kWisp, "serve", "--port", "0", "--host", "127.0.0.1"};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (std::string& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(kWisp.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    err_fd_ = fds[0];
+    const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{err_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      char buf[512];
+      const ssize_t n = ::read(err_fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      log_.append(buf, static_cast<size_t>(n));
+      std::smatch m;
+      if (std::regex_search(log_, m, listening)) {
+        port_ = std::stoi(m[1]);
+        return;
+      }
+    }
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    if (err_fd_ >= 0) ::close(err_fd_);
+  }
+  int port() const { return port_; }
+  const std::string& log() const { return log_; }
+  httplib::Client client(bool with_key = true) const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(60, 0);
+    if (with_key) c.set_bearer_token_auth(kKey.c_str());
+    return c;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int err_fd_ = -1;
+  int port_ = 0;
+  std::string log_;
+};
+
+httplib::MultipartFormDataItems form(const std::string& file,
+                                     std::vector<std::pair<std::string, std::string>> fields = {}) {
+  httplib::MultipartFormDataItems items = {{"file", slurp(file), fs::path(file).filename().string(), ""},
+                                           {"model", "whisper-1", "", ""},
+                                           {"temperature_increment_on_fallback", "None", "", ""},
+                                           {"sample_len", "8", "", ""}};
+  for (auto& [k, v] : fields) items.push_back({k, v, "", ""});
+  return items;
+}
+
+// The OpenAI error body: {"error": {"message", "type", "param", "code"}}.
+json error_of(const httplib::Result& r) {
+  const json j = json::parse(r->body);
+  EXPECT_TRUE(j["error"].contains("message"));
+  EXPECT_TRUE(j["error"].contains("type"));
+  EXPECT_TRUE(j["error"].contains("param"));
+  EXPECT_TRUE(j["error"].contains("code"));
+  return j["error"];
+}
+
+double metric(const std::string& page, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(page, m, std::regex("\n" + name + " ([0-9.e+-]+)\n"))) return -1;
+  return std::stod(m[1]);
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    work_ = (fs::temp_directory_path() / ("wisp_serve_" + std::to_string(::getpid()))).string();
+    fs::create_directories(work_);
+    model_ = work_ + "/micro.bin";
+    const std::string cmd = kWisp + " dev make-model --preset micro --seed 1 --dtype f32 -o " + model_ + " >/dev/null 2>&1";
+    // No ASSERTs here: a fatal failure makes gtest skip the tests, and ctest
+    // counts skipped tests as passed. SetUp() fails each test instead.
+    if (std::system(cmd.c_str()) != 0) {
+      setup_error_ = "dev make-model failed";
+      return;
+    }
+    server_ = new ServeProcess({"--model", model_, "--threads", "1", "--max_concurrency", "4", "--api_key", kKey,
+                                "--max_upload_mb", "1"});
+    if (server_->port() <= 0) setup_error_ = "wisp serve did not start: " + server_->log();
+  }
+  void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
+  static void TearDownTestSuite() {
+    delete server_;
+    fs::remove_all(work_);
+  }
+  static std::string work_, model_, setup_error_;
+  static ServeProcess* server_;
+};
+std::string Serve::work_, Serve::model_, Serve::setup_error_;
+ServeProcess* Serve::server_ = nullptr;
+
+const std::string kJfk = kFormats + "/jfk.flac";
+const std::string kLong = kFormats + "/jfk_lead5min_silence.flac";  // 11 windows
+
+TEST_F(Serve, JsonAndTextShapes) {
+  auto c = server_->client();
+  auto r = c.Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+  const json j = json::parse(r->body);
+  ASSERT_TRUE(j["text"].is_string());
+  EXPECT_FALSE(j["text"].get<std::string>().empty());
+  auto t = c.Post("/v1/audio/transcriptions", form(kJfk, {{"response_format", "text"}}));
+  ASSERT_TRUE(t);
+  ASSERT_EQ(t->status, 200);
+  EXPECT_EQ(t->body, j["text"].get<std::string>() + "\n");  // the same decode, as plain text
+}
+
+TEST_F(Serve, SubtitleShapes) {
+  auto c = server_->client();
+  auto srt = c.Post("/v1/audio/transcriptions", form(kJfk, {{"response_format", "srt"}}));
+  ASSERT_TRUE(srt);
+  ASSERT_EQ(srt->status, 200);
+  EXPECT_TRUE(std::regex_search(srt->body, std::regex("^1\n00:00:[0-9]{2},[0-9]{3} --> 00:00:[0-9]{2},[0-9]{3}\n")))
+      << srt->body;
+  auto vtt = c.Post("/v1/audio/translations", form(kJfk, {{"response_format", "vtt"}}));
+  ASSERT_TRUE(vtt);
+  ASSERT_EQ(vtt->status, 200);
+  EXPECT_EQ(vtt->body.rfind("WEBVTT\n\n", 0), 0u) << vtt->body;
+}
+
+TEST_F(Serve, VerboseJsonWithWords) {
+  auto c = server_->client();
+  auto r = c.Post("/v1/audio/transcriptions",
+                  form(kJfk, {{"response_format", "verbose_json"}, {"timestamp_granularities[]", "word"},
+                              {"timestamp_granularities[]", "segment"}}));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_EQ(j["task"], "transcribe");
+  EXPECT_TRUE(j["language"].is_string());
+  EXPECT_NEAR(j["duration"].get<double>(), 11.0, 0.01);
+  ASSERT_FALSE(j["segments"].empty());
+  for (const char* k : {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+                        "compression_ratio", "no_speech_prob"})
+    EXPECT_TRUE(j["segments"][0].contains(k)) << k;
+  ASSERT_FALSE(j["words"].empty());
+  EXPECT_TRUE(j["words"][0].contains("word"));
+  EXPECT_LE(j["words"][0]["start"].get<double>(), j["words"][0]["end"].get<double>());
+}
+
+TEST_F(Serve, WordGranularityNeedsVerboseJson) {
+  auto r = server_->client().Post("/v1/audio/transcriptions",
+                                  form(kJfk, {{"timestamp_granularities[]", "word"}}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(error_of(r)["param"], "timestamp_granularities");
+}
+
+TEST_F(Serve, ErrorsInOpenAiShape) {
+  // 401: no key, then a wrong one.
+  auto none = server_->client(false).Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(error_of(none)["type"], "invalid_request_error");
+  httplib::Client wrong("127.0.0.1", server_->port());
+  wrong.set_bearer_token_auth("sk-test-kez");
+  auto bad = wrong.Get("/v1/models");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 401);
+  EXPECT_EQ(error_of(bad)["code"], "invalid_api_key");
+  // 413: an upload over --max_upload_mb 1.
+  auto big = server_->client().Post("/v1/audio/transcriptions", form(kFormats + "/jfk_s24_48k_mono.wav"));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(error_of(big)["code"], "file_too_large");
+  // 400: not media, a bad field, no file.
+  const std::string junk = work_ + "/junk.wav";
+  std::ofstream(junk) << "this is not audio at all";
+  auto media = server_->client().Post("/v1/audio/transcriptions", form(junk));
+  ASSERT_TRUE(media);
+  EXPECT_EQ(media->status, 400);
+  EXPECT_EQ(error_of(media)["param"], "file");
+  auto field = server_->client().Post("/v1/audio/transcriptions", form(kJfk, {{"response_format", "xml"}}));
+  ASSERT_TRUE(field);
+  EXPECT_EQ(field->status, 400);
+  EXPECT_EQ(error_of(field)["param"], "response_format");
+  auto nofile = server_->client().Post("/v1/audio/transcriptions",
+                                       httplib::MultipartFormDataItems{{"model", "whisper-1", "", ""}});
+  ASSERT_TRUE(nofile);
+  EXPECT_EQ(nofile->status, 400);
+  EXPECT_EQ(error_of(nofile)["param"], "file");
+  // Not a form at all, and garbage bytes: answered, and the server lives on.
+  auto raw = server_->client().Post("/v1/audio/transcriptions", "\x01\x02garbage", "application/octet-stream");
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 400);
+  auto health = server_->client().Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(Serve, ModelsHealthMetrics) {
+  auto c = server_->client();
+  auto list = c.Get("/v1/models");
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200);
+  const json l = json::parse(list->body);
+  EXPECT_EQ(l["object"], "list");
+  ASSERT_EQ(l["data"].size(), 1u);
+  EXPECT_EQ(l["data"][0]["id"], "micro");
+  EXPECT_EQ(l["data"][0]["object"], "model");
+  auto one = c.Get("/v1/models/micro");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->status, 200);
+  auto missing = c.Get("/v1/models/gpt-4");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(error_of(missing)["code"], "model_not_found");
+  auto health = httplib::Client("127.0.0.1", server_->port()).Get("/health");  // no key needed
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+  ASSERT_TRUE(c.Post("/v1/audio/transcriptions", form(kJfk)));
+  auto m = httplib::Client("127.0.0.1", server_->port()).Get("/metrics");
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("wisp_requests_total{route=\"/v1/audio/transcriptions\",status=\"200\"}"),
+            std::string::npos);
+  EXPECT_GT(metric(m->body, "wisp_audio_seconds_total"), 10.0);
+  EXPECT_GT(metric(m->body, "wisp_realtime_factor"), 0.0);
+  EXPECT_GE(metric(m->body, "wisp_queue_depth"), 0.0);
+  EXPECT_GT(metric(m->body, "wisp_batch_occupancy"), 0.0);
+}
+
+TEST_F(Serve, ConcurrentRequestsAreBatched) {
+  std::vector<std::future<int>> answers;
+  for (int i = 0; i < 8; ++i)
+    answers.push_back(std::async(std::launch::async, [] {
+      auto r = server_->client().Post("/v1/audio/transcriptions", form(kJfk, {{"sample_len", "30"}}));
+      return r ? r->status : -1;
+    }));
+  for (auto& a : answers) EXPECT_EQ(a.get(), 200);
+  auto m = httplib::Client("127.0.0.1", server_->port()).Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_GT(metric(m->body, "wisp_batch_size_max"), 1.0) << "no decoder steps were batched";
+}
+
+TEST_F(Serve, StreamsServerSentEvents) {
+  std::string events;
+  auto r = server_->client().Post("/v1/audio/transcriptions", form(kJfk, {{"stream", "true"}}));
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  EXPECT_NE(r->body.find("data: {\"delta\":"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("\"type\":\"transcript.text.done\""), std::string::npos) << r->body;
+}
+
+// One worker, one queue slot: a slow request runs, the next waits, the
+// third is turned away with 429 and Retry-After. Clients that give up have
+// their work cancelled, which frees the worker for a new request.
+TEST_F(Serve, QueueFullAndDisconnectCancels) {
+  // --health_stall_s 0: any work in flight counts as stuck, so /health's
+  // 503 can be seen without wedging the loop for real.
+  ServeProcess one({"--model", model_, "--threads", "1", "--max_concurrency", "1", "--max_queue", "1",
+                    "--health_stall_s", "0"});
+  ASSERT_GT(one.port(), 0) << one.log();
+  auto slow = [&] {
+    httplib::Client c("127.0.0.1", one.port());
+    c.set_read_timeout(2, 0);  // gives up (and disconnects) long before the 11 windows are done
+    auto r = c.Post("/v1/audio/transcriptions",
+                    httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""},
+                                                    {"model", "whisper-1", "", ""}});
+    return r ? r->status : -1;
+  };
+  auto first = std::async(std::launch::async, slow);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto second = std::async(std::launch::async, slow);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  httplib::Client c("127.0.0.1", one.port());
+  auto busy = c.Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 429) << busy->body;
+  EXPECT_EQ(error_of(busy)["type"], "rate_limit_error");
+  EXPECT_GE(std::stoi(busy->get_header_value("Retry-After")), 1);
+  auto stuck = c.Get("/health");
+  ASSERT_TRUE(stuck);
+  EXPECT_EQ(stuck->status, 503) << stuck->body;
+  EXPECT_EQ(first.get(), -1);  // timed out
+  EXPECT_EQ(second.get(), -1);
+  // Both cancelled soon after their clients left, and the worker is free.
+  double cancelled = 0;
+  for (int i = 0; i < 100 && cancelled < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto m = c.Get("/metrics");
+    if (m) cancelled = metric(m->body, "wisp_transcriptions_cancelled_total");
+  }
+  EXPECT_EQ(cancelled, 2);
+  const auto start = std::chrono::steady_clock::now();
+  auto after = c.Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200) << after->body;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  auto idle = c.Get("/health");
+  ASSERT_TRUE(idle);
+  EXPECT_EQ(idle->status, 200) << idle->body;  // no work: nothing can be stuck
+}
+
+}  // namespace
