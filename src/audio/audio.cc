@@ -143,7 +143,7 @@ void check_file(const std::string& path) {
   pd.buf_size = static_cast<int>(in.gcount());
   int score = 0;
   const AVInputFormat* fmt = av_probe_input_format3(&pd, 1, &score);
-  if (fmt == nullptr || score < AVPROBE_SCORE_RETRY) throw Error("not a media file");
+  if (fmt == nullptr || score < AVPROBE_SCORE_RETRY) throw NotMedia("not a media file");
   // Demuxer names can be lists ("mov,mp4,m4a,3gp,3g2,mj2"): the first is enough.
   std::string name(fmt->name);
   name = name.substr(0, name.find(','));
@@ -176,6 +176,27 @@ FormatPtr open_input(const std::string& path, bool quiet) {
   FormatPtr fmt(raw);
   // A failure here only means some parameters stay unknown; fftools goes on
   // as long as there are streams.
+  avformat_find_stream_info(fmt.get(), nullptr);
+  return fmt;
+}
+
+// Opens a URL like open_input a file. libavformat's error for content it
+// does not recognise is INVALIDDATA (EINVAL from some demuxers' probes); any
+// other is the network's or the server's.
+FormatPtr open_url(const std::string& url, const NetOptions& net) {
+  silence_ffmpeg_log();
+  const std::string timeout_us = std::to_string(static_cast<int64_t>(net.timeout_seconds * 1e6));
+  AVDictionary* opts = nullptr;
+  av_dict_set(&opts, "scan_all_pmts", "1", 0);
+  av_dict_set(&opts, "protocol_whitelist", "http,https,tcp,tls,httpproxy,crypto", 0);
+  av_dict_set(&opts, "rw_timeout", timeout_us.c_str(), 0);  // every read and write
+  av_dict_set(&opts, "timeout", timeout_us.c_str(), 0);     // tcp: the connect too
+  AVFormatContext* raw = nullptr;
+  int err = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
+  av_dict_free(&opts);
+  if (err == AVERROR_INVALIDDATA || err == AVERROR(EINVAL)) throw NotMedia("not a media file");
+  if (err < 0) throw Error("cannot open: " + av_error_text(err));
+  FormatPtr fmt(raw);
   avformat_find_stream_info(fmt.get(), nullptr);
   return fmt;
 }
@@ -338,10 +359,15 @@ int64_t file_size(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
 }
 
-std::vector<float> decode_all(const std::string& path) {
-  FormatPtr fmt = open_input(path, /*quiet=*/false);
+// How decode_stream treats its input.
+struct StreamSource {
+  int64_t size_bytes = 0;      // bounds the first reservation (0: unknown)
+  bool strict_reads = false;   // a read error fails (a URL) instead of ending the audio (a file)
+};
+
+std::vector<float> decode_stream(FormatPtr fmt, const StreamSource& source) {
   int index = pick_audio_stream(fmt.get());
-  if (index < 0) throw Error("no audio stream");
+  if (index < 0) throw NotMedia("no audio stream");
   AVStream* stream = fmt->streams[index];
   for (unsigned i = 0; i < fmt->nb_streams; ++i) {
     if (static_cast<int>(i) != index) fmt->streams[i]->discard = AVDISCARD_ALL;
@@ -375,7 +401,7 @@ std::vector<float> decode_all(const std::string& path) {
   } else if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0) {
     seconds = static_cast<double>(fmt->duration) / AV_TIME_BASE;
   }
-  sink.reserve_for(seconds, file_size(path));
+  sink.reserve_for(seconds, source.size_bytes);
 
   PacketPtr pkt(av_packet_alloc());
   FramePtr frame(av_frame_alloc());
@@ -389,6 +415,11 @@ std::vector<float> decode_all(const std::string& path) {
     }
     av_packet_unref(pkt.get());
   }
+  // A stream cut off by the network is not the end of its audio. The I/O
+  // context keeps the transfer's error (demuxers may report it as EOF);
+  // content errors, which end a file's audio, stay as they are.
+  if (source.strict_reads && fmt->pb != nullptr && fmt->pb->error < 0 && fmt->pb->error != AVERROR_EOF)
+    throw Error("transfer failed: " + av_error_text(fmt->pb->error));
   decode_packet(dec.get(), nullptr, frame.get(), resampler, sink, stats);
   resampler.flush(sink);
 
@@ -401,11 +432,25 @@ std::vector<float> decode_all(const std::string& path) {
   return sink.take();
 }
 
+std::vector<float> decode_all(const std::string& path) {
+  return decode_stream(open_input(path, /*quiet=*/false), {file_size(path), false});
+}
+
 }  // namespace
 
 std::vector<float> load_audio(const std::string& path) {
   try {
     return decode_all(path);
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory while decoding audio");
+  }
+}
+
+std::vector<float> load_audio_url(const std::string& url, const NetOptions& net) {
+  try {
+    FormatPtr fmt = open_url(url, net);
+    int64_t size = fmt->pb != nullptr ? avio_size(fmt->pb) : 0;  // Content-Length, when sent
+    return decode_stream(std::move(fmt), {std::max<int64_t>(size, 0), true});
   } catch (const std::bad_alloc&) {
     throw Error("out of memory while decoding audio");
   }

@@ -6,9 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace wisp::audio {
 
 constexpr int kSampleRate = 16000;
+
+// The content is not audio media ("not a media file", "no audio stream"):
+// for a URL, the caller may try another way to reach its audio (a page).
+class NotMedia : public Error {
+ public:
+  using Error::Error;
+};
 
 // Decodes the audio stream that the ffmpeg CLI would pick (most channels,
 // preferring streams seen while probing and default ones) of any file FFmpeg
@@ -26,7 +35,24 @@ constexpr int kSampleRate = 16000;
 //   file), "empty file", "not a media file", "no audio stream",
 //   "corrupt or unsupported <format> header: <ffmpeg error>",
 //   "unsupported audio codec: <codec>", "cannot decode audio: <why>".
+// "not a media file" and "no audio stream" are thrown as NotMedia.
 std::vector<float> load_audio(const std::string& path);
+
+struct NetOptions {
+  // A connection or transfer silent for this long fails (libavformat's
+  // rw_timeout and tcp timeout), so that a dead server never hangs a batch.
+  double timeout_seconds = 30;
+};
+
+// load_audio over http(s): libavformat streams the URL (only the http, https,
+// tcp, tls, httpproxy and crypto protocols are allowed, also for the URLs a
+// playlist names, so a remote playlist cannot reach local files). Throws
+// NotMedia when the content is not audio media, wisp::Error otherwise:
+// "cannot open: <cause>" (the server's status such as "Server returned 404
+// Not Found", "Connection refused", "Connection timed out") or
+// "transfer failed: <cause>" when the stream breaks off (a file's read error
+// ends its audio; a URL's would silently cut the transcript).
+std::vector<float> load_audio_url(const std::string& url, const NetOptions& net = {});
 
 // True if libavformat recognises the file's content as a container with at
 // least one audio stream that load_audio would pick (used to pick media out

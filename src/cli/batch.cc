@@ -97,7 +97,9 @@ void route_stop_signals() {
 void add_batch_flags(CLI::App* cmd, BatchOptions& o) {
   if (CLI::Option* files = cmd->get_option_no_throw("files")) {
     files->required(false);
-    files->description("media files, folders (searched recursively, media found by content) or glob patterns");
+    files->description(
+        "media files, folders (searched recursively, media found by content), glob patterns, or http(s) URLs "
+        "(media streamed; pages such as YouTube's through yt-dlp when installed)");
   }
   cmd->add_option(flag_names("input_list"), o.input_list, "file naming one input per line ('-': standard input)");
   cmd->add_option(flag_names("ledger"), o.ledger,

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "jobs/url_inputs.h"
 
 extern "C" {
 #include <libavformat/avformat.h>
@@ -281,6 +282,10 @@ InputSet discover_inputs(const std::vector<std::string>& args, const std::vector
   for (const std::string& d : skip_dirs)
     if (!d.empty()) w.skip_dirs.insert(key_of(d));
   for (const std::string& a : args) {
+    if (is_url(a)) {
+      out.files.push_back({a, a, "", -1, true});
+      continue;
+    }
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(a, ec)) && has_glob_chars(a))
       w.add_glob(a);

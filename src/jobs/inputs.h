@@ -17,8 +17,10 @@
 //   matches per path component with fnmatch(FNM_PERIOD) (hidden names only by
 //   a pattern that starts with '.'); "**" matches any number of folders.
 //   Matched folders are walked as above.
-// - Order: sorted by absolute path; the same file named twice (or through a
-//   symlink) is one input.
+// - An http(s) URL (jobs/url_inputs.h) is an input as given, even with ? or
+//   * in it (never a glob): its key is the URL itself, and it adds no root.
+// - Order: sorted by absolute path (URLs by the URL); the same file named
+//   twice (or through a symlink) is one input.
 #pragma once
 
 #include <istream>
@@ -32,6 +34,7 @@ struct Input {
   std::string key;      // absolute path, symlinks resolved: the ledger key
   std::string rel_dir;  // subfolder below the folder argument it was found in ("" otherwise)
   double duration = -1;  // seconds from the container header when probed, -1 unknown
+  bool url = false;      // an http(s) URL: path and key are the URL (jobs/url_inputs.h)
 };
 
 struct PathError {

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "jobs/ledger.h"
 #include "jobs/options_hash.h"
+#include "jobs/url_inputs.h"
 #include "nn/compute_type.h"
 #include "transcribe/batched.h"
 
@@ -42,6 +43,9 @@ FileStat stat_file(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return {};
   return {static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
 }
+
+// A URL has no file to stat: its row records -1, which never counts as a change.
+FileStat stat_input(const Input& in) { return in.url ? FileStat{} : stat_file(in.path); }
 
 bool all_exist(const std::vector<std::string>& paths) {
   std::error_code ec;
@@ -208,11 +212,18 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   std::map<std::string, const Input*> output_owner;
   std::vector<Ledger::Adopted> adopted;
   for (const Input& in : set.files) {
+    std::optional<Job> row = ledger.get(in.key);
     std::vector<std::string> outputs;
-    // Absolute: the ledger must mean the same files from any working folder.
-    for (const std::string& fmt : cfg.formats) {
-      std::error_code ec;
-      outputs.push_back(fs::absolute(output_path(in, cfg.output_dir, fmt), ec).lexically_normal().string());
+    if (in.url) {
+      // By its name or an earlier run's record; none yet for a page whose
+      // name only its download tells (named in next_input).
+      outputs = planned_url_outputs(in.key, cfg.output_dir, cfg.formats, row ? row->outputs : outputs);
+    } else {
+      // Absolute: the ledger must mean the same files from any working folder.
+      for (const std::string& fmt : cfg.formats) {
+        std::error_code ec;
+        outputs.push_back(fs::absolute(output_path(in, cfg.output_dir, fmt), ec).lexically_normal().string());
+      }
     }
     std::string clash;
     for (const std::string& o : outputs) {
@@ -223,10 +234,9 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
       clashes.emplace_back(&in, clash);
       continue;
     }
-    FileStat fst = stat_file(in.path);
+    FileStat fst = stat_input(in);
     Todo t{&in, outputs, {}, in.duration};
     t.claim = {cfg.model_path, hash, outputs, fst.size, fst.mtime_ns, true, !cfg.overwrite};
-    std::optional<Job> row = ledger.get(in.key);
     bool exist = all_exist(outputs);
     if (!row) {
       if (!cfg.overwrite && exist) {
@@ -261,13 +271,15 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   ledger.adopt_done(cfg.model_path, hash, adopted);
   std::set<std::string> out_folders;
   for (const auto& [out, in] : output_owner) out_folders.insert(fs::path(out).parent_path().string());
+  for (const Input& in : set.files)
+    if (in.url) out_folders.insert(fs::path(url_output_path("x", cfg.output_dir, "srt")).parent_path().string());
   plan.removed_temps = remove_stale_temps(out_folders);
   std::vector<std::string> keys;
   for (const Todo& t : todo) keys.push_back(t.input->key);
   for (const auto& [in, why] : clashes) keys.push_back(in->key);
   ledger.add_pending(keys);
   for (const auto& [in, why] : clashes) {
-    FileStat fst = stat_file(in->path);
+    FileStat fst = stat_input(*in);
     ledger.claim(in->key, {cfg.model_path, hash, {}, fst.size, fst.mtime_ns, true, false});
     ledger.mark_failed(in->key, why, 0, 0);
     plan.problems.push_back({in->path, why});
@@ -275,7 +287,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   // Explicitly named files were not probed while discovering: their header
   // duration feeds the batch's audio total and the prefetch budget.
   for (Todo& t : todo)
-    if (t.duration < 0) t.duration = probe_media(t.input->path).duration;
+    if (t.duration < 0 && !t.input->url) t.duration = probe_media(t.input->path).duration;
   plan.todo = todo.size();
   reporter.plan(plan);
 
@@ -292,9 +304,24 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   }
   // The loader and the estimator own what they use: after a Ctrl-C the
   // producer is abandoned and may outlive this function (prefetch.h).
+  auto urls = std::make_shared<UrlFetcher>(UrlOptions{});
   Prefetcher prefetch(
-      paths, cfg.prefetch, [](const std::string& p) { return audio::load_audio(p); },
+      paths, cfg.prefetch,
+      [urls](const std::string& p) { return is_url(p) ? urls->load(p) : audio::load_audio(p); },
       [expected = std::move(expected)](size_t i) { return expected[i]; });
+  // A fetched URL's outputs, named now that its name is known; the cause
+  // when one is another input's output.
+  auto name_url_outputs = [&](Todo& t) -> std::string {
+    std::vector<std::string> outputs;
+    for (const std::string& fmt : cfg.formats)
+      outputs.push_back(url_output_path(urls->name_of(t.input->key), cfg.output_dir, fmt));
+    for (const std::string& o : outputs) {
+      auto [it, fresh] = output_owner.emplace(o, t.input);
+      if (!fresh && it->second != t.input) return "its output " + o + " is also the output of " + it->second->path;
+    }
+    t.outputs = outputs;
+    return "";
+  };
 
   Stats stats(todo);
   stats.start();
@@ -364,6 +391,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
       }
       ++number;
       FileEnd end{number, &in, false, "", 0, 0};
+      if (item->error.empty() && in.url) item->error = name_url_outputs(t);
       if (!item->error.empty()) {
         t.duration = 0;  // no audio: out of the batch's total
         ledger.mark_failed(in.key, item->error, 0, 0);
