@@ -65,6 +65,9 @@ int64_t json_int(const nlohmann::json& j, const std::string& key, const std::str
 // "model 'PATH': " prefix, which load_model adds.
 Model load_pt(const std::string& path, Loading loading);
 Model load_hf(const std::string& dir, Loading loading);
+// openai's state_dict name under transformers' (convert_openai_to_hf.py):
+// "decoder.blocks.3.cross_attn.key.weight" -> "model.decoder.layers.3.encoder_attn.k_proj.weight".
+std::string hf_name(const std::string& openai_name);
 Model load_ct2(const std::string& dir, Loading loading);
 
 }  // namespace wisp::model::detail

@@ -19,9 +19,6 @@ namespace wisp::model::detail {
 
 namespace {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
 // convert_openai_to_hf.py WHISPER_MAPPING, from openai's side.
 constexpr std::pair<const char*, const char*> kTopLevel[] = {
     {"encoder.positional_embedding", "encoder.embed_positions.weight"},
@@ -42,6 +39,8 @@ constexpr std::pair<const char*, const char*> kBlockModules[] = {
     {"mlp_ln", "final_layer_norm"},
 };
 
+}  // namespace
+
 // "decoder.blocks.3.cross_attn.key.weight" -> "model.decoder.layers.3.encoder_attn.k_proj.weight".
 std::string hf_name(const std::string& name) {
   for (const auto& [openai, hf] : kTopLevel) {
@@ -60,6 +59,12 @@ std::string hf_name(const std::string& name) {
   }
   throw Error("internal: no Hugging Face name for '" + name + "'");
 }
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
 
 int config_int(const json& c, const char* key) {
   const int64_t v = json_int(c, key, "config.json");
