@@ -85,4 +85,22 @@ std::string sse_done(const std::string& text) {
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
+namespace {
+json brief_segment(const output::Segment& s) {
+  return {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}};
+}
+}  // namespace
+
+std::string sse_delta(const output::Segment& segment) {
+  json j{{"type", "transcript.text.delta"}, {"delta", segment.text}, {"segment", brief_segment(segment)}};
+  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+std::string sse_done(const output::Transcript& transcript) {
+  json files{{"srt", output::render(transcript, "srt")}, {"vtt", output::render(transcript, "vtt")},
+             {"txt", output::render(transcript, "txt")}};
+  json j{{"type", "transcript.text.done"}, {"text", strip(transcript.text)}, {"files", std::move(files)}};
+  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
 }  // namespace wisp::server

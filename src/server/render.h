@@ -23,5 +23,11 @@ Rendered render_response(const output::Transcript& t, const TranscriptionRequest
 // transcript.text.delta, and the whole text as transcript.text.done.
 std::string sse_delta(const std::string& delta);
 std::string sse_done(const std::string& text);
+// The same with wisp's extra fields, which OpenAI's clients ignore: the
+// delta's "segment" {id, start, end, text}, and the done event's "files"
+// {srt, vtt, txt} as response_format srt / vtt and `wisp transcribe -f txt`
+// write them (the web page's downloads).
+std::string sse_delta(const output::Segment& segment);
+std::string sse_done(const output::Transcript& transcript);
 
 }  // namespace wisp::server

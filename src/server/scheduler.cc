@@ -23,9 +23,9 @@ Job::State Job::state() const {
 
 double Job::audio_seconds() const { return static_cast<double>(samples_.size()) / audio::kSampleRate; }
 
-std::vector<std::string> Job::take_new_segments() {
+std::vector<output::Segment> Job::take_new_segments() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string> out;
+  std::vector<output::Segment> out;
   out.swap(new_segments_);
   return out;
 }
@@ -126,7 +126,7 @@ void Scheduler::run(Job& job) {
   cb.on_progress = [&](int, int) { touch(); };
   cb.on_segment = [&](const output::Segment& s) {
     std::lock_guard<std::mutex> lock(job.mu_);
-    job.new_segments_.push_back(s.text);
+    job.new_segments_.push_back(s);
   };
   const auto start = Clock::now();
   Job::State end = Job::State::kDone;

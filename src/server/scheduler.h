@@ -42,8 +42,8 @@ class Job {
   const std::string& error() const { return error_; }
   bool error_is_client() const { return error_is_client_; }
   double audio_seconds() const;
-  // Segment texts decoded since the last call (stream=true).
-  std::vector<std::string> take_new_segments();
+  // Segments decoded since the last call (stream=true).
+  std::vector<output::Segment> take_new_segments();
 
  private:
   friend class Scheduler;
@@ -57,7 +57,7 @@ class Job {
   std::optional<output::Transcript> transcript_;
   std::string error_;
   bool error_is_client_ = false;  // wisp::Error from transcribe(): the request's options
-  std::vector<std::string> new_segments_;
+  std::vector<output::Segment> new_segments_;
 };
 
 struct SchedulerConfig {

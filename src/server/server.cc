@@ -9,6 +9,7 @@
 
 #include "audio/audio.h"
 #include "server/media.h"
+#include "server/page.h"
 #include "server/peer_watch.h"
 #include "server/render.h"
 
@@ -51,7 +52,7 @@ Form read_form(const httplib::Request& req) {
 // The route label of /metrics: the known routes, "other" for the rest, so
 // that clients cannot grow the page with made-up paths.
 std::string route_label(const std::string& path) {
-  for (const char* known : {"/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models", "/health",
+  for (const char* known : {"/", "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models", "/health",
                             "/metrics"})
     if (path == known) return known;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
@@ -93,6 +94,12 @@ void Server::install_routes() {
   h.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); });
   h.Get(R"(/v1/models/(.+))", [this](const httplib::Request& q, httplib::Response& r) { handle_model(q, r); });
   h.Get("/health", [this](const httplib::Request&, httplib::Response& r) { handle_health(r); });
+  // The web page: static, no key needed to load it (its requests send one).
+  h.Get("/", [this](const httplib::Request&, httplib::Response& r) {
+    r.set_header("Cache-Control", "no-cache");
+    r.set_content(index_html(), "text/html; charset=utf-8");
+    counter_.add("/", 200);
+  });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) { handle_metrics(r); });
   // cpp-httplib's own refusals (413 before the body is read, 404, 400 on a
   // malformed request) get OpenAI's error shape too.
@@ -185,8 +192,8 @@ void Server::handle_audio(const httplib::Request& req, httplib::Response& res, E
           "text/event-stream", [this, job, peer, route](size_t, httplib::DataSink& sink) {
             for (;;) {
               const bool ended = job->wait_for(kPoll);
-              for (const std::string& text : job->take_new_segments()) {
-                const std::string event = sse_delta(text);
+              for (const output::Segment& segment : job->take_new_segments()) {
+                const std::string event = sse_delta(segment);
                 if (!sink.write(event.data(), event.size())) {
                   scheduler_.cancel(job);
                   counter_.add(route, 499);
@@ -201,7 +208,7 @@ void Server::handle_audio(const httplib::Request& req, httplib::Response& res, E
               if (!ended) continue;
               std::string last;
               if (job->state() == Job::State::kDone) {
-                last = sse_done(job->transcript().text);
+                last = sse_done(job->transcript());
                 counter_.add(route, 200);
               } else {
                 const ApiError e(job->error_is_client() ? 400 : 500, job->error(),

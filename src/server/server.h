@@ -6,6 +6,7 @@
 //   GET  /v1/models, /v1/models/{id}
 //   GET  /health   (503 when the inference loop is stuck or stopping)
 //   GET  /metrics  (Prometheus text)
+//   GET  /         (the web page, page.h)
 // docs/design/server.md has the fields, the errors and the concurrency.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The server's protocol pieces without a socket: form parsing and its 400s,
-// the response shapes, the error shape, the health rule.
+// the response shapes, the stream events, the error shape, the health rule.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -100,6 +100,36 @@ TEST(ServerRender, ShapesOfEachFormat) {
   EXPECT_EQ(j["segments"][0]["start"], 0.5);
   EXPECT_EQ(j["words"][1]["word"], "there.");
   EXPECT_EQ(sse_delta(" a"), "data: {\"delta\":\" a\",\"type\":\"transcript.text.delta\"}\n\n");
+}
+
+// stream=true with wisp's extra fields: the delta's segment times, and the
+// done event's files as response_format srt / vtt and `-f txt` give them.
+TEST(ServerRender, StreamEventsCarrySegmentsAndFiles) {
+  output::Transcript t;
+  t.language = "en";
+  t.text = " Hello there.";
+  output::Segment s;
+  s.id = 0;
+  s.start = 0.5;
+  s.end = 1.5;
+  s.text = " Hello there.";
+  t.segments = {s};
+  const std::string delta = sse_delta(s);
+  ASSERT_EQ(delta.rfind("data: {\"delta\":\" Hello there.\",", 0), 0u) << delta;
+  const auto d = nlohmann::json::parse(delta.substr(6));
+  EXPECT_EQ(d["type"], "transcript.text.delta");
+  EXPECT_EQ(d["segment"]["start"], 0.5);
+  EXPECT_EQ(d["segment"]["end"], 1.5);
+  EXPECT_EQ(d["segment"]["text"], " Hello there.");
+  const auto done = nlohmann::json::parse(sse_done(t).substr(6));
+  EXPECT_EQ(done["type"], "transcript.text.done");
+  EXPECT_EQ(done["text"], "Hello there.");
+  TranscriptionRequest r;
+  r.format = ResponseFormat::kSrt;
+  EXPECT_EQ(done["files"]["srt"], render_response(t, r, 2.0).body);
+  r.format = ResponseFormat::kVtt;
+  EXPECT_EQ(done["files"]["vtt"], render_response(t, r, 2.0).body);
+  EXPECT_EQ(done["files"]["txt"], "Hello there.\n");
 }
 
 TEST(ServerErrors, OpenAiShape) {
