@@ -138,7 +138,9 @@ TEST(Quant, RoundingShiftMatchesReference) {
         ASSERT_NEAR(got[i], want[i], 1e-6 * (1.0 + std::fabs(want[i])))
             << weight_type_name(f.type) << " rows [" << r0 << ", " << r1 << ") row " << i;
       }
-      if (f.type == WeightType::kS8) EXPECT_NE(want[0], 0.0);  // int8 rounding does shift
+      if (f.type == WeightType::kS8) {
+        EXPECT_NE(want[0], 0.0);  // int8 rounding does shift
+      }
     }
   }
 }
