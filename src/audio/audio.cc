@@ -456,13 +456,4 @@ std::vector<float> load_audio_url(const std::string& url, const NetOptions& net)
   }
 }
 
-bool has_audio_stream(const std::string& path) {
-  try {
-    FormatPtr fmt = open_input(path, /*quiet=*/true);
-    return fmt && pick_audio_stream(fmt.get()) >= 0;
-  } catch (...) {
-    return false;
-  }
-}
-
 }  // namespace wisp::audio

@@ -54,9 +54,5 @@ struct NetOptions {
 // ends its audio; a URL's would silently cut the transcript).
 std::vector<float> load_audio_url(const std::string& url, const NetOptions& net = {});
 
-// True if libavformat recognises the file's content as a container with at
-// least one audio stream that load_audio would pick (used to pick media out
-// of a folder by content, whatever the extension). Never throws.
-bool has_audio_stream(const std::string& path);
 
 }  // namespace wisp::audio

@@ -1,6 +1,7 @@
 // Tests for wisp::audio: bit-exact equality with the ffmpeg CLI that
-// openai/whisper audio.py load_audio runs, error causes, has_audio_stream.
+// openai/whisper audio.py load_audio runs, error causes, probe_media.
 #include "audio/audio.h"
+#include "audio/probe.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -273,25 +274,25 @@ TEST_F(AudioFiles, MostlyUndecodableMp3Throws) {
 TEST_F(AudioFiles, NamesDoNotMatter) {
   std::string odd = write("a:b c.ogg", read(kData + "formats/jfk_s16_16k_mono.wav"));
   EXPECT_EQ(load_audio(odd).size(), 176000u);
-  EXPECT_TRUE(has_audio_stream(odd));
+  EXPECT_TRUE(probe_media(odd).audio);
   std::string text = "this is a plain text file, not audio\n";
   std::string fake = write("notes.wav", std::vector<char>(text.begin(), text.end()));
   EXPECT_EQ(error_of(fake), "not a media file");
-  EXPECT_FALSE(has_audio_stream(fake));
+  EXPECT_FALSE(probe_media(fake).media);
 }
 
-TEST(Audio, HasAudioStream) {
+TEST(Audio, ProbeFindsAudioStreams) {
   for (const char* f : {"formats/jfk.flac", "formats/jfk_video.mp4", "formats/jfk_opus.webm",
                         "bad/truncated_mid_frame.mp3", "bad/silence_60s.wav"}) {
-    EXPECT_TRUE(has_audio_stream(kData + f)) << f;
+    EXPECT_TRUE(probe_media(kData + f).audio) << f;
   }
   for (const char* f : {"bad/empty.mp3", "bad/not_audio.mp3", "bad/video_no_audio.mp4",
                         "bad/corrupt_header.wav", "no/such/file.wav", "formats",
                         "MANIFEST.tsv"}) {
-    EXPECT_FALSE(has_audio_stream(kData + f)) << f;
+    EXPECT_FALSE(probe_media(kData + f).audio) << f;
   }
-  EXPECT_TRUE(has_audio_stream(kData + "bad/ASK+NOT+WHAT \u2013 \u00dcn\u00efc\u00f6d\u00e9 "
-                                       "\u65e5\u672c\u8a9e test +clip-TFa539R09EQ.mp3"));
+  EXPECT_TRUE(probe_media(kData + "bad/ASK+NOT+WHAT \u2013 \u00dcn\u00efc\u00f6d\u00e9 "
+                                  "\u65e5\u672c\u8a9e test +clip-TFa539R09EQ.mp3").audio);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 //   symlinked folders are not followed (no loops). wisp's own files are
 //   skipped without probing: outputs (<sibling file name>.txt|vtt|srt|tsv|json)
 //   and atomic-write temp files (<name>.tmp.<pid>.<suffix>). Every other file
-//   is an input when probe_media() says it is media; the rest are listed in
+//   is an input when audio::probe_media() says it is media; the rest are listed in
 //   `ignored`.
 // - A glob pattern (an argument with * ? or [ that does not exist as a path)
 //   matches per path component with fnmatch(FNM_PERIOD) (hidden names only by
@@ -62,15 +62,6 @@ std::vector<std::string> read_input_list_file(const std::string& path);
 
 bool has_glob_chars(const std::string& s);
 
-// libavformat's view of a file's content (never its name or extension).
-struct MediaProbe {
-  bool media = false;     // a container with an audio stream, a video that is
-                          // not a still image, or a recognised container whose
-                          // header is broken (decoding will say why)
-  double duration = -1;   // seconds when the header tells, -1 otherwise
-};
-// Never throws.
-MediaProbe probe_media(const std::string& path);
 
 // The deepest folder containing every root ("." when there are none).
 std::string common_folder(const std::vector<std::string>& roots);

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "audio/audio.h"
+#include "audio/probe.h"
 #include "common/error.h"
 #include "jobs/ledger.h"
 #include "jobs/options_hash.h"
@@ -287,7 +288,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
   // Explicitly named files were not probed while discovering: their header
   // duration feeds the batch's audio total and the prefetch budget.
   for (Todo& t : todo)
-    if (t.duration < 0 && !t.input->url) t.duration = probe_media(t.input->path).duration;
+    if (t.duration < 0 && !t.input->url) t.duration = audio::probe_media(t.input->path).duration;
   plan.todo = todo.size();
   reporter.plan(plan);
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "audio/probe.h"
 #include "jobs/inputs.h"
 #include "jobs/ledger.h"
 #include "jobs/options_hash.h"
@@ -170,22 +171,22 @@ TEST(Ledger, RefusesWhatIsNotALedger) {
 
 TEST(Inputs, ProbeMediaByContent) {
   TempDir d;
-  EXPECT_TRUE(probe_media(kData + "/formats/jfk.flac").media);
-  EXPECT_NEAR(probe_media(kData + "/formats/jfk.flac").duration, 11.0, 0.05);
-  EXPECT_TRUE(probe_media(kData + "/formats/jfk_video.mp4").media);
-  EXPECT_TRUE(probe_media(kData + "/bad/corrupt_header.wav").media);  // broken header: decode says why
-  EXPECT_TRUE(probe_media(kData + "/bad/video_no_audio.mp4").media);  // a video: decode says "no audio stream"
-  EXPECT_FALSE(probe_media(kData + "/bad/empty.mp3").media);
-  EXPECT_FALSE(probe_media(kData + "/bad/not_audio.mp3").media);
-  EXPECT_FALSE(probe_media(d / "missing.wav").media);
+  EXPECT_TRUE(wisp::audio::probe_media(kData + "/formats/jfk.flac").media);
+  EXPECT_NEAR(wisp::audio::probe_media(kData + "/formats/jfk.flac").duration, 11.0, 0.05);
+  EXPECT_TRUE(wisp::audio::probe_media(kData + "/formats/jfk_video.mp4").media);
+  EXPECT_TRUE(wisp::audio::probe_media(kData + "/bad/corrupt_header.wav").media);  // broken header: decode says why
+  EXPECT_TRUE(wisp::audio::probe_media(kData + "/bad/video_no_audio.mp4").media);  // a video: decode says "no audio stream"
+  EXPECT_FALSE(wisp::audio::probe_media(kData + "/bad/empty.mp3").media);
+  EXPECT_FALSE(wisp::audio::probe_media(kData + "/bad/not_audio.mp3").media);
+  EXPECT_FALSE(wisp::audio::probe_media(d / "missing.wav").media);
   // The name means nothing: audio named .txt is media, a PNG or an SRT named .mp3 is not.
   copy(kData + "/formats/jfk.mp3", d / "notes.txt");
-  EXPECT_TRUE(probe_media(d / "notes.txt").media);
+  EXPECT_TRUE(wisp::audio::probe_media(d / "notes.txt").media);
   std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0\x90\x91\x68\x36", 33);
   write(d / "cover.mp3", png + std::string(64, '\0'));
-  EXPECT_FALSE(probe_media(d / "cover.mp3").media);
+  EXPECT_FALSE(wisp::audio::probe_media(d / "cover.mp3").media);
   write(d / "subs.mp3", "1\n00:00:00,000 --> 00:00:01,000\nhello\n\n2\n00:00:01,000 --> 00:00:02,000\nworld\n\n");
-  EXPECT_FALSE(probe_media(d / "subs.mp3").media);
+  EXPECT_FALSE(wisp::audio::probe_media(d / "subs.mp3").media);
 }
 
 TEST(Inputs, FolderWalkSkipsHiddenOutputsTempsAndNonMedia) {
