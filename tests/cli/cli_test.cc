@@ -156,7 +156,7 @@ TEST_F(Cli, EveryFormatTranscribes) {
   std::string files;
   int n = 0;
   for (const fs::path& file : wisp::testing_support::fixture_files(kData + "/formats")) {
-    files += " " + quote(file.string());
+    files.append(" ").append(quote(file.string()));  // not " " + ...: GCC 12's false -Wrestrict
     ++n;
   }
   RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
@@ -170,8 +170,10 @@ TEST_F(Cli, EveryFormatTranscribes) {
 TEST_F(Cli, BadInputsFailAloneAndTheRestGoesOn) {
   std::string out = fresh_dir("bad");
   std::string files;
-  for (const fs::path& file : wisp::testing_support::fixture_files(kData + "/bad")) files += " " + quote(file.string());
-  files += " " + quote(work_ + "/does_not_exist.wav");
+  for (const fs::path& file : wisp::testing_support::fixture_files(kData + "/bad")) {
+    files.append(" ").append(quote(file.string()));  // not " " + ...: GCC 12's false -Wrestrict
+  }
+  files.append(" ").append(quote(work_ + "/does_not_exist.wav"));
   RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
               files);
   EXPECT_EQ(r.status, 1) << r.out;
