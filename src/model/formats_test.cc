@@ -21,25 +21,18 @@
 #include "model/fp16.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model/test_util.h"
 
 namespace wisp::model {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::slurp;
+using testing::spit;
 
 const std::string kFormats = std::string(WISP_TESTDATA_DIR) + "/formats";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
-void spit(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // How a fixture's weights relate to the float32 source.
 enum class Precision { kExact, kHalf, kInt8 };

@@ -19,6 +19,7 @@
 #include "model/fp16.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model/test_util.h"
 #include "model/writers.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,15 +27,10 @@ namespace wisp::model {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::slurp;
 
 const std::string kFormats = std::string(WISP_TESTDATA_DIR) + "/formats";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // As `wisp dev make-model` fills them, from the model's vocabulary.
 TokenFacts token_facts(const Model& m) {
