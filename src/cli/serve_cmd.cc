@@ -35,6 +35,7 @@ struct ServeArgs {
   int threads = 0;
   int sample_len = 0;
   double health_stall_s = 120;
+  double drain_s = 30;
 };
 
 // A signal handler can only reach a global; main() routes SIGINT and SIGTERM
@@ -57,6 +58,7 @@ int run(const ServeArgs& a) {
   if (a.max_upload_mb < 1) throw Error("--max_upload_mb must be >= 1");
   if (a.port < 0 || a.port > 65535) throw Error("--port must be between 0 and 65535");
   if (a.sample_len < 0) throw Error("--sample_len must be >= 0");
+  if (a.drain_s < 0) throw Error("--drain_s must be >= 0");
   server::ServerConfig config;
   config.host = a.host;
   config.port = a.port;
@@ -86,9 +88,9 @@ int run(const ServeArgs& a) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  std::thread watcher([&srv] {
+  std::thread watcher([&srv, drain_s = a.drain_s] {
     while (g_stop_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    srv.stop();
+    if (g_stop_signal > 0) srv.drain(drain_s);  // a signal; -1: run() ended on its own
   });
   std::fprintf(stderr, "wisp serve: listening on http://%s:%d (model %s, %d at once, %s)\n", a.host.c_str(), port,
                config.model_id.c_str(), a.max_concurrency, config.api_key.empty() ? "no API key" : "API key required");
@@ -135,6 +137,9 @@ std::function<int()> add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option(flag_names("health_stall_s"), args->health_stall_s,
                   "/health answers 503 when work waits and the inference loop made no progress for this long")
+      ->capture_default_str();
+  cmd->add_option(flag_names("drain_s"), args->drain_s,
+                  "on SIGTERM/SIGINT: seconds queued and running requests may take to finish (new ones get 503)")
       ->capture_default_str();
   return [args] { return run(*args); };
 }

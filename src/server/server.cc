@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -158,6 +159,17 @@ void Server::authorize(const httplib::Request& req) const {
     throw ApiError(401, "Incorrect API key provided.", "invalid_request_error", "", "invalid_api_key");
 }
 
+void Server::drain(double timeout_s) {
+  stopping_ = true;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    const SchedulerStats s = scheduler_.stats();
+    if (s.queued + s.running == 0 || std::chrono::steady_clock::now() >= end) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop();
+}
+
 void Server::reply_error(httplib::Response& res, const std::string& route, const ApiError& e) {
   res.status = e.status;
   res.set_content(error_json(e), "application/json");
@@ -167,6 +179,11 @@ void Server::reply_error(httplib::Response& res, const std::string& route, const
 void Server::handle_audio(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
   const std::string route = route_label(req.path);
   try {
+    if (stopping_) {
+      res.set_header("Retry-After", "5");
+      throw ApiError(503, "the server is shutting down; retry on another instance or later", "server_error", "",
+                     "shutting_down");
+    }
     authorize(req);
     const Form form = read_form(req);
     if (form.file.size() > config_.max_upload_bytes)

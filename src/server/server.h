@@ -51,6 +51,9 @@ class Server {
   void run();
   // Thread-safe; run() returns soon after.
   void stop();
+  // Graceful stop (SIGTERM): new requests get 503 with Retry-After, queued
+  // and running ones finish for up to timeout_s, then stop().
+  void drain(double timeout_s);
 
  private:
   void install_routes();

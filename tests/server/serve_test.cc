@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <regex>
 #include <sstream>
@@ -89,6 +90,14 @@ class ServeProcess {
     c.set_read_timeout(60, 0);
     if (with_key) c.set_bearer_token_auth(kKey.c_str());
     return c;
+  }
+  // SIGTERM now; wait_exit() then reaps the process and gives its exit status.
+  void terminate() const { ::kill(pid_, SIGTERM); }
+  int wait_exit() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
  private:
@@ -325,6 +334,44 @@ TEST_F(Serve, WebPageAtRoot) {
 // One worker, one queue slot: a slow request runs, the next waits, the
 // third is turned away with 429 and Retry-After. Clients that give up have
 // their work cancelled, which frees the worker for a new request.
+// SIGTERM drains: the running request finishes with its answer, a new one
+// gets 503 with Retry-After meanwhile, and the process exits 0.
+TEST_F(Serve, SigtermFinishesRunningRequestsAndRefusesNewOnes) {
+  ServeProcess one({"--model", model_, "--threads", "1", "--max_concurrency", "1"});
+  ASSERT_GT(one.port(), 0) << one.log();
+  httplib::Client c("127.0.0.1", one.port());
+  auto running = std::async(std::launch::async, [&] {
+    httplib::Client lc("127.0.0.1", one.port());
+    lc.set_read_timeout(300, 0);
+    auto r = lc.Post("/v1/audio/transcriptions",
+                     httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""},
+                                                     {"model", "whisper-1", "", ""}});
+    return r ? r->status : -1;
+  });
+  auto poll = [&](const std::function<bool()>& done) {
+    for (int i = 0; i < 300; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  };
+  ASSERT_TRUE(poll([&] {
+    auto m = c.Get("/metrics");
+    return m && metric(m->body, "wisp_active_transcriptions") == 1;
+  })) << "the long request never started";
+  one.terminate();
+  ASSERT_TRUE(poll([&] {
+    auto h = c.Get("/health");
+    return h && h->body.find("stopping") != std::string::npos;
+  })) << "the server never started draining";
+  auto refused = c.Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  EXPECT_FALSE(refused->get_header_value("Retry-After").empty());
+  EXPECT_EQ(running.get(), 200);
+  EXPECT_EQ(one.wait_exit(), 0);
+}
+
 TEST_F(Serve, QueueFullAndDisconnectCancels) {
   // --health_stall_s 0: any work in flight counts as stuck, so /health's
   // 503 can be seen without wedging the loop for real.
