@@ -97,32 +97,12 @@ void LiveBatcher::executor() {
     if (quit_ && pending_.empty()) return;
     std::vector<Request*> round = take_round();
     lock.unlock();
-    std::vector<nn::DecoderStep> steps;
-    std::vector<Request*> step_reqs;
-    for (Request* r : round) {
-      if (r->job != nullptr) {
-        try {
-          (*r->job)();
-        } catch (...) {
-          r->error = std::current_exception();
-        }
-      } else {
-        steps.push_back({r->state, r->tokens, r->n_new, &r->logits});
-        step_reqs.push_back(r);
-      }
-    }
-    if (!steps.empty()) {
-      try {
-        nn::decode_batch(steps, n_threads_);
-      } catch (...) {
-        for (Request* r : step_reqs) r->error = std::current_exception();
-      }
-    }
+    const int n_steps = transcribe::run_gate_round(round, n_threads_);
     lock.lock();
     ++stats_.rounds;
     stats_.last_round = std::chrono::steady_clock::now();
-    if (!steps.empty()) {
-      const int n = static_cast<int>(steps.size());
+    if (n_steps > 0) {
+      const int n = n_steps;
       stats_.steps += n;
       ++stats_.step_rounds;
       stats_.last_batch = n;

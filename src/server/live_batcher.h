@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "transcribe/batcher.h"
 #include "transcribe/gate.h"
 
 namespace wisp::server {
@@ -59,15 +60,7 @@ class LiveBatcher : public transcribe::NetworkGate {
   BatcherStats stats() const;
 
  private:
-  struct Request {
-    const std::function<void()>* job = nullptr;  // exclusive job, or
-    nn::DecoderState* state = nullptr;           // a decoder step
-    std::span<const int> tokens;
-    int n_new = 0;
-    std::vector<float> logits;
-    std::exception_ptr error;
-    bool done = false;
-  };
+  using Request = transcribe::GateRequest;
   void submit(Request& r);
   void executor();
   std::vector<Request*> take_round();  // with mu_ held

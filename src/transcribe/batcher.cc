@@ -90,34 +90,39 @@ void StepBatcher::executor() {
     std::vector<Request*> round;
     round.swap(pending_);
     lock.unlock();
-    std::vector<nn::DecoderStep> steps;
-    std::vector<Request*> step_reqs;
-    for (Request* r : round) {
-      if (r->job != nullptr) {
-        try {
-          (*r->job)();
-        } catch (...) {
-          r->error = std::current_exception();
-        }
-      } else {
-        steps.push_back({r->state, r->tokens, r->n_new, &r->logits});
-        step_reqs.push_back(r);
-      }
-    }
-    if (!steps.empty()) {
-      try {
-        nn::decode_batch(steps, n_threads_);
-      } catch (...) {
-        for (Request* r : step_reqs) r->error = std::current_exception();
-      }
-    }
+    const int n_steps = run_gate_round(round, n_threads_);
     lock.lock();
     ++rounds_;
-    steps_ += static_cast<int64_t>(steps.size());
-    max_batch_ = std::max(max_batch_, static_cast<int>(steps.size()));
+    steps_ += n_steps;
+    max_batch_ = std::max(max_batch_, n_steps);
     for (Request* r : round) r->done = true;
     cv_done_.notify_all();
   }
+}
+
+int run_gate_round(const std::vector<GateRequest*>& round, int n_threads) {
+  std::vector<nn::DecoderStep> steps;
+  std::vector<GateRequest*> step_reqs;
+  for (GateRequest* r : round) {
+    if (r->job != nullptr) {
+      try {
+        (*r->job)();
+      } catch (...) {
+        r->error = std::current_exception();
+      }
+    } else {
+      steps.push_back({r->state, r->tokens, r->n_new, &r->logits});
+      step_reqs.push_back(r);
+    }
+  }
+  if (!steps.empty()) {
+    try {
+      nn::decode_batch(steps, n_threads);
+    } catch (...) {
+      for (GateRequest* r : step_reqs) r->error = std::current_exception();
+    }
+  }
+  return static_cast<int>(steps.size());
 }
 
 }  // namespace wisp::transcribe

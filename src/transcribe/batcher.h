@@ -13,14 +13,33 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
 #include "transcribe/gate.h"
 
 namespace wisp::transcribe {
+
+// One call waiting on a batching executor (StepBatcher, and the server's
+// LiveBatcher): an exclusive job, or a decoder step whose logits come back.
+struct GateRequest {
+  const std::function<void()>* job = nullptr;  // exclusive job, or
+  nn::DecoderState* state = nullptr;           // a decoder step
+  std::span<const int> tokens;
+  int n_new = 0;
+  std::vector<float> logits;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+// One executor round, without the lock: the exclusive jobs one by one, then
+// every decoder step as one nn::decode_batch call; errors go to their
+// requests. Returns the number of decoder steps batched.
+int run_gate_round(const std::vector<GateRequest*>& round, int n_threads);
 
 class StepBatcher : public NetworkGate {
  public:
@@ -46,15 +65,7 @@ class StepBatcher : public NetworkGate {
   int max_batch() const { return max_batch_; }
 
  private:
-  struct Request {
-    const std::function<void()>* job = nullptr;  // exclusive job, or
-    nn::DecoderState* state = nullptr;           // a decoder step
-    std::span<const int> tokens;
-    int n_new = 0;
-    std::vector<float> logits;
-    std::exception_ptr error;
-    bool done = false;
-  };
+  using Request = GateRequest;
   void submit(Request& r);
   void executor();
 
