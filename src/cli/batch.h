@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "output/writers.h"
 #include "transcribe/transcribe.h"
 
 namespace wisp::cli {

@@ -273,7 +273,7 @@ void Console::language(const std::string& code, double probability) {
   print(stdout, buf);
 }
 
-void Console::segment(const output::Segment& s) {
+void Console::segment(const Segment& s) {
   if (!verbose_) return;
   char buf[64];
   std::snprintf(buf, sizeof(buf), "[%.2fs -> %.2fs] ", s.start, s.end);

@@ -30,7 +30,7 @@ class Console : public jobs::Reporter {
   void plan(const jobs::Plan& plan) override;
   void file_start(const jobs::FileStart& f, const jobs::BatchStats& s) override;
   void language(const std::string& code, double probability) override;
-  void segment(const output::Segment& s) override;
+  void segment(const Segment& s) override;
   void file_progress(double done, double total, const jobs::BatchStats& s) override;
   void run_time(double seconds) override;
   void output_written(const std::string& format, const std::string& path) override;

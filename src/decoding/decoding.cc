@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "common/python_text.h"
 #include "kernels/kernels.h"
 
 namespace wisp::decoding {
@@ -154,46 +155,7 @@ class LogitFilters {
   std::optional<long> max_initial_index_;
 };
 
-bool is_python_space(char32_t c) {
-  // Characters for which Python's str.isspace() is true.
-  switch (c) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D:
-    case 0x1E: case 0x1F: case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028:
-    case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-      return true;
-    default:
-      return c >= 0x2000 && c <= 0x200A;
-  }
-}
-
-// Decodes one code point of valid UTF-8 at s[i]; returns its length.
-size_t utf8_decode(const std::string& s, size_t i, char32_t* cp) {
-  unsigned char c = static_cast<unsigned char>(s[i]);
-  int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
-  if (i + len > s.size()) len = 1;
-  char32_t v = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-  for (int k = 1; k < len; ++k) v = (v << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  *cp = v;
-  return len;
-}
-
 }  // namespace
-
-std::string python_strip(const std::string& s) {
-  // Find the first and one-past-last non-space code points.
-  size_t begin = s.size(), end = 0, i = 0;
-  while (i < s.size()) {
-    char32_t cp;
-    size_t len = utf8_decode(s, i, &cp);
-    if (!is_python_space(cp)) {
-      if (begin == s.size()) begin = i;
-      end = i + len;
-    }
-    i += len;
-  }
-  if (begin >= end) return {};
-  return s.substr(begin, end - begin);
-}
 
 double compression_ratio(const std::string& text) {
   // utils.py compression_ratio: zlib.compress at the default level.

@@ -143,7 +143,4 @@ std::vector<int> suppress_token_ids(const Tokenizer& tokenizer, const std::strin
 // utils.py compression_ratio: len(utf8) / len(zlib.compress(utf8)).
 double compression_ratio(const std::string& text);
 
-// Python's str.strip(): removes Unicode whitespace at both ends.
-std::string python_strip(const std::string& utf8);
-
 }  // namespace wisp::decoding

@@ -243,12 +243,6 @@ TEST(Decoding, CompressionRatioMatchesPythonZlib) {
   EXPECT_DOUBLE_EQ(compression_ratio("The quick brown fox jumps over the lazy dog."), 0.8627450980392157);
 }
 
-TEST(Decoding, PythonStrip) {
-  EXPECT_EQ(python_strip(" \xe3\x80\x80 x y\xc2\xa0\n"), "x y");
-  EXPECT_EQ(python_strip("   "), "");
-  EXPECT_EQ(python_strip(" \xe3\x81\x99"), "\xe3\x81\x99");
-}
-
 // ---- temperature fallback, sampling, beam search (scripted logits) ----
 
 // A window script: `text` tokens then EOT, each with a large gap, no timestamps.

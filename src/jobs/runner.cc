@@ -336,7 +336,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
 
   // Outputs of an input: each written whole (temp + rename) before the
   // ledger says done, so "done" always means "all outputs exist".
-  auto finish_done = [&](Todo& t, FileEnd& end, const output::Transcript& tr, double wall) {
+  auto finish_done = [&](Todo& t, FileEnd& end, const Transcript& tr, double wall) {
     for (size_t i = 0; i < cfg.formats.size(); ++i) {
       fs::path parent = fs::path(t.outputs[i]).parent_path();
       std::error_code ec;
@@ -465,7 +465,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
         }
         if (r.detected_language) reporter.language(r.detected_language->first, r.detected_language->second);
         if (r.transcript) {
-          for (const output::Segment& seg : r.transcript->segments) reporter.segment(seg);
+          for (const Segment& seg : r.transcript->segments) reporter.segment(seg);
           try {
             finish_done(*n.todo, n.end, *r.transcript, share);
           } catch (const std::exception& e) {
@@ -485,7 +485,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     const auto t0 = Clock::now();
     transcribe::Callbacks cb;
     cb.on_language = [&](const std::string& code, double p) { reporter.language(code, p); };
-    cb.on_segment = [&](const output::Segment& s) { reporter.segment(s); };
+    cb.on_segment = [&](const Segment& s) { reporter.segment(s); };
     cb.on_progress = [&](int done, int total) {
       double d = done / kFramesPerSecond;
       stats.set_current(d);
@@ -494,7 +494,7 @@ Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& o
     cb.should_stop = stop_requested;
     cb.on_window = count_window;
     try {
-      output::Transcript tr = transcribe::transcribe(engine, n.samples, options, cb);
+      Transcript tr = transcribe::transcribe(engine, n.samples, options, cb);
       reporter.run_time(seconds_since(t0));
       finish_done(t, end, tr, seconds_since(t0));
     } catch (const transcribe::Cancelled&) {

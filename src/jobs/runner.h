@@ -121,7 +121,7 @@ class Reporter {
   virtual void plan(const Plan&) {}
   virtual void file_start(const FileStart&, const BatchStats&) {}
   virtual void language(const std::string& code, double probability) {}
-  virtual void segment(const output::Segment&) {}
+  virtual void segment(const Segment&) {}
   // Audio seconds done / total of the current input.
   virtual void file_progress(double done, double total, const BatchStats&) {}
   virtual void run_time(double seconds) {}

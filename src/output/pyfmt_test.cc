@@ -1,5 +1,5 @@
 // Tests of the Python-compatible formatting (output/pyfmt.h). Expected
-// strings are CPython 3.11's own output: repr(x), s.strip(), json.dumps(v[,
+// strings are CPython 3.11's own output: repr(x), json.dumps(v[,
 // ensure_ascii=False]); the golden test checks every ref.json under
 // tests/data/golden, which openai's reference runner wrote with
 // json.dump(..., ensure_ascii=False), byte for byte.
@@ -74,23 +74,6 @@ TEST(PythonFloatRepr, RoundTripsRandomDoubles) {
     const bool has_exponent = repr.find('e') != std::string::npos;
     EXPECT_TRUE(has_exponent || repr.find('.') != std::string::npos) << repr;
   }
-}
-
-TEST(PythonStrip, UnicodeWhitespace) {
-  EXPECT_EQ(python_strip(""), "");
-  EXPECT_EQ(python_strip(" \t\n\v\f\r"), "");
-  EXPECT_EQ(python_strip(" Hello world. "), "Hello world.");
-  // U+3000, U+00A0, U+2028, U+1680, U+0085, U+001C..U+001F are str.isspace().
-  EXPECT_EQ(python_strip("\u3000 x y\u00a0\u2028"), "x y");
-  EXPECT_EQ(python_strip("\u1680\u0085\x1c a \x1f"), "a");
-  // U+200B (zero width space) and U+180E are not.
-  EXPECT_EQ(python_strip("\u200b x\u180e"), "\u200b x\u180e");
-  // Non-ASCII text at the ends stays whole.
-  EXPECT_EQ(python_strip(" 日本語 "), "日本語");
-  EXPECT_EQ(python_strip("😀"), "😀");
-  // Invalid UTF-8 is never stripped.
-  EXPECT_EQ(python_strip("\xff \x80"), "\xff \x80");
-  EXPECT_EQ(python_strip(" \xc3"), "\xc3");
 }
 
 TEST(PythonJsonDumps, DefaultIsEnsureAscii) {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "output/pyfmt.h"
+#include "common/python_text.h"
 #include "output/writers.h"
 
 namespace wisp::output {

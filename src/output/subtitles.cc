@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/python_text.h"
 #include "output/detail.h"
-#include "output/pyfmt.h"
 
 namespace wisp::output::detail {
 namespace {

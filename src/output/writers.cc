@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/python_text.h"
 #include "output/detail.h"
 #include "output/pyfmt.h"
 

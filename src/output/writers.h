@@ -14,39 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "transcript/transcript.h"
+
 namespace wisp::output {
-
-// One word of a segment (openai timing.py add_word_timestamps: the dict
-// word, start, end, probability, in that key order).
-struct Word {
-  std::string word;       // UTF-8, with its leading space / merged punctuation
-  double start = 0.0;     // seconds
-  double end = 0.0;
-  double probability = 0.0;
-};
-
-struct Segment {
-  int id = 0;
-  int seek = 0;           // in mel frames, as openai reports it
-  double start = 0.0;     // seconds
-  double end = 0.0;
-  std::string text;       // UTF-8, leading space as decoded
-  std::vector<int> tokens;
-  double temperature = 0.0;
-  double avg_logprob = 0.0;
-  double compression_ratio = 0.0;
-  double no_speech_prob = 0.0;
-  std::vector<Word> words;  // with word timestamps (empty for cleared segments)
-};
-
-struct Transcript {
-  std::string language;   // "en"
-  std::string text;       // concatenation of segment texts
-  std::vector<Segment> segments;
-  // Transcribed with word timestamps: every segment carries "words" (JSON),
-  // and srt/vtt are laid out from the words as openai's SubtitlesWriter does.
-  bool word_timestamps = false;
-};
 
 // openai utils.py SubtitlesWriter.iterate_result options (the CLI's
 // --max_line_width, --max_line_count, --max_words_per_line,

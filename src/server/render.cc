@@ -23,7 +23,7 @@ std::string language_name(const std::string& code) {
   return code;
 }
 
-json segment_json(const output::Segment& s) {
+json segment_json(const Segment& s) {
   return {{"id", s.id},
           {"seek", s.seek},
           {"start", s.start},
@@ -36,7 +36,7 @@ json segment_json(const output::Segment& s) {
           {"no_speech_prob", s.no_speech_prob}};
 }
 
-std::string verbose_json(const output::Transcript& t, const TranscriptionRequest& r, double duration_s) {
+std::string verbose_json(const Transcript& t, const TranscriptionRequest& r, double duration_s) {
   json j;
   j["task"] = r.options.task;
   j["language"] = language_name(t.language);
@@ -44,12 +44,12 @@ std::string verbose_json(const output::Transcript& t, const TranscriptionRequest
   j["text"] = strip(t.text);
   if (r.segments) {
     j["segments"] = json::array();
-    for (const output::Segment& s : t.segments) j["segments"].push_back(segment_json(s));
+    for (const Segment& s : t.segments) j["segments"].push_back(segment_json(s));
   }
   if (r.words) {
     j["words"] = json::array();
-    for (const output::Segment& s : t.segments)
-      for (const output::Word& w : s.words)
+    for (const Segment& s : t.segments)
+      for (const Word& w : s.words)
         j["words"].push_back({{"word", strip(w.word)}, {"start", w.start}, {"end", w.end}});
   }
   // Invalid UTF-8 from a random model must not throw out of the server.
@@ -58,7 +58,7 @@ std::string verbose_json(const output::Transcript& t, const TranscriptionRequest
 
 }  // namespace
 
-Rendered render_response(const output::Transcript& t, const TranscriptionRequest& r, double duration_s) {
+Rendered render_response(const Transcript& t, const TranscriptionRequest& r, double duration_s) {
   switch (r.format) {
     case ResponseFormat::kJson:
       return {json{{"text", strip(t.text)}}.dump(-1, ' ', false, json::error_handler_t::replace),
@@ -86,17 +86,17 @@ std::string sse_done(const std::string& text) {
 }
 
 namespace {
-json brief_segment(const output::Segment& s) {
+json brief_segment(const Segment& s) {
   return {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}};
 }
 }  // namespace
 
-std::string sse_delta(const output::Segment& segment) {
+std::string sse_delta(const Segment& segment) {
   json j{{"type", "transcript.text.delta"}, {"delta", segment.text}, {"segment", brief_segment(segment)}};
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
-std::string sse_done(const output::Transcript& transcript) {
+std::string sse_done(const Transcript& transcript) {
   json files{{"srt", output::render(transcript, "srt")}, {"vtt", output::render(transcript, "vtt")},
              {"txt", output::render(transcript, "txt")}};
   json j{{"type", "transcript.text.done"}, {"text", strip(transcript.text)}, {"files", std::move(files)}};

@@ -17,7 +17,7 @@ struct Rendered {
 // json: {"text"}; text: the text and a newline; srt / vtt: wisp's subtitle
 // writers; verbose_json: task, language (name), duration, text, segments
 // and, with word granularity, words.
-Rendered render_response(const output::Transcript& t, const TranscriptionRequest& r, double duration_s);
+Rendered render_response(const Transcript& t, const TranscriptionRequest& r, double duration_s);
 
 // One server-sent event ("data: {...}\n\n"): a segment's text as
 // transcript.text.delta, and the whole text as transcript.text.done.
@@ -27,7 +27,7 @@ std::string sse_done(const std::string& text);
 // delta's "segment" {id, start, end, text}, and the done event's "files"
 // {srt, vtt, txt} as response_format srt / vtt and `wisp transcribe -f txt`
 // write them (the web page's downloads).
-std::string sse_delta(const output::Segment& segment);
-std::string sse_done(const output::Transcript& transcript);
+std::string sse_delta(const Segment& segment);
+std::string sse_done(const Transcript& transcript);
 
 }  // namespace wisp::server

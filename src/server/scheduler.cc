@@ -23,9 +23,9 @@ Job::State Job::state() const {
 
 double Job::audio_seconds() const { return static_cast<double>(samples_.size()) / audio::kSampleRate; }
 
-std::vector<output::Segment> Job::take_new_segments() {
+std::vector<Segment> Job::take_new_segments() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<output::Segment> out;
+  std::vector<Segment> out;
   out.swap(new_segments_);
   return out;
 }
@@ -124,7 +124,7 @@ void Scheduler::run(Job& job) {
   transcribe::Callbacks cb;
   cb.should_stop = [&] { return job.cancel_requested(); };
   cb.on_progress = [&](int, int) { touch(); };
-  cb.on_segment = [&](const output::Segment& s) {
+  cb.on_segment = [&](const Segment& s) {
     std::lock_guard<std::mutex> lock(job.mu_);
     job.new_segments_.push_back(s);
   };
@@ -133,7 +133,7 @@ void Scheduler::run(Job& job) {
   try {
     LiveBatcher::Seat seat(batcher_);
     if (job.cancel_requested()) throw transcribe::Cancelled();
-    output::Transcript t = transcribe::transcribe(engine_, job.samples_, job.options_, cb, batcher_);
+    Transcript t = transcribe::transcribe(engine_, job.samples_, job.options_, cb, batcher_);
     std::lock_guard<std::mutex> lock(job.mu_);
     job.transcript_ = std::move(t);
   } catch (const transcribe::Cancelled&) {

@@ -38,12 +38,12 @@ class Job {
   bool wait_for(std::chrono::milliseconds timeout) const;
   State state() const;
   // Set once state() is kDone / kFailed.
-  const output::Transcript& transcript() const { return *transcript_; }
+  const Transcript& transcript() const { return *transcript_; }
   const std::string& error() const { return error_; }
   bool error_is_client() const { return error_is_client_; }
   double audio_seconds() const;
   // Segments decoded since the last call (stream=true).
-  std::vector<output::Segment> take_new_segments();
+  std::vector<Segment> take_new_segments();
 
  private:
   friend class Scheduler;
@@ -54,10 +54,10 @@ class Job {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   State state_ = State::kQueued;
-  std::optional<output::Transcript> transcript_;
+  std::optional<Transcript> transcript_;
   std::string error_;
   bool error_is_client_ = false;  // wisp::Error from transcribe(): the request's options
-  std::vector<output::Segment> new_segments_;
+  std::vector<Segment> new_segments_;
 };
 
 struct SchedulerConfig {

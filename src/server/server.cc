@@ -209,7 +209,7 @@ void Server::handle_audio(const httplib::Request& req, httplib::Response& res, E
           "text/event-stream", [this, job, peer, route](size_t, httplib::DataSink& sink) {
             for (;;) {
               const bool ended = job->wait_for(kPoll);
-              for (const output::Segment& segment : job->take_new_segments()) {
+              for (const Segment& segment : job->take_new_segments()) {
                 const std::string event = sse_delta(segment);
                 if (!sink.write(event.data(), event.size())) {
                   scheduler_.cancel(job);

@@ -74,10 +74,10 @@ TEST(ServerRequest, BadFieldsAre400sNamingTheField) {
 }
 
 TEST(ServerRender, ShapesOfEachFormat) {
-  output::Transcript t;
+  Transcript t;
   t.language = "en";
   t.text = " Hello there.";
-  output::Segment s;
+  Segment s;
   s.start = 0.5;
   s.end = 1.5;
   s.text = " Hello there.";
@@ -105,10 +105,10 @@ TEST(ServerRender, ShapesOfEachFormat) {
 // stream=true with wisp's extra fields: the delta's segment times, and the
 // done event's files as response_format srt / vtt and `-f txt` give them.
 TEST(ServerRender, StreamEventsCarrySegmentsAndFiles) {
-  output::Transcript t;
+  Transcript t;
   t.language = "en";
   t.text = " Hello there.";
-  output::Segment s;
+  Segment s;
   s.id = 0;
   s.start = 0.5;
   s.end = 1.5;

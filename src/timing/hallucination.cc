@@ -21,7 +21,7 @@ constexpr double kFramesPerSecond = 100.0;              // audio.py FRAMES_PER_S
 long python_round(double x) { return static_cast<long>(std::nearbyint(x)); }
 
 // transcribe.py next_words_segment over current_segments[from:].
-const output::Segment* next_words_segment(const std::vector<output::Segment>& segments, size_t from) {
+const Segment* next_words_segment(const std::vector<Segment>& segments, size_t from) {
   for (size_t i = from; i < segments.size(); ++i)
     if (!segments[i].words.empty()) return &segments[i];
   return nullptr;
@@ -29,7 +29,7 @@ const output::Segment* next_words_segment(const std::vector<output::Segment>& se
 
 }  // namespace
 
-double word_anomaly_score(const output::Word& word) {
+double word_anomaly_score(const Word& word) {
   // Anomalous words are very long/short/improbable.
   const double duration = word.end - word.start;
   double score = 0.0;
@@ -39,7 +39,7 @@ double word_anomaly_score(const output::Word& word) {
   return score;
 }
 
-bool is_segment_anomaly(const output::Segment* segment) {
+bool is_segment_anomaly(const Segment* segment) {
   if (segment == nullptr || segment->words.empty()) return false;
   // transcribe.py's punctuation: the default prepended and appended sets;
   // `word not in punctuation` is a substring test.
@@ -47,7 +47,7 @@ bool is_segment_anomaly(const output::Segment* segment) {
       "\"'\u201c\u00bf([{-\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
   double score = 0.0;
   int n = 0;
-  for (const output::Word& w : segment->words) {
+  for (const Word& w : segment->words) {
     if (kPunctuation.find(w.word) != std::string_view::npos) continue;
     if (n == 8) break;  // words[:8]
     score += word_anomaly_score(w);
@@ -56,7 +56,7 @@ bool is_segment_anomaly(const output::Segment* segment) {
   return score >= 3 || score + 0.01 >= n;
 }
 
-bool skip_hallucinations(std::vector<output::Segment>& current, double threshold,
+bool skip_hallucinations(std::vector<Segment>& current, double threshold,
                          const WindowSpan& window, double last_speech_timestamp, long* seek) {
   // The seek loop's times, as transcribe.py computes them from frames.
   const double time_offset = static_cast<double>(window.previous_seek * kHopLength) / kSampleRate;
@@ -77,7 +77,7 @@ bool skip_hallucinations(std::vector<output::Segment>& current, double threshold
   }
 
   // If the first segment might be a hallucination, skip leading silence.
-  const output::Segment* first_segment = next_words_segment(current, 0);
+  const Segment* first_segment = next_words_segment(current, 0);
   if (first_segment != nullptr && is_segment_anomaly(first_segment)) {
     const double gap = first_segment->start - time_offset;
     if (gap > threshold) {
@@ -90,10 +90,10 @@ bool skip_hallucinations(std::vector<output::Segment>& current, double threshold
   // silence or more hallucinations.
   double hal_last_end = last_speech_timestamp;
   for (size_t si = 0; si < current.size(); ++si) {
-    const output::Segment& segment = current[si];
+    const Segment& segment = current[si];
     if (segment.words.empty()) continue;
     if (is_segment_anomaly(&segment)) {
-      const output::Segment* next_segment = next_words_segment(current, si + 1);
+      const Segment* next_segment = next_words_segment(current, si + 1);
       const double hal_next_start =
           next_segment != nullptr ? next_segment->words.front().start : time_offset + segment_duration;
       const bool silence_before = segment.start - hal_last_end > threshold ||

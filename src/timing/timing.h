@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "nn/whisper.h"
-#include "output/writers.h"
+#include "transcript/transcript.h"
 #include "timing/alignment_heads.h"
 #include "tokenizer/tokenizer.h"
 
@@ -113,7 +113,7 @@ void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view pre
 // relative to segments[0].seek), the clamps after a pause, and the segment
 // start/end adjustments. A segment takes the words of its text tokens
 // (tokens < eot). Sets every segment's `words`.
-void assign_word_timestamps(std::span<output::Segment> segments, std::vector<WordTiming> alignment,
+void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming> alignment,
                             int eot, std::string_view prepend_punctuations,
                             std::string_view append_punctuations, double last_speech_timestamp);
 
@@ -127,7 +127,7 @@ struct WordOptions {
 // timing.py add_word_timestamps for the segments of one window: the text
 // tokens (< eot) of all segments aligned in one decoder pass, then
 // assign_word_timestamps. Nothing happens for no segments.
-void add_word_timestamps(std::span<output::Segment> segments, nn::DecoderState& state,
+void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state,
                          const Tokenizer& tokenizer, std::span<const int> sot_sequence,
                          std::string_view language, int num_frames, const WordOptions& options,
                          double last_speech_timestamp, int n_threads);
@@ -138,12 +138,12 @@ std::vector<int> sot_sequence(const Tokenizer& tokenizer, const std::string& lan
 
 // utils.py get_end: the last word's end, else the last segment's end;
 // nullopt for no segments.
-std::optional<double> last_word_end(std::span<const output::Segment> segments);
+std::optional<double> last_word_end(std::span<const Segment> segments);
 
 // transcribe.py word_anomaly_score and is_segment_anomaly (the
 // hallucination_silence_threshold heuristics).
-double word_anomaly_score(const output::Word& word);
-bool is_segment_anomaly(const output::Segment* segment);
+double word_anomaly_score(const Word& word);
+bool is_segment_anomaly(const Segment* segment);
 
 // The window transcribe()'s seek loop just decoded, in mel frames (100 per
 // second).
@@ -160,7 +160,7 @@ struct WindowSpan {
 // `current`. Returns true when the first segment with words is a possible
 // hallucination after more than `threshold` seconds of silence: then *seek is
 // its start and the whole window is to be dropped (openai's `continue`).
-bool skip_hallucinations(std::vector<output::Segment>& current, double threshold,
+bool skip_hallucinations(std::vector<Segment>& current, double threshold,
                          const WindowSpan& window, double last_speech_timestamp, long* seek);
 
 // Python's round(x, 2) on a numpy float64: rint(x * 100) / 100.

@@ -127,7 +127,7 @@ TEST(Anomaly, WordScoresAndSegments) {
   EXPECT_NEAR(word_anomaly_score({" a", 1.0, 1.033, 0.9}), 1.5, 1e-9);
   EXPECT_NEAR(word_anomaly_score({" a", 1.0, 4.5, 0.1}), 2.5, 1e-9);
 
-  output::Segment s;
+  Segment s;
   EXPECT_FALSE(is_segment_anomaly(nullptr));
   EXPECT_FALSE(is_segment_anomaly(&s));
   s.words = {{" well", 0.0, 0.5, 0.9}, {" said", 0.5, 1.0, 0.8}};
@@ -142,14 +142,14 @@ TEST(Anomaly, WordScoresAndSegments) {
   s.words = {{" well", 0.0, 0.5, 0.9}, {",", 0.5, 0.5, 0.0}, {" said", 0.5, 1.0, 0.9}};
   EXPECT_FALSE(is_segment_anomaly(&s));
   // Only the first 8 words count: 8 good ones, then bad ones.
-  s.words.assign(8, output::Word{" ok", 0.0, 0.5, 0.9});
+  s.words.assign(8, Word{" ok", 0.0, 0.5, 0.9});
   for (int i = 0; i < 5; ++i) s.words.push_back({" zz", 0.0, 5.0, 0.0});
   EXPECT_FALSE(is_segment_anomaly(&s));
 }
 
 TEST(LastWordEnd, AsGetEnd) {
-  std::vector<output::Segment> segs(3);
-  EXPECT_FALSE(last_word_end(std::span<const output::Segment>()).has_value());
+  std::vector<Segment> segs(3);
+  EXPECT_FALSE(last_word_end(std::span<const Segment>()).has_value());
   segs[0].end = 1.0;
   segs[1].end = 2.0;
   segs[2].end = 3.0;
@@ -158,8 +158,8 @@ TEST(LastWordEnd, AsGetEnd) {
   EXPECT_EQ(*last_word_end(segs), 1.9);  // the last segment with words
 }
 
-output::Segment words_segment(double start, double end, std::vector<output::Word> words) {
-  output::Segment s;
+Segment words_segment(double start, double end, std::vector<Word> words) {
+  Segment s;
   s.start = start;
   s.end = end;
   s.text = " x";
@@ -168,8 +168,8 @@ output::Segment words_segment(double start, double end, std::vector<output::Word
 }
 
 // A word of score 0 (probable, 0.5 s) or 1 (improbable).
-output::Word good(double start) { return {" a", start, start + 0.5, 0.9}; }
-output::Word bad(double start) { return {" uh", start, start + 0.5, 0.05}; }
+Word good(double start) { return {" a", start, start + 0.5, 0.9}; }
+Word bad(double start) { return {" uh", start, start + 0.5, 0.05}; }
 
 // The window at 10 s (seek 1000) of 30 s; 100 s of audio; threshold 2 s.
 WindowSpan window_at_10s(long content_frames = 10000, bool single_ending = false) {
@@ -184,7 +184,7 @@ WindowSpan window_at_10s(long content_frames = 10000, bool single_ending = false
 TEST(Hallucination, LeadingAnomalySkipsTheWindowToItsStart) {
   // First segment with words: two improbable words (2 + 0.01 >= 2), 5 s after
   // the window start: seek to it and drop the window.
-  std::vector<output::Segment> cur{words_segment(15.0, 16.0, {bad(15.0), bad(15.5)})};
+  std::vector<Segment> cur{words_segment(15.0, 16.0, {bad(15.0), bad(15.5)})};
   long seek = 4000;
   EXPECT_TRUE(skip_hallucinations(cur, 2.0, window_at_10s(), 0.0, &seek));
   EXPECT_EQ(seek, 1500);
@@ -206,7 +206,7 @@ TEST(Hallucination, LeadingAnomalySkipsTheWindowToItsStart) {
 }
 
 TEST(Hallucination, SeekFromTheLastWord) {
-  std::vector<output::Segment> cur{words_segment(10.0, 39.0, {good(10.0), good(38.5)})};
+  std::vector<Segment> cur{words_segment(10.0, 39.0, {good(10.0), good(38.5)})};
   long seek = 12345;
   // 1 s left after the last word (<= threshold): the whole window is consumed.
   EXPECT_FALSE(skip_hallucinations(cur, 2.0, window_at_10s(), 0.0, &seek));
@@ -219,12 +219,12 @@ TEST(Hallucination, SeekFromTheLastWord) {
 
 TEST(Hallucination, AnomalySurroundedBySilenceIsDropped) {
   auto make = [] {
-    return std::vector<output::Segment>{words_segment(10.0, 12.0, {good(10.0), good(11.5)}),
+    return std::vector<Segment>{words_segment(10.0, 12.0, {good(10.0), good(11.5)}),
                                         words_segment(20.0, 21.0, {bad(20.0), bad(20.5)}),
                                         words_segment(30.0, 31.0, {good(30.0), good(30.5)})};
   };
   // 8 s of silence before, 9 s after: seek to its start, drop it and the rest.
-  std::vector<output::Segment> cur = make();
+  std::vector<Segment> cur = make();
   long seek = 0;
   EXPECT_FALSE(skip_hallucinations(cur, 2.0, window_at_10s(), 9.0, &seek));
   EXPECT_EQ(seek, 2000);

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "output/pyfmt.h"
+#include "common/python_text.h"
 #include "timing/timing.h"
 
 namespace wisp::timing {
@@ -93,7 +93,7 @@ WordSplit split_tokens_on_spaces(const Tokenizer& tokenizer, std::span<const int
     const std::string& subword = sub.words[k];
     const bool special = sub.tokens[k].front() >= tokenizer.special().eot;
     const bool with_space = starts_with(subword, " ");
-    const bool punctuation = contains(kPunctuation, output::python_strip(subword));
+    const bool punctuation = contains(kPunctuation, python_strip(subword));
     if (special || with_space || punctuation || out.words.empty()) {
       out.words.push_back(subword);
       out.tokens.push_back(sub.tokens[k]);
@@ -121,7 +121,7 @@ void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view pre
   while (i >= 0) {
     WordTiming& previous = alignment[static_cast<size_t>(i)];
     WordTiming& following = alignment[static_cast<size_t>(j)];
-    if (starts_with(previous.word, " ") && contains(prepended, output::python_strip(previous.word))) {
+    if (starts_with(previous.word, " ") && contains(prepended, python_strip(previous.word))) {
       following.word = previous.word + following.word;
       following.tokens.insert(following.tokens.begin(), previous.tokens.begin(), previous.tokens.end());
       previous.word.clear();
@@ -149,7 +149,7 @@ void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view pre
   }
 }
 
-void assign_word_timestamps(std::span<output::Segment> segments, std::vector<WordTiming> alignment,
+void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming> alignment,
                             int eot, std::string_view prepend_punctuations,
                             std::string_view append_punctuations, double last_speech_timestamp) {
   if (segments.empty()) return;
@@ -178,11 +178,11 @@ void assign_word_timestamps(std::span<output::Segment> segments, std::vector<Wor
 
   const double time_offset = segments[0].seek * kHop / kSampleRate;
   size_t word_index = 0;
-  for (output::Segment& segment : segments) {
+  for (Segment& segment : segments) {
     const size_t n_text = static_cast<size_t>(
         std::count_if(segment.tokens.begin(), segment.tokens.end(), [&](int t) { return t < eot; }));
     size_t saved_tokens = 0;
-    std::vector<output::Word> words;
+    std::vector<Word> words;
     while (word_index < alignment.size() && saved_tokens < n_text) {
       const WordTiming& timing = alignment[word_index];
       if (!timing.word.empty()) {
@@ -197,7 +197,7 @@ void assign_word_timestamps(std::span<output::Segment> segments, std::vector<Wor
     if (!words.empty()) {
       // Truncate long words at segment boundaries: the first and second word
       // after a pause are not longer than twice the median word duration.
-      output::Word& first = words.front();
+      Word& first = words.front();
       if (first.end - last_speech_timestamp > median_duration * 4 &&
           (first.end - first.start > max_duration ||
            (words.size() > 1 && words[1].end - first.start > max_duration * 2))) {
@@ -215,7 +215,7 @@ void assign_word_timestamps(std::span<output::Segment> segments, std::vector<Wor
         segment.start = first.start;
 
       // Prefer the segment-level end timestamp if the last word is too long.
-      output::Word& last = words.back();
+      Word& last = words.back();
       if (segment.end > last.start && segment.end + 0.5 < last.end)
         last.end = py_max(last.start + median_duration, segment.end);
       else
@@ -227,14 +227,14 @@ void assign_word_timestamps(std::span<output::Segment> segments, std::vector<Wor
   }
 }
 
-void add_word_timestamps(std::span<output::Segment> segments, nn::DecoderState& state,
+void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state,
                          const Tokenizer& tokenizer, std::span<const int> sot_sequence,
                          std::string_view language, int num_frames, const WordOptions& options,
                          double last_speech_timestamp, int n_threads) {
   if (segments.empty()) return;
   const int eot = tokenizer.special().eot;
   std::vector<int> text_tokens;
-  for (const output::Segment& s : segments)
+  for (const Segment& s : segments)
     for (int t : s.tokens)
       if (t < eot) text_tokens.push_back(t);
   if (options.heads.empty()) throw Error("word timestamps need at least one alignment head");
@@ -258,7 +258,7 @@ std::vector<int> sot_sequence(const Tokenizer& tokenizer, const std::string& lan
   return seq;
 }
 
-std::optional<double> last_word_end(std::span<const output::Segment> segments) {
+std::optional<double> last_word_end(std::span<const Segment> segments) {
   for (auto s = segments.rbegin(); s != segments.rend(); ++s)
     if (!s->words.empty()) return s->words.back().end;
   if (segments.empty()) return std::nullopt;

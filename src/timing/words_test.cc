@@ -157,8 +157,8 @@ TEST(MergePunctuations, OpenaiDefaults) {
   EXPECT_EQ(words_of(a), (std::vector<std::string>{" x", "."}));
 }
 
-output::Segment segment(int seek, double start, double end, std::vector<int> tokens) {
-  output::Segment s;
+Segment segment(int seek, double start, double end, std::vector<int> tokens) {
+  Segment s;
   s.seek = seek;
   s.start = start;
   s.end = end;
@@ -171,7 +171,7 @@ constexpr int kEot = 50257;
 TEST(AssignWords, SentenceEndClampAndMerge) {
   // Durations 0.5, 0.4, 1.0, 0.1: median 0.45, max 0.9. "." (1.0 s) is cut
   // to 0.9 s, then merges into " world" (keeping " world"'s times).
-  std::vector<output::Segment> segs{segment(100, 1.0, 3.0, {1, 2, 3, 4, 50364})};
+  std::vector<Segment> segs{segment(100, 1.0, 3.0, {1, 2, 3, 4, 50364})};
   std::vector<WordTiming> a = {{" Hello", {1}, 0.0, 0.5, 0.9},
                                {" world", {2}, 0.5, 0.9, 0.8},
                                {".", {3}, 0.9, 1.9, 0.7},
@@ -197,7 +197,7 @@ TEST(AssignWords, SentenceEndClampAndMerge) {
 
 TEST(AssignWords, PauseClampAndSegmentTimes) {
   // Durations 0.2, 0.2, 3.0, ~0.2: median ~0.2, max ~0.4.
-  std::vector<output::Segment> segs{segment(0, 0.0, 2.0, {1, 2}), segment(0, 4.0, 6.0, {3, 4})};
+  std::vector<Segment> segs{segment(0, 0.0, 2.0, {1, 2}), segment(0, 4.0, 6.0, {3, 4})};
   std::vector<WordTiming> a = {{" one", {1}, 0.0, 0.2, 0.9},
                                {" two", {2}, 0.2, 0.4, 0.9},
                                {" three", {3}, 2.0, 5.0, 0.9},
@@ -220,7 +220,7 @@ TEST(AssignWords, PauseClampAndSegmentTimes) {
 TEST(AssignWords, PreferSegmentTimesForLongEdgeWords) {
   // Durations 2.5, 0.3, 2.2: median 2.2 -> 0.7, max 1.4. The last speech was
   // at 3.0, so the pause clamp does not apply (3.5 - 3.0 < 2.8).
-  std::vector<output::Segment> segs{segment(0, 3.0, 4.0, {1, 2, 3})};
+  std::vector<Segment> segs{segment(0, 3.0, 4.0, {1, 2, 3})};
   std::vector<WordTiming> a = {{" long", {1}, 1.0, 3.5, 0.9},
                                {" mid", {2}, 3.5, 3.8, 0.9},
                                {" tail", {3}, 3.8, 6.0, 0.9}};
@@ -236,7 +236,7 @@ TEST(AssignWords, PreferSegmentTimesForLongEdgeWords) {
 }
 
 TEST(AssignWords, SegmentsWithoutTextGetNoWords) {
-  std::vector<output::Segment> segs{segment(0, 0.0, 1.0, {50364, 50414}),
+  std::vector<Segment> segs{segment(0, 0.0, 1.0, {50364, 50414}),
                                     segment(0, 1.0, 2.0, {7, 50464})};
   std::vector<WordTiming> a = {{" x", {7}, 1.0, 1.5, 0.5}};
   assign_word_timestamps(segs, a, kEot, kPrependPunctuations, kAppendPunctuations, 0.0);

@@ -30,7 +30,7 @@ struct Unit {
   std::vector<float> samples;
   double offset = 0.0;  // seconds of the file's concatenated speech before it
   Options options;
-  output::Transcript result;
+  Transcript result;
   std::string error;
   bool cancelled = false;
 };
@@ -169,7 +169,7 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!results[i].error.empty()) continue;
     const SpeechTimestampsMap map(regions[i]);
-    output::Transcript t;
+    Transcript t;
     t.language = options.language.value_or("");
     std::string failed;
     for (auto& u : units) {
@@ -182,10 +182,10 @@ std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<cons
       t.language = u->options.language.value_or(t.language);
       t.word_timestamps = u->result.word_timestamps;
       const int seek_offset = static_cast<int>(std::lround(u->offset * 100.0));
-      for (output::Segment& s : u->result.segments) {
+      for (Segment& s : u->result.segments) {
         s.start += u->offset;
         s.end += u->offset;
-        for (output::Word& w : s.words) {
+        for (Word& w : s.words) {
           w.start += u->offset;
           w.end += u->offset;
         }

@@ -36,7 +36,7 @@ struct BatchInput {
 };
 
 struct BatchResult {
-  std::optional<output::Transcript> transcript;  // set on success
+  std::optional<Transcript> transcript;  // set on success
   std::string error;                              // else the cause
   bool cancelled = false;  // callbacks.should_stop stopped it (error "cancelled")
   std::optional<std::pair<std::string, double>> detected_language;

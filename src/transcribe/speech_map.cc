@@ -87,9 +87,9 @@ std::vector<SpeechChunk> group_speech(std::span<const vad::SpeechSegment> region
   return out;
 }
 
-void restore_timestamps(output::Segment& s, const SpeechTimestampsMap& map) {
+void restore_timestamps(Segment& s, const SpeechTimestampsMap& map) {
   if (!s.words.empty()) {
-    for (output::Word& w : s.words) {
+    for (Word& w : s.words) {
       // The word's start and end resolved in the same region (its midpoint's).
       const size_t i = map.chunk_index((w.start + w.end) / 2);
       w.start = map.original_time(w.start, i);
@@ -103,8 +103,8 @@ void restore_timestamps(output::Segment& s, const SpeechTimestampsMap& map) {
   }
 }
 
-void restore_timestamps(std::vector<output::Segment>& segments, const SpeechTimestampsMap& map) {
-  for (output::Segment& s : segments) restore_timestamps(s, map);
+void restore_timestamps(std::vector<Segment>& segments, const SpeechTimestampsMap& map) {
+  for (Segment& s : segments) restore_timestamps(s, map);
 }
 
 }  // namespace wisp::transcribe

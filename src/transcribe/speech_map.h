@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-#include "output/writers.h"
+#include "transcript/transcript.h"
 #include "vad/timestamps.h"
 
 namespace wisp::transcribe {
@@ -56,7 +56,7 @@ std::vector<SpeechChunk> group_speech(std::span<const vad::SpeechSegment> region
 // restore_speech_timestamps: segment times (concatenated timeline) mapped to
 // the original; with words, each word by the region of its midpoint and the
 // segment spans its first word's start to its last word's end.
-void restore_timestamps(std::vector<output::Segment>& segments, const SpeechTimestampsMap& map);
-void restore_timestamps(output::Segment& segment, const SpeechTimestampsMap& map);
+void restore_timestamps(std::vector<Segment>& segments, const SpeechTimestampsMap& map);
+void restore_timestamps(Segment& segment, const SpeechTimestampsMap& map);
 
 }  // namespace wisp::transcribe

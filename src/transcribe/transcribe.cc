@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/python_text.h"
 #include "features/mel.h"
 #include "timing/timing.h"
 #include "transcribe/gate.h"
@@ -165,12 +166,12 @@ struct Features {
   }
 };
 
-output::Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
+Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
                                     const Options& opt, const Callbacks& cb, NetworkGate& gate);
 
 }  // namespace
 
-output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& opt, const Callbacks& cb) {
   DirectGate gate(std::max(1, opt.n_threads));
   return transcribe(engine, samples, opt, cb, gate);
@@ -183,7 +184,7 @@ std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<c
   return vad::speech_segments(probs, static_cast<int64_t>(samples.size()), options);
 }
 
-output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& opt, const Callbacks& cb, NetworkGate& gate) {
   // faster-whisper: the VAD filter applies only without clip_timestamps.
   if (!opt.vad_filter || opt.clip_timestamps != "0") return transcribe_audio(engine, samples, opt, cb, gate);
@@ -193,13 +194,13 @@ output::Transcript transcribe(const Engine& engine, std::span<const float> sampl
   const SpeechTimestampsMap map(regions);
   Callbacks mapped = cb;
   if (cb.on_segment) {
-    mapped.on_segment = [&](const output::Segment& s) {
-      output::Segment m = s;
+    mapped.on_segment = [&](const Segment& s) {
+      Segment m = s;
       restore_timestamps(m, map);
       cb.on_segment(m);
     };
   }
-  output::Transcript out = transcribe_audio(engine, speech, opt, mapped, gate);
+  Transcript out = transcribe_audio(engine, speech, opt, mapped, gate);
   restore_timestamps(out.segments, map);
   return out;
 }
@@ -214,7 +215,7 @@ std::pair<std::string, double> detect_language(const Engine& engine, std::span<c
 
 namespace {
 
-output::Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
+Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
                                     const Options& opt, const Callbacks& cb, NetworkGate& gate) {
   const Tokenizer& tok = engine.tokenizer();
   const SpecialTokens& sp = tok.special();
@@ -230,7 +231,7 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
 
   auto encode = [&](int offset, int n_frames) { return f.encode(engine, offset, n_frames, gate); };
 
-  output::Transcript out;
+  Transcript out;
   std::string language;
   if (opt.language && !opt.language->empty()) {
     language = *opt.language;
@@ -266,7 +267,7 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
   int remaining_prompt_length = dims.n_text_ctx / 2 - 1;
   std::vector<int> initial_prompt_tokens;
   if (opt.initial_prompt) {
-    initial_prompt_tokens = tok.encode(" " + decoding::python_strip(*opt.initial_prompt));
+    initial_prompt_tokens = tok.encode(" " + python_strip(*opt.initial_prompt));
     all_tokens = initial_prompt_tokens;
     remaining_prompt_length -= static_cast<int>(initial_prompt_tokens.size());
   }
@@ -305,8 +306,8 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
     dopt.language = language;
     dopt.task = opt.task;
     if (opt.prefix && seek == clips[0].first)  // faster-whisper: the first window only
-      dopt.prefix = tok.encode(" " + decoding::python_strip(*opt.prefix));
-    if (opt.hotwords) dopt.hotwords = tok.encode(" " + decoding::python_strip(*opt.hotwords));
+      dopt.prefix = tok.encode(" " + python_strip(*opt.prefix));
+    if (opt.hotwords) dopt.hotwords = tok.encode(" " + python_strip(*opt.hotwords));
     if (opt.carry_initial_prompt) {
       size_t nignored = std::max(initial_prompt_tokens.size(), prompt_reset_since);
       std::vector<int> remaining(all_tokens.begin() + std::min(nignored, all_tokens.size()),
@@ -347,9 +348,9 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
     }
 
     const long previous_seek = seek;
-    std::vector<output::Segment> current;
+    std::vector<Segment> current;
     auto new_segment = [&](double start, double end, std::vector<int> seg_tokens) {
-      output::Segment s;
+      Segment s;
       s.seek = static_cast<int>(seek);
       s.start = start;
       s.end = end;
@@ -439,7 +440,7 @@ output::Transcript transcribe_audio(const Engine& engine, std::span<const float>
 
     // If a segment is instantaneous or does not contain text, clear it.
     for (auto& s : current) {
-      if (s.start == s.end || decoding::python_strip(s.text).empty()) {
+      if (s.start == s.end || python_strip(s.text).empty()) {
         s.text.clear();
         s.tokens.clear();
         s.words.clear();

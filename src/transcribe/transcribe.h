@@ -19,7 +19,7 @@
 #include "decoding/decoding.h"
 #include "model/model.h"
 #include "nn/whisper.h"
-#include "output/writers.h"
+#include "transcript/transcript.h"
 #include "timing/timing.h"
 #include "tokenizer/tokenizer.h"
 #include "vad/timestamps.h"
@@ -129,7 +129,7 @@ struct Callbacks {
   std::function<void(const std::string& code, double probability)> on_language;
   // Each segment as soon as its window is done (before openai's clearing of
   // empty and instantaneous segments, like openai's verbose print).
-  std::function<void(const output::Segment&)> on_segment;
+  std::function<void(const Segment&)> on_segment;
   // Every decode call, fallback attempts included.
   std::function<void(const WindowReport&)> on_window;
   // Progress in mel frames: (done, total).
@@ -146,12 +146,12 @@ class Cancelled : public Error {
 };
 
 // Transcribes 16 kHz mono samples. Throws wisp::Error on invalid options.
-output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& options, const Callbacks& callbacks = {});
 // The same with the network reached through `gate` (gate.h: batched mode
 // runs this on worker threads; options.n_threads is then ignored in favour
 // of the gate's).
-output::Transcript transcribe(const Engine& engine, std::span<const float> samples,
+Transcript transcribe(const Engine& engine, std::span<const float> samples,
                               const Options& options, const Callbacks& callbacks, NetworkGate& gate);
 
 // Silero VAD speech regions of 16 kHz mono samples (get_speech_timestamps),

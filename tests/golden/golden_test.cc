@@ -90,7 +90,7 @@ void expect_matches_reference(const Case& c, const transcribe::Engine& engine, c
     detected = code;
     detected_p = p;
   };
-  output::Transcript t = transcribe::transcribe(engine, samples, opt, cb);
+  Transcript t = transcribe::transcribe(engine, samples, opt, cb);
 
   const auto& ref = c.ref;
   EXPECT_EQ(t.language, ref["language"].get<std::string>());
@@ -216,7 +216,7 @@ TEST(PromptReset, HighTemperatureResultDoesNotFeedTheNextWindow) {
   std::vector<std::pair<int, double>> calls;  // (seek, temperature) of every decode
   transcribe::Callbacks cb;
   cb.on_window = [&](const transcribe::WindowReport& r) { calls.push_back({r.seek, r.result->temperature}); };
-  output::Transcript t = transcribe::transcribe(engine_for(c.model), samples, opt, cb);
+  Transcript t = transcribe::transcribe(engine_for(c.model), samples, opt, cb);
   // Group decode calls by window.
   std::vector<std::vector<double>> per_window;
   int last_seek = -1;
@@ -249,13 +249,13 @@ std::string golden_case_dir(const std::string& name) {
   return std::string(WISP_TESTDATA_DIR) + "/golden/cases/" + name;
 }
 
-output::Transcript transcript_of(const transcribe::Engine& engine, const Case& c) {
+Transcript transcript_of(const transcribe::Engine& engine, const Case& c) {
   std::string unsupported;
   const transcribe::Options opt = case_options(c, &unsupported);
   return transcribe::transcribe(engine, audio::load_audio(c.audio), opt, {});
 }
 
-void expect_same_transcript(const output::Transcript& got, const output::Transcript& want) {
+void expect_same_transcript(const Transcript& got, const Transcript& want) {
   ASSERT_EQ(got.segments.size(), want.segments.size());
   for (size_t i = 0; i < got.segments.size(); ++i) {
     EXPECT_EQ(got.segments[i].tokens, want.segments[i].tokens) << "segment " << i;
@@ -295,7 +295,7 @@ TEST(Formats, Float16FormatsMatchTheGgmlF16Weights) {
 // that the model runs end to end and detects the reference's language.
 TEST(Formats, Int8CTranslate2FolderRunsAndDetectsTheLanguage) {
   const Case c = load_case(golden_case_dir("micro-jfk-auto"));
-  const output::Transcript t = transcript_of(engine_for_path(format_fixture("micro-s1/ct2-int8_float16")), c);
+  const Transcript t = transcript_of(engine_for_path(format_fixture("micro-s1/ct2-int8_float16")), c);
   EXPECT_EQ(t.language, c.ref["language"].get<std::string>());
   EXPECT_FALSE(t.segments.empty());
 }

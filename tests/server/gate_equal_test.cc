@@ -30,7 +30,7 @@ transcribe::Options quick(const std::string& task, bool words) {
   return o;
 }
 
-void expect_same(const output::Transcript& got, const output::Transcript& want) {
+void expect_same(const Transcript& got, const Transcript& want) {
   ASSERT_EQ(got.segments.size(), want.segments.size()) << "got '" << got.text << "' want '" << want.text << "'";
   for (size_t i = 0; i < want.segments.size(); ++i) {
     EXPECT_EQ(got.segments[i].tokens, want.segments[i].tokens) << i;
@@ -48,9 +48,9 @@ TEST_P(GateEqual, LiveBatcherEqualsNoGate) {
   const auto audio = audio::load_audio(std::string(WISP_TESTDATA_DIR) + "/testdata/formats/jfk.flac");
   const transcribe::Engine& engine = golden::engine_for("micro-s1");
   const transcribe::Options o = quick(task, words);
-  const output::Transcript want = transcribe::transcribe(engine, audio, o);
+  const Transcript want = transcribe::transcribe(engine, audio, o);
   server::LiveBatcher batcher(1, 4);
-  output::Transcript got;
+  Transcript got;
   {
     server::LiveBatcher::Seat seat(batcher);
     got = transcribe::transcribe(engine, audio, o, {}, batcher);

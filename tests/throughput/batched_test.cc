@@ -49,7 +49,7 @@ TEST(SpeechMap, MapsTimesBackAsFasterWhisper) {
   EXPECT_DOUBLE_EQ(map.original_time(30.0), 69.0);  // past the end: the last region
   EXPECT_DOUBLE_EQ(map.original_time(1.234), 21.23);  // Python round(x, 2)
   // Words: both ends by the region of the word's midpoint.
-  output::Segment s;
+  Segment s;
   s.words = {{" a", 10.8, 11.1, 0.5}, {" b", 11.1, 12.0, 0.5}};
   restore_timestamps(s, map);
   EXPECT_DOUBLE_EQ(s.words[0].start, 30.8);
@@ -86,12 +86,12 @@ TEST(VadFilter, KnownSpeechAtKnownOffsets) {
   ASSERT_GE(regions.size(), 2u);
   EXPECT_NEAR(regions.front().start / double(kRate), 20.0, 0.6);  // speech_pad_ms 400
   EXPECT_NEAR(regions.back().end / double(kRate), second + len, 0.6);
-  const output::Transcript t = transcribe(engine, a, o);
+  const Transcript t = transcribe(engine, a, o);
   ASSERT_FALSE(t.segments.empty());
   // The same decode on the concatenated speech, mapped by hand.
   Options plain = o;
   plain.vad_filter = false;
-  output::Transcript ref = transcribe(engine, concatenate_speech(a, regions), plain);
+  Transcript ref = transcribe(engine, concatenate_speech(a, regions), plain);
   ASSERT_EQ(ref.segments.size(), t.segments.size());
   const SpeechTimestampsMap map(regions);
   for (size_t i = 0; i < t.segments.size(); ++i) {
@@ -133,12 +133,12 @@ void expect_per_chunk_equal(const Engine& engine, const std::vector<float>& audi
   std::vector<vad::SpeechSegment> all;
   for (const auto& c : chunks) all.insert(all.end(), c.regions.begin(), c.regions.end());
   const SpeechTimestampsMap map(all);
-  std::vector<output::Segment> want;
+  std::vector<Segment> want;
   for (const auto& c : chunks) {
     Options alone = o;
     alone.vad_filter = false;
-    output::Transcript t = transcribe(engine, concatenate_speech(audio, c.regions), alone);
-    for (output::Segment& s : t.segments) {
+    Transcript t = transcribe(engine, concatenate_speech(audio, c.regions), alone);
+    for (Segment& s : t.segments) {
       s.start += c.offset;
       s.end += c.offset;
       restore_timestamps(s, map);
