@@ -176,344 +176,434 @@ std::string output_path(const Input& input, const std::string& output_dir, const
   return (dir / name).string();
 }
 
-Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& options, const BatchConfig& cfg,
-                  Reporter& reporter, const std::function<bool()>& should_stop) {
-  const auto t_start = Clock::now();
-  auto stop_requested = [&] { return should_stop && should_stop(); };
+namespace {
 
-  InputSet set = discover_inputs(cfg.inputs, {cfg.output_dir});
-  if (set.files.empty() && set.unmatched.empty() && set.errors.empty()) {
-    std::string named;
-    for (const std::string& a : cfg.inputs) named += (named.empty() ? "" : ", ") + a;
-    throw Error("no media files found in " + named);
+// One run of the batch, in the order run_batch() calls its steps: plan (find
+// the inputs, decide each one against the ledger), then one run loop
+// (sequential or batched) over the prefetched audio, then the summary.
+class BatchRun {
+ public:
+  BatchRun(const transcribe::Engine& engine, const transcribe::Options& options, const BatchConfig& cfg,
+           Reporter& reporter, const std::function<bool()>& should_stop)
+      : engine_(engine), options_(options), cfg_(cfg), reporter_(reporter), should_stop_(should_stop),
+        stats_(todo_) {}
+
+  // Finds the inputs, decides what this run does with each (the rule is in
+  // runner.h) and records it in the ledger. False on a stop request during
+  // discovery.
+  bool plan() {
+    discover();
+    if (stop_requested()) {  // Ctrl-C while a big tree was being searched
+      sum_.interrupted = true;
+      return false;
+    }
+    ledger_.emplace(plan_.ledger_path);
+    hash_ = options_hash(cfg_.model_path, options_, cfg_.writer,
+                         nn::compute_type_name(engine_.net().compute_type()), cfg_.batch_size > 0);
+    for (const Input& in : set_.files) decide(in);
+    record_plan();
+    reporter_.plan(plan_);
+    sum_.skipped = plan_.skipped;
+    sum_.busy = plan_.busy;
+    for (const Failure& f : plan_.problems) sum_.failures.push_back(f);
+    for (const Failure& f : plan_.gave_up) sum_.failures.push_back(f);
+    return true;
   }
-  Plan plan;
-  plan.inputs = set.files.size();
-  plan.ignored = set.ignored;
-  for (const std::string& p : set.unmatched) plan.problems.push_back({p, "no file matches"});
-  for (const PathError& e : set.errors) plan.problems.push_back(e);
-  plan.ledger_path = cfg.ledger_path.empty() ? default_ledger_path(cfg.output_dir, set.roots) : cfg.ledger_path;
 
-  Summary sum;
-  sum.inputs = plan.inputs;
-  sum.ledger_path = plan.ledger_path;
-  if (stop_requested()) {  // Ctrl-C while a big tree was being searched
-    sum.interrupted = true;
-    sum.wall_seconds = seconds_since(t_start);
-    return sum;
-  }
-  Ledger ledger(plan.ledger_path);
-  const std::string hash =
-      options_hash(cfg.model_path, options, cfg.writer, nn::compute_type_name(engine.net().compute_type()),
-                   cfg.batch_size > 0);
-
-  // Decide, input by input, what this run does (the rule is in runner.h).
-  std::vector<Todo> todo;
-  std::vector<std::pair<const Input*, std::string>> clashes;
-  std::map<std::string, const Input*> output_owner;
-  std::vector<Ledger::Adopted> adopted;
-  for (const Input& in : set.files) {
-    std::optional<Job> row = ledger.get(in.key);
-    std::vector<std::string> outputs;
-    if (in.url) {
-      // By its name or an earlier run's record; none yet for a page whose
-      // name only its download tells (named in next_input).
-      outputs = planned_url_outputs(in.key, cfg.output_dir, cfg.formats, row ? row->outputs : outputs);
-    } else {
-      // Absolute: the ledger must mean the same files from any working folder.
-      for (const std::string& fmt : cfg.formats) {
-        std::error_code ec;
-        outputs.push_back(fs::absolute(output_path(in, cfg.output_dir, fmt), ec).lexically_normal().string());
+  // One input at a time, its segments reported as they are decoded.
+  void run_sequential() {
+    start_prefetch();
+    for (Next n; next_input(n);) {
+      Todo& t = *n.todo;
+      FileEnd& end = n.end;
+      reporter_.file_start({end.number, t.input, t.duration}, stats_.snapshot());
+      const auto t0 = Clock::now();
+      transcribe::Callbacks cb;
+      cb.on_language = [&](const std::string& code, double p) { reporter_.language(code, p); };
+      cb.on_segment = [&](const Segment& seg) { reporter_.segment(seg); };
+      cb.on_progress = [&](int done, int total) {
+        double d = done / kFramesPerSecond;
+        stats_.set_current(d);
+        reporter_.file_progress(d, std::max(d, total / kFramesPerSecond), stats_.snapshot());
+      };
+      cb.should_stop = [this] { return stop_requested(); };
+      cb.on_window = [this](const transcribe::WindowReport& w) { count_window(w); };
+      try {
+        Transcript tr = transcribe::transcribe(engine_, n.samples, options_, cb);
+        reporter_.run_time(seconds_since(t0));
+        finish_done(t, end, tr, seconds_since(t0));
+      } catch (const transcribe::Cancelled&) {
+        ledger_->mark_pending(t.input->key);
+        sum_.interrupted = true;
+        sum_.interrupted_input = t.input->path;
+        break;
+      } catch (const std::exception& e) {
+        finish_failed(t, end, e.what(), seconds_since(t0));
       }
+      reporter_.file_end(end, stats_.snapshot());
     }
-    std::string clash;
-    for (const std::string& o : outputs) {
-      auto [it, fresh] = output_owner.emplace(o, &in);
-      if (!fresh) clash = "its output " + o + " is also the output of " + it->second->path;
-    }
-    if (!clash.empty()) {
-      clashes.emplace_back(&in, clash);
-      continue;
-    }
-    FileStat fst = stat_input(in);
-    Todo t{&in, outputs, {}, in.duration};
-    t.claim = {cfg.model_path, hash, outputs, fst.size, fst.mtime_ns, true, !cfg.overwrite};
-    bool exist = all_exist(outputs);
-    if (!row) {
-      if (!cfg.overwrite && exist) {
-        adopted.push_back({in.key, outputs, fst.size, fst.mtime_ns});
-        ++plan.skipped;
-        continue;
-      }
-      todo.push_back(std::move(t));
-      continue;
-    }
-    if (Ledger::held_elsewhere(*row)) {
-      ++plan.busy;
-      continue;
-    }
-    bool same_input = row->input_size < 0 || (row->input_size == fst.size && row->input_mtime_ns == fst.mtime_ns);
-    bool same_options = row->options_hash == hash;
-    t.claim.reset_failures = cfg.overwrite || !same_input || !same_options;
-    t.claim.unless_done_since = !cfg.overwrite && row->state != State::done;
-    if (!cfg.overwrite) {
-      if (row->state == State::done && exist && same_input && same_options && includes(row->outputs, outputs)) {
-        ++plan.skipped;
-        continue;
-      }
-      if (row->state == State::failed && !t.claim.reset_failures && row->failures >= cfg.max_attempts) {
-        plan.gave_up.push_back({in.path, row->error + " (failed " + std::to_string(row->failures) +
-                                             " times; not retried, see --max_attempts)"});
-        continue;
-      }
-    }
-    todo.push_back(std::move(t));
   }
-  ledger.adopt_done(cfg.model_path, hash, adopted);
-  std::set<std::string> out_folders;
-  for (const auto& [out, in] : output_owner) out_folders.insert(fs::path(out).parent_path().string());
-  for (const Input& in : set.files)
-    if (in.url) out_folders.insert(fs::path(url_output_path("x", cfg.output_dir, "srt")).parent_path().string());
-  plan.removed_temps = remove_stale_temps(out_folders);
-  std::vector<std::string> keys;
-  for (const Todo& t : todo) keys.push_back(t.input->key);
-  for (const auto& [in, why] : clashes) keys.push_back(in->key);
-  ledger.add_pending(keys);
-  for (const auto& [in, why] : clashes) {
-    FileStat fst = stat_input(*in);
-    ledger.claim(in->key, {cfg.model_path, hash, {}, fst.size, fst.mtime_ns, true, false});
-    ledger.mark_failed(in->key, why, 0, 0);
-    plan.problems.push_back({in->path, why});
-  }
-  // Explicitly named files were not probed while discovering: their header
-  // duration feeds the batch's audio total and the prefetch budget.
-  for (Todo& t : todo)
-    if (t.duration < 0 && !t.input->url) t.duration = audio::probe_media(t.input->path).duration;
-  plan.todo = todo.size();
-  reporter.plan(plan);
 
-  sum.skipped = plan.skipped;
-  sum.busy = plan.busy;
-  for (const Failure& f : plan.problems) sum.failures.push_back(f);
-  for (const Failure& f : plan.gave_up) sum.failures.push_back(f);
-
-  std::vector<std::string> paths;
-  std::vector<size_t> expected;
-  for (const Todo& t : todo) {
-    paths.push_back(t.input->path);
-    expected.push_back(expected_bytes(t));
-  }
-  // The loader and the estimator own what they use: after a Ctrl-C the
-  // producer is abandoned and may outlive this function (prefetch.h).
-  auto urls = std::make_shared<UrlFetcher>(UrlOptions{});
-  Prefetcher prefetch(
-      paths, cfg.prefetch,
-      [urls](const std::string& p) { return is_url(p) ? urls->load(p) : audio::load_audio(p); },
-      [expected = std::move(expected)](size_t i) { return expected[i]; });
-  // A fetched URL's outputs, named now that its name is known; the cause
-  // when one is another input's output.
-  auto name_url_outputs = [&](Todo& t) -> std::string {
-    std::vector<std::string> outputs;
-    for (const std::string& fmt : cfg.formats)
-      outputs.push_back(url_output_path(urls->name_of(t.input->key), cfg.output_dir, fmt));
-    for (const std::string& o : outputs) {
-      auto [it, fresh] = output_owner.emplace(o, t.input);
-      if (!fresh && it->second != t.input) return "its output " + o + " is also the output of " + it->second->path;
+  // Throughput mode: groups of files whose chunks share the decoder batches.
+  void run_batched() {
+    start_prefetch();
+    for (bool more = true; more && !sum_.interrupted;) {
+      std::vector<Next> group = next_group(&more);
+      if (group.empty()) break;
+      run_group(group);
     }
-    t.outputs = outputs;
-    return "";
-  };
+  }
 
-  Stats stats(todo);
-  stats.start();
-  size_t number = 0;
-  // Called from the batched mode's worker threads too.
-  std::atomic<int64_t> decode_calls{0}, decoded_tokens{0};
-  auto count_window = [&](const transcribe::WindowReport& w) {
-    decode_calls.fetch_add(1);
-    decoded_tokens.fetch_add(static_cast<int64_t>(w.result->tokens.size()));
-  };
-
-  // Outputs of an input: each written whole (temp + rename) before the
-  // ledger says done, so "done" always means "all outputs exist".
-  auto finish_done = [&](Todo& t, FileEnd& end, const Transcript& tr, double wall) {
-    for (size_t i = 0; i < cfg.formats.size(); ++i) {
-      fs::path parent = fs::path(t.outputs[i]).parent_path();
-      std::error_code ec;
-      if (!parent.empty()) fs::create_directories(parent, ec);
-      output::write_file_atomic(t.outputs[i], output::render(tr, cfg.formats[i], cfg.writer));
-      reporter.output_written(cfg.formats[i], t.outputs[i]);
+  Summary summary() {
+    sum_.inputs = plan_.inputs;
+    sum_.ledger_path = plan_.ledger_path;
+    sum_.decode_calls = decode_calls_.load();
+    sum_.decoded_tokens = decoded_tokens_.load();
+    if (prefetch_) {
+      sum_.prefetch_peak_bytes = prefetch_->peak_bytes();
+      if (sum_.interrupted) prefetch_->abandon();
     }
-    end.wall = wall;
-    ledger.mark_done(t.input->key, end.duration, end.wall, t.outputs);
-    end.ok = true;
-    stats.finish(true, end.duration);
-    ++sum.done;
-    sum.audio_seconds += end.duration;
-  };
-  auto finish_failed = [&](Todo& t, FileEnd& end, const std::string& error, double wall) {
-    end.wall = wall;
-    end.error = error;
-    ledger.mark_failed(t.input->key, end.error, end.duration, end.wall);
-    t.duration = 0;
-    stats.finish(false, 0);
-    sum.failures.push_back({t.input->path, end.error});
-  };
-  // The next input to run: claimed in the ledger, its audio decoded. False
-  // when there is none (or on a stop request); inputs whose audio does not
-  // decode are failed here and skipped. `out`'s previous input is released
-  // first: its bytes count against the prefetch budget until then (`lease`),
-  // so a file bigger than the budget is decoded only once nothing else is
-  // held, this one included.
+    sum_.failed = sum_.failures.size();
+    sum_.wall_seconds = seconds_since(t_start_);
+    return sum_;
+  }
+
+ private:
+  // An input claimed in the ledger, with its decoded audio.
   struct Next {
     Todo* todo = nullptr;
     FileEnd end;
     std::vector<float> samples;
     std::shared_ptr<void> lease;  // Prefetcher::Item::lease
   };
-  auto next_input = [&](Next& out) -> bool {
+
+  bool stop_requested() const { return should_stop_ && should_stop_(); }
+
+  void discover() {
+    set_ = discover_inputs(cfg_.inputs, {cfg_.output_dir});
+    if (set_.files.empty() && set_.unmatched.empty() && set_.errors.empty()) {
+      std::string named;
+      for (const std::string& a : cfg_.inputs) named += (named.empty() ? "" : ", ") + a;
+      throw Error("no media files found in " + named);
+    }
+    plan_.inputs = set_.files.size();
+    plan_.ignored = set_.ignored;
+    for (const std::string& p : set_.unmatched) plan_.problems.push_back({p, "no file matches"});
+    for (const PathError& e : set_.errors) plan_.problems.push_back(e);
+    plan_.ledger_path =
+        cfg_.ledger_path.empty() ? default_ledger_path(cfg_.output_dir, set_.roots) : cfg_.ledger_path;
+  }
+
+  std::vector<std::string> planned_outputs(const Input& in, const std::optional<Job>& row) const {
+    std::vector<std::string> outputs;
+    if (in.url) {
+      // By its name or an earlier run's record; none yet for a page whose
+      // name only its download tells (named in name_url_outputs).
+      return planned_url_outputs(in.key, cfg_.output_dir, cfg_.formats, row ? row->outputs : outputs);
+    }
+    // Absolute: the ledger must mean the same files from any working folder.
+    for (const std::string& fmt : cfg_.formats) {
+      std::error_code ec;
+      outputs.push_back(fs::absolute(output_path(in, cfg_.output_dir, fmt), ec).lexically_normal().string());
+    }
+    return outputs;
+  }
+
+  // One input: to do, skipped (done, or outputs adopted), busy elsewhere,
+  // given up, or clashing with another input's outputs.
+  void decide(const Input& in) {
+    std::optional<Job> row = ledger_->get(in.key);
+    std::vector<std::string> outputs = planned_outputs(in, row);
+    std::string clash;
+    for (const std::string& o : outputs) {
+      auto [it, fresh] = output_owner_.emplace(o, &in);
+      if (!fresh) clash = "its output " + o + " is also the output of " + it->second->path;
+    }
+    if (!clash.empty()) {
+      clashes_.emplace_back(&in, clash);
+      return;
+    }
+    FileStat fst = stat_input(in);
+    Todo t{&in, outputs, {}, in.duration};
+    t.claim = {cfg_.model_path, hash_, outputs, fst.size, fst.mtime_ns, true, !cfg_.overwrite};
+    bool exist = all_exist(outputs);
+    if (!row) {
+      if (!cfg_.overwrite && exist) {
+        adopted_.push_back({in.key, outputs, fst.size, fst.mtime_ns});
+        ++plan_.skipped;
+        return;
+      }
+      todo_.push_back(std::move(t));
+      return;
+    }
+    if (Ledger::held_elsewhere(*row)) {
+      ++plan_.busy;
+      return;
+    }
+    bool same_input = row->input_size < 0 || (row->input_size == fst.size && row->input_mtime_ns == fst.mtime_ns);
+    bool same_options = row->options_hash == hash_;
+    t.claim.reset_failures = cfg_.overwrite || !same_input || !same_options;
+    t.claim.unless_done_since = !cfg_.overwrite && row->state != State::done;
+    if (!cfg_.overwrite) {
+      if (row->state == State::done && exist && same_input && same_options && includes(row->outputs, outputs)) {
+        ++plan_.skipped;
+        return;
+      }
+      if (row->state == State::failed && !t.claim.reset_failures && row->failures >= cfg_.max_attempts) {
+        plan_.gave_up.push_back({in.path, row->error + " (failed " + std::to_string(row->failures) +
+                                              " times; not retried, see --max_attempts)"});
+        return;
+      }
+    }
+    todo_.push_back(std::move(t));
+  }
+
+  // The decisions into the ledger (adopted outputs, pending rows, clashes
+  // failed), stale temp files removed, durations probed for the ETA.
+  void record_plan() {
+    ledger_->adopt_done(cfg_.model_path, hash_, adopted_);
+    std::set<std::string> out_folders;
+    for (const auto& [out, in] : output_owner_) out_folders.insert(fs::path(out).parent_path().string());
+    for (const Input& in : set_.files)
+      if (in.url) out_folders.insert(fs::path(url_output_path("x", cfg_.output_dir, "srt")).parent_path().string());
+    plan_.removed_temps = remove_stale_temps(out_folders);
+    std::vector<std::string> keys;
+    for (const Todo& t : todo_) keys.push_back(t.input->key);
+    for (const auto& [in, why] : clashes_) keys.push_back(in->key);
+    ledger_->add_pending(keys);
+    for (const auto& [in, why] : clashes_) {
+      FileStat fst = stat_input(*in);
+      ledger_->claim(in->key, {cfg_.model_path, hash_, {}, fst.size, fst.mtime_ns, true, false});
+      ledger_->mark_failed(in->key, why, 0, 0);
+      plan_.problems.push_back({in->path, why});
+    }
+    // Explicitly named files were not probed while discovering: their header
+    // duration feeds the batch's audio total and the prefetch budget.
+    for (Todo& t : todo_)
+      if (t.duration < 0 && !t.input->url) t.duration = audio::probe_media(t.input->path).duration;
+    plan_.todo = todo_.size();
+  }
+
+  void start_prefetch() {
+    std::vector<std::string> paths;
+    std::vector<size_t> expected;
+    for (const Todo& t : todo_) {
+      paths.push_back(t.input->path);
+      expected.push_back(expected_bytes(t));
+    }
+    // The loader and the estimator own what they use: after a Ctrl-C the
+    // producer is abandoned and may outlive this run (prefetch.h).
+    urls_ = std::make_shared<UrlFetcher>(UrlOptions{});
+    prefetch_.emplace(
+        paths, cfg_.prefetch,
+        [urls = urls_](const std::string& p) { return is_url(p) ? urls->load(p) : audio::load_audio(p); },
+        [expected = std::move(expected)](size_t i) { return expected[i]; });
+    stats_.start();
+  }
+
+  // A fetched URL's outputs, named now that its name is known; the cause
+  // when one is another input's output.
+  std::string name_url_outputs(Todo& t) {
+    std::vector<std::string> outputs;
+    for (const std::string& fmt : cfg_.formats)
+      outputs.push_back(url_output_path(urls_->name_of(t.input->key), cfg_.output_dir, fmt));
+    for (const std::string& o : outputs) {
+      auto [it, fresh] = output_owner_.emplace(o, t.input);
+      if (!fresh && it->second != t.input) return "its output " + o + " is also the output of " + it->second->path;
+    }
+    t.outputs = outputs;
+    return "";
+  }
+
+  // The next input to run: claimed in the ledger, its audio decoded. False
+  // when there is none (or on a stop request); inputs whose audio does not
+  // decode are failed here and skipped. `out`'s previous input is released
+  // first: its bytes count against the prefetch budget until then (`lease`),
+  // so a file bigger than the budget is decoded only once nothing else is
+  // held, this one included.
+  bool next_input(Next& out) {
     out = Next{};
+    auto stop = [this] { return stop_requested(); };
     for (;;) {
       if (stop_requested()) {
-        sum.interrupted = true;
+        sum_.interrupted = true;
         return false;
       }
-      std::optional<Prefetcher::Item> item = prefetch.next(stop_requested);
+      std::optional<Prefetcher::Item> item = prefetch_->next(stop);
       if (!item) {
-        sum.interrupted = stop_requested();
+        sum_.interrupted = stop_requested();
         return false;
       }
-      Todo& t = todo[item->index];
+      Todo& t = todo_[item->index];
       const Input& in = *t.input;
-      if (!ledger.claim(in.key, t.claim)) {  // another wisp took or finished it meanwhile
-        stats.drop();
-        ++sum.busy;
+      if (!ledger_->claim(in.key, t.claim)) {  // another wisp took or finished it meanwhile
+        stats_.drop();
+        ++sum_.busy;
         continue;
       }
-      ++number;
-      FileEnd end{number, &in, false, "", 0, 0};
+      ++number_;
+      FileEnd end{number_, &in, false, "", 0, 0};
       if (item->error.empty() && in.url) item->error = name_url_outputs(t);
       if (!item->error.empty()) {
         t.duration = 0;  // no audio: out of the batch's total
-        ledger.mark_failed(in.key, item->error, 0, 0);
+        ledger_->mark_failed(in.key, item->error, 0, 0);
         end.error = item->error;
-        stats.finish(false, 0);
-        sum.failures.push_back({in.path, item->error});
-        reporter.file_end(end, stats.snapshot());
+        stats_.finish(false, 0);
+        sum_.failures.push_back({in.path, item->error});
+        reporter_.file_end(end, stats_.snapshot());
         continue;
       }
       t.duration = end.duration = static_cast<double>(item->samples.size()) / audio::kSampleRate;
       out = Next{&t, end, std::move(item->samples), std::move(item->lease)};
       return true;
     }
-  };
-
-  if (cfg.batch_size > 0) {
-    // Throughput mode: groups of files whose chunks share the decoder
-    // batches. A group holds enough audio to keep batch_size transcriptions
-    // busy for a while (two chunks each), and at most 64 files.
-    transcribe::BatchedOptions bo;
-    bo.batch_size = cfg.batch_size;
-    bo.chunk_seconds = cfg.chunk_seconds;
-    const double group_audio = 2.0 * cfg.batch_size * cfg.chunk_seconds;
-    for (bool more = true; more && !sum.interrupted;) {
-      std::vector<Next> group;
-      double audio = 0;
-      while (group.size() < 64 && audio < group_audio) {
-        Next n;
-        if (!next_input(n)) {
-          more = false;
-          break;
-        }
-        audio += n.end.duration;
-        // A group waits for its next file while holding the earlier ones:
-        // counting them could leave the producer waiting for room that only
-        // the group can free. The group's own audio is bounded instead
-        // (group_audio plus one file).
-        n.lease.reset();
-        group.push_back(std::move(n));
-      }
-      if (group.empty()) break;
-      std::vector<transcribe::BatchInput> inputs;
-      for (Next& n : group) {
-        inputs.push_back({n.samples});
-        reporter.file_start({n.end.number, n.end.input, n.end.duration}, stats.snapshot());
-      }
-      const auto t0 = Clock::now();
-      transcribe::Callbacks cb;
-      cb.should_stop = stop_requested;
-      cb.on_window = count_window;
-      std::vector<transcribe::BatchResult> results;
-      try {
-        results = transcribe::transcribe_batched(engine, inputs, options, bo, nullptr, cb);
-      } catch (const std::exception& e) {  // invalid options: every input of the group fails
-        results.assign(group.size(), transcribe::BatchResult{});
-        for (auto& r : results) r.error = e.what();
-      }
-      const double wall = seconds_since(t0);
-      reporter.run_time(wall);
-      for (size_t i = 0; i < group.size(); ++i) {
-        Next& n = group[i];
-        transcribe::BatchResult& r = results[i];
-        // The group's wall time, shared out by audio length.
-        const double share = audio > 0 ? wall * n.end.duration / audio : 0.0;
-        if (r.cancelled) {
-          ledger.mark_pending(n.end.input->key);
-          sum.interrupted = true;
-          if (sum.interrupted_input.empty()) sum.interrupted_input = n.end.input->path;
-          continue;
-        }
-        if (r.detected_language) reporter.language(r.detected_language->first, r.detected_language->second);
-        if (r.transcript) {
-          for (const Segment& seg : r.transcript->segments) reporter.segment(seg);
-          try {
-            finish_done(*n.todo, n.end, *r.transcript, share);
-          } catch (const std::exception& e) {
-            finish_failed(*n.todo, n.end, e.what(), share);
-          }
-        } else {
-          finish_failed(*n.todo, n.end, r.error, share);
-        }
-        reporter.file_end(n.end, stats.snapshot());
-      }
-    }
   }
-  for (Next n; cfg.batch_size <= 0 && next_input(n);) {
-    Todo& t = *n.todo;
-    FileEnd& end = n.end;
-    reporter.file_start({end.number, t.input, t.duration}, stats.snapshot());
+
+  // A group holds enough audio to keep batch_size transcriptions busy for a
+  // while (two chunks each), and at most 64 files. `more` turns false when
+  // the inputs are exhausted.
+  std::vector<Next> next_group(bool* more) {
+    const double group_audio = 2.0 * cfg_.batch_size * cfg_.chunk_seconds;
+    std::vector<Next> group;
+    double audio = 0;
+    while (group.size() < 64 && audio < group_audio) {
+      Next n;
+      if (!next_input(n)) {
+        *more = false;
+        break;
+      }
+      audio += n.end.duration;
+      // A group waits for its next file while holding the earlier ones:
+      // counting them could leave the producer waiting for room that only
+      // the group can free. The group's own audio is bounded instead
+      // (group_audio plus one file).
+      n.lease.reset();
+      group.push_back(std::move(n));
+    }
+    return group;
+  }
+
+  void run_group(std::vector<Next>& group) {
+    transcribe::BatchedOptions bo;
+    bo.batch_size = cfg_.batch_size;
+    bo.chunk_seconds = cfg_.chunk_seconds;
+    std::vector<transcribe::BatchInput> inputs;
+    double audio = 0;
+    for (Next& n : group) {
+      inputs.push_back({n.samples});
+      audio += n.end.duration;
+      reporter_.file_start({n.end.number, n.end.input, n.end.duration}, stats_.snapshot());
+    }
     const auto t0 = Clock::now();
     transcribe::Callbacks cb;
-    cb.on_language = [&](const std::string& code, double p) { reporter.language(code, p); };
-    cb.on_segment = [&](const Segment& s) { reporter.segment(s); };
-    cb.on_progress = [&](int done, int total) {
-      double d = done / kFramesPerSecond;
-      stats.set_current(d);
-      reporter.file_progress(d, std::max(d, total / kFramesPerSecond), stats.snapshot());
-    };
-    cb.should_stop = stop_requested;
-    cb.on_window = count_window;
+    cb.should_stop = [this] { return stop_requested(); };
+    cb.on_window = [this](const transcribe::WindowReport& w) { count_window(w); };
+    std::vector<transcribe::BatchResult> results;
     try {
-      Transcript tr = transcribe::transcribe(engine, n.samples, options, cb);
-      reporter.run_time(seconds_since(t0));
-      finish_done(t, end, tr, seconds_since(t0));
-    } catch (const transcribe::Cancelled&) {
-      ledger.mark_pending(t.input->key);
-      sum.interrupted = true;
-      sum.interrupted_input = t.input->path;
-      break;
-    } catch (const std::exception& e) {
-      finish_failed(t, end, e.what(), seconds_since(t0));
+      results = transcribe::transcribe_batched(engine_, inputs, options_, bo, nullptr, cb);
+    } catch (const std::exception& e) {  // invalid options: every input of the group fails
+      results.assign(group.size(), transcribe::BatchResult{});
+      for (auto& r : results) r.error = e.what();
     }
-    reporter.file_end(end, stats.snapshot());
+    const double wall = seconds_since(t0);
+    reporter_.run_time(wall);
+    for (size_t i = 0; i < group.size(); ++i) {
+      Next& n = group[i];
+      transcribe::BatchResult& r = results[i];
+      // The group's wall time, shared out by audio length.
+      const double share = audio > 0 ? wall * n.end.duration / audio : 0.0;
+      if (r.cancelled) {
+        ledger_->mark_pending(n.end.input->key);
+        sum_.interrupted = true;
+        if (sum_.interrupted_input.empty()) sum_.interrupted_input = n.end.input->path;
+        continue;
+      }
+      if (r.detected_language) reporter_.language(r.detected_language->first, r.detected_language->second);
+      if (r.transcript) {
+        for (const Segment& seg : r.transcript->segments) reporter_.segment(seg);
+        try {
+          finish_done(*n.todo, n.end, *r.transcript, share);
+        } catch (const std::exception& e) {
+          finish_failed(*n.todo, n.end, e.what(), share);
+        }
+      } else {
+        finish_failed(*n.todo, n.end, r.error, share);
+      }
+      reporter_.file_end(n.end, stats_.snapshot());
+    }
   }
-  sum.decode_calls = decode_calls.load();
-  sum.decoded_tokens = decoded_tokens.load();
-  sum.prefetch_peak_bytes = prefetch.peak_bytes();
-  if (sum.interrupted) prefetch.abandon();
-  sum.failed = sum.failures.size();
-  sum.wall_seconds = seconds_since(t_start);
-  return sum;
+
+  // Called from the batched mode's worker threads too.
+  void count_window(const transcribe::WindowReport& w) {
+    decode_calls_.fetch_add(1);
+    decoded_tokens_.fetch_add(static_cast<int64_t>(w.result->tokens.size()));
+  }
+
+  // Outputs of an input: each written whole (temp + rename) before the
+  // ledger says done, so "done" always means "all outputs exist".
+  void finish_done(Todo& t, FileEnd& end, const Transcript& tr, double wall) {
+    for (size_t i = 0; i < cfg_.formats.size(); ++i) {
+      fs::path parent = fs::path(t.outputs[i]).parent_path();
+      std::error_code ec;
+      if (!parent.empty()) fs::create_directories(parent, ec);
+      output::write_file_atomic(t.outputs[i], output::render(tr, cfg_.formats[i], cfg_.writer));
+      reporter_.output_written(cfg_.formats[i], t.outputs[i]);
+    }
+    end.wall = wall;
+    ledger_->mark_done(t.input->key, end.duration, end.wall, t.outputs);
+    end.ok = true;
+    stats_.finish(true, end.duration);
+    ++sum_.done;
+    sum_.audio_seconds += end.duration;
+  }
+
+  void finish_failed(Todo& t, FileEnd& end, const std::string& error, double wall) {
+    end.wall = wall;
+    end.error = error;
+    ledger_->mark_failed(t.input->key, end.error, end.duration, end.wall);
+    t.duration = 0;
+    stats_.finish(false, 0);
+    sum_.failures.push_back({t.input->path, end.error});
+  }
+
+  const transcribe::Engine& engine_;
+  const transcribe::Options& options_;
+  const BatchConfig& cfg_;
+  Reporter& reporter_;
+  const std::function<bool()>& should_stop_;
+  const Clock::time_point t_start_ = Clock::now();
+
+  // The plan.
+  InputSet set_;
+  Plan plan_;
+  std::optional<Ledger> ledger_;
+  std::string hash_;
+  std::vector<Todo> todo_;
+  std::vector<std::pair<const Input*, std::string>> clashes_;
+  std::map<std::string, const Input*> output_owner_;
+  std::vector<Ledger::Adopted> adopted_;
+
+  // The run.
+  std::shared_ptr<UrlFetcher> urls_;
+  std::optional<Prefetcher> prefetch_;
+  Stats stats_;
+  size_t number_ = 0;
+  std::atomic<int64_t> decode_calls_{0}, decoded_tokens_{0};
+  Summary sum_;
+};
+
+}  // namespace
+
+Summary run_batch(const transcribe::Engine& engine, const transcribe::Options& options, const BatchConfig& cfg,
+                  Reporter& reporter, const std::function<bool()>& should_stop) {
+  BatchRun run(engine, options, cfg, reporter, should_stop);
+  if (run.plan()) {
+    if (cfg.batch_size > 0)
+      run.run_batched();
+    else
+      run.run_sequential();
+  }
+  return run.summary();
 }
 
 }  // namespace wisp::jobs
