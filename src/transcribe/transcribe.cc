@@ -166,8 +166,8 @@ struct Features {
   }
 };
 
-Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
-                                    const Options& opt, const Callbacks& cb, NetworkGate& gate);
+Transcript transcribe_audio(const Engine& engine, std::span<const float> samples, const Options& opt,
+                            const Callbacks& cb, NetworkGate& gate);
 
 }  // namespace
 
@@ -215,229 +215,284 @@ std::pair<std::string, double> detect_language(const Engine& engine, std::span<c
 
 namespace {
 
-Transcript transcribe_audio(const Engine& engine, std::span<const float> samples,
-                                    const Options& opt, const Callbacks& cb, NetworkGate& gate) {
-  const Tokenizer& tok = engine.tokenizer();
-  const SpecialTokens& sp = tok.special();
-  const model::Dims& dims = engine.dims();
-  const int n_threads = gate.n_threads();
+// One window of the seek loop: where it starts and how long it is.
+struct Window {
+  long seek = 0;           // mel frames
+  long size = 0;           // mel frames (openai's segment_size)
+  double time_offset = 0;  // seconds
+  double duration = 0;     // seconds (openai's segment_duration)
+};
+
+// A prompt, prefix or hotwords as openai encodes them: " " + text.strip().
+std::vector<int> encode_text(const Tokenizer& tok, const std::string& text) {
+  std::string spaced = " ";
+  spaced += python_strip(text);
+  return tok.encode(spaced);
+}
+
+void check_options(const Options& opt) {
   if (opt.task != "transcribe" && opt.task != "translate")
     throw Error("task must be 'transcribe' or 'translate', not '" + opt.task + "'");
   if (opt.temperatures.empty()) throw Error("at least one temperature is required");
+}
 
-  const Features f(engine, samples, gate);
-  const int content_frames = f.content_frames;
-  const double content_duration = static_cast<double>(content_frames) * kHop / kSampleRate;
+// openai transcribe.py transcribe(), one call per audio: the language, the
+// clips and the prompt first, then window by window along `seek`: decode with
+// fallback, skip silence, split into segments at timestamp pairs, add word
+// timestamps, keep the segments and the prompt for the next window.
+class TranscribeTask {
+ public:
+  TranscribeTask(const Engine& engine, std::span<const float> samples, const Options& opt, const Callbacks& cb,
+                 NetworkGate& gate)
+      : engine_(engine), tok_(engine.tokenizer()), sp_(tok_.special()), dims_(engine.dims()), samples_(samples),
+        opt_(opt), cb_(cb), gate_(gate), rng_(opt.seed) {}
 
-  auto encode = [&](int offset, int n_frames) { return f.encode(engine, offset, n_frames, gate); };
-
-  Transcript out;
-  std::string language;
-  if (opt.language && !opt.language->empty()) {
-    language = *opt.language;
-    if (tok.is_multilingual() && !tok.language_token(language))
-      throw Error("unknown language '" + language + "'");
-  } else if (!tok.is_multilingual()) {
-    language = "en";
-  } else {
-    // transcribe.py: detect on pad_or_trim(mel, N_FRAMES), i.e. the first
-    // 3000 frames of the padded mel (not zero-padded like a decode window).
-    auto [code, p] = detect(encode, content_frames, tok, engine.net(), opt, gate);
-    language = code;
-    if (cb.on_language) cb.on_language(language, p);
+  Transcript run() {
+    check_options(opt_);
+    features_.emplace(engine_, samples_, gate_);
+    content_frames_ = features_->content_frames;
+    out_.language = choose_language();
+    plan_clips();
+    start_prompt();
+    prepare_word_timestamps();
+    for (Window w; next_window(&w);) transcribe_window(w);
+    out_.text = tok_.decode(std::span<const int>(all_tokens_).subspan(initial_prompt_tokens_.size()));
+    return std::move(out_);
   }
-  if (!tok.is_multilingual()) language = "en";
-  out.language = language;
+
+ private:
+  std::vector<float> encode(int offset, int n_frames) { return features_->encode(engine_, offset, n_frames, gate_); }
+
+  std::string choose_language() {
+    std::string language;
+    if (opt_.language && !opt_.language->empty()) {
+      language = *opt_.language;
+      if (tok_.is_multilingual() && !tok_.language_token(language))
+        throw Error("unknown language '" + language + "'");
+    } else if (!tok_.is_multilingual()) {
+      language = "en";
+    } else {
+      // transcribe.py: detect on pad_or_trim(mel, N_FRAMES), i.e. the first
+      // 3000 frames of the padded mel (not zero-padded like a decode window).
+      auto encode_window = [this](int offset, int n_frames) { return encode(offset, n_frames); };
+      auto [code, p] = detect(encode_window, content_frames_, tok_, engine_.net(), opt_, gate_);
+      language = code;
+      if (cb_.on_language) cb_.on_language(language, p);
+    }
+    if (!tok_.is_multilingual()) language = "en";
+    return language;
+  }
 
   // Clips: seek_points in frames, paired as (start, end).
-  std::vector<double> clip_ts = parse_clip_timestamps(opt.clip_timestamps);
-  std::vector<long> seek_points;
-  for (double t : clip_ts) seek_points.push_back(python_round(t * kFramesPerSecond));
-  if (seek_points.empty()) seek_points.push_back(0);
-  if (seek_points.size() % 2 == 1) seek_points.push_back(content_frames);
-  std::vector<std::pair<long, long>> clips;
-  for (size_t i = 0; i + 1 < seek_points.size(); i += 2)
-    clips.emplace_back(seek_points[i], seek_points[i + 1]);
+  void plan_clips() {
+    std::vector<long> seek_points;
+    for (double t : parse_clip_timestamps(opt_.clip_timestamps))
+      seek_points.push_back(python_round(t * kFramesPerSecond));
+    if (seek_points.empty()) seek_points.push_back(0);
+    if (seek_points.size() % 2 == 1) seek_points.push_back(content_frames_);
+    for (size_t i = 0; i + 1 < seek_points.size(); i += 2) clips_.emplace_back(seek_points[i], seek_points[i + 1]);
+    seek_ = clips_[0].first;
+  }
 
-  const int input_stride = kNFrames / dims.n_audio_ctx;  // mel frames per output token: 2
-  const double time_precision = static_cast<double>(input_stride * kHop) / kSampleRate;  // 0.02 s
-
-  std::vector<int> all_tokens;
-  size_t prompt_reset_since = 0;
-  int remaining_prompt_length = dims.n_text_ctx / 2 - 1;
-  std::vector<int> initial_prompt_tokens;
-  if (opt.initial_prompt) {
-    initial_prompt_tokens = tok.encode(" " + python_strip(*opt.initial_prompt));
-    all_tokens = initial_prompt_tokens;
-    remaining_prompt_length -= static_cast<int>(initial_prompt_tokens.size());
+  void start_prompt() {
+    remaining_prompt_length_ = dims_.n_text_ctx / 2 - 1;
+    if (opt_.initial_prompt) {
+      initial_prompt_tokens_ = encode_text(tok_, *opt_.initial_prompt);
+      all_tokens_ = initial_prompt_tokens_;
+      remaining_prompt_length_ -= static_cast<int>(initial_prompt_tokens_.size());
+    }
   }
 
   // Word timestamps (timing.py add_word_timestamps).
-  out.word_timestamps = opt.word_timestamps;
-  timing::WordOptions word_opt;
-  std::vector<int> sot_sequence;
-  if (opt.word_timestamps) {
-    word_opt.prepend_punctuations = opt.prepend_punctuations;
-    word_opt.append_punctuations = opt.append_punctuations;
-    word_opt.heads = opt.alignment_heads.empty() ? timing::alignment_heads_for(dims) : opt.alignment_heads;
-    sot_sequence = timing::sot_sequence(tok, language, opt.task);
+  void prepare_word_timestamps() {
+    out_.word_timestamps = opt_.word_timestamps;
+    if (!opt_.word_timestamps) return;
+    word_opt_.prepend_punctuations = opt_.prepend_punctuations;
+    word_opt_.append_punctuations = opt_.append_punctuations;
+    word_opt_.heads = opt_.alignment_heads.empty() ? timing::alignment_heads_for(dims_) : opt_.alignment_heads;
+    sot_sequence_ = timing::sot_sequence(tok_, out_.language, opt_.task);
   }
-  double last_speech_timestamp = 0.0;
 
-  std::mt19937_64 rng(opt.seed);
-  size_t clip_idx = 0;
-  long seek = clips[0].first;
-  while (clip_idx < clips.size()) {
-    if (cb.should_stop && cb.should_stop()) throw Cancelled();
-    auto [clip_start, clip_end] = clips[clip_idx];
-    if (seek < clip_start) seek = clip_start;
-    if (seek >= clip_end) {
-      ++clip_idx;
-      if (clip_idx < clips.size()) seek = clips[clip_idx].first;
-      continue;
-    }
-    const double time_offset = static_cast<double>(seek * kHop) / kSampleRate;
-    const long segment_size =
-        std::min<long>({kNFrames, content_frames - seek, clip_end - seek});
-    const double segment_duration = static_cast<double>(segment_size * kHop) / kSampleRate;
-
-    decoding::DecodeOptions dopt = opt.decode;
-    dopt.n_threads = gate.own_threads();
-    dopt.language = language;
-    dopt.task = opt.task;
-    if (opt.prefix && seek == clips[0].first)  // faster-whisper: the first window only
-      dopt.prefix = tok.encode(" " + python_strip(*opt.prefix));
-    if (opt.hotwords) dopt.hotwords = tok.encode(" " + python_strip(*opt.hotwords));
-    if (opt.carry_initial_prompt) {
-      size_t nignored = std::max(initial_prompt_tokens.size(), prompt_reset_since);
-      std::vector<int> remaining(all_tokens.begin() + std::min(nignored, all_tokens.size()),
-                                 all_tokens.end());
-      if (remaining_prompt_length <= 0) {
-        // Python's list[-0:] keeps everything; a negative length keeps all but the first items.
-        size_t drop = std::min<size_t>(remaining.size(), static_cast<size_t>(-remaining_prompt_length));
-        if (remaining_prompt_length < 0) remaining.erase(remaining.begin(), remaining.begin() + drop);
-      } else if (remaining.size() > static_cast<size_t>(remaining_prompt_length)) {
-        remaining.erase(remaining.begin(), remaining.end() - remaining_prompt_length);
-      }
-      dopt.prompt = initial_prompt_tokens;
-      dopt.prompt.insert(dopt.prompt.end(), remaining.begin(), remaining.end());
-    } else {
-      dopt.prompt.assign(all_tokens.begin() + std::min(prompt_reset_since, all_tokens.size()),
-                         all_tokens.end());
-    }
-
-    NetSource source(engine.net(), encode(static_cast<int>(seek), static_cast<int>(segment_size)), gate);
-    const decoding::FallbackOptions fallback{opt.temperatures, opt.compression_ratio_threshold,
-                                             opt.logprob_threshold, opt.no_speech_threshold};
-    decoding::DecodeResult result = decoding::decode_with_fallback(
-        source, tok, dopt, fallback, rng, [&](const decoding::DecodeResult& r) {
-          if (cb.on_window) cb.on_window({static_cast<int>(seek), &r, static_cast<int>(segment_size), &dopt});
-        });
-    const std::vector<int>& tokens = result.tokens;
-
-    if (opt.no_speech_threshold) {
-      // No voice activity check.
-      bool should_skip = result.no_speech_prob > *opt.no_speech_threshold;
-      if (opt.logprob_threshold && result.avg_logprob > *opt.logprob_threshold)
-        should_skip = false;  // don't skip if the logprob is high enough
-      if (should_skip) {
-        seek += segment_size;
-        if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
+  // The window at `seek_`, moving on to the next clip when this one is done.
+  // False when every clip is.
+  bool next_window(Window* w) {
+    while (clip_idx_ < clips_.size()) {
+      if (cb_.should_stop && cb_.should_stop()) throw Cancelled();
+      auto [clip_start, clip_end] = clips_[clip_idx_];
+      if (seek_ < clip_start) seek_ = clip_start;
+      if (seek_ >= clip_end) {
+        ++clip_idx_;
+        if (clip_idx_ < clips_.size()) seek_ = clips_[clip_idx_].first;
         continue;
       }
+      w->seek = seek_;
+      w->size = std::min<long>({kNFrames, content_frames_ - seek_, clip_end - seek_});
+      w->time_offset = static_cast<double>(seek_ * kHop) / kSampleRate;
+      w->duration = static_cast<double>(w->size * kHop) / kSampleRate;
+      return true;
     }
+    return false;
+  }
 
-    const long previous_seek = seek;
+  void transcribe_window(const Window& w) {
+    const decoding::DecodeOptions dopt = window_options(w);
+    NetSource source(engine_.net(), encode(static_cast<int>(w.seek), static_cast<int>(w.size)), gate_);
+    const decoding::FallbackOptions fallback{opt_.temperatures, opt_.compression_ratio_threshold,
+                                             opt_.logprob_threshold, opt_.no_speech_threshold};
+    const decoding::DecodeResult result = decoding::decode_with_fallback(
+        source, tok_, dopt, fallback, rng_, [&](const decoding::DecodeResult& r) {
+          if (cb_.on_window) cb_.on_window({static_cast<int>(w.seek), &r, static_cast<int>(w.size), &dopt});
+        });
+    if (is_silence(result)) {
+      seek_ += w.size;
+      report_progress();
+      return;
+    }
     std::vector<Segment> current;
+    const bool single_timestamp_ending = split_segments(result, w, &current);
+    if (opt_.word_timestamps && !add_words(source, w, single_timestamp_ending, current)) {
+      report_progress();
+      return;
+    }
+    keep(current, result);
+    report_progress();
+  }
+
+  // The window's decoding options: the task, the prompt (the previous text
+  // since the last reset, or the initial prompt carried) and the prefix.
+  decoding::DecodeOptions window_options(const Window& w) const {
+    decoding::DecodeOptions dopt = opt_.decode;
+    dopt.n_threads = gate_.own_threads();
+    dopt.language = out_.language;
+    dopt.task = opt_.task;
+    if (opt_.prefix && w.seek == clips_[0].first)  // faster-whisper: the first window only
+      dopt.prefix = encode_text(tok_, *opt_.prefix);
+    if (opt_.hotwords) dopt.hotwords = encode_text(tok_, *opt_.hotwords);
+    if (opt_.carry_initial_prompt) {
+      size_t nignored = std::max(initial_prompt_tokens_.size(), prompt_reset_since_);
+      std::vector<int> remaining(all_tokens_.begin() + std::min(nignored, all_tokens_.size()), all_tokens_.end());
+      if (remaining_prompt_length_ <= 0) {
+        // Python's list[-0:] keeps everything; a negative length keeps all but the first items.
+        size_t drop = std::min<size_t>(remaining.size(), static_cast<size_t>(-remaining_prompt_length_));
+        if (remaining_prompt_length_ < 0) remaining.erase(remaining.begin(), remaining.begin() + drop);
+      } else if (remaining.size() > static_cast<size_t>(remaining_prompt_length_)) {
+        remaining.erase(remaining.begin(), remaining.end() - remaining_prompt_length_);
+      }
+      dopt.prompt = initial_prompt_tokens_;
+      dopt.prompt.insert(dopt.prompt.end(), remaining.begin(), remaining.end());
+    } else {
+      dopt.prompt.assign(all_tokens_.begin() + std::min(prompt_reset_since_, all_tokens_.size()), all_tokens_.end());
+    }
+    return dopt;
+  }
+
+  // No voice activity check: skip the window when no_speech_prob is high,
+  // unless the average log probability is high enough.
+  bool is_silence(const decoding::DecodeResult& result) const {
+    if (!opt_.no_speech_threshold) return false;
+    bool should_skip = result.no_speech_prob > *opt_.no_speech_threshold;
+    if (opt_.logprob_threshold && result.avg_logprob > *opt_.logprob_threshold) should_skip = false;
+    return should_skip;
+  }
+
+  // Splits the tokens into segments at every pair of consecutive timestamps
+  // and advances `seek_` (to the last timestamp when the last segment is
+  // unfinished). Returns openai's single_timestamp_ending.
+  bool split_segments(const decoding::DecodeResult& result, const Window& w, std::vector<Segment>* current) {
+    const std::vector<int>& tokens = result.tokens;
     auto new_segment = [&](double start, double end, std::vector<int> seg_tokens) {
       Segment s;
-      s.seek = static_cast<int>(seek);
+      s.seek = static_cast<int>(w.seek);
       s.start = start;
       s.end = end;
       std::vector<int> text_tokens;
       for (int t : seg_tokens)
-        if (t < sp.eot) text_tokens.push_back(t);
-      s.text = tok.decode(text_tokens);
+        if (t < sp_.eot) text_tokens.push_back(t);
+      s.text = tok_.decode(text_tokens);
       s.tokens = std::move(seg_tokens);
       s.temperature = result.temperature;
       s.avg_logprob = result.avg_logprob;
       s.compression_ratio = result.compression_ratio;
       s.no_speech_prob = result.no_speech_prob;
-      current.push_back(std::move(s));
+      current->push_back(std::move(s));
     };
 
     const size_t n = tokens.size();
-    auto is_ts = [&](size_t i) { return tokens[i] >= sp.timestamp_begin; };
+    auto is_ts = [&](size_t i) { return tokens[i] >= sp_.timestamp_begin; };
     const bool single_timestamp_ending = n >= 2 && !is_ts(n - 2) && is_ts(n - 1);
     std::vector<size_t> consecutive;
     for (size_t i = 0; i + 1 < n; ++i)
       if (is_ts(i) && is_ts(i + 1)) consecutive.push_back(i + 1);
 
     if (!consecutive.empty()) {
-      // Split at every pair of consecutive timestamps.
       std::vector<size_t> slices = consecutive;
       if (single_timestamp_ending) slices.push_back(n);
       size_t last_slice = 0;
       for (size_t cur : slices) {
         std::vector<int> sliced(tokens.begin() + last_slice, tokens.begin() + cur);
-        int start_pos = sliced.front() - sp.timestamp_begin;
-        int end_pos = sliced.back() - sp.timestamp_begin;
-        new_segment(time_offset + start_pos * time_precision, time_offset + end_pos * time_precision,
+        int start_pos = sliced.front() - sp_.timestamp_begin;
+        int end_pos = sliced.back() - sp_.timestamp_begin;
+        new_segment(w.time_offset + start_pos * time_precision(), w.time_offset + end_pos * time_precision(),
                     std::move(sliced));
         last_slice = cur;
       }
       if (single_timestamp_ending) {
         // A single timestamp at the end means no speech after the last timestamp.
-        seek += segment_size;
+        seek_ += w.size;
       } else {
         // Ignore the unfinished segment and seek to the last timestamp.
-        int last_ts_pos = tokens[last_slice - 1] - sp.timestamp_begin;
-        seek += static_cast<long>(last_ts_pos) * input_stride;
+        int last_ts_pos = tokens[last_slice - 1] - sp_.timestamp_begin;
+        seek_ += static_cast<long>(last_ts_pos) * input_stride();
       }
     } else {
-      double duration = segment_duration;
+      double duration = w.duration;
       int last_ts = -1;
       for (size_t i = 0; i < n; ++i)
         if (is_ts(i)) last_ts = tokens[i];
-      if (last_ts >= 0 && last_ts != sp.timestamp_begin) {
+      if (last_ts >= 0 && last_ts != sp_.timestamp_begin) {
         // No consecutive timestamps but it has one: use the last as the end.
-        duration = (last_ts - sp.timestamp_begin) * time_precision;
+        duration = (last_ts - sp_.timestamp_begin) * time_precision();
       }
-      new_segment(time_offset, time_offset + duration, tokens);
-      seek += segment_size;
+      new_segment(w.time_offset, w.time_offset + duration, tokens);
+      seek_ += w.size;
     }
+    return single_timestamp_ending;
+  }
 
-    if (opt.word_timestamps) {
-      nn::DecoderState& state = source.single_state();
-      gate.exclusive([&] {
-        timing::add_word_timestamps(current, state, tok, sot_sequence, language,
-                                    static_cast<int>(segment_size), word_opt, last_speech_timestamp,
-                                    n_threads);
-      });
-      if (!single_timestamp_ending) {
-        const std::optional<double> last_word_end = timing::last_word_end(current);
-        if (last_word_end && *last_word_end > time_offset)
-          seek = python_round(*last_word_end * kFramesPerSecond);
-      }
-      timing::WindowSpan span;
-      span.previous_seek = previous_seek;
-      span.segment_size = segment_size;
-      span.content_frames = content_frames;
-      span.single_timestamp_ending = single_timestamp_ending;
-      if (opt.hallucination_silence_threshold &&
-          timing::skip_hallucinations(current, *opt.hallucination_silence_threshold, span,
-                                      last_speech_timestamp, &seek)) {
-        // The first segment might be a hallucination: skip the leading silence.
-        if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
-        continue;
-      }
-      if (const std::optional<double> last_word_end = timing::last_word_end(current))
-        last_speech_timestamp = *last_word_end;
+  // Word timestamps of the window's segments, `seek_` moved to the last word
+  // and the hallucination check. False when the window is skipped as a
+  // hallucination (its segments are dropped).
+  bool add_words(NetSource& source, const Window& w, bool single_timestamp_ending, std::vector<Segment>& current) {
+    nn::DecoderState& state = source.single_state();
+    gate_.exclusive([&] {
+      timing::add_word_timestamps(current, state, tok_, sot_sequence_, out_.language, static_cast<int>(w.size),
+                                  word_opt_, last_speech_timestamp_, gate_.n_threads());
+    });
+    if (!single_timestamp_ending) {
+      const std::optional<double> last_word_end = timing::last_word_end(current);
+      if (last_word_end && *last_word_end > w.time_offset) seek_ = python_round(*last_word_end * kFramesPerSecond);
     }
+    timing::WindowSpan span;
+    span.previous_seek = w.seek;
+    span.segment_size = w.size;
+    span.content_frames = content_frames_;
+    span.single_timestamp_ending = single_timestamp_ending;
+    if (opt_.hallucination_silence_threshold &&
+        timing::skip_hallucinations(current, *opt_.hallucination_silence_threshold, span, last_speech_timestamp_,
+                                    &seek_)) {
+      return false;  // the first segment might be a hallucination: skip the leading silence
+    }
+    if (const std::optional<double> last_word_end = timing::last_word_end(current))
+      last_speech_timestamp_ = *last_word_end;
+    return true;
+  }
 
+  // Reports the window's segments, clears the empty ones, appends them and
+  // their tokens (the next prompt), resetting the prompt after a high
+  // temperature or without conditioning on previous text.
+  void keep(std::vector<Segment>& current, const decoding::DecodeResult& result) {
     for (auto& s : current)
-      if (cb.on_segment) cb.on_segment(s);
-
+      if (cb_.on_segment) cb_.on_segment(s);
     // If a segment is instantaneous or does not contain text, clear it.
     for (auto& s : current) {
       if (s.start == s.end || python_strip(s.text).empty()) {
@@ -447,20 +502,54 @@ Transcript transcribe_audio(const Engine& engine, std::span<const float> samples
       }
     }
     for (auto& s : current) {
-      s.id = static_cast<int>(out.segments.size());
-      all_tokens.insert(all_tokens.end(), s.tokens.begin(), s.tokens.end());
-      out.segments.push_back(std::move(s));
+      s.id = static_cast<int>(out_.segments.size());
+      all_tokens_.insert(all_tokens_.end(), s.tokens.begin(), s.tokens.end());
+      out_.segments.push_back(std::move(s));
     }
-    if (!opt.condition_on_previous_text || result.temperature > 0.5) {
+    if (!opt_.condition_on_previous_text || result.temperature > 0.5) {
       // Do not feed the prompt tokens if a high temperature was used.
-      prompt_reset_since = all_tokens.size();
+      prompt_reset_since_ = all_tokens_.size();
     }
-    if (cb.on_progress) cb.on_progress(static_cast<int>(std::min<long>(seek, content_frames)), content_frames);
   }
-  (void)content_duration;
 
-  out.text = tok.decode(std::span<const int>(all_tokens).subspan(initial_prompt_tokens.size()));
-  return out;
+  void report_progress() const {
+    if (cb_.on_progress) cb_.on_progress(static_cast<int>(std::min<long>(seek_, content_frames_)), content_frames_);
+  }
+
+  int input_stride() const { return kNFrames / dims_.n_audio_ctx; }  // mel frames per output token: 2
+  double time_precision() const { return static_cast<double>(input_stride() * kHop) / kSampleRate; }  // 0.02 s
+
+  const Engine& engine_;
+  const Tokenizer& tok_;
+  const SpecialTokens& sp_;
+  const model::Dims& dims_;
+  std::span<const float> samples_;
+  const Options& opt_;
+  const Callbacks& cb_;
+  NetworkGate& gate_;
+
+  std::optional<Features> features_;
+  int content_frames_ = 0;
+  std::vector<std::pair<long, long>> clips_;
+  size_t clip_idx_ = 0;
+  long seek_ = 0;
+  std::mt19937_64 rng_;
+
+  std::vector<int> all_tokens_;  // initial prompt, then every kept segment's tokens
+  std::vector<int> initial_prompt_tokens_;
+  size_t prompt_reset_since_ = 0;
+  int remaining_prompt_length_ = 0;
+
+  timing::WordOptions word_opt_;
+  std::vector<int> sot_sequence_;
+  double last_speech_timestamp_ = 0.0;
+
+  Transcript out_;
+};
+
+Transcript transcribe_audio(const Engine& engine, std::span<const float> samples, const Options& opt,
+                            const Callbacks& cb, NetworkGate& gate) {
+  return TranscribeTask(engine, samples, opt, cb, gate).run();
 }
 
 }  // namespace
