@@ -68,19 +68,18 @@ void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, 
   });
 }
 
-void gemm_small_m_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-                    int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
-  parallel_for(n, n_threads, small_grain(m, k), [&](int64_t j0, int64_t j1) {
-    gemm_small_cols_h(m, j0, j1, k, a, lda, b, ldb, beta, c, ldc);
+void gemm_small_m_h(const GemmBtHalf& g, int n_threads) {
+  parallel_for(g.n, n_threads, small_grain(g.m, g.k), [&](int64_t j0, int64_t j1) {
+    gemm_small_cols_h(g.m, j0, j1, g.k, g.a, g.lda, g.b, g.ldb, g.beta, g.c, g.ldc);
   });
 }
 
-void sgemm_bt_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-                int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
-  if (m <= kSmallGemmRows) {  // as sgemm() dispatches
-    gemm_small_m_h(m, n, k, a, lda, b, ldb, beta, c, ldc, n_threads);
+void sgemm_bt_h(const GemmBtHalf& g, int n_threads) {
+  if (g.m <= kSmallGemmRows) {  // as sgemm() dispatches
+    gemm_small_m_h(g, n_threads);
     return;
   }
+  const auto& [m, n, k, a, lda, b, ldb, beta, c, ldc] = g;
   // Blocks of B's rows widened to float, then the float sgemm on each: the
   // temporary stays small (the logits' 51865 x n_state embedding in f16
   // would be 80-265 MB in float).

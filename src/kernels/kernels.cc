@@ -161,16 +161,17 @@ float linear_prologue(int64_t n, const float* bias, int64_t out, float* y, int64
 }
 
 template <class W>
-void linear_impl(const float* x, int64_t ldx, int64_t n, int64_t in, const W* w, const float* bias,
-                 int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows) {
+void linear_impl(const LinearArgs<W>& args, int n_threads, bool few_rows) {
+  const auto& [x, ldx, n, in, w, bias, out, y, ldy, accumulate] = args;
   check_dims("linear", {n, in, out});
   if (n == 0 || out == 0) return;
   const float beta = linear_prologue(n, bias, out, y, ldy, accumulate, n_threads);
   if constexpr (std::is_same_v<W, uint16_t>) {
+    const GemmBtHalf g{n, out, in, x, ldx, w, in, beta, y, ldy};
     if (few_rows) {
-      gemm_small_m_h(n, out, in, x, ldx, w, in, beta, y, ldy, n_threads);
+      gemm_small_m_h(g, n_threads);
     } else {
-      sgemm_bt_h(n, out, in, x, ldx, w, in, beta, y, ldy, n_threads);
+      sgemm_bt_h(g, n_threads);
     }
   } else if (few_rows) {
     gemm_small_m(n, out, in, 1.0f, x, ldx, w, in, beta, y, ldy, n_threads);
@@ -181,22 +182,10 @@ void linear_impl(const float* x, int64_t ldx, int64_t n, int64_t in, const W* w,
 
 }  // namespace
 
-void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-            const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
-            int n_threads) {
-  linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, false);
-}
-
-void linear_few_rows(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-                     const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
-                     int n_threads) {
-  linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, true);
-}
-
-void linear_h(const float* x, int64_t ldx, int64_t n, int64_t in, const uint16_t* w, const float* bias,
-              int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows) {
-  linear_impl(x, ldx, n, in, w, bias, out, y, ldy, accumulate, n_threads, few_rows);
-}
+void linear(const LinearArgs<float>& a, int n_threads) { linear_impl(a, n_threads, false); }
+void linear_few_rows(const LinearArgs<float>& a, int n_threads) { linear_impl(a, n_threads, true); }
+void linear_h(const LinearArgs<uint16_t>& a, int n_threads) { linear_impl(a, n_threads, false); }
+void linear_few_rows_h(const LinearArgs<uint16_t>& a, int n_threads) { linear_impl(a, n_threads, true); }
 
 void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,
                float eps, int n_threads) {

@@ -44,29 +44,46 @@ void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, 
 // gemm_small_m / sgemm(false, true, ...) with B's float values (alpha 1).
 // The fp32 decoder keeps the weights of an f16 checkpoint like this, so its
 // steps read half the bytes and stay bit for bit the float32 ones.
-void gemm_small_m_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-                    int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
-void sgemm_bt_h(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-                int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
-// linear() (few_rows: linear_few_rows()) with the weight in IEEE half.
-void linear_h(const float* x, int64_t ldx, int64_t n, int64_t in, const uint16_t* w, const float* bias,
-              int64_t out, float* y, int64_t ldy, bool accumulate, int n_threads, bool few_rows);
+struct GemmBtHalf {
+  int64_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;  // [m][lda]
+  int64_t lda = 0;
+  const uint16_t* b = nullptr;  // [n][ldb], IEEE half bits
+  int64_t ldb = 0;
+  float beta = 0.0f;
+  float* c = nullptr;  // [m][ldc]
+  int64_t ldc = 0;
+};
+void gemm_small_m_h(const GemmBtHalf& g, int n_threads);
+void sgemm_bt_h(const GemmBtHalf& g, int n_threads);
 
 // Linear layer as PyTorch's F.linear: y[n][out] = x[n][in] * w[out][in]^T + bias[out]
 // (bias may be null). If accumulate, the product is added to y (a residual
 // connection: y += linear(x)). y is [n][ldy] (ldy >= out), x is [n][ldx].
-void linear(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-            const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
-            int n_threads);
-void linear_ref(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-                const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate);
+// W is float, or uint16_t for a weight in IEEE half.
+template <class W>
+struct LinearArgs {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  int64_t n = 0;  // rows of x and y
+  int64_t in = 0;
+  const W* w = nullptr;  // [out][in]
+  const float* bias = nullptr;
+  int64_t out = 0;
+  float* y = nullptr;
+  int64_t ldy = 0;
+  bool accumulate = false;
+};
+void linear(const LinearArgs<float>& a, int n_threads);
+void linear_ref(const LinearArgs<float>& a);
 // linear() computed by sgemm's few-row path (gemm_small_m) whatever n is:
 // each output from one row of x and one row of w in a fixed order, so a row
 // gets the same bits as in a call of <= kSmallGemmRows rows (the batched
 // decoder packs many sequences' rows into one pass over the weights).
-void linear_few_rows(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-                     const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate,
-                     int n_threads);
+void linear_few_rows(const LinearArgs<float>& a, int n_threads);
+// linear() and linear_few_rows() with the weight in IEEE half.
+void linear_h(const LinearArgs<uint16_t>& a, int n_threads);
+void linear_few_rows_h(const LinearArgs<uint16_t>& a, int n_threads);
 
 // ---------------------------------------------------------------------------
 // Elementwise and row-wise kernels.

@@ -78,8 +78,8 @@ TEST_P(Threads, LinearMatchesReference) {
   for (bool acc : {false, true}) {
     for (const float* bp : {static_cast<const float*>(bias.data()), static_cast<const float*>(nullptr)}) {
       auto y = y0, yr = y0;
-      linear(x.data(), in, n, in, w.data(), bp, out, y.data(), ldy, acc, GetParam());
-      linear_ref(x.data(), in, n, in, w.data(), bp, out, yr.data(), ldy, acc);
+      linear({x.data(), in, n, in, w.data(), bp, out, y.data(), ldy, acc}, GetParam());
+      linear_ref({x.data(), in, n, in, w.data(), bp, out, yr.data(), ldy, acc});
       EXPECT_LT(rel_err(y, yr), 1e-6) << "accumulate=" << acc << " bias=" << (bp != nullptr);
     }
   }
@@ -96,11 +96,11 @@ TEST_P(Threads, LinearFewRowsMatchesReferenceAndEachRowAlone) {
   auto y0 = random_vec(static_cast<size_t>(n * ldy), 14);
   for (bool acc : {false, true}) {
     auto y = y0, yr = y0, y1 = y0;
-    linear_few_rows(x.data(), in, n, in, w.data(), bias.data(), out, y.data(), ldy, acc, GetParam());
-    linear_ref(x.data(), in, n, in, w.data(), bias.data(), out, yr.data(), ldy, acc);
+    linear_few_rows({x.data(), in, n, in, w.data(), bias.data(), out, y.data(), ldy, acc}, GetParam());
+    linear_ref({x.data(), in, n, in, w.data(), bias.data(), out, yr.data(), ldy, acc});
     EXPECT_LT(rel_err(y, yr), 1e-6) << "accumulate=" << acc;
     for (int64_t r = 0; r < n; ++r)
-      linear(x.data() + r * in, in, 1, in, w.data(), bias.data(), out, y1.data() + r * ldy, ldy, acc, GetParam());
+      linear({x.data() + r * in, in, 1, in, w.data(), bias.data(), out, y1.data() + r * ldy, ldy, acc}, GetParam());
     EXPECT_EQ(std::memcmp(y.data(), y1.data(), sizeof(float) * y.size()), 0) << "accumulate=" << acc;
   }
 }
@@ -231,33 +231,33 @@ TEST_P(Threads, HalfWeightProductsEqualTheFloatOnes) {
         const auto a = random_vec(static_cast<size_t>(m * (k + 1)), static_cast<uint32_t>(m), -2.0f, 2.0f);
         std::vector<float> want(static_cast<size_t>(m * n)), got(want.size());
         gemm_small_m(m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 0.0f, want.data(), n, GetParam());
-        gemm_small_m_h(m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n, GetParam());
+        gemm_small_m_h({m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n}, GetParam());
         EXPECT_EQ(got, want) << m << "x" << n << "x" << k;
         // beta = 1 (bias or residual already in C), and linear_h against linear.
         auto c0 = random_vec(want.size(), 99);
         want = c0;
         got = c0;
         gemm_small_m(m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 1.0f, want.data(), n, GetParam());
-        gemm_small_m_h(m, n, k, a.data(), k + 1, bh.data(), k, 1.0f, got.data(), n, GetParam());
+        gemm_small_m_h({m, n, k, a.data(), k + 1, bh.data(), k, 1.0f, got.data(), n}, GetParam());
         EXPECT_EQ(got, want) << m << "x" << n << "x" << k << " beta 1";
         const auto bias = random_vec(static_cast<size_t>(n), 98);
         for (bool acc : {false, true}) {
           want = c0;
           got = c0;
-          linear_few_rows(a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc, GetParam());
-          linear_h(a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc, GetParam(), true);
+          linear_few_rows({a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc}, GetParam());
+          linear_few_rows_h({a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc}, GetParam());
           EXPECT_EQ(got, want) << m << "x" << n << "x" << k << " linear, accumulate " << acc;
           want = c0;
           got = c0;
-          linear(a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc, GetParam());
-          linear_h(a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc, GetParam(), false);
+          linear({a.data(), k + 1, m, k, bf.data(), bias.data(), n, want.data(), n, acc}, GetParam());
+          linear_h({a.data(), k + 1, m, k, bh.data(), bias.data(), n, got.data(), n, acc}, GetParam());
           EXPECT_LT(rel_err(got, want), 1e-6) << m << "x" << n << "x" << k << " linear, accumulate " << acc;
           if (m <= kSmallGemmRows) {
             EXPECT_EQ(got, want) << "sgemm's few-row dispatch";
           }
         }
         sgemm(false, true, m, n, k, 1.0f, a.data(), k + 1, bf.data(), k, 0.0f, want.data(), n, GetParam());
-        sgemm_bt_h(m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n, GetParam());
+        sgemm_bt_h({m, n, k, a.data(), k + 1, bh.data(), k, 0.0f, got.data(), n}, GetParam());
         EXPECT_LT(rel_err(got, want), 1e-6) << m << "x" << n << "x" << k;
       }
     }

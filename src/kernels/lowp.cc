@@ -488,11 +488,11 @@ void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const flo
         wf = wide.data();
       }
       if (!gelu) {
-        linear(x, ldx, m, w.k, wf, bias, w.n, y, ldy, accumulate, n_threads);
+        linear({x, ldx, m, w.k, wf, bias, w.n, y, ldy, accumulate}, n_threads);
         return;
       }
       std::vector<float> tmp(static_cast<size_t>(m * w.n));
-      linear(x, ldx, m, w.k, wf, bias, w.n, tmp.data(), w.n, false, n_threads);
+      linear({x, ldx, m, w.k, wf, bias, w.n, tmp.data(), w.n, false}, n_threads);
       kernels::gelu(tmp.data(), m * w.n, n_threads);
       parallel_for(m, n_threads, 16, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {

@@ -291,7 +291,7 @@ TEST_P(Levels, Int8LinearIsCloseToFp32) {
   QMatrix q = make_qmatrix(w.data(), out, in, WeightType::kS8, true, true);
   std::vector<float> y(m * out), yr(m * out);
   qlinear(x.data(), in, m, q, nullptr, y.data(), out, false, false, threads(), isa());
-  linear_ref(x.data(), in, m, in, w.data(), nullptr, out, yr.data(), out, false);
+  linear_ref({x.data(), in, m, in, w.data(), nullptr, out, yr.data(), out, false});
   EXPECT_LT(rel_err(y, yr), 1.5e-2);
   EXPECT_GT(rel_err(y, yr), 1e-5);  // it is quantized
   QMatrix h = make_qmatrix(w.data(), out, in, WeightType::kF16);

@@ -115,7 +115,7 @@ TEST_P(Shapes, LinearEqualsReference) {
           onednn_linear_ref(q, f, x.data(), k, c.n_ctx, ep);
           EXPECT_LT(rel_err(got, want), 2e-6)
               << n << "x" << k << " variant " << variant << " threads " << threads << " qmax " << f.qmax;
-          linear(x.data(), k, c.n_ctx, k, w.data(), bias.data(), n, fp.data(), n, ep.accumulate, 1);
+          linear({x.data(), k, c.n_ctx, k, w.data(), bias.data(), n, fp.data(), n, ep.accumulate}, 1);
           if (ep.gelu) gelu(fp.data(), c.n_ctx * n, 1);
           // 8-bit weights and 7- or 8-bit activations: ~1-3% of the largest value.
           EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.02 : 0.04) << n << "x" << k;

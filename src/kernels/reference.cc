@@ -28,8 +28,8 @@ void sgemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
   }
 }
 
-void linear_ref(const float* x, int64_t ldx, int64_t n, int64_t in, const float* w,
-                const float* bias, int64_t out, float* y, int64_t ldy, bool accumulate) {
+void linear_ref(const LinearArgs<float>& args) {
+  const auto& [x, ldx, n, in, w, bias, out, y, ldy, accumulate] = args;
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t o = 0; o < out; ++o) {
       double acc = bias != nullptr ? bias[o] : 0.0;

@@ -405,11 +405,12 @@ class DecoderPass {
         kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, w.logits_bias.empty() ? nullptr : w.logits_bias.data(), dst,
                          d.n_vocab, false, false, n_threads, isa);
       } else if (half_logits) {  // the same arithmetic as the float branches below
+        const kernels::GemmBtHalf logits_h{.m = g1 - g0, .n = d.n_vocab, .k = s, .a = src, .lda = s,
+                                           .b = w.tok_emb_h.data(), .ldb = s, .c = dst, .ldc = d.n_vocab};
         if (g.few) {
-          kernels::gemm_small_m_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab,
-                                  n_threads);
+          kernels::gemm_small_m_h(logits_h, n_threads);
         } else {
-          kernels::sgemm_bt_h(g1 - g0, d.n_vocab, s, src, s, w.tok_emb_h.data(), s, 0.0f, dst, d.n_vocab, n_threads);
+          kernels::sgemm_bt_h(logits_h, n_threads);
         }
       } else if (g.few) {  // sgemm's few-row path, for any number of rows (see row_groups)
         kernels::gemm_small_m(g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
@@ -435,13 +436,12 @@ class DecoderPass {
     for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
       const int64_t rows = g.r1 - g.r0;
       if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
-        const float* bias = l.bias();
+        const float* x = xin + g.r0 * ldx;
+        float* yg = y + g.r0 * ldy;
         if (!l.wh.empty()) {
-          kernels::linear_h(xin + g.r0 * ldx, ldx, rows, l.in, l.wh.data(), bias, l.out, y + g.r0 * ldy, ldy, acc,
-                            n_threads, true);
+          kernels::linear_few_rows_h({x, ldx, rows, l.in, l.wh.data(), l.bias(), l.out, yg, ldy, acc}, n_threads);
         } else {
-          kernels::linear_few_rows(xin + g.r0 * ldx, ldx, rows, l.in, l.w.data(), bias, l.out, y + g.r0 * ldy,
-                                   ldy, acc, n_threads);
+          kernels::linear_few_rows({x, ldx, rows, l.in, l.w.data(), l.bias(), l.out, yg, ldy, acc}, n_threads);
         }
       } else {
         apply_linear(l, xin + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);

@@ -492,9 +492,9 @@ void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, floa
     return;
   }
   if (!l.wh.empty()) {
-    kernels::linear_h(x, ldx, n, l.in, l.wh.data(), bias, l.out, y, ldy, accumulate, n_threads, false);
+    kernels::linear_h({x, ldx, n, l.in, l.wh.data(), bias, l.out, y, ldy, accumulate}, n_threads);
   } else {
-    kernels::linear(x, ldx, n, l.in, l.w.data(), bias, l.out, y, ldy, accumulate, n_threads);
+    kernels::linear({x, ldx, n, l.in, l.w.data(), bias, l.out, y, ldy, accumulate}, n_threads);
   }
   if (gelu) {
     if (accumulate) throw Error("apply_linear: gelu with accumulate");
