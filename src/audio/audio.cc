@@ -128,8 +128,8 @@ void check_file(const std::string& path) {
 // avformat_open_input does to tell the two apart (AVPROBE_SCORE_RETRY is the
 // score under which lavf itself warns "misdetection possible").
 [[noreturn]] void throw_open_failure(const std::string& path, int err) {
-  if (err == AVERROR(ENOENT) || err == AVERROR(EACCES) || err == AVERROR(EPERM) ||
-      err == AVERROR(EIO) || err == AVERROR(EISDIR) || err == AVERROR(ENOMEM)) {
+  if (err == AVERROR(ENOENT) || err == AVERROR(EACCES) || err == AVERROR(EPERM) || err == AVERROR(EIO) ||
+      err == AVERROR(EISDIR) || err == AVERROR(ENOMEM)) {
     throw Error("cannot open: " + av_error_text(err));
   }
   constexpr std::size_t kProbeBytes = 1 << 20;  // libavformat's default probesize
@@ -292,8 +292,7 @@ class Resampler {
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
     SwrContext* raw = nullptr;
     int err = swr_alloc_set_opts2(&raw, &mono, AV_SAMPLE_FMT_S16, kSampleRate, &layout,
-                                  static_cast<AVSampleFormat>(frame->format), frame->sample_rate,
-                                  0, nullptr);
+                                  static_cast<AVSampleFormat>(frame->format), frame->sample_rate, 0, nullptr);
     SwrPtr swr(raw);
     if (err >= 0) err = swr_init(swr.get());
     if (err < 0) throw Error("cannot convert audio to 16 kHz mono: " + av_error_text(err));
@@ -334,8 +333,8 @@ struct DecodeStats {
 
 // Sends one packet (null: drain) and converts every frame it yields, like
 // fftools process_input_packet/decode_audio.
-void decode_packet(AVCodecContext* dec, const AVPacket* pkt, AVFrame* frame, Resampler& resampler,
-                   PcmSink& sink, DecodeStats& stats) {
+void decode_packet(AVCodecContext* dec, const AVPacket* pkt, AVFrame* frame, Resampler& resampler, PcmSink& sink,
+                   DecodeStats& stats) {
   int err = avcodec_send_packet(dec, pkt);
   if (err < 0 && err != AVERROR_EOF) {
     ++stats.failed;  // a damaged packet is dropped; decoding goes on
@@ -361,8 +360,8 @@ int64_t file_size(const std::string& path) {
 
 // How decode_stream treats its input.
 struct StreamSource {
-  int64_t size_bytes = 0;      // bounds the first reservation (0: unknown)
-  bool strict_reads = false;   // a read error fails (a URL) instead of ending the audio (a file)
+  int64_t size_bytes = 0;     // bounds the first reservation (0: unknown)
+  bool strict_reads = false;  // a read error fails (a URL) instead of ending the audio (a file)
 };
 
 std::vector<float> decode_stream(FormatPtr fmt, const StreamSource& source) {
@@ -375,8 +374,7 @@ std::vector<float> decode_stream(FormatPtr fmt, const StreamSource& source) {
 
   const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
   if (codec == nullptr) {
-    throw Error(std::string("unsupported audio codec: ") +
-                avcodec_get_name(stream->codecpar->codec_id));
+    throw Error(std::string("unsupported audio codec: ") + avcodec_get_name(stream->codecpar->codec_id));
   }
   CodecPtr dec(avcodec_alloc_context3(codec));
   if (!dec) throw Error("out of memory");

@@ -54,5 +54,4 @@ struct NetOptions {
 // ends its audio; a URL's would silently cut the transcript).
 std::vector<float> load_audio_url(const std::string& url, const NetOptions& net = {});
 
-
 }  // namespace wisp::audio

@@ -286,13 +286,13 @@ TEST(Audio, ProbeFindsAudioStreams) {
                         "bad/truncated_mid_frame.mp3", "bad/silence_60s.wav"}) {
     EXPECT_TRUE(probe_media(kData + f).audio) << f;
   }
-  for (const char* f : {"bad/empty.mp3", "bad/not_audio.mp3", "bad/video_no_audio.mp4",
-                        "bad/corrupt_header.wav", "no/such/file.wav", "formats",
-                        "MANIFEST.tsv"}) {
+  for (const char* f : {"bad/empty.mp3", "bad/not_audio.mp3", "bad/video_no_audio.mp4", "bad/corrupt_header.wav",
+                        "no/such/file.wav", "formats", "MANIFEST.tsv"}) {
     EXPECT_FALSE(probe_media(kData + f).audio) << f;
   }
   EXPECT_TRUE(probe_media(kData + "bad/ASK+NOT+WHAT \u2013 \u00dcn\u00efc\u00f6d\u00e9 "
-                                  "\u65e5\u672c\u8a9e test +clip-TFa539R09EQ.mp3").audio);
+                                  "\u65e5\u672c\u8a9e test +clip-TFa539R09EQ.mp3")
+                  .audio);
 }
 
 }  // namespace

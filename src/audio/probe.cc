@@ -95,7 +95,8 @@ MediaProbe probe_media(const std::string& path) {
         r.duration = std::max(r.duration, static_cast<double>(s->duration) * av_q2d(s->time_base));
       if (s->codecpar->codec_type == AVMEDIA_TYPE_AUDIO && bit_rate <= 0) bit_rate = s->codecpar->bit_rate;
     }
-    if (r.duration <= 0 && bit_rate > 0) r.duration = static_cast<double>(st.st_size) * 8 / static_cast<double>(bit_rate);
+    if (r.duration <= 0 && bit_rate > 0)
+      r.duration = static_cast<double>(st.st_size) * 8 / static_cast<double>(bit_rate);
   }
   avformat_close_input(&ctx);
   return r;

@@ -7,11 +7,11 @@
 namespace wisp::audio {
 
 struct MediaProbe {
-  bool media = false;     // a container with an audio stream, a video that is
-                          // not a still image, or a recognised container whose
-                          // header is broken (decoding will say why)
-  bool audio = false;     // it opened, with at least one audio stream
-  double duration = -1;   // seconds when the header tells, -1 otherwise
+  bool media = false;    // a container with an audio stream, a video that is
+                         // not a still image, or a recognised container whose
+                         // header is broken (decoding will say why)
+  bool audio = false;    // it opened, with at least one audio stream
+  double duration = -1;  // seconds when the header tells, -1 otherwise
 };
 // Never throws.
 MediaProbe probe_media(const std::string& path);

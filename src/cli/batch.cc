@@ -119,8 +119,7 @@ void add_batch_flags(CLI::App* cmd, BatchOptions& o) {
   // The model file is part of what the outputs depend on (options hash);
   // take it from --model once parsing is complete.
   cmd->parse_complete_callback([cmd, &o] {
-    if (CLI::Option* m = cmd->get_option_no_throw("--model"); m && m->count() > 0)
-      o.model_path = m->as<std::string>();
+    if (CLI::Option* m = cmd->get_option_no_throw("--model"); m && m->count() > 0) o.model_path = m->as<std::string>();
   });
 }
 
@@ -129,8 +128,7 @@ int run_batch(const transcribe::Engine& engine, const transcribe::Options& optio
   cfg.inputs = batch.inputs;
   if (!batch.input_list.empty())
     for (std::string& line : jobs::read_input_list_file(batch.input_list)) cfg.inputs.push_back(std::move(line));
-  if (cfg.inputs.empty())
-    throw Error("no inputs: name media files, folders or glob patterns, or --input_list FILE");
+  if (cfg.inputs.empty()) throw Error("no inputs: name media files, folders or glob patterns, or --input_list FILE");
   if (batch.max_attempts < 1) throw Error("--max_attempts must be at least 1");
   cfg.output_dir = batch.output_dir;
   cfg.formats = batch.formats;

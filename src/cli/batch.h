@@ -20,13 +20,13 @@ struct BatchOptions {
   output::WriterOptions writer;      // subtitle layout (word-level options)
   bool verbose = true;               // print segment lines
   // The batch runner's own flags (add_batch_flags).
-  std::string input_list;            // one path per line, "-" stdin
-  std::string ledger;                // empty: jobs::default_ledger_path()
+  std::string input_list;  // one path per line, "-" stdin
+  std::string ledger;      // empty: jobs::default_ledger_path()
   bool overwrite = false;
   int max_attempts = 2;
-  std::string progress = "auto";     // auto, bars, plain
-  std::string model_path;            // --model, captured after parsing (options hash)
-  int batch_size = 0;                // throughput mode when > 0 (set by `wisp transcribe`)
+  std::string progress = "auto";  // auto, bars, plain
+  std::string model_path;         // --model, captured after parsing (options hash)
+  int batch_size = 0;             // throughput mode when > 0 (set by `wisp transcribe`)
 };
 
 // Registers the batch runner's own flags on `wisp transcribe` (and makes the

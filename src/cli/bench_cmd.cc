@@ -36,9 +36,7 @@ struct BenchArgs {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 double peak_rss_mb() {
   rusage ru{};
@@ -105,24 +103,32 @@ int run_bench(const BenchArgs& a) {
   const int token = std::min(220, d.n_vocab - 1);
   const int n_steps = std::min(256, d.n_text_ctx);
   // One sequence, one token per call at positions 0..255.
-  const double decode_ms = median_ms(a.repeats, [&] {
-    one.clear();
-    for (int i = 0; i < n_steps; ++i) one.decode(std::vector<int>{token}, 1, threads);
-  }) / n_steps;
+  const double decode_ms = median_ms(a.repeats,
+                                     [&] {
+                                       one.clear();
+                                       for (int i = 0; i < n_steps; ++i)
+                                         one.decode(std::vector<int>{token}, 1, threads);
+                                     }) /
+                           n_steps;
   // A batch of 5 sequences (a 5-beam search step), one token each, 64 steps.
   nn::DecoderState five(*net, 5);
   five.set_audio(audio, threads);
   const int n_batch_steps = std::min(64, d.n_text_ctx);
-  const double batch5_ms = median_ms(a.repeats, [&] {
-    five.clear();
-    for (int i = 0; i < n_batch_steps; ++i) five.decode(std::vector<int>(5, token), 1, threads);
-  }) / (5.0 * n_batch_steps);
+  const double batch5_ms = median_ms(a.repeats,
+                                     [&] {
+                                       five.clear();
+                                       for (int i = 0; i < n_batch_steps; ++i)
+                                         five.decode(std::vector<int>(5, token), 1, threads);
+                                     }) /
+                           (5.0 * n_batch_steps);
   // A 256-token prompt in one call (logits of its last position).
   const std::vector<int> prompt(static_cast<size_t>(n_steps), token);
-  const double prompt_ms = median_ms(a.repeats, [&] {
-    one.clear();
-    one.decode(prompt, n_steps, threads);
-  }) / n_steps;
+  const double prompt_ms = median_ms(a.repeats,
+                                     [&] {
+                                       one.clear();
+                                       one.decode(prompt, n_steps, threads);
+                                     }) /
+                           n_steps;
 
   const double rss = peak_rss_mb();
   const char* ct = nn::compute_type_name(net->compute_type());
@@ -173,17 +179,15 @@ int run_bench(const BenchArgs& a) {
 
 std::function<int()> add_bench_command(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "bench", "time the encoder and decoder on a model file (whisper-bench's measures)");
+  CLI::App* cmd =
+      app.add_subcommand("bench", "time the encoder and decoder on a model file (whisper-bench's measures)");
   cmd->add_option(flag_names("model", "-m"), args->model, model_flag_help())->required();
   add_model_source_flags(cmd, args->model_source);
-  cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")
-      ->capture_default_str();
+  cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")->capture_default_str();
   std::string types;
   for (const std::string& n : nn::compute_type_names()) types += (types.empty() ? "" : ", ") + n;
   cmd->add_option(flag_names("compute_type"), args->compute_type, types)->capture_default_str();
-  cmd->add_option(flag_names("repeats"), args->repeats, "timed runs per measure (median)")
-      ->capture_default_str();
+  cmd->add_option(flag_names("repeats"), args->repeats, "timed runs per measure (median)")->capture_default_str();
   cmd->add_flag(flag_names("json"), args->json, "print one JSON object");
   cmd->add_flag(flag_names("stages"), args->stages,
                 "also time the encoder's stages (ms per window, summed over layers)");

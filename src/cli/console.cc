@@ -12,9 +12,7 @@
 namespace wisp::cli {
 namespace {
 
-double mono_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double mono_now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 int terminal_columns() {
   winsize ws{};
@@ -232,8 +230,8 @@ void Console::plan(const jobs::Plan& p) {
   // with the file's own lines.
   std::string t;
   if (p.inputs != 1 || p.todo != 1) {
-    t = "Batch: " + std::to_string(p.inputs) + (p.inputs == 1 ? " input" : " inputs") + ", " +
-        std::to_string(p.todo) + " to transcribe";
+    t = "Batch: " + std::to_string(p.inputs) + (p.inputs == 1 ? " input" : " inputs") + ", " + std::to_string(p.todo) +
+        " to transcribe";
     if (p.skipped) t += ", " + std::to_string(p.skipped) + " done earlier (skipped; --overwrite redoes them)";
     if (p.busy) t += ", " + std::to_string(p.busy) + " running in another wisp";
     if (!p.gave_up.empty()) t += ", " + std::to_string(p.gave_up.size()) + " failed earlier (not retried)";
@@ -313,7 +311,8 @@ void Console::file_end(const jobs::FileEnd& f, const jobs::BatchStats& s) {
     }
   } else {
     print(stderr, "error: " + f.input->path + ": " + f.error + "\n");
-    if (mode_ == ProgressMode::plain) print(stdout, head + "failed " + f.input->path + "; batch " + batch_facts(s) + "\n");
+    if (mode_ == ProgressMode::plain)
+      print(stdout, head + "failed " + f.input->path + "; batch " + batch_facts(s) + "\n");
   }
 }
 
@@ -321,7 +320,8 @@ void Console::summary(const jobs::Summary& s) {
   close();
   std::string t;
   if (s.interrupted)
-    t += "Interrupted: " + (s.interrupted_input.empty() ? std::string("between files") : s.interrupted_input + " is back to pending") +
+    t += "Interrupted: " +
+         (s.interrupted_input.empty() ? std::string("between files") : s.interrupted_input + " is back to pending") +
          "; run the same command again to resume.\n";
   t += "Summary: " + std::to_string(s.done) + " done, " + std::to_string(s.skipped) + " skipped (done earlier), " +
        std::to_string(s.failed) + " failed";

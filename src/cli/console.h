@@ -53,14 +53,14 @@ class Console : public jobs::Reporter {
   std::mutex m_;
   std::condition_variable cv_;
   bool closing_ = false;
-  bool shown_ = false;    // the two bar lines are on the screen
-  bool active_ = false;   // a file is being transcribed
+  bool shown_ = false;   // the two bar lines are on the screen
+  bool active_ = false;  // a file is being transcribed
   std::string name_;
   size_t number_ = 0;
   double done_ = 0, total_ = 0;
-  double file_t0_ = 0;    // monotonic seconds
+  double file_t0_ = 0;  // monotonic seconds
   jobs::BatchStats stats_;
-  double stats_t_ = 0;    // when stats_ was taken
+  double stats_t_ = 0;  // when stats_ was taken
   double last_draw_ = -1;
   std::thread ticker_;
 };

@@ -41,12 +41,17 @@ void apply_dims(model::Dims& d, const std::string& spec) {
     } catch (const std::logic_error&) {
       throw Error("--dims: '" + item + "' has no integer value");
     }
-    int* field = key == "n_mels" ? &d.n_mels : key == "n_audio_ctx" ? &d.n_audio_ctx
-               : key == "n_audio_state" ? &d.n_audio_state : key == "n_audio_head" ? &d.n_audio_head
-               : key == "n_audio_layer" ? &d.n_audio_layer : key == "n_vocab" ? &d.n_vocab
-               : key == "n_text_ctx" ? &d.n_text_ctx : key == "n_text_state" ? &d.n_text_state
-               : key == "n_text_head" ? &d.n_text_head : key == "n_text_layer" ? &d.n_text_layer
-               : nullptr;
+    int* field = key == "n_mels"          ? &d.n_mels
+                 : key == "n_audio_ctx"   ? &d.n_audio_ctx
+                 : key == "n_audio_state" ? &d.n_audio_state
+                 : key == "n_audio_head"  ? &d.n_audio_head
+                 : key == "n_audio_layer" ? &d.n_audio_layer
+                 : key == "n_vocab"       ? &d.n_vocab
+                 : key == "n_text_ctx"    ? &d.n_text_ctx
+                 : key == "n_text_state"  ? &d.n_text_state
+                 : key == "n_text_head"   ? &d.n_text_head
+                 : key == "n_text_layer"  ? &d.n_text_layer
+                                          : nullptr;
     if (!field) throw Error("--dims: unknown dimension '" + key + "'");
     *field = value;
     if (comma == std::string::npos) break;
@@ -59,7 +64,8 @@ void apply_dims(model::Dims& d, const std::string& spec) {
 model::TokenFacts token_facts(const model::Model& m) {
   const Tokenizer tok(m.vocab, m.dims.n_vocab);
   model::TokenFacts facts;
-  for (int id = static_cast<int>(m.vocab.size()); id < m.dims.n_vocab; ++id) facts.specials.push_back(tok.token_bytes(id));
+  for (int id = static_cast<int>(m.vocab.size()); id < m.dims.n_vocab; ++id)
+    facts.specials.push_back(tok.token_bytes(id));
   facts.non_speech = tok.non_speech_tokens();
   return facts;
 }
@@ -78,7 +84,7 @@ int make_model(const MakeModelArgs& a) {
   if (a.dtype != "f32" && a.dtype != "f16" && !(a.dtype == "int8" && a.format == "ct2")) {
     throw Error("--dtype must be f32 or f16 (or int8 with --format ct2)");
   }
-  const model::WeightType type = a.dtype == "f32" ? model::WeightType::kF32
+  const model::WeightType type = a.dtype == "f32"   ? model::WeightType::kF32
                                  : a.dtype == "f16" ? model::WeightType::kF16
                                                     : model::WeightType::kI8;
   // Weights drawn at float16 precision for f16 (the spec's f16 files hold
@@ -101,7 +107,8 @@ std::function<int()> add_dev_command(CLI::App& app) {
   CLI::App* dev = app.add_subcommand("dev", "developer tools");
   dev->require_subcommand(1);
   CLI::App* mk = dev->add_subcommand("make-model", "write a wisp-random-v1 test model (ggml, .pt, hf or ct2)");
-  mk->add_option("--preset", args->preset, "micro, micro-en, micro-v3, tiny, tiny.en, base, ... large-v3-turbo")->required();
+  mk->add_option("--preset", args->preset, "micro, micro-en, micro-v3, tiny, tiny.en, base, ... large-v3-turbo")
+      ->required();
   mk->add_option("--seed", args->seed, "spec seed")->capture_default_str();
   mk->add_option("--dtype", args->dtype, "f32 or f16; int8 for ct2 (int8_float16)")->capture_default_str();
   mk->add_option("--format", args->format, "ggml, pt (openai), hf (transformers folder) or ct2 (CTranslate2 folder)")

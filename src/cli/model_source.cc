@@ -29,8 +29,10 @@ std::string eta(double seconds) {
   if (seconds < 0 || seconds > 360000) return "--:--";
   const long s = static_cast<long>(seconds + 0.5);
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-  else std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
   return buf;
 }
 
@@ -71,14 +73,14 @@ void draw(ProgressState& st, const models_cache::Progress& p) {
 }  // namespace
 
 void add_model_source_flags(CLI::App* cmd, ModelSourceFlags& flags) {
-  cmd->add_flag("--offline", flags.offline,
-                "never download a model: use what the caches hold (as HF_HUB_OFFLINE=1)");
+  cmd->add_flag("--offline", flags.offline, "never download a model: use what the caches hold (as HF_HUB_OFFLINE=1)");
   cmd->add_flag("--trace_model,--trace-model", flags.trace, "print every place --model is looked for");
 }
 
 std::string model_flag_help() {
   return "model: a file or folder (whisper.cpp ggml, openai .pt, Hugging Face or CTranslate2 folder), an "
-         "official name (" + models_cache::known_model_names() +
+         "official name (" +
+         models_cache::known_model_names() +
          ": found in wisp's, whisper.cpp's, openai's, faster-whisper's or transformers' caches, else downloaded), "
          "or hf:ORG/REPO[@REV][/FILE]";
 }

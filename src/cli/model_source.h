@@ -12,8 +12,8 @@
 namespace wisp::cli {
 
 struct ModelSourceFlags {
-  bool offline = false;      // --offline: never download (HF_HUB_OFFLINE=1 does the same)
-  bool trace = false;        // --trace_model: print every place looked at
+  bool offline = false;  // --offline: never download (HF_HUB_OFFLINE=1 does the same)
+  bool trace = false;    // --trace_model: print every place looked at
 };
 
 // --offline and --trace_model on a command that takes --model.

@@ -18,14 +18,16 @@ struct ModelsArgs {
 
 std::string size_text(uint64_t bytes) {
   char buf[32];
-  if (bytes >= 1000000000) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-  else std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  if (bytes >= 1000000000)
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
   return buf;
 }
 
 int list(const models_cache::Locations& loc) {
-  std::printf("wisp cache:   %s\nhub cache:    %s\nopenai cache: %s\n\n", loc.wisp_cache.c_str(),
-              loc.hub_cache.c_str(), loc.openai_cache.c_str());
+  std::printf("wisp cache:   %s\nhub cache:    %s\nopenai cache: %s\n\n", loc.wisp_cache.c_str(), loc.hub_cache.c_str(),
+              loc.openai_cache.c_str());
   const auto models = models_cache::list_models(loc);
   if (models.empty()) {
     std::printf("no models in any cache (wisp models download NAME fetches one)\n");

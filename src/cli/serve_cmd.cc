@@ -76,8 +76,7 @@ int run(const ServeArgs& a) {
 
   const nn::ComputeType type = nn::parse_compute_type(a.compute_type);
   const std::string path = model_path_for(a.model, a.model_source, true);
-  transcribe::Engine engine(model::load_model(path, model::Loading::kDeferTensors), type,
-                            config.scheduler.n_threads);
+  transcribe::Engine engine(model::load_model(path, model::Loading::kDeferTensors), type, config.scheduler.n_threads);
   server::Server srv(engine, config);
   const int port = srv.bind();
 
@@ -106,9 +105,10 @@ int run(const ServeArgs& a) {
 
 std::function<int()> add_serve_command(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "serve", "Serve OpenAI's audio API (/v1/audio/transcriptions, /v1/audio/translations) on one model.\n"
-               "Concurrent requests are decoded together, their decoder steps batched.");
+  CLI::App* cmd =
+      app.add_subcommand("serve",
+                         "Serve OpenAI's audio API (/v1/audio/transcriptions, /v1/audio/translations) on one model.\n"
+                         "Concurrent requests are decoded together, their decoder steps batched.");
   cmd->add_option(flag_names("model", "-m"), args->model, model_flag_help())->required();
   add_model_source_flags(cmd, args->model_source);
   cmd->add_option(flag_names("host"), args->host, "address to listen on")->capture_default_str();
@@ -128,10 +128,8 @@ std::function<int()> add_serve_command(CLI::App& app) {
       ->capture_default_str();
   std::string types;
   for (const std::string& n : nn::compute_type_names()) types += (types.empty() ? "" : ", ") + n;
-  cmd->add_option(flag_names("compute_type"), args->compute_type, "network precision: " + types)
-      ->capture_default_str();
-  cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")
-      ->capture_default_str();
+  cmd->add_option(flag_names("compute_type"), args->compute_type, "network precision: " + types)->capture_default_str();
+  cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")->capture_default_str();
   cmd->add_option(flag_names("sample_len"), args->sample_len,
                   "default maximum tokens per window (0: 224; the form field sample_len overrides)")
       ->capture_default_str();

@@ -4,10 +4,10 @@
 
 #include <cerrno>
 #include <charconv>
-#include <cmath>
-#include <cstring>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -74,7 +74,7 @@ struct TranscribeArgs {
   std::string max_line_width = "None";
   std::string max_line_count = "None";
   std::string max_words_per_line = "None";
-  BatchOptions batch;  // the batch runner's own flags
+  BatchOptions batch;             // the batch runner's own flags
   ModelSourceFlags model_source;  // --offline, --trace_model
   // Throughput mode (issue 6).
   std::string vad_filter = "False";
@@ -118,8 +118,7 @@ int run(const TranscribeArgs& a) {
   // Validate everything that does not depend on a file before loading the model.
   std::vector<std::string> formats = output::expand_formats(a.output_format);
   if (formats.empty())
-    throw Error("--output_format must be one of txt, vtt, srt, tsv, json, all; not '" +
-                a.output_format + "'");
+    throw Error("--output_format must be one of txt, vtt, srt, tsv, json, all; not '" + a.output_format + "'");
   if (a.task != "transcribe" && a.task != "translate")
     throw Error("--task must be transcribe or translate, not '" + a.task + "'");
   if (!a.output_dir.empty()) {
@@ -145,7 +144,8 @@ int run(const TranscribeArgs& a) {
   if (a.temperature < 0) throw Error("--temperature must be >= 0");
   if (auto b = optional_int(a.beam_size, "beam_size")) opt.decode.beam_size = *b;
   if (auto b = optional_int(a.best_of, "best_of")) opt.decode.best_of = *b;
-  if (opt.decode.beam_size < 0 || opt.decode.best_of < 0) throw Error("--beam_size and --best_of must be >= 1 (or None)");
+  if (opt.decode.beam_size < 0 || opt.decode.best_of < 0)
+    throw Error("--beam_size and --best_of must be >= 1 (or None)");
   if (auto p = optional_float(a.patience, "patience")) {
     if (opt.decode.beam_size == 0) throw Error("--patience requires --beam_size");
     opt.decode.patience = static_cast<float>(*p);
@@ -217,26 +217,25 @@ int run(const TranscribeArgs& a) {
                  "the chunks of one file too\n");
   // The loop guard (decoding/loop_guard.h): on in throughput mode, off in
   // sequential mode, which reproduces openai/whisper token for token.
-  opt.decode.loop_guard.enabled =
-      a.loop_guard == "auto" ? a.batch_size > 0 : parse_bool(a.loop_guard, "loop_guard");
+  opt.decode.loop_guard.enabled = a.loop_guard == "auto" ? a.batch_size > 0 : parse_bool(a.loop_guard, "loop_guard");
   const bool verbose = parse_bool(a.verbose, "verbose");
 
   if (a.model.empty())
-    throw Error("--model is required: a name such as large-v3 (found in the caches or downloaded), "
-                "hf:ORG/REPO, or a model file or folder");
+    throw Error(
+        "--model is required: a name such as large-v3 (found in the caches or downloaded), "
+        "hf:ORG/REPO, or a model file or folder");
   const nn::ComputeType compute_type = nn::parse_compute_type(a.compute_type);
   const std::string model_path = model_path_for(a.model, a.model_source, verbose);
   std::unique_ptr<transcribe::Engine> engine;
   try {
-    engine = std::make_unique<transcribe::Engine>(
-        model::load_model(model_path, model::Loading::kDeferTensors), compute_type, opt.n_threads);
+    engine = std::make_unique<transcribe::Engine>(model::load_model(model_path, model::Loading::kDeferTensors),
+                                                  compute_type, opt.n_threads);
   } catch (const Error& e) {
     // The loader's errors name the file already ("model 'PATH': ..."); the
     // network's (a tensor of the wrong shape) do not.
     const std::string what = e.what();
     const std::string named = "model '" + model_path + "'";
-    throw Error(what.rfind(named, 0) == 0 ? "cannot load " + what
-                                          : "cannot load " + named + ": " + what);
+    throw Error(what.rfind(named, 0) == 0 ? "cannot load " + what : "cannot load " + named + ": " + what);
   }
 
   if (!a.alignment_heads.empty())
@@ -273,56 +272,77 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
                   "network precision: " + types +
                       " (float32 reproduces openai/whisper; auto: the fastest this CPU runs, int8 with AVX2)")
       ->capture_default_str();
-  cmd->add_option(flag_names("output_dir", "-o"), args->output_dir, "folder for the outputs (default: next to each input)");
-  cmd->add_option(flag_names("output_format", "-f"), args->output_format,
-                  "txt, vtt, srt, tsv, json or all")->capture_default_str();
+  cmd->add_option(flag_names("output_dir", "-o"), args->output_dir,
+                  "folder for the outputs (default: next to each input)");
+  cmd->add_option(flag_names("output_format", "-f"), args->output_format, "txt, vtt, srt, tsv, json or all")
+      ->capture_default_str();
   cmd->add_option(flag_names("verbose"), args->verbose, "print each segment as it is decoded")->capture_default_str();
-  cmd->add_option(flag_names("temperature"), args->temperature, "first temperature of the schedule (0: greedy or beam search)")->capture_default_str();
+  cmd->add_option(flag_names("temperature"), args->temperature,
+                  "first temperature of the schedule (0: greedy or beam search)")
+      ->capture_default_str();
   cmd->add_option(flag_names("temperature_increment_on_fallback"), args->temperature_increment_on_fallback,
-                  "step of the fallback schedule up to 1.0 (None: no fallback)")->capture_default_str();
-  cmd->add_option(flag_names("beam_size"), args->beam_size, "beams at temperature 0 (None: greedy)")->capture_default_str();
-  cmd->add_option(flag_names("best_of"), args->best_of, "samples at temperature > 0 (None: one)")->capture_default_str();
+                  "step of the fallback schedule up to 1.0 (None: no fallback)")
+      ->capture_default_str();
+  cmd->add_option(flag_names("beam_size"), args->beam_size, "beams at temperature 0 (None: greedy)")
+      ->capture_default_str();
+  cmd->add_option(flag_names("best_of"), args->best_of, "samples at temperature > 0 (None: one)")
+      ->capture_default_str();
   cmd->add_option(flag_names("patience"), args->patience, "beam search patience (None: 1.0)")->capture_default_str();
   cmd->add_option(flag_names("length_penalty"), args->length_penalty,
-                  "ranking length penalty alpha in [0, 1] (None: divide by length)")->capture_default_str();
+                  "ranking length penalty alpha in [0, 1] (None: divide by length)")
+      ->capture_default_str();
   cmd->add_option(flag_names("seed"), args->seed, "seed of the sampler at temperature > 0")->capture_default_str();
   cmd->add_option(flag_names("initial_prompt"), args->initial_prompt, "text to prompt the first window with");
   cmd->add_option(flag_names("carry_initial_prompt"), args->carry_initial_prompt,
-                  "prepend the initial prompt to every window's prompt")->capture_default_str();
+                  "prepend the initial prompt to every window's prompt")
+      ->capture_default_str();
   cmd->add_option(flag_names("condition_on_previous_text"), args->condition_on_previous_text,
-                  "prompt each window with the previous text")->capture_default_str();
+                  "prompt each window with the previous text")
+      ->capture_default_str();
   cmd->add_option(flag_names("without_timestamps"), args->without_timestamps,
-                  "decode text only (one segment per window)")->capture_default_str();
+                  "decode text only (one segment per window)")
+      ->capture_default_str();
   cmd->add_option(flag_names("compression_ratio_threshold"), args->compression_ratio_threshold,
-                  "fallback when the gzip compression ratio is above this (None: off)")->capture_default_str();
+                  "fallback when the gzip compression ratio is above this (None: off)")
+      ->capture_default_str();
   cmd->add_option(flag_names("logprob_threshold"), args->logprob_threshold,
-                  "fallback when the average log probability is below this (None: off)")->capture_default_str();
+                  "fallback when the average log probability is below this (None: off)")
+      ->capture_default_str();
   cmd->add_option(flag_names("no_speech_threshold"), args->no_speech_threshold,
                   "skip a window when no_speech_prob is above this and the logprob check failed (None: off)")
       ->capture_default_str();
   cmd->add_option(flag_names("suppress_tokens"), args->suppress_tokens,
-                  "comma-separated token ids to suppress; -1: non-speech symbols")->capture_default_str();
-  cmd->add_option(flag_names("suppress_blank"), args->suppress_blank,
-                  "suppress a blank or EOT as the first token")->capture_default_str();
+                  "comma-separated token ids to suppress; -1: non-speech symbols")
+      ->capture_default_str();
+  cmd->add_option(flag_names("suppress_blank"), args->suppress_blank, "suppress a blank or EOT as the first token")
+      ->capture_default_str();
   cmd->add_option(flag_names("max_initial_timestamp"), args->max_initial_timestamp,
-                  "latest allowed first timestamp in seconds (None: any)")->capture_default_str();
+                  "latest allowed first timestamp in seconds (None: any)")
+      ->capture_default_str();
   cmd->add_option(flag_names("clip_timestamps"), args->clip_timestamps,
-                  "start,end,start,end,... seconds of clips to transcribe")->capture_default_str();
-  cmd->add_option(flag_names("sample_len"), args->sample_len, "maximum tokens per window (0: 224)")->capture_default_str();
+                  "start,end,start,end,... seconds of clips to transcribe")
+      ->capture_default_str();
+  cmd->add_option(flag_names("sample_len"), args->sample_len, "maximum tokens per window (0: 224)")
+      ->capture_default_str();
   cmd->add_option(flag_names("max_new_tokens"), args->max_new_tokens, "alias of --sample_len (faster-whisper's name)");
   cmd->add_option(flag_names("prefix"), args->prefix, "text forced at the start of the first window (faster-whisper)");
   cmd->add_option(flag_names("hotwords"), args->hotwords,
                   "words to bias the decoder towards, put in every window's prompt (faster-whisper)");
   cmd->add_option(flag_names("language_detection_segments"), args->language_detection_segments,
-                  "30 s windows the language detection may look at (faster-whisper)")->capture_default_str();
+                  "30 s windows the language detection may look at (faster-whisper)")
+      ->capture_default_str();
   cmd->add_option(flag_names("language_detection_threshold"), args->language_detection_threshold,
-                  "a window whose top language beats this decides; else the most frequent")->capture_default_str();
+                  "a window whose top language beats this decides; else the most frequent")
+      ->capture_default_str();
   cmd->add_option(flag_names("word_timestamps"), args->word_timestamps,
-                  "word-level timestamps (openai timing.py), also used to refine seeking")->capture_default_str();
+                  "word-level timestamps (openai timing.py), also used to refine seeking")
+      ->capture_default_str();
   cmd->add_option(flag_names("prepend_punctuations"), args->prepend_punctuations,
-                  "with word timestamps: merge these symbols with the next word")->capture_default_str();
+                  "with word timestamps: merge these symbols with the next word")
+      ->capture_default_str();
   cmd->add_option(flag_names("append_punctuations"), args->append_punctuations,
-                  "with word timestamps: merge these symbols with the previous word")->capture_default_str();
+                  "with word timestamps: merge these symbols with the previous word")
+      ->capture_default_str();
   cmd->add_option(flag_names("hallucination_silence_threshold"), args->hallucination_silence_threshold,
                   "with word timestamps: skip silences longer than this (s) around a likely hallucination")
       ->capture_default_str();
@@ -330,11 +350,13 @@ std::function<int()> add_transcribe_command(CLI::App& app) {
                   "cross-attention heads for word timing: an official model name, 'default', or 'L,H;L,H' "
                   "(empty: the official table for known models, else all heads of the upper decoder half)");
   cmd->add_option(flag_names("highlight_words"), args->highlight_words,
-                  "with word timestamps: underline each word as it is spoken in srt and vtt")->capture_default_str();
+                  "with word timestamps: underline each word as it is spoken in srt and vtt")
+      ->capture_default_str();
   cmd->add_option(flag_names("max_line_width"), args->max_line_width,
-                  "with word timestamps: characters per subtitle line")->capture_default_str();
-  cmd->add_option(flag_names("max_line_count"), args->max_line_count,
-                  "with word timestamps: lines per subtitle cue")->capture_default_str();
+                  "with word timestamps: characters per subtitle line")
+      ->capture_default_str();
+  cmd->add_option(flag_names("max_line_count"), args->max_line_count, "with word timestamps: lines per subtitle cue")
+      ->capture_default_str();
   cmd->add_option(flag_names("max_words_per_line"), args->max_words_per_line,
                   "with word timestamps: words per subtitle line (no effect with --max_line_width)")
       ->capture_default_str();

@@ -31,7 +31,7 @@ struct VadArgs {
   std::string model = vad::default_model_path();
   vad::VadOptions options;  // the --vad_* flags (faster-whisper's defaults)
   int threads = 0;
-  bool custom = false;      // some --vad_* flag was given
+  bool custom = false;  // some --vad_* flag was given
 };
 
 double round_to(double x, double scale) { return std::round(x * scale) / scale; }
@@ -47,7 +47,9 @@ struct Setting {
 std::vector<Setting> settings(const VadArgs& a) {
   std::vector<Setting> out;
   vad::VadOptions s = vad::VadOptions::silero_defaults();
-  out.push_back({"speech_silero_defaults", "silero defaults", s,
+  out.push_back({"speech_silero_defaults",
+                 "silero defaults",
+                 s,
                  {{"threshold", s.threshold},
                   {"min_speech_duration_ms", s.min_speech_duration_ms},
                   {"min_silence_duration_ms", s.min_silence_duration_ms},
@@ -74,12 +76,12 @@ std::vector<Setting> settings(const VadArgs& a) {
 
 std::string params_text(const ordered_json& p) {
   std::string s;
-  for (const auto& [k, v] : p.items()) s += (s.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
+  for (const auto& [k, v] : p.items())
+    s += (s.empty() ? "" : ", ") + k + " " + (v.is_string() ? v.get<std::string>() : v.dump());
   return s;
 }
 
-void print_json(const std::string& path, int64_t n, const std::vector<float>& probs,
-                const std::vector<Setting>& sets) {
+void print_json(const std::string& path, int64_t n, const std::vector<float>& probs, const std::vector<Setting>& sets) {
   ordered_json j;
   j["audio"] = std::filesystem::path(path).filename().string();
   j["path"] = path;
@@ -99,10 +101,9 @@ void print_json(const std::string& path, int64_t n, const std::vector<float>& pr
   std::printf("%s\n", j.dump().c_str());
 }
 
-void print_text(const std::string& path, int64_t n, const std::vector<float>& probs,
-                const std::vector<Setting>& sets) {
-  std::printf("%s: %lld samples (%.3f s), %zu chunks of %d\n", path.c_str(), static_cast<long long>(n),
-              n / 16000.0, probs.size(), vad::SileroVad::kChunk);
+void print_text(const std::string& path, int64_t n, const std::vector<float>& probs, const std::vector<Setting>& sets) {
+  std::printf("%s: %lld samples (%.3f s), %zu chunks of %d\n", path.c_str(), static_cast<long long>(n), n / 16000.0,
+              probs.size(), vad::SileroVad::kChunk);
   std::printf("speech probability per chunk (row: start time in s, then 10 chunks of 32 ms):\n");
   for (size_t i = 0; i < probs.size(); i += 10) {
     std::printf("  %9.3f ", i * vad::SileroVad::kChunk / 16000.0);
@@ -115,8 +116,8 @@ void print_text(const std::string& path, int64_t n, const std::vector<float>& pr
                 segs.size() == 1 ? "" : "s");
     if (!segs.empty()) std::printf("  %12s %12s %10s %10s\n", "start", "end", "start_s", "end_s");
     for (const vad::SpeechSegment& seg : segs)
-      std::printf("  %12lld %12lld %10.3f %10.3f\n", static_cast<long long>(seg.start),
-                  static_cast<long long>(seg.end), seg.start / 16000.0, seg.end / 16000.0);
+      std::printf("  %12lld %12lld %10.3f %10.3f\n", static_cast<long long>(seg.start), static_cast<long long>(seg.end),
+                  seg.start / 16000.0, seg.end / 16000.0);
   }
   std::printf("\n");
 }
@@ -151,11 +152,10 @@ int run(const VadArgs& a) {
 
 std::function<int()> add_vad_command(CLI::App& app) {
   auto args = std::make_shared<VadArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "vad",
-      "Silero VAD: speech probability of every 32 ms chunk and the speech segments\n"
-      "(silero's defaults, faster-whisper's, and the --vad_* options if given).\n"
-      "Exit status: 0 every file done, 1 some file failed, 2 usage or setup error.");
+  CLI::App* cmd = app.add_subcommand("vad",
+                                     "Silero VAD: speech probability of every 32 ms chunk and the speech segments\n"
+                                     "(silero's defaults, faster-whisper's, and the --vad_* options if given).\n"
+                                     "Exit status: 0 every file done, 1 some file failed, 2 usage or setup error.");
   cmd->add_option("files", args->files, "media files")->required();
   cmd->add_option(flag_names("output_format", "-f"), args->output_format, "text or json (one object per line)")
       ->capture_default_str();

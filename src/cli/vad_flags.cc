@@ -94,8 +94,7 @@ void add_vad_flags(CLI::App* app, VadOptions& o) {
          "VAD: silence must last this long to end a speech segment")
       ->default_str(std::to_string(o.min_silence_duration_ms));
   app->add_option_function<std::string>(
-         names("vad_speech_pad_ms"),
-         [p](const std::string& v) { p->speech_pad_ms = parse_ms(v, "vad_speech_pad_ms"); },
+         names("vad_speech_pad_ms"), [p](const std::string& v) { p->speech_pad_ms = parse_ms(v, "vad_speech_pad_ms"); },
          "VAD: widen each speech segment by this on both sides")
       ->default_str(std::to_string(o.speech_pad_ms));
 }

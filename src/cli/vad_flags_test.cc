@@ -1,8 +1,8 @@
 // The VAD flags of `wisp transcribe` and `wisp vad` (vad_flags.h).
 #include "cli/vad_flags.h"
 
-#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
+#include <CLI/CLI.hpp>
 
 #include <cmath>
 
@@ -15,9 +15,10 @@ TEST(VadFlags, ParseIntoOptions) {
   CLI::App app;
   VadOptions o;
   add_vad_flags(&app, o);
-  app.parse("--vad_threshold 0.6 --vad-neg-threshold 0.2 --vad_min_speech_duration_ms 250 "
-            "--vad_max_speech_duration_s 30 --vad_min_silence_duration_ms 500 --vad-speech-pad-ms 100",
-            false);
+  app.parse(
+      "--vad_threshold 0.6 --vad-neg-threshold 0.2 --vad_min_speech_duration_ms 250 "
+      "--vad_max_speech_duration_s 30 --vad_min_silence_duration_ms 500 --vad-speech-pad-ms 100",
+      false);
   EXPECT_EQ(o.threshold, 0.6);
   EXPECT_EQ(o.neg_threshold, 0.2);
   EXPECT_EQ(o.min_speech_duration_ms, 250);

@@ -25,7 +25,7 @@ void parallel_for(int64_t n, int n_threads, int64_t grain, Fn&& fn) {
     fn(int64_t{0}, n);
     return;
   }
-#pragma omp parallel for num_threads(static_cast<int>(n_chunks)) schedule(static)
+#pragma omp parallel for num_threads(static_cast <int>(n_chunks)) schedule(static)
   for (int64_t c = 0; c < n_chunks; ++c) {
     int64_t begin = n * c / n_chunks;
     int64_t end = n * (c + 1) / n_chunks;

@@ -34,8 +34,8 @@ size_t decode_utf8(std::string_view text, size_t pos, char32_t* cp) {
 
 bool is_python_space(char32_t c) {
   if (c <= 0x20) return c == 0x20 || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F);
-  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-         c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 std::string python_strip(std::string_view text) {
@@ -50,9 +50,7 @@ std::string python_strip(std::string_view text) {
   while (end > begin) {
     // Step back to the start of the last sequence (at most 4 bytes).
     size_t start = end - 1;
-    while (start > begin && end - start < 4 &&
-           (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80)
-      --start;
+    while (start > begin && end - start < 4 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
     char32_t cp;
     const size_t len = decode_utf8(text, start, &cp);
     if (len != end - start || !is_python_space(cp)) break;

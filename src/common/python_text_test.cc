@@ -31,7 +31,9 @@ TEST(PythonLen, CountsCodePoints) {
   EXPECT_EQ(python_len("日本語"), 3u);
   EXPECT_EQ(python_len("😀 x"), 3u);
   // An invalid byte counts as one (surrogateescape).
-  EXPECT_EQ(python_len("a\xff" "b"), 3u);
+  EXPECT_EQ(python_len("a\xff"
+                       "b"),
+            3u);
   EXPECT_EQ(python_len(" \xc3"), 2u);
 }
 

@@ -161,8 +161,8 @@ double compression_ratio(const std::string& text) {
   // utils.py compression_ratio: zlib.compress at the default level.
   uLongf bound = compressBound(static_cast<uLong>(text.size()));
   std::vector<Bytef> buf(bound);
-  if (compress2(buf.data(), &bound, reinterpret_cast<const Bytef*>(text.data()),
-                static_cast<uLong>(text.size()), Z_DEFAULT_COMPRESSION) != Z_OK)
+  if (compress2(buf.data(), &bound, reinterpret_cast<const Bytef*>(text.data()), static_cast<uLong>(text.size()),
+                Z_DEFAULT_COMPRESSION) != Z_OK)
     throw Error("zlib compression failed");
   return static_cast<double>(text.size()) / static_cast<double>(bound);
 }
@@ -202,8 +202,7 @@ std::vector<int> suppress_token_ids(const Tokenizer& tok, const std::string& spe
   return {unique.begin(), unique.end()};
 }
 
-std::vector<int> initial_tokens(const Tokenizer& tok, const DecodeOptions& opt, int n_text_ctx,
-                                int sample_len) {
+std::vector<int> initial_tokens(const Tokenizer& tok, const DecodeOptions& opt, int n_text_ctx, int sample_len) {
   // decoding.py _get_initial_tokens and tokenizer.py sot_sequence.
   const SpecialTokens& sp = tok.special();
   std::vector<int> sot_seq{sp.sot};
@@ -270,8 +269,7 @@ double prefix_sum(const std::vector<double>& logprobs, int n) {
 // search that only finds loops ends early instead of running to sample_len.
 class BeamSearch {
  public:
-  BeamSearch(int beam_size, std::optional<float> patience, int eot, int sample_begin,
-             const LoopGuard& guard)
+  BeamSearch(int beam_size, std::optional<float> patience, int eot, int sample_begin, const LoopGuard& guard)
       : beam_size_(beam_size), eot_(eot), sample_begin_(sample_begin), guard_(guard) {
     double p = patience.value_or(1.0f);
     if (p == 0.0) p = 1.0;  // openai: `patience or 1.0`
@@ -312,8 +310,7 @@ class BeamSearch {
     // STEP 2: keep the best beam_size unfinished sequences; collect finished ones.
     std::vector<size_t> order(cands.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return cands[a].score > cands[b].score; });
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cands[a].score > cands[b].score; });
     std::vector<std::vector<int>> next;
     std::vector<int> sources;
     std::vector<double> next_sums;
@@ -364,8 +361,7 @@ class BeamSearch {
   }
 
   // BeamSearchDecoder.finalize: pad with the best unfinished beams.
-  std::vector<Candidate> finalize(const std::vector<std::vector<int>>& seqs,
-                                  const std::vector<double>& sum_logprobs) {
+  std::vector<Candidate> finalize(const std::vector<std::vector<int>>& seqs, const std::vector<double>& sum_logprobs) {
     if (static_cast<int>(finished_.size()) < beam_size_) {
       std::vector<size_t> order(seqs.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -465,8 +461,8 @@ int draw_token(std::span<const float> logits, const Draw& d, double u) {
 
 }  // namespace
 
-DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const DecodeOptions& opt,
-                           std::mt19937_64* rng, std::vector<StepTrace>* trace) {
+DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const DecodeOptions& opt, std::mt19937_64* rng,
+                           std::vector<StepTrace>* trace) {
   // DecodingTask._verify_options, after transcribe() dropped beam_size at
   // T > 0 and best_of at T == 0.
   const bool sampling = opt.temperature > 0.0;
@@ -487,8 +483,7 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   const int sample_len = opt.sample_len > 0 ? opt.sample_len : n_ctx / 2;
   const std::vector<int> initial = initial_tokens(tok, opt, n_ctx, sample_len);
   const int sample_begin = static_cast<int>(initial.size());
-  const int sot_index =
-      static_cast<int>(std::find(initial.begin(), initial.end(), sp.sot) - initial.begin());
+  const int sot_index = static_cast<int>(std::find(initial.begin(), initial.end(), sp.sot) - initial.begin());
   LogitFilters filters(tok, opt, sample_begin);
   const int n_vocab = source.n_vocab();
 
@@ -498,7 +493,8 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
   // KV cache without computing logits for every prompt position.
   auto feed = [&](int begin, int count) {
     std::vector<int> batch;
-    for (int g = 0; g < n_group; ++g) batch.insert(batch.end(), initial.begin() + begin, initial.begin() + begin + count);
+    for (int g = 0; g < n_group; ++g)
+      batch.insert(batch.end(), initial.begin() + begin, initial.begin() + begin + count);
     return source.next_logits(batch, count);
   };
   source.begin(n_group);
@@ -633,7 +629,7 @@ DecodeResult decode_window(LogitsSource& source, const Tokenizer& tok, const Dec
 bool needs_fallback(const DecodeResult& r, const FallbackOptions& f) {
   bool fallback = false;
   if (f.compression_ratio_threshold && r.compression_ratio > *f.compression_ratio_threshold)
-    fallback = true;  // too repetitive
+    fallback = true;              // too repetitive
   if (r.looped) fallback = true;  // the loop guard's "too repetitive", seen before the window's end
   if (f.logprob_threshold && r.avg_logprob < *f.logprob_threshold)
     fallback = true;  // average log probability is too low
@@ -657,11 +653,9 @@ DecodeResult decode_with_fallback(LogitsSource& source, const Tokenizer& tok, De
   return result;
 }
 
-std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source,
-                                                            const Tokenizer& tok) {
+std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source, const Tokenizer& tok) {
   const SpecialTokens& sp = tok.special();
-  if (!tok.is_multilingual())
-    throw Error("this model has no language tokens, so it cannot detect the language");
+  if (!tok.is_multilingual()) throw Error("this model has no language tokens, so it cannot detect the language");
   source.begin(1);
   int sot = sp.sot;
   std::vector<float> logits = source.next_logits(std::span<const int>(&sot, 1), 1);
@@ -671,8 +665,7 @@ std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source
   std::vector<std::pair<std::string, double>> probs;
   for (int i = 0; i < sp.n_languages; ++i)
     probs.emplace_back(tok.language_code(sp.first_language + i), std::exp(lp[i]));
-  std::stable_sort(probs.begin(), probs.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::stable_sort(probs.begin(), probs.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   return probs;
 }
 

@@ -41,7 +41,7 @@ struct DecodeOptions {
   std::string task = "transcribe";  // or "translate"
   std::string language = "en";      // ignored by English-only vocabularies
   double temperature = 0.0;
-  int sample_len = 0;               // 0: n_text_ctx / 2 (224)
+  int sample_len = 0;  // 0: n_text_ctx / 2 (224)
   // Beam search at temperature 0 (openai BeamSearchDecoder); 0 = greedy.
   int beam_size = 0;
   // Beam search patience (arxiv:2204.05424): stop after beam_size * patience
@@ -51,8 +51,8 @@ struct DecodeOptions {
   int best_of = 0;
   // Ranking: nullopt = divide by length; alpha = Google NMT ((5 + len) / 6)^alpha.
   std::optional<float> length_penalty;
-  std::vector<int> prompt;          // previous text tokens (after <|startofprev|>)
-  std::vector<int> prefix;          // tokens forced after the SOT sequence
+  std::vector<int> prompt;  // previous text tokens (after <|startofprev|>)
+  std::vector<int> prefix;  // tokens forced after the SOT sequence
   // faster-whisper hotwords: placed after <|startofprev|>, before the
   // previous text, when there is no prefix (faster_whisper get_prompt).
   std::vector<int> hotwords;
@@ -102,9 +102,8 @@ struct StepTrace {
 // its loop; a looped candidate wins the ranking only if all of them looped.
 // Throws wisp::Error for invalid option combinations (as openai's
 // DecodingTask._verify_options).
-DecodeResult decode_window(LogitsSource& source, const Tokenizer& tokenizer,
-                           const DecodeOptions& options, std::mt19937_64* rng = nullptr,
-                           std::vector<StepTrace>* trace = nullptr);
+DecodeResult decode_window(LogitsSource& source, const Tokenizer& tokenizer, const DecodeOptions& options,
+                           std::mt19937_64* rng = nullptr, std::vector<StepTrace>* trace = nullptr);
 
 // transcribe.py decode_with_fallback's thresholds and temperature schedule.
 struct FallbackOptions {
@@ -130,12 +129,11 @@ DecodeResult decode_with_fallback(LogitsSource& source, const Tokenizer& tokeniz
 // decoding.py detect_language: logits at <|startoftranscript|>, every
 // non-language token masked, softmax. Returns (code, probability) sorted by
 // probability, highest first. Throws wisp::Error for English-only models.
-std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source,
-                                                            const Tokenizer& tokenizer);
+std::vector<std::pair<std::string, double>> detect_language(LogitsSource& source, const Tokenizer& tokenizer);
 
 // The initial tokens of a window: [<|startofprev|> prompt...] SOT sequence [prefix...].
-std::vector<int> initial_tokens(const Tokenizer& tokenizer, const DecodeOptions& options,
-                                int n_text_ctx, int sample_len);
+std::vector<int> initial_tokens(const Tokenizer& tokenizer, const DecodeOptions& options, int n_text_ctx,
+                                int sample_len);
 
 // decoding.py _get_suppress_tokens. Throws wisp::Error for a malformed list.
 std::vector<int> suppress_token_ids(const Tokenizer& tokenizer, const std::string& spec);

@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
-#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -70,14 +70,12 @@ TEST(Decoding, InitialTokens) {
   const auto& sp = tok.special();
   DecodeOptions o;
   o.language = "de";
-  EXPECT_EQ(initial_tokens(tok, o, 448, 224),
-            (std::vector<int>{sp.sot, *tok.language_token("de"), sp.transcribe}));
+  EXPECT_EQ(initial_tokens(tok, o, 448, 224), (std::vector<int>{sp.sot, *tok.language_token("de"), sp.transcribe}));
   o.task = "translate";
   o.without_timestamps = true;
   o.prompt = {1, 2, 3};
-  EXPECT_EQ(initial_tokens(tok, o, 448, 224),
-            (std::vector<int>{sp.sot_prev, 1, 2, 3, sp.sot, *tok.language_token("de"), sp.translate,
-                              sp.no_timestamps}));
+  EXPECT_EQ(initial_tokens(tok, o, 448, 224), (std::vector<int>{sp.sot_prev, 1, 2, 3, sp.sot, *tok.language_token("de"),
+                                                                sp.translate, sp.no_timestamps}));
   // The prompt keeps its last n_ctx/2 - 1 = 223 tokens.
   o.prompt.assign(300, 7);
   o.prompt[299] = 9;
@@ -94,8 +92,7 @@ TEST(Decoding, HotwordsAndPrefix) {
   o.prompt = {1, 2};
   const int en = *tok.language_token("en");
   // faster_whisper get_prompt: <|startofprev|> hotwords previous-text SOT-sequence.
-  EXPECT_EQ(initial_tokens(tok, o, 448, 224),
-            (std::vector<int>{sp.sot_prev, 11, 12, 1, 2, sp.sot, en, sp.transcribe}));
+  EXPECT_EQ(initial_tokens(tok, o, 448, 224), (std::vector<int>{sp.sot_prev, 11, 12, 1, 2, sp.sot, en, sp.transcribe}));
   o.prompt.clear();
   EXPECT_EQ(initial_tokens(tok, o, 448, 224), (std::vector<int>{sp.sot_prev, 11, 12, sp.sot, en, sp.transcribe}));
   // A prefix turns hotwords off; with sample_len 224 openai keeps the whole prefix
@@ -219,8 +216,7 @@ TEST(Decoding, ForcedTokensAreTakenAndPreferencesTraced) {
   // logit is 1 below 1000's, EOT's 2.
   EXPECT_NEAR(trace[2].logprob - trace[1].logprob, 1.0, 1e-6);
   EXPECT_NEAR(trace[2].logprob - trace[3].logprob, 2.0, 1e-6);
-  EXPECT_NEAR(r.avg_logprob, (trace[0].logprob + trace[1].logprob + trace[2].logprob + trace[3].logprob) / 4.0,
-              1e-12);
+  EXPECT_NEAR(r.avg_logprob, (trace[0].logprob + trace[1].logprob + trace[2].logprob + trace[3].logprob) / 4.0, 1e-12);
   // Greedy only.
   o.beam_size = 2;
   EXPECT_THROW(decode_window(src, tok, o), Error);
@@ -281,9 +277,7 @@ TEST(Fallback, StopsAtTheFirstTemperatureThatPasses) {
   std::vector<int> loop(60, 262);
   std::vector<int> good = tok.encode(" The tide turns and the wind rises.");
   int attempt = 0;
-  ScriptedSource src([&](const std::vector<int>& ctx) {
-    return script_text(ctx, 4, attempt < 2 ? loop : good, eot);
-  });
+  ScriptedSource src([&](const std::vector<int>& ctx) { return script_text(ctx, 4, attempt < 2 ? loop : good, eot); });
   DecodeOptions o;
   o.without_timestamps = true;
   FallbackOptions f;
@@ -458,7 +452,7 @@ LoopGuard guard_on() {
 // Pushes `tokens` as sampled tokens 0, 1, ...; returns the index of the token
 // that completed a loop (and the loop), or nullopt.
 std::optional<std::pair<int, LoopDetector::Loop>> first_loop(const std::vector<int>& tokens,
-                                                              const LoopGuard& g = guard_on()) {
+                                                             const LoopGuard& g = guard_on()) {
   LoopDetector d(g, kEot);
   for (int i = 0; i < static_cast<int>(tokens.size()); ++i)
     if (auto loop = d.push(tokens[i], i)) return std::make_pair(i, *loop);
@@ -634,9 +628,8 @@ TEST(LoopGuard, FallbackMovesOnFromALoop) {
   std::vector<int> good = tok.encode(" The tide turns and the wind rises.");
   int attempt = 0;
   bool always_loop = false;
-  ScriptedSource src([&](const std::vector<int>& ctx) {
-    return script_text(ctx, 4, attempt == 0 || always_loop ? loop : good, eot);
-  });
+  ScriptedSource src(
+      [&](const std::vector<int>& ctx) { return script_text(ctx, 4, attempt == 0 || always_loop ? loop : good, eot); });
   DecodeOptions o;
   o.without_timestamps = true;
   o.loop_guard.enabled = true;

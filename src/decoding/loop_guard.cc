@@ -4,8 +4,7 @@
 
 namespace wisp::decoding {
 
-LoopDetector::LoopDetector(const LoopGuard& guard, int first_special)
-    : guard_(guard), first_special_(first_special) {
+LoopDetector::LoopDetector(const LoopGuard& guard, int first_special) : guard_(guard), first_special_(first_special) {
   if (guard.max_period < 1) throw Error("loop guard: max_period must be at least 1");
   // One copy is no repetition; two is the least that can be called a loop.
   if (guard.min_repeats < 2) throw Error("loop guard: min_repeats must be at least 2");
@@ -13,10 +12,9 @@ LoopDetector::LoopDetector(const LoopGuard& guard, int first_special)
   runs_.assign(static_cast<size_t>(guard.max_period) + 1, 0);
 }
 
-std::optional<LoopDetector::Loop> LoopDetector::check(int token, int position,
-                                                      std::vector<int>* runs) const {
+std::optional<LoopDetector::Loop> LoopDetector::check(int token, int position, std::vector<int>* runs) const {
   if (token < 0 || token >= first_special_) return std::nullopt;  // not text: skipped
-  const int n = static_cast<int>(text_.size());  // index the token would take
+  const int n = static_cast<int>(text_.size());                   // index the token would take
   std::optional<Loop> found;
   for (int p = 1; p <= guard_.max_period; ++p) {
     const int run = (n >= p && text_[n - p] == token) ? runs_[p] + 1 : 0;

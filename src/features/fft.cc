@@ -66,8 +66,8 @@ std::vector<int> factorize(int n) {
 
 void check_span(size_t have, size_t need, const char* what) {
   if (have < need) {
-    throw Error(std::string("fft: ") + what + " buffer too small (" + std::to_string(have) +
-                " < " + std::to_string(need) + " doubles)");
+    throw Error(std::string("fft: ") + what + " buffer too small (" + std::to_string(have) + " < " +
+                std::to_string(need) + " doubles)");
   }
 }
 
@@ -123,8 +123,7 @@ void ComplexFft::forward(std::span<double> data, std::span<double> work) const {
 
   for (size_t si = 0; si < stages_.size(); ++si) {
     const Stage& st = stages_[si];
-    const size_t r = static_cast<size_t>(st.radix), m = static_cast<size_t>(st.m),
-                 s = static_cast<size_t>(st.stride);
+    const size_t r = static_cast<size_t>(st.radix), m = static_cast<size_t>(st.m), s = static_cast<size_t>(st.stride);
     const double* tw = twiddles_.data() + 2 * st.twiddle;
     for (size_t p = 0; p < m; ++p) {
       const double* w = tw + 2 * p * (r - 1);
@@ -142,8 +141,7 @@ void ComplexFft::forward(std::span<double> data, std::span<double> work) const {
         case 3: {
           const Cx w1 = load(w, 0), w2 = load(w, 1);
           for (size_t q = 0; q < s; ++q) {
-            Cx a0 = load(x, in0 + q), a1 = load(x, in0 + q + s * m),
-               a2 = load(x, in0 + q + 2 * s * m);
+            Cx a0 = load(x, in0 + q), a1 = load(x, in0 + q + s * m), a2 = load(x, in0 + q + 2 * s * m);
             Cx t = a1 + a2;
             Cx base = a0 + scale(t, c3);
             Cx d = mul_neg_i(scale(a1 - a2, s3));
@@ -156,8 +154,8 @@ void ComplexFft::forward(std::span<double> data, std::span<double> work) const {
         case 4: {
           const Cx w1 = load(w, 0), w2 = load(w, 1), w3 = load(w, 2);
           for (size_t q = 0; q < s; ++q) {
-            Cx a0 = load(x, in0 + q), a1 = load(x, in0 + q + s * m),
-               a2 = load(x, in0 + q + 2 * s * m), a3 = load(x, in0 + q + 3 * s * m);
+            Cx a0 = load(x, in0 + q), a1 = load(x, in0 + q + s * m), a2 = load(x, in0 + q + 2 * s * m),
+               a3 = load(x, in0 + q + 3 * s * m);
             Cx e0 = a0 + a2, e1 = a0 - a2, o0 = a1 + a3, o1 = mul_neg_i(a1 - a3);
             store(y, out0 + q, e0 + o0);
             store(y, out0 + q + s, (e1 + o1) * w1);
@@ -169,9 +167,8 @@ void ComplexFft::forward(std::span<double> data, std::span<double> work) const {
         case 5: {
           const Cx w1 = load(w, 0), w2 = load(w, 1), w3 = load(w, 2), w4 = load(w, 3);
           for (size_t q = 0; q < s; ++q) {
-            Cx a0 = load(x, in0 + q), a1 = load(x, in0 + q + s * m),
-               a2 = load(x, in0 + q + 2 * s * m), a3 = load(x, in0 + q + 3 * s * m),
-               a4 = load(x, in0 + q + 4 * s * m);
+            Cx a0 = load(x, in0 + q), a1 = load(x, in0 + q + s * m), a2 = load(x, in0 + q + 2 * s * m),
+               a3 = load(x, in0 + q + 3 * s * m), a4 = load(x, in0 + q + 4 * s * m);
             Cx t1 = a1 + a4, t2 = a2 + a3, t3 = a1 - a4, t4 = a2 - a3;
             Cx base1 = a0 + scale(t1, c51) + scale(t2, c52);
             Cx base2 = a0 + scale(t1, c52) + scale(t2, c51);
@@ -216,8 +213,7 @@ RealFft::RealFft(int n) : half_(n >= 2 && n % 2 == 0 ? n / 2 : 1) {
   }
 }
 
-void RealFft::forward(std::span<const double> in, std::span<double> spectrum,
-                      std::span<double> work) const {
+void RealFft::forward(std::span<const double> in, std::span<double> spectrum, std::span<double> work) const {
   const size_t m = static_cast<size_t>(half_.size());
   check_span(in.size(), 2 * m, "input");
   check_span(spectrum.size(), 2 * (m + 1), "spectrum");
@@ -242,8 +238,7 @@ void RealFft::forward(std::span<const double> in, std::span<double> spectrum,
   }
 }
 
-void RealFft::power(std::span<const double> in, std::span<double> power,
-                    std::span<double> work) const {
+void RealFft::power(std::span<const double> in, std::span<double> power, std::span<double> work) const {
   const size_t bins = static_cast<size_t>(n_bins());
   check_span(power.size(), bins, "power");
   check_span(work.size(), work_size(), "work");

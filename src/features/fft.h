@@ -60,8 +60,7 @@ class RealFft {
   size_t work_size() const { return 6 * static_cast<size_t>(half_.size()) + 2; }
 
   // spectrum: 2 * n_bins() doubles (interleaved). work: work_size() doubles.
-  void forward(std::span<const double> in, std::span<double> spectrum,
-               std::span<double> work) const;
+  void forward(std::span<const double> in, std::span<double> spectrum, std::span<double> work) const;
 
   // |X[k]|^2 for k = 0 .. n/2 (n_bins() doubles): the power spectrum
   // openai takes as stft.abs() ** 2. work: work_size() doubles.

@@ -41,12 +41,11 @@ constexpr int kTileFrames = 32;        // frames transposed into the output at o
 void check_filters(const model::MelFilters& f) {
   if (f.n_mels <= 0) throw Error("mel filters: n_mels must be positive");
   if (f.n_freq != kNBins) {
-    throw Error("mel filters: expected " + std::to_string(kNBins) + " frequency bins, got " +
-                std::to_string(f.n_freq));
+    throw Error("mel filters: expected " + std::to_string(kNBins) + " frequency bins, got " + std::to_string(f.n_freq));
   }
   if (f.data.size() != static_cast<size_t>(f.n_mels) * kNBins) {
-    throw Error("mel filters: data holds " + std::to_string(f.data.size()) +
-                " values, expected n_mels * " + std::to_string(kNBins));
+    throw Error("mel filters: data holds " + std::to_string(f.data.size()) + " values, expected n_mels * " +
+                std::to_string(kNBins));
   }
 }
 
@@ -73,9 +72,7 @@ std::vector<double> hann_window() {
 
 // The log stage on one mel energy, as torch does it on float32 tensors:
 // clamp(min=1e-10) then log10.
-inline float log_energy(double energy) {
-  return std::log10(std::max(static_cast<float>(energy), 1e-10f));
-}
+inline float log_energy(double energy) { return std::log10(std::max(static_cast<float>(energy), 1e-10f)); }
 
 // torch.maximum(log_spec, log_spec.max() - 8.0) then (log_spec + 4.0) / 4.0,
 // in float32 like the tensors they act on.
@@ -108,8 +105,7 @@ SparseFilters make_sparse(const model::MelFilters& f) {
 
 }  // namespace
 
-Mel log_mel_spectrogram(std::span<const float> samples, int padding,
-                        const model::MelFilters& filters, int n_threads) {
+Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model::MelFilters& filters, int n_threads) {
   check_filters(filters);
   const int n_mels = filters.n_mels;
   const int n_frames = frame_count(samples.size(), padding, n_mels);
@@ -179,15 +175,13 @@ Mel log_mel_spectrogram(std::span<const float> samples, int padding,
   });
 
   const float floor = global_max - 8.0f;
-  parallel_for(static_cast<int64_t>(mel.data.size()), n_threads, int64_t{1} << 16,
-               [&](int64_t begin, int64_t end) {
-                 for (int64_t i = begin; i < end; ++i) out[i] = finish(out[i], floor);
-               });
+  parallel_for(static_cast<int64_t>(mel.data.size()), n_threads, int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) out[i] = finish(out[i], floor);
+  });
   return mel;
 }
 
-Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding,
-                                  const model::MelFilters& filters) {
+Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding, const model::MelFilters& filters) {
   check_filters(filters);
   const int n_mels = filters.n_mels;
   const int n_frames = frame_count(samples.size(), padding, n_mels);
@@ -207,8 +201,7 @@ Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding,
   if (total > kCenterPad) {
     for (int64_t i = 1; i <= kCenterPad; ++i) {
       padded[static_cast<size_t>(kCenterPad - i)] = signal[static_cast<size_t>(i)];
-      padded[static_cast<size_t>(kCenterPad + total - 1 + i)] =
-          signal[static_cast<size_t>(total - 1 - i)];
+      padded[static_cast<size_t>(kCenterPad + total - 1 + i)] = signal[static_cast<size_t>(total - 1 - i)];
     }
   }
 

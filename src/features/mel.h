@@ -30,14 +30,12 @@ struct Mel {
 // Throws wisp::Error on bad filters or a negative padding. n_threads < 1
 // counts as 1. Signals of 200 samples or fewer (padding included), which
 // torch's reflect padding rejects, are centred with zeros instead.
-Mel log_mel_spectrogram(std::span<const float> samples, int padding,
-                        const model::MelFilters& filters, int n_threads);
+Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model::MelFilters& filters, int n_threads);
 
 // Plain reference twin of log_mel_spectrogram (same contract, one thread):
 // materialised padded signal, O(n^2) DFT, dense filter product. Slow; for
 // tests that pin the fast path.
-Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding,
-                                  const model::MelFilters& filters);
+Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding, const model::MelFilters& filters);
 
 // openai pad_or_trim(mel[:, offset : offset + n_frames], 3000): a
 // [n_mels][3000] window starting at frame `offset`; frames past the end of

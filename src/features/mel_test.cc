@@ -1,6 +1,7 @@
 // Tests for the log-mel spectrogram against openai/whisper's own tensors
 // (tests/data/golden: the first window transcribe() feeds the encoder,
-// pad_or_trim(log_mel_spectrogram(audio, n_mels, padding=480000)[:, :1100])) and for the fast kernels against their plain twins.
+// pad_or_trim(log_mel_spectrogram(audio, n_mels, padding=480000)[:, :1100])) and for the fast kernels against their
+// plain twins.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,8 +65,7 @@ uint16_t le16(const char* p) {
 // openai's load_audio.
 std::vector<float> read_wav_s16_mono_16k(const std::string& path) {
   std::vector<char> b = read_bytes(path);
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 ||
-      std::memcmp(b.data() + 8, "WAVE", 4) != 0) {
+  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0) {
     throw std::runtime_error("not a RIFF/WAVE file: " + path);
   }
   bool fmt_ok = false;
@@ -161,8 +161,7 @@ TEST(Fft, RealMatchesReferenceDft) {
     std::vector<double> power(fft.n_bins());
     fft.power(x, power, work);
     for (int k = 0; k < fft.n_bins(); ++k) {
-      EXPECT_NEAR(power[k], want[2 * k] * want[2 * k] + want[2 * k + 1] * want[2 * k + 1],
-                  1e-11 * n);
+      EXPECT_NEAR(power[k], want[2 * k] * want[2 * k] + want[2 * k + 1] * want[2 * k + 1], 1e-11 * n);
     }
   }
 }
@@ -189,8 +188,7 @@ TEST(Fft, BadArgumentsThrow) {
 // --------------------------------------------------------- golden mel ----
 
 void check_golden(const std::string& case_name, int n_mels) {
-  const std::vector<float> audio =
-      read_wav_s16_mono_16k(kTestData + "/testdata/formats/jfk_s16_16k_mono.wav");
+  const std::vector<float> audio = read_wav_s16_mono_16k(kTestData + "/testdata/formats/jfk_s16_16k_mono.wav");
   ASSERT_EQ(audio.size(), 176000u);  // 11 s
   const model::MelFilters filters = load_filters(n_mels);
   const std::vector<float> golden = read_f32(kTestData + "/golden/cases/" + case_name + "/mel.f32");
@@ -224,8 +222,8 @@ TEST(Mel, FastMatchesReference) {
   // Interior frames, a reflect tail that runs into the appended zeros
   // (padding 37), one that reflects real samples (padding 0), signals just
   // above the reflect limit, and the zero-centred fallback (L <= 200).
-  const Case cases[] = {{6000, 37}, {5123, 0}, {4000, 480}, {201, 0},   {250, 0},
-                        {120, 81},   {100, 100}, {0, 170},     {1600, 0}, {0, 3200}};
+  const Case cases[] = {{6000, 37}, {5123, 0},  {4000, 480}, {201, 0},  {250, 0},
+                        {120, 81},  {100, 100}, {0, 170},    {1600, 0}, {0, 3200}};
   for (int n_mels : {80, 128}) {
     const model::MelFilters filters = load_filters(n_mels);
     for (const Case& c : cases) {
@@ -277,8 +275,8 @@ TEST(Mel, ReflectPaddingUsesSignalNotZeros) {
 
 TEST(Mel, FrameCount) {
   const model::MelFilters filters = load_filters(80);
-  for (auto [n, padding] : {std::pair{0, 0}, {0, 159}, {0, 160}, {159, 1}, {1600, 0}, {1601, 0},
-                            {1759, 0}, {1760, 0}, {12345, 480000}}) {
+  for (auto [n, padding] :
+       {std::pair{0, 0}, {0, 159}, {0, 160}, {159, 1}, {1600, 0}, {1601, 0}, {1759, 0}, {1760, 0}, {12345, 480000}}) {
     const std::vector<float> audio = noise(static_cast<size_t>(n), 9);
     const Mel mel = log_mel_spectrogram(audio, padding, filters, 2);
     EXPECT_EQ(mel.n_frames, (n + padding) / kHopLength) << n << " + " << padding;
@@ -364,9 +362,8 @@ float expected_window(const Mel& mel, int offset, int len, int m, int i) {
 
 TEST(MelWindow, OffsetClippingAndPadding) {
   const Mel mel = numbered_mel(3, 4100);
-  const std::pair<int, int> cases[] = {{0, 3000},  {0, 1100}, {1100, 3000}, {2000, 3000},
-                                       {3999, 50}, {4100, 3000}, {9000, 3000}, {10, 0},
-                                       {5, 5000},  {0, 4100}};
+  const std::pair<int, int> cases[] = {{0, 3000},    {0, 1100},    {1100, 3000}, {2000, 3000}, {3999, 50},
+                                       {4100, 3000}, {9000, 3000}, {10, 0},      {5, 5000},    {0, 4100}};
   for (auto [offset, len] : cases) {
     const std::vector<float> w = mel_window(mel, offset, len);
     ASSERT_EQ(w.size(), static_cast<size_t>(3) * kChunkFrames);

@@ -191,7 +191,6 @@ struct Walker {
 
 bool has_glob_chars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
-
 InputSet discover_inputs(const std::vector<std::string>& args, const std::vector<std::string>& skip_dirs) {
   InputSet out;
   Walker w{out, {}};
@@ -210,9 +209,9 @@ InputSet discover_inputs(const std::vector<std::string>& args, const std::vector
   }
   // Sorted by absolute path; the first spelling of a file wins.
   std::stable_sort(out.files.begin(), out.files.end(), [](const Input& a, const Input& b) { return a.key < b.key; });
-  out.files.erase(std::unique(out.files.begin(), out.files.end(),
-                              [](const Input& a, const Input& b) { return a.key == b.key; }),
-                  out.files.end());
+  out.files.erase(
+      std::unique(out.files.begin(), out.files.end(), [](const Input& a, const Input& b) { return a.key == b.key; }),
+      out.files.end());
   // A file skipped in a folder but also named on its own is an input.
   std::set<std::string> keys;
   for (const Input& in : out.files) keys.insert(in.key);

@@ -30,9 +30,9 @@
 namespace wisp::jobs {
 
 struct Input {
-  std::string path;     // for display: as given, or under the folder as given
-  std::string key;      // absolute path, symlinks resolved: the ledger key
-  std::string rel_dir;  // subfolder below the folder argument it was found in ("" otherwise)
+  std::string path;      // for display: as given, or under the folder as given
+  std::string key;       // absolute path, symlinks resolved: the ledger key
+  std::string rel_dir;   // subfolder below the folder argument it was found in ("" otherwise)
   double duration = -1;  // seconds from the container header when probed, -1 unknown
   bool url = false;      // an http(s) URL: path and key are the URL (jobs/url_inputs.h)
 };
@@ -61,7 +61,6 @@ std::vector<std::string> read_input_list(std::istream& in);
 std::vector<std::string> read_input_list_file(const std::string& path);
 
 bool has_glob_chars(const std::string& s);
-
 
 // The deepest folder containing every root ("." when there are none).
 std::string common_folder(const std::vector<std::string>& roots);

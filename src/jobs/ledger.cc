@@ -46,13 +46,9 @@ constexpr const char* kColumns =
     "path, state, attempts, failures, completions, error, audio_seconds, wall_seconds, realtime_factor, "
     "model, options_hash, outputs, input_size, input_mtime_ns, pid, host, started_at, updated_at";
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
-std::string outputs_json(const std::vector<std::string>& outputs) {
-  return nlohmann::json(outputs).dump();
-}
+std::string outputs_json(const std::vector<std::string>& outputs) { return nlohmann::json(outputs).dump(); }
 
 std::vector<std::string> parse_outputs(const std::string& text) {
   try {
@@ -221,8 +217,8 @@ Ledger::Ledger(const std::string& path) : path_(path) {
   fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) fs::create_directories(parent, ec);
   if (ec) throw Error("cannot open ledger " + path + ": cannot create folder: " + ec.message());
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
@@ -382,8 +378,8 @@ bool Ledger::claim(const std::string& input, const Claim& c) {
   return true;
 }
 
-void Ledger::finish(const std::string& input, const char* sql_tail, const std::string& error,
-                    double audio_seconds, double wall_seconds, const std::vector<std::string>* outputs) {
+void Ledger::finish(const std::string& input, const char* sql_tail, const std::string& error, double audio_seconds,
+                    double wall_seconds, const std::vector<std::string>* outputs) {
   std::string sql = std::string("UPDATE jobs SET ") + sql_tail +
                     ", error = ?1, audio_seconds = ?2, wall_seconds = ?3, realtime_factor = ?4, "
                     "outputs = coalesce(?5, outputs), pid = NULL, updated_at = ?6 WHERE path = ?7";
@@ -418,8 +414,7 @@ void Ledger::mark_pending(const std::string& input) {
   t.commit();
 }
 
-void Ledger::adopt_done(const std::string& model, const std::string& options_hash,
-                        const std::vector<Adopted>& inputs) {
+void Ledger::adopt_done(const std::string& model, const std::string& options_hash, const std::vector<Adopted>& inputs) {
   if (inputs.empty()) return;
   Transaction t(db_, path_);
   Stmt s(db_,

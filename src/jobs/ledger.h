@@ -75,7 +75,7 @@ struct Claim {
   std::vector<std::string> outputs;  // requested outputs
   int64_t input_size = -1;
   int64_t input_mtime_ns = -1;
-  bool reset_failures = false;       // options, input or --overwrite changed
+  bool reset_failures = false;  // options, input or --overwrite changed
   // The row was not done when the batch planned it: if another wisp has
   // since finished it with the same options, the claim is refused.
   bool unless_done_since = false;
@@ -103,7 +103,7 @@ class Ledger {
   static Ledger open_existing(const std::string& path);
 
   std::optional<Job> get(const std::string& input) const;
-  std::vector<Job> all() const;  // sorted by path
+  std::vector<Job> all() const;            // sorted by path
   std::vector<StateCount> counts() const;  // one entry per state, in enum order
 
   // Adds pending rows for inputs the ledger does not know yet (one transaction).
@@ -116,8 +116,7 @@ class Ledger {
   bool claim(const std::string& input, const Claim& claim);
   void mark_done(const std::string& input, double audio_seconds, double wall_seconds,
                  const std::vector<std::string>& outputs);
-  void mark_failed(const std::string& input, const std::string& error, double audio_seconds,
-                   double wall_seconds);
+  void mark_failed(const std::string& input, const std::string& error, double audio_seconds, double wall_seconds);
   // The user interrupted the attempt: back to pending, the attempt given back.
   void mark_pending(const std::string& input);
   // Outputs of an earlier plain run (no ledger row) exist: recorded as done
@@ -138,8 +137,8 @@ class Ledger {
   Ledger(const std::string& path, ReadOnly);
   void setup();  // WAL, synchronous, schema
   void exec(const char* sql) const;
-  void finish(const std::string& input, const char* sql_tail, const std::string& error,
-              double audio_seconds, double wall_seconds, const std::vector<std::string>* outputs);
+  void finish(const std::string& input, const char* sql_tail, const std::string& error, double audio_seconds,
+              double wall_seconds, const std::vector<std::string>* outputs);
 
   std::string path_;
   ::sqlite3* db_ = nullptr;

@@ -38,8 +38,7 @@ std::string list(const std::vector<T>& v) {
 }  // namespace
 
 std::string options_fingerprint(const std::string& model_path, const transcribe::Options& o,
-                                const output::WriterOptions& w, const std::string& compute_type,
-                                bool batched) {
+                                const output::WriterOptions& w, const std::string& compute_type, bool batched) {
   std::ostringstream f;
   std::error_code ec;
   std::string model = model_path.empty() ? "" : std::filesystem::absolute(model_path, ec).lexically_normal().string();
@@ -47,8 +46,8 @@ std::string options_fingerprint(const std::string& model_path, const transcribe:
   bool have = !model_path.empty() && ::stat(model_path.c_str(), &st) == 0;
   f << "model=" << model << "\n";
   f << "model_size=" << (have ? std::to_string(st.st_size) : "?") << "\n";
-  f << "model_mtime_ns="
-    << (have ? std::to_string(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec) : "?") << "\n";
+  f << "model_mtime_ns=" << (have ? std::to_string(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec) : "?")
+    << "\n";
   f << "compute_type=" << compute_type << "\n";
   if (batched) f << "batched=1\n";
   // VAD filter and loop guard: lines only when on, so that the hashes of
@@ -107,8 +106,7 @@ std::string options_fingerprint(const std::string& model_path, const transcribe:
 }
 
 std::string options_hash(const std::string& model_path, const transcribe::Options& options,
-                         const output::WriterOptions& writer, const std::string& compute_type,
-                         bool batched) {
+                         const output::WriterOptions& writer, const std::string& compute_type, bool batched) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64 offset basis
   for (unsigned char c : options_fingerprint(model_path, options, writer, compute_type, batched)) {
     h ^= c;

@@ -19,12 +19,12 @@ namespace wisp::jobs {
 // does the network's compute type (nn::compute_type_name of the engine's)
 // and throughput mode (batched: chunked at pauses, transcribe/batched.h).
 std::string options_fingerprint(const std::string& model_path, const transcribe::Options& options,
-                                const output::WriterOptions& writer = {},
-                                const std::string& compute_type = "float32", bool batched = false);
+                                const output::WriterOptions& writer = {}, const std::string& compute_type = "float32",
+                                bool batched = false);
 
 // 16 hex digits: FNV-1a 64 of options_fingerprint().
 std::string options_hash(const std::string& model_path, const transcribe::Options& options,
-                         const output::WriterOptions& writer = {},
-                         const std::string& compute_type = "float32", bool batched = false);
+                         const output::WriterOptions& writer = {}, const std::string& compute_type = "float32",
+                         bool batched = false);
 
 }  // namespace wisp::jobs

@@ -31,7 +31,7 @@ class Prefetcher {
   struct Item {
     size_t index = 0;
     std::vector<float> samples;
-    std::string error;           // what the loader threw ("" when it succeeded)
+    std::string error;  // what the loader threw ("" when it succeeded)
     double decode_seconds = 0;
     std::shared_ptr<void> lease;  // gives the bytes back to the budget when the item dies
   };

@@ -185,8 +185,7 @@ class BatchRun {
  public:
   BatchRun(const transcribe::Engine& engine, const transcribe::Options& options, const BatchConfig& cfg,
            Reporter& reporter, const std::function<bool()>& should_stop)
-      : engine_(engine), options_(options), cfg_(cfg), reporter_(reporter), should_stop_(should_stop),
-        stats_(todo_) {}
+      : engine_(engine), options_(options), cfg_(cfg), reporter_(reporter), should_stop_(should_stop), stats_(todo_) {}
 
   // Finds the inputs, decides what this run does with each (the rule is in
   // runner.h) and records it in the ledger. False on a stop request during
@@ -198,8 +197,8 @@ class BatchRun {
       return false;
     }
     ledger_.emplace(plan_.ledger_path);
-    hash_ = options_hash(cfg_.model_path, options_, cfg_.writer,
-                         nn::compute_type_name(engine_.net().compute_type()), cfg_.batch_size > 0);
+    hash_ = options_hash(cfg_.model_path, options_, cfg_.writer, nn::compute_type_name(engine_.net().compute_type()),
+                         cfg_.batch_size > 0);
     for (const Input& in : set_.files) decide(in);
     record_plan();
     reporter_.plan(plan_);
@@ -290,8 +289,7 @@ class BatchRun {
     plan_.ignored = set_.ignored;
     for (const std::string& p : set_.unmatched) plan_.problems.push_back({p, "no file matches"});
     for (const PathError& e : set_.errors) plan_.problems.push_back(e);
-    plan_.ledger_path =
-        cfg_.ledger_path.empty() ? default_ledger_path(cfg_.output_dir, set_.roots) : cfg_.ledger_path;
+    plan_.ledger_path = cfg_.ledger_path.empty() ? default_ledger_path(cfg_.output_dir, set_.roots) : cfg_.ledger_path;
   }
 
   std::vector<std::string> planned_outputs(const Input& in, const std::optional<Job>& row) const {

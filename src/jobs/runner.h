@@ -62,25 +62,25 @@ using Failure = PathError;
 
 // Batch-level facts at one moment (for progress displays).
 struct BatchStats {
-  size_t todo = 0;           // inputs to run in this batch
-  size_t finished = 0;       // of those, ended (done or failed)
+  size_t todo = 0;      // inputs to run in this batch
+  size_t finished = 0;  // of those, ended (done or failed)
   size_t done = 0;
   size_t failed = 0;
-  double audio_total = 0;    // seconds of the to-do inputs (header estimates until decoded)
-  double audio_done = 0;     // seconds of finished inputs, plus the current one's progress
-  double elapsed = 0;        // wall seconds since the batch started running files
-  double eta = -1;           // seconds, -1 unknown
+  double audio_total = 0;  // seconds of the to-do inputs (header estimates until decoded)
+  double audio_done = 0;   // seconds of finished inputs, plus the current one's progress
+  double elapsed = 0;      // wall seconds since the batch started running files
+  double eta = -1;         // seconds, -1 unknown
 };
 
 struct Plan {
-  size_t inputs = 0;                   // distinct inputs found
+  size_t inputs = 0;  // distinct inputs found
   size_t todo = 0;
-  size_t skipped = 0;                  // done earlier (or adopted)
-  size_t busy = 0;                     // running in another live process
-  std::vector<Failure> gave_up;        // failed max_attempts times already
-  std::vector<Failure> problems;       // unmatched globs, unreadable folders, output clashes
-  std::vector<std::string> ignored;    // files in folders that are not media
-  size_t removed_temps = 0;            // temp files of killed writers, removed
+  size_t skipped = 0;                // done earlier (or adopted)
+  size_t busy = 0;                   // running in another live process
+  std::vector<Failure> gave_up;      // failed max_attempts times already
+  std::vector<Failure> problems;     // unmatched globs, unreadable folders, output clashes
+  std::vector<std::string> ignored;  // files in folders that are not media
+  size_t removed_temps = 0;          // temp files of killed writers, removed
   std::string ledger_path;
 };
 
@@ -94,19 +94,19 @@ struct FileEnd {
   size_t number = 0;
   const Input* input = nullptr;
   bool ok = false;
-  std::string error;     // when !ok
-  double duration = 0;   // seconds of audio (0 when it did not decode)
-  double wall = 0;       // seconds: transcription and writing
+  std::string error;    // when !ok
+  double duration = 0;  // seconds of audio (0 when it did not decode)
+  double wall = 0;      // seconds: transcription and writing
 };
 
 struct Summary {
   size_t inputs = 0, done = 0, skipped = 0, failed = 0, busy = 0;
   bool interrupted = false;
   std::string interrupted_input;  // the input that went back to pending ("" between files)
-  double audio_seconds = 0;  // transcribed in this run
-  double wall_seconds = 0;   // the whole run, setup included
-  int64_t decode_calls = 0;    // window decodes, fallback attempts included
-  int64_t decoded_tokens = 0;  // tokens they sampled (the work done, whatever the transcript keeps)
+  double audio_seconds = 0;       // transcribed in this run
+  double wall_seconds = 0;        // the whole run, setup included
+  int64_t decode_calls = 0;       // window decodes, fallback attempts included
+  int64_t decoded_tokens = 0;     // tokens they sampled (the work done, whatever the transcript keeps)
   // Most decoded audio held at once in bytes: files decoded ahead plus the
   // one being transcribed (PrefetchLimits bounds it).
   size_t prefetch_peak_bytes = 0;

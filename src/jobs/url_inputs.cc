@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -28,10 +28,10 @@ namespace fs = std::filesystem;
 // Video sites whose URLs are pages (the media sits behind a player):
 // yt-dlp directly, without a first request through libavformat.
 constexpr const char* kPageHosts[] = {
-    "youtube.com", "youtu.be",     "youtube-nocookie.com", "vimeo.com",     "dailymotion.com",
-    "dai.ly",      "twitch.tv",    "soundcloud.com",       "tiktok.com",    "twitter.com",
-    "x.com",       "facebook.com", "fb.watch",             "instagram.com", "bilibili.com",
-    "rumble.com",  "bandcamp.com", "ted.com",              "odysee.com",    "bitchute.com",
+    "youtube.com", "youtu.be",       "youtube-nocookie.com", "vimeo.com",   "dailymotion.com", "dai.ly",
+    "twitch.tv",   "soundcloud.com", "tiktok.com",           "twitter.com", "x.com",           "facebook.com",
+    "fb.watch",    "instagram.com",  "bilibili.com",         "rumble.com",  "bandcamp.com",    "ted.com",
+    "odysee.com",  "bitchute.com",
 };
 
 // A file name byte limit that leaves room for ".json" and a temp suffix
@@ -98,7 +98,7 @@ class TempFolder {
 };
 
 struct ProgramResult {
-  int exit_status = -1;   // -1 when killed by a signal
+  int exit_status = -1;  // -1 when killed by a signal
   int signal = 0;
   std::string stderr_tail;  // the last 64 KiB of its standard error
 };
@@ -176,8 +176,7 @@ std::string failure_line(const ProgramResult& r) {
   }
   if (!error.empty()) return error;
   if (!last.empty()) return last;
-  return r.signal ? "killed by signal " + std::to_string(r.signal)
-                  : "exit status " + std::to_string(r.exit_status);
+  return r.signal ? "killed by signal " + std::to_string(r.signal) : "exit status " + std::to_string(r.exit_status);
 }
 
 // The file yt-dlp left in `dir`: the largest, leaving out its partial and
@@ -204,13 +203,14 @@ std::string downloaded_file(const std::string& dir) {
 UrlAudio download_page_audio(const std::string& url, const UrlOptions& o) {
   const std::string program = o.yt_dlp.empty() ? find_on_path("yt-dlp") : o.yt_dlp;
   if (program.empty())
-    throw Error("not a direct media URL, and yt-dlp (needed for pages such as YouTube's) is not installed: "
-                "install yt-dlp or put it on PATH");
+    throw Error(
+        "not a direct media URL, and yt-dlp (needed for pages such as YouTube's) is not installed: "
+        "install yt-dlp or put it on PATH");
   TempFolder tmp;
   const std::string timeout = std::to_string(std::max(1L, std::lround(o.timeout_seconds)));
-  ProgramResult r = run_program({program, "--no-playlist", "--no-progress", "--no-mtime", "-x", "-f",
-                                 "bestaudio/best", "--socket-timeout", timeout, "-o",
-                                 tmp.path() + "/%(title)s-%(id)s.%(ext)s", "--", url});
+  ProgramResult r =
+      run_program({program, "--no-playlist", "--no-progress", "--no-mtime", "-x", "-f", "bestaudio/best",
+                   "--socket-timeout", timeout, "-o", tmp.path() + "/%(title)s-%(id)s.%(ext)s", "--", url});
   if (r.exit_status != 0) throw Error("yt-dlp failed: " + failure_line(r));
   const std::string file = downloaded_file(tmp.path());
   if (file.empty()) throw Error("yt-dlp wrote no file");

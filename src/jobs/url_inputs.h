@@ -60,8 +60,8 @@ std::vector<std::string> planned_url_outputs(const std::string& url, const std::
                                              const std::vector<std::string>& recorded);
 
 struct UrlOptions {
-  std::string yt_dlp;            // the yt-dlp program; "" looks for "yt-dlp" on PATH
-  double timeout_seconds = 30;   // network silence that fails a transfer (libavformat and yt-dlp)
+  std::string yt_dlp;           // the yt-dlp program; "" looks for "yt-dlp" on PATH
+  double timeout_seconds = 30;  // network silence that fails a transfer (libavformat and yt-dlp)
 };
 
 // Finds `program` in the folders of PATH (empty entries, meaning the current

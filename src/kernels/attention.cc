@@ -30,9 +30,8 @@ void check_args(const AttentionArgs& a) {
     throw Error("attention: row pitch smaller than n_head * d_head");
   }
   // K and V rows hold every head side by side, or one head each.
-  if (a.ldk < (a.k_head_stride == 0 ? width : a.d_head) ||
-      a.ldv < (a.v_head_stride == 0 ? width : a.d_head) || a.k_head_stride < 0 ||
-      a.v_head_stride < 0) {
+  if (a.ldk < (a.k_head_stride == 0 ? width : a.d_head) || a.ldv < (a.v_head_stride == 0 ? width : a.d_head) ||
+      a.k_head_stride < 0 || a.v_head_stride < 0) {
     throw Error("attention: key or value rows narrower than their heads");
   }
   if (a.n_q > 0 && a.n_kv < 1) throw Error("attention: no keys");
@@ -48,8 +47,8 @@ void check_args(const AttentionArgs& a) {
 // other rows (accumulators kept in memory instead, one load and store per
 // multiply-add, ran a decoding step of 5 sequences at half the rate).
 WISP_VECTOR_CLONES
-void weighted_rows(const float* w, int64_t nq, int64_t nk, const float* v, int64_t ldv, int64_t d,
-                   float* out, int64_t ldo) {
+void weighted_rows(const float* w, int64_t nq, int64_t nk, const float* v, int64_t ldv, int64_t d, float* out,
+                   int64_t ldo) {
   using vec8::F8;
   constexpr int64_t kKeys = 64;
   F8 acc[kSmallGemmRows][8];
@@ -112,8 +111,8 @@ void weighted_rows(const float* w, int64_t nq, int64_t nk, const float* v, int64
 // For the decoder's 64-wide heads gemm_small_m summed lanes key by key and
 // ran at a third of weighted_rows' rate on the same number of products.
 WISP_VECTOR_CLONES
-void score_rows(const float* q, int64_t ldq, int64_t nq, const float* k, int64_t ldk, int64_t nk,
-                int64_t d, float alpha, float* s) {
+void score_rows(const float* q, int64_t ldq, int64_t nq, const float* k, int64_t ldk, int64_t nk, int64_t d,
+                float alpha, float* s) {
   using vec8::F8;
   int64_t j0 = 0;
   for (; j0 + 8 <= nk; j0 += 8) {
@@ -140,14 +139,11 @@ void score_rows(const float* q, int64_t ldq, int64_t nq, const float* k, int64_t
 }
 
 // Number of keys query i (0-based within the call) may see.
-int64_t visible_keys(const AttentionArgs& a, int64_t i) {
-  return a.causal ? a.q_pos0 + i + 1 : a.n_kv;
-}
+int64_t visible_keys(const AttentionArgs& a, int64_t i) { return a.causal ? a.q_pos0 + i + 1 : a.n_kv; }
 
 }  // namespace
 
-AttentionArgs fused_self_attention(const float* qkv, int64_t n, int64_t width, int64_t n_head,
-                                   float* out) {
+AttentionArgs fused_self_attention(const float* qkv, int64_t n, int64_t width, int64_t n_head, float* out) {
   AttentionArgs a;
   a.n_q = a.n_kv = n;
   a.n_head = n_head;

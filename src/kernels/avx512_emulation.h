@@ -52,13 +52,25 @@ inline F16x map(F16x a, F f) {
 }
 
 inline F16x setzero_ps() { return F16x{}; }
-inline F16x set1_ps(float x) { return map(F16x{}, [x](int, float) { return x; }); }
-inline F16x mul_ps(F16x a, F16x b) { return map(a, [&](int l, float x) { return x * b.f[l]; }); }
-inline F16x add_ps(F16x a, F16x b) { return map(a, [&](int l, float x) { return x + b.f[l]; }); }
-inline F16x sub_ps(F16x a, F16x b) { return map(a, [&](int l, float x) { return x - b.f[l]; }); }
+inline F16x set1_ps(float x) {
+  return map(F16x{}, [x](int, float) { return x; });
+}
+inline F16x mul_ps(F16x a, F16x b) {
+  return map(a, [&](int l, float x) { return x * b.f[l]; });
+}
+inline F16x add_ps(F16x a, F16x b) {
+  return map(a, [&](int l, float x) { return x + b.f[l]; });
+}
+inline F16x sub_ps(F16x a, F16x b) {
+  return map(a, [&](int l, float x) { return x - b.f[l]; });
+}
 // vmaxps: the second operand when the first is not greater (NaN included).
-inline F16x max_ps(F16x a, F16x b) { return map(a, [&](int l, float x) { return x > b.f[l] ? x : b.f[l]; }); }
-inline F16x abs_ps(F16x a) { return map(a, [](int, float x) { return std::fabs(x); }); }
+inline F16x max_ps(F16x a, F16x b) {
+  return map(a, [&](int l, float x) { return x > b.f[l] ? x : b.f[l]; });
+}
+inline F16x abs_ps(F16x a) {
+  return map(a, [](int, float x) { return std::fabs(x); });
+}
 inline F16x fmadd_ps(F16x a, F16x b, F16x c) {
   return map(a, [&](int l, float x) { return std::fma(x, b.f[l], c.f[l]); });
 }

@@ -16,8 +16,7 @@
 // CPUs they compute what they always did.
 #if defined(__x86_64__) && !defined(__clang__)
 #define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
-#define WISP_VECTOR_CLONES_512 \
-  __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define WISP_VECTOR_CLONES_512 __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define WISP_VECTOR_CLONES
 #define WISP_VECTOR_CLONES_512
@@ -45,9 +44,7 @@ namespace wisp::kernels {
 // are created. Sets it for a scope, restores it after.
 class OmpThreadsScope {
  public:
-  explicit OmpThreadsScope(int n) : saved_(omp_get_max_threads()) {
-    omp_set_num_threads(n < 1 ? 1 : n);
-  }
+  explicit OmpThreadsScope(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n < 1 ? 1 : n); }
   ~OmpThreadsScope() { omp_set_num_threads(saved_); }
   OmpThreadsScope(const OmpThreadsScope&) = delete;
   OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;

@@ -39,9 +39,9 @@ CpuFeatures detect_cpu() {
   const bool avx = (c >> 28) & 1;
   if (osxsave && avx) {
     const uint64_t xcr0 = xgetbv0();
-    f.os_avx = (xcr0 & 0x6) == 0x6;              // XMM and YMM state
+    f.os_avx = (xcr0 & 0x6) == 0x6;                   // XMM and YMM state
     f.os_avx512 = f.os_avx && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
-    f.os_amx = (xcr0 & 0x60000) == 0x60000;      // XTILECFG, XTILEDATA
+    f.os_amx = (xcr0 & 0x60000) == 0x60000;           // XTILECFG, XTILEDATA
   }
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, a, b, c, d);

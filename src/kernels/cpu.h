@@ -28,7 +28,7 @@ struct CpuFeatures {
   bool avx512bf16 = false;
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
   bool os_avx = false, os_avx512 = false, os_amx = false;  // XCR0 enables the registers
-  int64_t l2_bytes = 0;  // a core's L2 cache (sysconf; 0: unknown)
+  int64_t l2_bytes = 0;                                    // a core's L2 cache (sysconf; 0: unknown)
 };
 
 // What this CPU and OS support (cpuid + xgetbv; all false off x86-64).

@@ -20,8 +20,8 @@ namespace wisp::kernels {
 namespace {
 
 WISP_VECTOR_CLONES
-void gemm_small_cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, const float* a,
-                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void gemm_small_cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, const float* a, int64_t lda,
+                     const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   cols(m, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -29,8 +29,8 @@ void gemm_small_cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, 
 // x86-64-v3 clone's arithmetic with F16C loads (lowp_avx2.cc) on such CPUs,
 // the baseline build elsewhere, so a float and a half call on one CPU run
 // the same operations.
-void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda,
-                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc) {
 #if defined(__x86_64__) && !defined(__clang__)
   if (__builtin_cpu_supports("x86-64-v3")) {
     lowp_impl::avx2::gemm_small_cols_h(m, n0, n1, k, a, lda, b, ldb, beta, c, ldc);
@@ -61,11 +61,10 @@ int64_t small_grain(int64_t m, int64_t k) {
 
 }  // namespace
 
-void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
-  parallel_for(n, n_threads, small_grain(m, k), [&](int64_t j0, int64_t j1) {
-    gemm_small_cols(m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  });
+void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
+  parallel_for(n, n_threads, small_grain(m, k),
+               [&](int64_t j0, int64_t j1) { gemm_small_cols(m, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc); });
 }
 
 void gemm_small_m_h(const GemmBtHalf& g, int n_threads) {

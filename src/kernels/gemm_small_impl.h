@@ -43,8 +43,7 @@ typedef float v8f __attribute__((vector_size(32)));
 // into the add, but it then fuses the same one wherever a column falls
 // (which depends on how the columns were split over threads).
 template <int RA, int RB>
-[[gnu::always_inline]] inline void store_block(float* c, int64_t ldc, float alpha, float beta,
-                                               const v8f& sums) {
+[[gnu::always_inline]] inline void store_block(float* c, int64_t ldc, float alpha, float beta, const v8f& sums) {
   if (beta == 0.0f) {
     const v8f out = alpha * sums;
     for (int i = 0; i < RA; ++i) std::memcpy(c + i * ldc, reinterpret_cast<const float*>(&out) + i * RB, 4 * RB);
@@ -59,8 +58,8 @@ template <int RA, int RB>
 // Dot products of RA rows of a with RB rows of b over k, stored to c.
 // Always inlined, so that it is compiled for the caller's clone's target.
 template <int RA, int RB, class TB>
-[[gnu::always_inline]] inline void block(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t k,
-                  float alpha, float beta, float* c, int64_t ldc) {
+[[gnu::always_inline]] inline void block(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t k, float alpha,
+                                         float beta, float* c, int64_t ldc) {
   v8f acc[RA][RB] = {};
   // The next block's rows of b (the caller's next j, any ldb), prefetched
   // one 64-byte line per row as this block reaches the same column: in a
@@ -109,9 +108,8 @@ template <int RA, int RB, class TB>
 
 // Columns [n0, n1) of C, for float or half B.
 template <class TB>
-[[gnu::always_inline]] inline void cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha,
-                                        const float* a, int64_t lda, const TB* b, int64_t ldb, float beta,
-                                        float* c, int64_t ldc) {
+[[gnu::always_inline]] inline void cols(int64_t m, int64_t n0, int64_t n1, int64_t k, float alpha, const float* a,
+                                        int64_t lda, const TB* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   int64_t j = n0;
   for (; j + 4 <= n1; j += 4) {
     const TB* bj = b + j * ldb;

@@ -3,8 +3,8 @@
 // attention.cc, the reference twins in reference.cc.
 #include "kernels/kernels.h"
 
-#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,8 +28,8 @@ namespace {
 int64_t row_grain(int64_t d) { return d >= 16384 ? 1 : 16384 / (d < 1 ? 1 : d); }
 
 WISP_VECTOR_CLONES
-void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t r0,
-                    int64_t r1, int64_t d, float eps) {
+void layernorm_rows(const float* x, const float* w, const float* b, float* y, int64_t r0, int64_t r1, int64_t d,
+                    float eps) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * d;
     float* yr = y + r * d;
@@ -113,9 +113,8 @@ void softmax_rows(float* x, int64_t r0, int64_t r1, int64_t d) {
 
 }  // namespace detail
 
-void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-           int64_t ldc, int n_threads) {
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads) {
   check_dims("sgemm", {m, n, k});
   if (m == 0 || n == 0) return;
   if (ldc < n || lda < (trans_a ? m : k) || ldb < (trans_b ? k : n) || lda < 1 || ldb < 1) {
@@ -132,8 +131,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
     return;
   }
   OmpThreadsScope threads(n_threads);
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda,
-                                b, ldb, beta, c, ldc);
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != dnnl_success) {
     throw Error("sgemm: oneDNN dnnl_sgemm failed with status " + std::to_string(st));
   }
@@ -187,11 +185,10 @@ void linear_few_rows(const LinearArgs<float>& a, int n_threads) { linear_impl(a,
 void linear_h(const LinearArgs<uint16_t>& a, int n_threads) { linear_impl(a, n_threads, false); }
 void linear_few_rows_h(const LinearArgs<uint16_t>& a, int n_threads) { linear_impl(a, n_threads, true); }
 
-void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,
-               float eps, int n_threads) {
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d, float eps,
+               int n_threads) {
   check_dims("layernorm", {n, d});
-  parallel_for(n, n_threads, row_grain(d),
-               [&](int64_t r0, int64_t r1) { layernorm_rows(x, w, b, y, r0, r1, d, eps); });
+  parallel_for(n, n_threads, row_grain(d), [&](int64_t r0, int64_t r1) { layernorm_rows(x, w, b, y, r0, r1, d, eps); });
 }
 
 void gelu(float* x, int64_t n, int n_threads) {
@@ -201,27 +198,22 @@ void gelu(float* x, int64_t n, int n_threads) {
 
 void bias_gelu(float* x, const float* b, int64_t n, int64_t d, int n_threads) {
   check_dims("bias_gelu", {n, d});
-  parallel_for(n, n_threads, row_grain(d),
-               [&](int64_t r0, int64_t r1) { bias_gelu_rows(x, b, r0, r1, d); });
+  parallel_for(n, n_threads, row_grain(d), [&](int64_t r0, int64_t r1) { bias_gelu_rows(x, b, r0, r1, d); });
 }
 
 void add_bias(float* x, int64_t ldx, const float* b, int64_t n, int64_t d, int n_threads) {
   check_dims("add_bias", {n, d});
-  parallel_for(n, n_threads, row_grain(d),
-               [&](int64_t r0, int64_t r1) { add_bias_rows(x, ldx, b, r0, r1, d); });
+  parallel_for(n, n_threads, row_grain(d), [&](int64_t r0, int64_t r1) { add_bias_rows(x, ldx, b, r0, r1, d); });
 }
 
 void softmax(float* x, int64_t n, int64_t d, int n_threads) {
   check_dims("softmax", {n, d});
-  parallel_for(n, n_threads, row_grain(d),
-               [&](int64_t r0, int64_t r1) { detail::softmax_rows(x, r0, r1, d); });
+  parallel_for(n, n_threads, row_grain(d), [&](int64_t r0, int64_t r1) { detail::softmax_rows(x, r0, r1, d); });
 }
 
 // vec8.h: GCC keeps the scalar form of a running maximum scalar.
 WISP_VECTOR_CLONES
-float max_value(const float* x, int64_t n) {
-  return vec8::max_of(x, n, -std::numeric_limits<float>::infinity());
-}
+float max_value(const float* x, int64_t n) { return vec8::max_of(x, n, -std::numeric_limits<float>::infinity()); }
 
 WISP_VECTOR_CLONES
 double log_sum_exp(const float* x, int64_t n) {
@@ -299,8 +291,8 @@ void pack_conv1d_k3_weight(const float* w, int64_t c_out, int64_t c_in, float* p
 // accumulating GEMMs against the taps of the [c_out][3][c_in] packed weight.
 // (One GEMM over K = 3 * c_in would need a row pitch below K, which BLAS-style
 // GEMMs reject.)
-void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed,
-               const float* bias, int64_t c_out, int stride, float* y, int n_threads) {
+void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed, const float* bias, int64_t c_out,
+               int stride, float* y, int n_threads) {
   const int64_t t_out = conv1d_k3_out_len(t_in, stride);
   check_dims("conv1d", {c_in, c_out});
   std::vector<float> padded(static_cast<size_t>((t_in + 2) * c_in));
@@ -311,8 +303,8 @@ void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed
     for (int64_t r = r0; r < r1; ++r) std::memcpy(y + r * c_out, bias, sizeof(float) * c_out);
   });
   for (int64_t j = 0; j < 3; ++j) {
-    sgemm(false, true, t_out, c_out, c_in, 1.0f, padded.data() + j * c_in, stride * c_in,
-          w_packed + j * c_in, 3 * c_in, 1.0f, y, c_out, n_threads);
+    sgemm(false, true, t_out, c_out, c_in, 1.0f, padded.data() + j * c_in, stride * c_in, w_packed + j * c_in, 3 * c_in,
+          1.0f, y, c_out, n_threads);
   }
 }
 

@@ -25,19 +25,17 @@ namespace wisp::kernels {
 //   op(A) is [m][k]: A is [m][lda] if !trans_a, else [k][lda] (A^T used).
 //   op(B) is [k][n]: B is [k][ldb] if !trans_b, else [n][ldb] (B^T used).
 //   C is [m][ldc]. beta == 0 ignores C's previous contents (NaNs included).
-void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-           int64_t ldc, int n_threads);
-void sgemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-               int64_t ldc);
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
+void sgemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // sgemm's own path for a few rows with B transposed (!trans_a && trans_b &&
 // m <= kSmallGemmRows): the decoder's per-step GEMMs and logits, which are
 // passes over the weights. sgemm() dispatches here by itself.
 inline constexpr int64_t kSmallGemmRows = 8;
-void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
+void gemm_small_m(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                  int64_t ldb, float beta, float* c, int64_t ldc, int n_threads);
 
 // C[m][n] = A B^T + beta C for B in IEEE half ([n][ldb] uint16 bits),
 // widened exactly to float: the same values, in the same order, as
@@ -91,10 +89,9 @@ void linear_few_rows_h(const LinearArgs<uint16_t>& a, int n_threads);
 // LayerNorm over the last dimension (torch.nn.LayerNorm, biased variance):
 // y[r][i] = (x[r][i] - mean_r) / sqrt(var_r + eps) * w[i] + b[i].
 // x, y: [n][d]; y may alias x.
-void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d,
-               float eps, int n_threads);
-void layernorm_ref(const float* x, const float* w, const float* b, float* y, int64_t n,
-                   int64_t d, float eps);
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d, float eps,
+               int n_threads);
+void layernorm_ref(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d, float eps);
 
 // Exact (erf) GELU, torch.nn.GELU() default: x = 0.5 * x * (1 + erf(x / sqrt(2))).
 // x: [n], in place.
@@ -129,8 +126,7 @@ double log_sum_exp_ref(const float* x, int64_t n);
 // With `running` (ceil(n / kRunningBlock) entries) it also keeps that sum as
 // it stood after each block of kRunningBlock values, for first_sum_above.
 inline constexpr int64_t kRunningBlock = 64;
-double exp_affine(const float* x, int64_t n, float scale, float shift, float* out,
-                  double* running = nullptr);
+double exp_affine(const float* x, int64_t n, float scale, float shift, float* out, double* running = nullptr);
 double exp_affine_ref(const float* x, int64_t n, float scale, float shift, float* out);
 // The first i in [0, n) where the running sum of w in double, in index
 // order, exceeds u (n if none): a categorical draw against exp_affine's
@@ -158,10 +154,10 @@ void softmax_ref(float* x, int64_t n, int64_t d);
 // The twin takes PyTorch's layout directly.
 int64_t conv1d_k3_out_len(int64_t t_in, int stride);
 void pack_conv1d_k3_weight(const float* w, int64_t c_out, int64_t c_in, float* packed);
-void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed,
-               const float* bias, int64_t c_out, int stride, float* y, int n_threads);
-void conv1d_k3_ref(const float* x, int64_t t_in, int64_t c_in, const float* w,
-                   const float* bias, int64_t c_out, int stride, float* y);
+void conv1d_k3(const float* x, int64_t t_in, int64_t c_in, const float* w_packed, const float* bias, int64_t c_out,
+               int stride, float* y, int n_threads);
+void conv1d_k3_ref(const float* x, int64_t t_in, int64_t c_in, const float* w, const float* bias, int64_t c_out,
+                   int stride, float* y);
 
 // ---------------------------------------------------------------------------
 // Multi-head scaled dot-product attention (openai model.py
@@ -203,8 +199,7 @@ struct AttentionArgs {
 // The encoder's self-attention over its fused Q/K/V rows qkv [n][3 width]
 // (q, k and v side by side) into out [n][width]: n queries and keys, width
 // / n_head per head, openai's scale (width / n_head) ** -0.25.
-AttentionArgs fused_self_attention(const float* qkv, int64_t n, int64_t width, int64_t n_head,
-                                   float* out);
+AttentionArgs fused_self_attention(const float* qkv, int64_t n, int64_t width, int64_t n_head, float* out);
 // Parallel over (batch, head, block of queries); a block's scores live in a
 // [block][n_kv] buffer, never all heads' [n_q][n_kv] at once.
 void attention(const AttentionArgs& args, int n_threads);

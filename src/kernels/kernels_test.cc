@@ -2,8 +2,8 @@
 // sizes, on 1 and 2 threads.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <omp.h>
+#include <cstring>
 
 #include <algorithm>
 #include <bit>
@@ -14,8 +14,8 @@
 
 #include "common/error.h"
 #include "kernels/kernels.h"
-#include "kernels/vecmath.h"
 #include "kernels/test_util.h"
+#include "kernels/vecmath.h"
 
 namespace wisp::kernels {
 namespace {
@@ -31,32 +31,32 @@ TEST_P(Threads, SgemmAllTransposesMatchReference) {
   // k = 29 and 7 exercise its tail loop, n = 53 its column tail.
   const int64_t n = 53, pad = 3;
   for (auto [m, k] : {std::pair<int64_t, int64_t>{37, 29}, {1, 29}, {2, 64}, {5, 7}, {8, 29}, {9, 64}})
-  for (int ta = 0; ta < 2; ++ta) {
-    for (int tb = 0; tb < 2; ++tb) {
-      const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
-      auto a = random_vec(static_cast<size_t>((ta ? k : m) * lda), 1);
-      auto b = random_vec(static_cast<size_t>((tb ? n : k) * ldb), 2);
-      auto c0 = random_vec(static_cast<size_t>(m * ldc), 3);
-      for (float beta : {0.0f, 0.5f}) {
-        auto c = c0, cr = c0;
-        if (beta == 0.0f) {  // beta == 0 must ignore C entirely, NaNs included
-          std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
-        }
-        sgemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc, GetParam());
-        sgemm_ref(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, cr.data(), ldc);
-        // Only the [m][n] part is compared: the padding columns are not ours.
-        std::vector<float> got, want;
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) {
-            got.push_back(c[i * ldc + j]);
-            want.push_back(cr[i * ldc + j]);
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        auto a = random_vec(static_cast<size_t>((ta ? k : m) * lda), 1);
+        auto b = random_vec(static_cast<size_t>((tb ? n : k) * ldb), 2);
+        auto c0 = random_vec(static_cast<size_t>(m * ldc), 3);
+        for (float beta : {0.0f, 0.5f}) {
+          auto c = c0, cr = c0;
+          if (beta == 0.0f) {  // beta == 0 must ignore C entirely, NaNs included
+            std::fill(c.begin(), c.end(), std::numeric_limits<float>::quiet_NaN());
           }
+          sgemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, c.data(), ldc, GetParam());
+          sgemm_ref(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, cr.data(), ldc);
+          // Only the [m][n] part is compared: the padding columns are not ours.
+          std::vector<float> got, want;
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              got.push_back(c[i * ldc + j]);
+              want.push_back(cr[i * ldc + j]);
+            }
+          }
+          EXPECT_LT(rel_err(got, want), 1e-6)
+              << "m=" << m << " k=" << k << " ta=" << ta << " tb=" << tb << " beta=" << beta;
         }
-        EXPECT_LT(rel_err(got, want), 1e-6)
-            << "m=" << m << " k=" << k << " ta=" << ta << " tb=" << tb << " beta=" << beta;
       }
     }
-  }
 }
 
 TEST(Sgemm, RestoresOpenMpThreadCountAndRejectsBadPitch) {
@@ -65,8 +65,7 @@ TEST(Sgemm, RestoresOpenMpThreadCountAndRejectsBadPitch) {
   sgemm(false, true, 2, 2, 3, 1.0f, a.data(), 3, b.data(), 3, 0.0f, c.data(), 2, 1);
   EXPECT_EQ(omp_get_max_threads(), before);
   EXPECT_FLOAT_EQ(c[0], 3.0f);
-  EXPECT_THROW(sgemm(false, true, 2, 2, 3, 1.0f, a.data(), 2, b.data(), 3, 0.0f, c.data(), 2, 1),
-               Error);
+  EXPECT_THROW(sgemm(false, true, 2, 2, 3, 1.0f, a.data(), 2, b.data(), 3, 0.0f, c.data(), 2, 1), Error);
 }
 
 TEST_P(Threads, LinearMatchesReference) {
@@ -418,12 +417,12 @@ struct AttentionCase {
 
 TEST_P(Threads, AttentionMatchesReference) {
   const AttentionCase cases[] = {
-      {1, 150, 151, 3, 16, false, false, true},  // several query blocks, odd key count
-      {2, 5, 23, 2, 8, true, false, true},       // decoder self-attention: 18 cached + 5 new
-      {3, 1, 97, 2, 12, false, true, true},      // cross-attention, K/V shared by the batch
-      {2, 70, 70, 1, 5, true, false, false},     // causal from position 0 over two blocks
-      {5, 1, 97, 3, 8, false, true, true, true},  // beam cross-attention, merged into one block
-      {3, 30, 41, 2, 8, false, true, true, true},  // merged rows spanning two blocks
+      {1, 150, 151, 3, 16, false, false, true},     // several query blocks, odd key count
+      {2, 5, 23, 2, 8, true, false, true},          // decoder self-attention: 18 cached + 5 new
+      {3, 1, 97, 2, 12, false, true, true},         // cross-attention, K/V shared by the batch
+      {2, 70, 70, 1, 5, true, false, false},        // causal from position 0 over two blocks
+      {5, 1, 97, 3, 8, false, true, true, true},    // beam cross-attention, merged into one block
+      {3, 30, 41, 2, 8, false, true, true, true},   // merged rows spanning two blocks
       {5, 1, 150, 2, 64, false, true, true, true},  // Whisper's 64-wide heads, 3 key blocks
       {7, 1, 65, 1, 72, false, true, false, true},  // 64 columns and a tail of 8
       {2, 9, 40, 2, 64, true, false, false},        // causal, one more row than the few-row path
@@ -517,8 +516,8 @@ TEST(Attention, FewRowScoresAreTheFewRowProducts) {
     int64_t n_q, n_kv, d_head;
     bool causal;
   };
-  for (const Case c : {Case{1, 1500, 64, false}, Case{5, 97, 64, false}, Case{8, 23, 72, false},
-                       Case{5, 40, 64, true}, Case{3, 7, 8, false}}) {
+  for (const Case c : {Case{1, 1500, 64, false}, Case{5, 97, 64, false}, Case{8, 23, 72, false}, Case{5, 40, 64, true},
+                       Case{3, 7, 8, false}}) {
     const int64_t n_head = 2, width = n_head * c.d_head;
     auto q = random_vec(static_cast<size_t>(c.n_q * width), 31);
     auto kv = random_vec(static_cast<size_t>(c.n_kv * 2 * width), 32);

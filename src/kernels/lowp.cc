@@ -30,11 +30,8 @@ struct Ops {
   decltype(&lowp_impl::generic::softmax_quantize_rows) softmax_quantize_rows;
 };
 
-#define WISP_OPS(ns)                                                                 \
-  Ops {                                                                              \
-    ns::gemm_panels, ns::gemm_panels8, ns::gemv_f16, ns::gemv_bf16, ns::quantize_rows,    \
-        ns::softmax_quantize_rows                                                    \
-  }
+#define WISP_OPS(ns) \
+  Ops { ns::gemm_panels, ns::gemm_panels8, ns::gemv_f16, ns::gemv_bf16, ns::quantize_rows, ns::softmax_quantize_rows }
 
 const Ops& ops(Isa isa) {
   static const Ops kGeneric = WISP_OPS(lowp_impl::generic);
@@ -150,8 +147,8 @@ uint16_t f32_to_bf16(float f) {
 }
 
 size_t QMatrix::bytes() const {
-  return f32.size() * sizeof(float) + bits.size() * sizeof(uint16_t) + s8.size() +
-         scale.size() * sizeof(float) + panels.size() * sizeof(int16_t);
+  return f32.size() * sizeof(float) + bits.size() * sizeof(uint16_t) + s8.size() + scale.size() * sizeof(float) +
+         panels.size() * sizeof(int16_t);
 }
 
 namespace {
@@ -183,13 +180,9 @@ QMatrix qmatrix_shell(int64_t n, int64_t k, WeightType type, bool int8_panels, b
   m.k = k;
   const size_t total = static_cast<size_t>(n * k);
   switch (type) {
-    case WeightType::kF32:
-      m.f32.resize(total);
-      break;
+    case WeightType::kF32: m.f32.resize(total); break;
     case WeightType::kF16:
-    case WeightType::kBF16:
-      m.bits.resize(total);
-      break;
+    case WeightType::kBF16: m.bits.resize(total); break;
     case WeightType::kS8:
       if (!int8_panels && !int16_panels) throw Error("make_qmatrix: int8 needs a panel form");
       m.scale.resize(static_cast<size_t>(n));
@@ -203,14 +196,12 @@ QMatrix qmatrix_shell(int64_t n, int64_t k, WeightType type, bool int8_panels, b
 void fill_qmatrix_rows(QMatrix& m, const float* w, int64_t r0, int64_t r1) {
   const int64_t k = m.k;
   if (r0 < 0 || r0 > r1 || r1 > m.n || r0 % kPanel != 0 || (r1 != m.n && r1 % kPanel != 0)) {
-    throw Error("fill_qmatrix_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) +
-                ") of a " + std::to_string(m.n) + "-row matrix");
+    throw Error("fill_qmatrix_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") of a " +
+                std::to_string(m.n) + "-row matrix");
   }
   const size_t count = static_cast<size_t>((r1 - r0) * k), at = static_cast<size_t>(r0 * k);
   switch (m.type) {
-    case WeightType::kF32:
-      std::copy_n(w, count, m.f32.data() + at);
-      break;
+    case WeightType::kF32: std::copy_n(w, count, m.f32.data() + at); break;
     case WeightType::kF16:
     case WeightType::kBF16:
       for (size_t i = 0; i < count; ++i) {
@@ -240,8 +231,7 @@ void fill_qmatrix_rows(QMatrix& m, const float* w, int64_t r0, int64_t r1) {
   }
 }
 
-QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool int8_panels,
-                     bool int16_panels) {
+QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool int8_panels, bool int16_panels) {
   QMatrix m = qmatrix_shell(n, k, type, int8_panels, int16_panels);
   fill_qmatrix_rows(m, w, 0, n);
   return m;
@@ -250,9 +240,7 @@ QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool
 void qmatrix_row(const QMatrix& m, int64_t r, float* out) {
   if (r < 0 || r >= m.n) throw Error("qmatrix_row: row out of range");
   switch (m.type) {
-    case WeightType::kF32:
-      std::memcpy(out, m.f32.data() + r * m.k, sizeof(float) * m.k);
-      return;
+    case WeightType::kF32: std::memcpy(out, m.f32.data() + r * m.k, sizeof(float) * m.k); return;
     case WeightType::kF16:
       for (int64_t i = 0; i < m.k; ++i) out[i] = f16_to_f32(m.bits[r * m.k + i]);
       return;
@@ -270,8 +258,8 @@ void qmatrix_row(const QMatrix& m, int64_t r, float* out) {
   }
 }
 
-void qmatrix_rounding_shift_ref(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
-                                const float* x, double* shift) {
+void qmatrix_rounding_shift_ref(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1, const float* x,
+                                double* shift) {
   std::vector<float> row(static_cast<size_t>(m.k));
   for (int64_t r = r0; r < r1; ++r) {
     qmatrix_row(m, r, row.data());
@@ -299,8 +287,8 @@ double diff_dot(const float* a, const float* b, const float* x, int64_t k) {
 
 }  // namespace
 
-void qmatrix_rounding_shift(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
-                            const float* x, double* shift) {
+void qmatrix_rounding_shift(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1, const float* x,
+                            double* shift) {
   if (r0 < 0 || r0 > r1 || r1 > m.n) throw Error("qmatrix_rounding_shift: rows out of range");
   const int64_t k = m.k;
   if (m.type != WeightType::kS8) {
@@ -367,20 +355,16 @@ void pack_pairs(const In* b, int64_t ldb, int64_t n, int64_t k, Out* out) {
 
 }  // namespace
 
-void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
-  pack_pairs(b, ldb, n, k, out);
-}
+void pack_panels_s8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) { pack_pairs(b, ldb, n, k, out); }
 
-void pack_panels_i8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* out) {
-  pack_pairs(b, ldb, n, k, out);
-}
+void pack_panels_i8(const int8_t* b, int64_t ldb, int64_t n, int64_t k, int8_t* out) { pack_pairs(b, ldb, n, k, out); }
 
 void pack_panels_s16(const int16_t* b, int64_t ldb, int64_t n, int64_t k, int16_t* out) {
   pack_pairs(b, ldb, n, k, out);
 }
 
-void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
-                   int64_t ldq, float* scale, Isa isa) {
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q, int64_t ldq, float* scale,
+                   Isa isa) {
   if (m < 0 || k < 0 || ldq < k || qmax < 1 || qmax > 32767) {
     throw Error("quantize_rows: bad shape or range");
   }
@@ -392,8 +376,8 @@ namespace {
 // C = A B^T over panels of either element type, split over threads in
 // blocks of rows x groups of panels.
 template <class T, class Kernel>
-void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const T* b_panels,
-              const Epilogue& ep, int n_threads, Kernel kernel) {
+void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const T* b_panels, const Epilogue& ep,
+              int n_threads, Kernel kernel) {
   check_epilogue("gemm", ep);
   if (m <= 0 || n <= 0) return;
   const int64_t kp = panel_pairs(k);
@@ -425,36 +409,38 @@ void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, co
   const int64_t pstride = kp * 2 * kPanel;
   const int64_t n_slices = ep.gelu ? 1 : std::max<int64_t>(1, (kp + kKBlock - 1) / kKBlock);
   const int64_t slice = (kp + n_slices - 1) / n_slices;  // equal slices: small's k = 3072 is 2 x 768
-  task_for(n_tasks, small ? 1 : n_threads, [] { return 0; }, [&](int, int64_t t) {
-    const int64_t rb = t / col_groups, cg = t % col_groups;
-    const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
-    const int64_t p0 = n_panels * cg / col_groups, p1 = n_panels * (cg + 1) / col_groups;
-    const int64_t j0 = p0 * kPanel, j1 = std::min(n, p1 * kPanel);
-    if (j1 <= j0) return;
-    Epilogue e = shifted(ep, r0, j0);
-    for (int64_t s0 = 0; s0 < kp; s0 += slice) {
-      kernel(r1 - r0, j1 - j0, std::min(slice, kp - s0), a + r0 * lda + 2 * s0, lda,
-             b_panels + p0 * pstride + s0 * 2 * kPanel, pstride, e);
-      e.bias = nullptr;
-      e.accumulate = true;
-    }
-  });
+  task_for(
+      n_tasks, small ? 1 : n_threads, [] { return 0; },
+      [&](int, int64_t t) {
+        const int64_t rb = t / col_groups, cg = t % col_groups;
+        const int64_t r0 = rb * mb, r1 = std::min(m, r0 + mb);
+        const int64_t p0 = n_panels * cg / col_groups, p1 = n_panels * (cg + 1) / col_groups;
+        const int64_t j0 = p0 * kPanel, j1 = std::min(n, p1 * kPanel);
+        if (j1 <= j0) return;
+        Epilogue e = shifted(ep, r0, j0);
+        for (int64_t s0 = 0; s0 < kp; s0 += slice) {
+          kernel(r1 - r0, j1 - j0, std::min(slice, kp - s0), a + r0 * lda + 2 * s0, lda,
+                 b_panels + p0 * pstride + s0 * 2 * kPanel, pstride, e);
+          e.bias = nullptr;
+          e.accumulate = true;
+        }
+      });
 }
 
 }  // namespace
 
-void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-              const int16_t* b_panels, const Epilogue& ep, int n_threads, Isa isa) {
+void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int16_t* b_panels,
+              const Epilogue& ep, int n_threads, Isa isa) {
   gemm_any(m, n, k, a, lda, b_panels, ep, n_threads, ops(isa).gemm_panels);
 }
 
-void gemm_s16_p8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-                 const int8_t* b_panels, const Epilogue& ep, int n_threads, Isa isa) {
+void gemm_s16_p8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b_panels,
+                 const Epilogue& ep, int n_threads, Isa isa) {
   gemm_any(m, n, k, a, lda, b_panels, ep, n_threads, ops(isa).gemm_panels8);
 }
 
-void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y,
-             int64_t ldy, bool accumulate, bool gelu, int n_threads, Isa isa) {
+void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y, int64_t ldy,
+             bool accumulate, bool gelu, int n_threads, Isa isa) {
   if (m < 0) throw Error("qlinear: negative row count");
   if (m == 0 || w.n == 0) return;
   if (ldy < w.n || ldx < w.k) throw Error("qlinear: row pitch smaller than the matrix width");
@@ -508,11 +494,9 @@ void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const flo
       Scratch<int16_t> q(static_cast<size_t>(m * ldq));  // quantize_rows writes the padding too
       Scratch<float> xs(static_cast<size_t>(m));
       const int qmax = act_qmax(w.k, kWeightMax);
-      parallel_for(m, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, w.k)),
-                   [&](int64_t r0, int64_t r1) {
-                     o.quantize_rows(x + r0 * ldx, ldx, r1 - r0, w.k, qmax, q.data() + r0 * ldq,
-                                     ldq, xs.data() + r0);
-                   });
+      parallel_for(m, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, w.k)), [&](int64_t r0, int64_t r1) {
+        o.quantize_rows(x + r0 * ldx, ldx, r1 - r0, w.k, qmax, q.data() + r0 * ldq, ldq, xs.data() + r0);
+      });
       ep.row_scale = xs.data();
       ep.col_scale = w.scale.data();
       if (!w.s8.empty() && (m <= kSmallGemmRows || w.panels.empty())) {
@@ -525,12 +509,11 @@ void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const flo
   }
 }
 
-void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* taps,
-                  const float* bias, int64_t c_out, int stride, float* y, int n_threads, Isa isa) {
+void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* taps, const float* bias, int64_t c_out,
+                  int stride, float* y, int n_threads, Isa isa) {
   const int64_t t_out = conv1d_k3_out_len(t_in, stride);
   for (int j = 0; j < 3; ++j) {
-    if (taps[j].type != WeightType::kS8 || taps[j].panels.empty() || taps[j].n != c_out ||
-        taps[j].k != c_in) {
+    if (taps[j].type != WeightType::kS8 || taps[j].panels.empty() || taps[j].n != c_out || taps[j].k != c_in) {
       throw Error("conv1d_k3_s8: tap weights are not int8 panels of the right shape");
     }
   }
@@ -543,11 +526,9 @@ void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* tap
   scale[0] = scale[static_cast<size_t>(t_in + 1)] = 0.0f;
   const int qmax = act_qmax(c_in, kWeightMax);
   const Ops& o = ops(isa);
-  parallel_for(t_in, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, c_in)),
-               [&](int64_t r0, int64_t r1) {
-                 o.quantize_rows(x + r0 * c_in, c_in, r1 - r0, c_in, qmax,
-                                 q.data() + (r0 + 1) * ldq, ldq, scale.data() + r0 + 1);
-               });
+  parallel_for(t_in, n_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, c_in)), [&](int64_t r0, int64_t r1) {
+    o.quantize_rows(x + r0 * c_in, c_in, r1 - r0, c_in, qmax, q.data() + (r0 + 1) * ldq, ldq, scale.data() + r0 + 1);
+  });
   for (int j = 0; j < 3; ++j) {
     Epilogue ep;
     ep.y = y;
@@ -557,8 +538,7 @@ void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* tap
     ep.col_scale = taps[j].scale.data();
     ep.bias = j == 0 ? bias : nullptr;
     ep.accumulate = j > 0;
-    gemm_s16(t_out, c_out, c_in, q.data() + j * ldq, stride * ldq, taps[j].panels.data(), ep,
-             n_threads, isa);
+    gemm_s16(t_out, c_out, c_in, q.data() + j * ldq, stride * ldq, taps[j].panels.data(), ep, n_threads, isa);
   }
 }
 

@@ -70,8 +70,8 @@ struct QMatrix {
 // products of a few rows, which are passes over the weights) and/or as int16
 // panels (`int16_panels`: 2 bytes, no widening in the inner loop, for the
 // encoder's 1500-row GEMMs). At least one of them must be set for kS8.
-QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type,
-                     bool int8_panels = true, bool int16_panels = false);
+QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type, bool int8_panels = true,
+                     bool int16_panels = false);
 
 // make_qmatrix in parts, so that a large matrix (the token embedding) can be
 // converted a slice of rows at a time without the whole of it in fp32:
@@ -79,8 +79,7 @@ QMatrix make_qmatrix(const float* w, int64_t n, int64_t k, WeightType type,
 // (w: those rows, [r1 - r0][k]; r0 a multiple of kPanel, r1 < n only if it
 // is too). Every row must be filled once; disjoint ranges may be filled
 // from different threads.
-QMatrix qmatrix_shell(int64_t n, int64_t k, WeightType type, bool int8_panels = true,
-                      bool int16_panels = false);
+QMatrix qmatrix_shell(int64_t n, int64_t k, WeightType type, bool int8_panels = true, bool int16_panels = false);
 void fill_qmatrix_rows(QMatrix& m, const float* w, int64_t r0, int64_t r1);
 
 // Row `r` of the stored matrix as fp32 (the exact stored values; for
@@ -91,31 +90,31 @@ void qmatrix_row(const QMatrix& m, int64_t r, float* out);
 // sum_i (stored[r][i] - w[r - r0][i]) x[i], w the fp32 rows it was made
 // from (row stride ldw); in double. The bias correction of rounded layers
 // (nn/bias_correction.h); reads int8 panels in storage order.
-void qmatrix_rounding_shift(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
-                            const float* x, double* shift);
+void qmatrix_rounding_shift(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1, const float* x,
+                            double* shift);
 // Reference twin: row by row through qmatrix_row.
-void qmatrix_rounding_shift_ref(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1,
-                                const float* x, double* shift);
+void qmatrix_rounding_shift_ref(const QMatrix& m, const float* w, int64_t ldw, int64_t r0, int64_t r1, const float* x,
+                                double* shift);
 
 // y[m][ldy] = x[m][ldx] w^T + bias (bias may be null), then GELU (exact erf
 // form) if `gelu`, then added to y if `accumulate`. The linear layers of the
 // network for every weight type.
-void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y,
-             int64_t ldy, bool accumulate, bool gelu, int n_threads, Isa isa);
-void qlinear_ref(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias,
-                 float* y, int64_t ldy, bool accumulate, bool gelu);
+void qlinear(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y, int64_t ldy,
+             bool accumulate, bool gelu, int n_threads, Isa isa);
+void qlinear_ref(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y, int64_t ldy,
+                 bool accumulate, bool gelu);
 
 // Activation quantization: q[r][0..k) = round(x[r][i] * qmax / max|x_r|),
 // scale[r] = max|x_r| / qmax (0 for an all-zero row); q[r][k..ldq) = 0.
-void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
-                   int64_t ldq, float* scale, Isa isa);
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q, int64_t ldq, float* scale,
+                   Isa isa);
 
 // kernels::conv1d_k3 with int8 weights: taps[j] is tap j of the PyTorch
 // weight, w[:, :, j] as [c_out][c_in], made by make_qmatrix(kS8) with panels.
 // The input rows are quantized once; each tap is one integer GEMM over rows
 // stride * t + j of the zero-padded input, accumulated in fp32.
-void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* taps,
-                  const float* bias, int64_t c_out, int stride, float* y, int n_threads, Isa isa);
+void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* taps, const float* bias, int64_t c_out,
+                  int stride, float* y, int n_threads, Isa isa);
 
 // ---------------------------------------------------------------------------
 // GEMM panels: B [n][k] as ceil(n / 16) panels of 16 columns; panel p
@@ -126,9 +125,7 @@ void conv1d_k3_s8(const float* x, int64_t t_in, int64_t c_in, const QMatrix* tap
 // in the kernel). panel_index gives the position of B[j][i].
 inline constexpr int64_t kPanel = 16;
 inline int64_t panel_pairs(int64_t k) { return (k + 1) / 2; }
-inline int64_t panels_size(int64_t n, int64_t k) {
-  return (n + kPanel - 1) / kPanel * panel_pairs(k) * 2 * kPanel;
-}
+inline int64_t panels_size(int64_t n, int64_t k) { return (n + kPanel - 1) / kPanel * panel_pairs(k) * 2 * kPanel; }
 inline int64_t panel_index(int64_t j, int64_t i, int64_t kp) {
   return (j / kPanel) * kp * 2 * kPanel + (i / 2) * 2 * kPanel + (j % kPanel) * 2 + (i % 2);
 }
@@ -154,14 +151,14 @@ struct Epilogue {
 
 // C = A B^T with A int16 [m][lda] (lda >= 2 * kp; entries past k are read
 // and multiplied by B's zero padding) and B as panels, on n_threads.
-void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-              const int16_t* b_panels, const Epilogue& ep, int n_threads, Isa isa);
+void gemm_s16(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int16_t* b_panels,
+              const Epilogue& ep, int n_threads, Isa isa);
 // The same with int8 panels.
-void gemm_s16_p8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-                 const int8_t* b_panels, const Epilogue& ep, int n_threads, Isa isa);
+void gemm_s16_p8(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int8_t* b_panels,
+                 const Epilogue& ep, int n_threads, Isa isa);
 // Reference twin of both: exact integer products in int64, epilogue in double.
-void gemm_s16_ref(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-                  const int16_t* b_rows, int64_t ldb, const Epilogue& ep);
+void gemm_s16_ref(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int16_t* b_rows, int64_t ldb,
+                  const Epilogue& ep);
 
 // ---------------------------------------------------------------------------
 // Attention with integer products (openai qkv_attention, as
@@ -184,21 +181,21 @@ void attention_s16_ref(const AttentionArgs& args);
 // that a decoding step's products read them sequentially.
 struct KV8 {
   int64_t n_kv = 0, n_head = 0, d_head = 0;
-  std::vector<int8_t> k;      // [n_head][panels_size(n_kv, d_head)]
-  std::vector<float> k_scale; // [n_head][n_kv]
-  std::vector<int8_t> v;      // [n_head][panels_size(d_head, n_kv)]
-  std::vector<float> v_scale; // [n_head][d_head]
+  std::vector<int8_t> k;       // [n_head][panels_size(n_kv, d_head)]
+  std::vector<float> k_scale;  // [n_head][n_kv]
+  std::vector<int8_t> v;       // [n_head][panels_size(d_head, n_kv)]
+  std::vector<float> v_scale;  // [n_head][d_head]
 };
 // k, v: [n_kv][ldk], [n_kv][ldv] with head h at columns [h d_head, (h+1) d_head).
-void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n_kv,
-                  int64_t n_head, int64_t d_head, KV8& out, int n_threads);
+void quantize_kv8(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t n_kv, int64_t n_head,
+                  int64_t d_head, KV8& out, int n_threads);
 // Attention of n_batch * n_q query rows (q: [n_batch * n_q][ldq], rows of a
 // batch contiguous) over kv; out likewise [n_batch * n_q][ldo]. If qk is set,
 // the scaled scores before softmax go there as [n_batch][n_head][n_q][n_kv]
 // (kernels::attention's layout).
-void attention_kv8(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, const KV8& kv,
-                   float scale, float* out, int64_t ldo, float* qk, int n_threads, Isa isa);
-void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, const KV8& kv,
-                       float scale, float* out, int64_t ldo, float* qk);
+void attention_kv8(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, const KV8& kv, float scale, float* out,
+                   int64_t ldo, float* qk, int n_threads, Isa isa);
+void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, const KV8& kv, float scale,
+                       float* out, int64_t ldo, float* qk);
 
 }  // namespace wisp::kernels

@@ -47,8 +47,8 @@ template <int N>
   const __m256 round = _mm256_set1_ps(12582912.0f);
   __m256 n[N], f[N], p[N];
   for (int i = 0; i < N; ++i) {
-    const __m256 t = _mm256_max_ps(_mm256_fmadd_ps(d[i], _mm256_set1_ps(1.44269504088896341f), log2_qmax),
-                                   _mm256_set1_ps(-100.0f));
+    const __m256 t =
+        _mm256_max_ps(_mm256_fmadd_ps(d[i], _mm256_set1_ps(1.44269504088896341f), log2_qmax), _mm256_set1_ps(-100.0f));
     n[i] = _mm256_sub_ps(_mm256_add_ps(t, round), round);
     f[i] = _mm256_sub_ps(t, n[i]);
     p[i] = _mm256_set1_ps(1.3333558e-3f);
@@ -83,9 +83,8 @@ template <int N>
     t[i] = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z[i], one));
   }
   // erfc_pos's polynomial in t.
-  static constexpr float kP[10] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f,
-                                   0.27886807f, -0.18628806f, 0.09678418f, 0.37409196f,
-                                   1.00002368f, -1.26551223f};
+  static constexpr float kP[10] = {0.17087277f,  -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+                                   -0.18628806f, 0.09678418f,  0.37409196f, 1.00002368f,  -1.26551223f};
   for (int i = 0; i < N; ++i) p[i] = _mm256_set1_ps(kP[0]);
   for (int c = 1; c < 10; ++c) {
     for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], t[i], _mm256_set1_ps(kP[c]));
@@ -96,27 +95,22 @@ template <int N>
     p[i] = x;  // the argument, kept for exp_f's x < -87 test
     __m256 xc = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
     xc = _mm256_min_ps(xc, _mm256_set1_ps(88.0f));
-    n[i] = _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f),
-                                         _mm256_set1_ps(12582912.0f)),
+    n[i] = _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(12582912.0f)),
                          _mm256_set1_ps(12582912.0f));
     r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(0.693359375f), xc);
     r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(-2.12194440e-4f), r[i]);
   }
-  static constexpr float kE[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f,
-                                  0.5f, 1.0f, 1.0f};
+  static constexpr float kE[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
   __m256 e[N];
   for (int i = 0; i < N; ++i) e[i] = _mm256_set1_ps(1.0f / 5040.0f);
   for (int c = 0; c < 7; ++c) {
     for (int i = 0; i < N; ++i) e[i] = _mm256_fmadd_ps(e[i], r[i], _mm256_set1_ps(kE[c]));
   }
   for (int i = 0; i < N; ++i) {
-    const __m256i bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvttps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(e[i], _mm256_castsi256_ps(bits));
-    y = _mm256_blendv_ps(y, _mm256_setzero_ps(),
-                         _mm256_cmp_ps(p[i], _mm256_set1_ps(-87.0f), _CMP_LT_OQ));
-    const __m256 h = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v[i]),
-                                   _mm256_mul_ps(t[i], y));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(p[i], _mm256_set1_ps(-87.0f), _CMP_LT_OQ));
+    const __m256 h = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v[i]), _mm256_mul_ps(t[i], y));
     const __m256 pos = _mm256_sub_ps(v[i], h);
     v[i] = _mm256_blendv_ps(h, pos, _mm256_cmp_ps(v[i], _mm256_setzero_ps(), _CMP_GE_OQ));
   }
@@ -125,10 +119,8 @@ template <int N>
 // The epilogue of lowp.h for a full panel row (16 values of row i from
 // column j0) held in registers, in two steps: the scales and bias, then
 // (after GELU, if any) the store or accumulation.
-[[gnu::always_inline]] inline void scale16(const Epilogue& ep, int64_t i, int64_t j0, __m256& v0,
-                                           __m256& v1) {
-  const __m256 rs = _mm256_set1_ps(
-      ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f));
+[[gnu::always_inline]] inline void scale16(const Epilogue& ep, int64_t i, int64_t j0, __m256& v0, __m256& v1) {
+  const __m256 rs = _mm256_set1_ps(ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f));
   v0 = _mm256_mul_ps(v0, rs);
   v1 = _mm256_mul_ps(v1, rs);
   if (ep.col_scale != nullptr) {
@@ -141,8 +133,7 @@ template <int N>
   }
 }
 
-[[gnu::always_inline]] inline void store16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0,
-                                           __m256 v1) {
+[[gnu::always_inline]] inline void store16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0, __m256 v1) {
   float* y = ep.y + i * ep.ldy + j0;
   if (ep.accumulate) {
     v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y));
@@ -152,8 +143,7 @@ template <int N>
   _mm256_storeu_ps(y + 8, v1);
 }
 
-[[gnu::always_inline]] inline void finish16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0,
-                                            __m256 v1) {
+[[gnu::always_inline]] inline void finish16(const Epilogue& ep, int64_t i, int64_t j0, __m256 v0, __m256 v1) {
   scale16(ep, i, j0, v0, v1);
   if (ep.gelu) {
     __m256 v[2] = {v0, v1};
@@ -166,10 +156,8 @@ template <int N>
 
 // The epilogue of lowp.h for `nc` values of row i from column j0, given as
 // floats in v[0..nc) (int32 sums already converted).
-[[gnu::always_inline]] inline void finish_row(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc,
-                                              float* v) {
-  const float rs =
-      ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
+[[gnu::always_inline]] inline void finish_row(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc, float* v) {
+  const float rs = ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
   float* y = ep.y + i * ep.ldy + j0;
   for (int64_t c = 0; c < nc; ++c) {
     float x = v[c] * rs;
@@ -185,15 +173,15 @@ template <int N>
 // each column's pair and adds the two products. Four rows keep the 8
 // accumulators, both halves of the panel and the broadcasts in the 16 ymm
 // registers; named variables (not an array) keep GCC from spilling them.
-#define WISP_PAIR_STEP(ptr, c0, c1)                                          \
-  {                                                                          \
-    const __m256i av = _mm256_set1_epi32(load_pair(ptr + 2 * p));           \
-    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(av, b0));                    \
-    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(av, b1));                    \
+#define WISP_PAIR_STEP(ptr, c0, c1)                               \
+  {                                                               \
+    const __m256i av = _mm256_set1_epi32(load_pair(ptr + 2 * p)); \
+    c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(av, b0));         \
+    c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(av, b1));         \
   }
 
-[[gnu::always_inline]] inline void finish_acc(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc,
-                                              __m256i c0, __m256i c1) {
+[[gnu::always_inline]] inline void finish_acc(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc, __m256i c0,
+                                              __m256i c1) {
   if (nc == kPanel) {
     finish16(ep, i, j0, _mm256_cvtepi32_ps(c0), _mm256_cvtepi32_ps(c1));
     return;
@@ -223,11 +211,9 @@ template <class T>
 // ymm14/15 the products; the 8 accumulators are the asm's operands. T is the
 // panel's element type (int16, or int8 widened by vpmovsxbw).
 template <class T>
-[[gnu::always_inline]] inline void panel_tile4(int64_t kp, const int16_t* a, int64_t lda,
-                                               const T* panel, const Epilogue& ep, int64_t i0,
-                                               int64_t j0, int64_t nc) {
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-          c30 = c00, c31 = c00;
+[[gnu::always_inline]] inline void panel_tile4(int64_t kp, const int16_t* a, int64_t lda, const T* panel,
+                                               const Epilogue& ep, int64_t i0, int64_t j0, int64_t nc) {
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   if (kp > 0) {
     const char* a0 = reinterpret_cast<const char*>(a);
     const char* a1 = a0 + 2 * lda;
@@ -236,13 +222,15 @@ template <class T>
     const char* b = reinterpret_cast<const char*>(panel);
     int64_t off = 0;
     const int64_t end = 4 * kp;  // bytes of A per row: one 4-byte pair per step
-#define WISP_ROW(areg, cx0, cx1)                        \
-  "vpbroadcastd (%[" areg "],%[off]), %%ymm10\n\t"      \
-  "vpmaddwd %%ymm8, %%ymm10, %%ymm14\n\t"                \
-  "vpmaddwd %%ymm9, %%ymm10, %%ymm15\n\t"                \
-  "vpaddd %%ymm14, %[" cx0 "], %[" cx0 "]\n\t"           \
+#define WISP_ROW(areg, cx0, cx1)          \
+  "vpbroadcastd (%[" areg                 \
+  "],%[off]), %%ymm10\n\t"                \
+  "vpmaddwd %%ymm8, %%ymm10, %%ymm14\n\t" \
+  "vpmaddwd %%ymm9, %%ymm10, %%ymm15\n\t" \
+  "vpaddd %%ymm14, %[" cx0 "], %[" cx0    \
+  "]\n\t"                                 \
   "vpaddd %%ymm15, %[" cx1 "], %[" cx1 "]\n\t"
-#define WISP_BODY(load)                                                                      \
+#define WISP_BODY(load) \
   __asm__ volatile("1:\n\t" load WISP_ROW("a0", "c00", "c01") WISP_ROW("a1", "c10", "c11")     \
                        WISP_ROW("a2", "c20", "c21") WISP_ROW("a3", "c30", "c31")               \
                    "add %[step], %[b]\n\t"                                                    \
@@ -280,9 +268,8 @@ template <class T>
 // which otherwise took a 4-row pass and a 1-row pass over each panel (as
 // long as 6 rows in one).
 template <int R, class T>
-[[gnu::always_inline]] inline void panel_tile6(int64_t kp, const int16_t* a, int64_t lda,
-                                               const T* panel, const Epilogue& ep, int64_t i0,
-                                               int64_t j0, int64_t nc) {
+[[gnu::always_inline]] inline void panel_tile6(int64_t kp, const int16_t* a, int64_t lda, const T* panel,
+                                               const Epilogue& ep, int64_t i0, int64_t j0, int64_t nc) {
   static_assert(R == 5 || R == 6);
   alignas(32) int32_t acc[12][8];
   const char* a0 = reinterpret_cast<const char*>(a);
@@ -294,41 +281,42 @@ template <int R, class T>
   const char* b = reinterpret_cast<const char*>(panel);
   int64_t off = 0;
   const int64_t end = 4 * kp;
-#define WISP_ROW6(areg, x0, x1)                               \
-  "vpbroadcastd (%[" areg "],%[off]), %%ymm15\n\t"             \
-  "vpmaddwd %%ymm12, %%ymm15, %%ymm14\n\t"                      \
-  "vpaddd %%ymm14, %%ymm" x0 ", %%ymm" x0 "\n\t"                \
-  "vpmaddwd %%ymm13, %%ymm15, %%ymm15\n\t"                      \
+#define WISP_ROW6(areg, x0, x1)            \
+  "vpbroadcastd (%[" areg                  \
+  "],%[off]), %%ymm15\n\t"                 \
+  "vpmaddwd %%ymm12, %%ymm15, %%ymm14\n\t" \
+  "vpaddd %%ymm14, %%ymm" x0 ", %%ymm" x0  \
+  "\n\t"                                   \
+  "vpmaddwd %%ymm13, %%ymm15, %%ymm15\n\t" \
   "vpaddd %%ymm15, %%ymm" x1 ", %%ymm" x1 "\n\t"
-#define WISP_BODY6(load, row5)                                                                 \
-  __asm__ volatile(                                                                            \
-      "vpxor %%xmm0, %%xmm0, %%xmm0\n\tvpxor %%xmm1, %%xmm1, %%xmm1\n\t"                       \
-      "vpxor %%xmm2, %%xmm2, %%xmm2\n\tvpxor %%xmm3, %%xmm3, %%xmm3\n\t"                       \
-      "vpxor %%xmm4, %%xmm4, %%xmm4\n\tvpxor %%xmm5, %%xmm5, %%xmm5\n\t"                       \
-      "vpxor %%xmm6, %%xmm6, %%xmm6\n\tvpxor %%xmm7, %%xmm7, %%xmm7\n\t"                       \
-      "vpxor %%xmm8, %%xmm8, %%xmm8\n\tvpxor %%xmm9, %%xmm9, %%xmm9\n\t"                       \
-      "vpxor %%xmm10, %%xmm10, %%xmm10\n\tvpxor %%xmm11, %%xmm11, %%xmm11\n\t"                 \
-      "test %[end], %[end]\n\t"                                                                \
-      "jz 2f\n\t"                                                                              \
-      "1:\n\t" load WISP_ROW6("a0", "0", "1") WISP_ROW6("a1", "2", "3")                        \
-      WISP_ROW6("a2", "4", "5") WISP_ROW6("a3", "6", "7") WISP_ROW6("a4", "8", "9")             \
-      row5                                                                                     \
-      "add %[step], %[b]\n\t"                                                                  \
-      "add $4, %[off]\n\t"                                                                     \
-      "cmp %[end], %[off]\n\t"                                                                 \
-      "jne 1b\n\t"                                                                             \
-      "2:\n\t"                                                                                 \
-      "vmovdqa %%ymm0, (%[acc])\n\tvmovdqa %%ymm1, 32(%[acc])\n\t"                             \
-      "vmovdqa %%ymm2, 64(%[acc])\n\tvmovdqa %%ymm3, 96(%[acc])\n\t"                           \
-      "vmovdqa %%ymm4, 128(%[acc])\n\tvmovdqa %%ymm5, 160(%[acc])\n\t"                         \
-      "vmovdqa %%ymm6, 192(%[acc])\n\tvmovdqa %%ymm7, 224(%[acc])\n\t"                         \
-      "vmovdqa %%ymm8, 256(%[acc])\n\tvmovdqa %%ymm9, 288(%[acc])\n\t"                         \
-      "vmovdqa %%ymm10, 320(%[acc])\n\tvmovdqa %%ymm11, 352(%[acc])\n\t"                       \
-      : [b] "+r"(b), [off] "+r"(off)                                                           \
-      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4), [a5] "r"(a5),   \
-        [end] "r"(end), [acc] "r"(&acc[0][0]), [step] "i"(32 * sizeof(T))                      \
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",        \
-        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory")
+#define WISP_BODY6(load, row5)                                                                                     \
+  __asm__ volatile(                                                                                                \
+      "vpxor %%xmm0, %%xmm0, %%xmm0\n\tvpxor %%xmm1, %%xmm1, %%xmm1\n\t"                                           \
+      "vpxor %%xmm2, %%xmm2, %%xmm2\n\tvpxor %%xmm3, %%xmm3, %%xmm3\n\t"                                           \
+      "vpxor %%xmm4, %%xmm4, %%xmm4\n\tvpxor %%xmm5, %%xmm5, %%xmm5\n\t"                                           \
+      "vpxor %%xmm6, %%xmm6, %%xmm6\n\tvpxor %%xmm7, %%xmm7, %%xmm7\n\t"                                           \
+      "vpxor %%xmm8, %%xmm8, %%xmm8\n\tvpxor %%xmm9, %%xmm9, %%xmm9\n\t"                                           \
+      "vpxor %%xmm10, %%xmm10, %%xmm10\n\tvpxor %%xmm11, %%xmm11, %%xmm11\n\t"                                     \
+      "test %[end], %[end]\n\t"                                                                                    \
+      "jz 2f\n\t"                                                                                                  \
+      "1:\n\t" load WISP_ROW6("a0", "0", "1") WISP_ROW6("a1", "2", "3") WISP_ROW6("a2", "4", "5")                  \
+          WISP_ROW6("a3", "6", "7") WISP_ROW6("a4", "8", "9") row5                                                 \
+      "add %[step], %[b]\n\t"                                                                                      \
+      "add $4, %[off]\n\t"                                                                                         \
+      "cmp %[end], %[off]\n\t"                                                                                     \
+      "jne 1b\n\t"                                                                                                 \
+      "2:\n\t"                                                                                                     \
+      "vmovdqa %%ymm0, (%[acc])\n\tvmovdqa %%ymm1, 32(%[acc])\n\t"                                                 \
+      "vmovdqa %%ymm2, 64(%[acc])\n\tvmovdqa %%ymm3, 96(%[acc])\n\t"                                               \
+      "vmovdqa %%ymm4, 128(%[acc])\n\tvmovdqa %%ymm5, 160(%[acc])\n\t"                                             \
+      "vmovdqa %%ymm6, 192(%[acc])\n\tvmovdqa %%ymm7, 224(%[acc])\n\t"                                             \
+      "vmovdqa %%ymm8, 256(%[acc])\n\tvmovdqa %%ymm9, 288(%[acc])\n\t"                                             \
+      "vmovdqa %%ymm10, 320(%[acc])\n\tvmovdqa %%ymm11, 352(%[acc])\n\t"                                           \
+      : [b] "+r"(b), [off] "+r"(off)                                                                               \
+      : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [a4] "r"(a4), [a5] "r"(a5), [end] "r"(end),        \
+        [acc] "r"(&acc[0][0]), [step] "i"(32 * sizeof(T))                                                          \
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", \
+        "xmm13", "xmm14", "xmm15", "cc", "memory")
 #define WISP_LOAD16 "vmovdqu (%[b]), %%ymm12\n\tvmovdqu 32(%[b]), %%ymm13\n\t"
 #define WISP_LOAD8 "prefetcht0 1024(%[b])\n\tvpmovsxbw (%[b]), %%ymm12\n\tvpmovsxbw 16(%[b]), %%ymm13\n\t"
   if constexpr (sizeof(T) == 2 && R == 6) {
@@ -354,8 +342,7 @@ template <int R, class T>
           continue;
         }
         v[2 * r] = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r)])));
-        v[2 * r + 1] =
-            _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r) + 1])));
+        v[2 * r + 1] = _mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[2 * (g + r) + 1])));
         scale16(ep, i0 + g + r, j0, v[2 * r], v[2 * r + 1]);
       }
       gelu_n<6>(v);
@@ -371,9 +358,8 @@ template <int R, class T>
 
 // Fewer than 4 rows (the tails, and a decoding step's single row) in intrinsics.
 template <int MR, class T>
-[[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
-                                              const T* panel, const Epilogue& ep, int64_t i0,
-                                              int64_t j0, int64_t nc) {
+[[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda, const T* panel,
+                                              const Epilogue& ep, int64_t i0, int64_t j0, int64_t nc) {
   static_assert(MR >= 1 && MR <= 3);
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   const int16_t* a0 = a;
@@ -423,8 +409,8 @@ template <bool kBf16>
 }
 
 template <bool kBf16, int RA, int RB>
-[[gnu::always_inline]] inline void half_block(int64_t k, const float* a, int64_t lda,
-                                              const uint16_t* b, int64_t ldb, float (&out)[RA][RB]) {
+[[gnu::always_inline]] inline void half_block(int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+                                              float (&out)[RA][RB]) {
   __m256 acc[RA][RB];
   for (int i = 0; i < RA; ++i)
     for (int j = 0; j < RB; ++j) acc[i][j] = _mm256_setzero_ps();
@@ -454,8 +440,7 @@ template <bool kBf16, int RA, int RB>
 // weights, so what matters is reading each weight once per call.
 // Block<RA, RB>(i, j, out) computes rows i.. of A against rows j.. of B.
 template <class Out, class Block>
-[[gnu::always_inline]] inline void gemv_driver(int64_t m, int64_t n, const Epilogue& ep,
-                                               Block block) {
+[[gnu::always_inline]] inline void gemv_driver(int64_t m, int64_t n, const Epilogue& ep, Block block) {
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     int64_t i = 0;
@@ -463,16 +448,16 @@ template <class Out, class Block>
       Out out[2][4];
       block.template run<2, 4>(i, j, out);
       for (int r = 0; r < 2; ++r) {
-        float v[4] = {static_cast<float>(out[r][0]), static_cast<float>(out[r][1]),
-                      static_cast<float>(out[r][2]), static_cast<float>(out[r][3])};
+        float v[4] = {static_cast<float>(out[r][0]), static_cast<float>(out[r][1]), static_cast<float>(out[r][2]),
+                      static_cast<float>(out[r][3])};
         finish_row(ep, i + r, j, 4, v);
       }
     }
     if (i < m) {
       Out out[1][4];
       block.template run<1, 4>(i, j, out);
-      float v[4] = {static_cast<float>(out[0][0]), static_cast<float>(out[0][1]),
-                    static_cast<float>(out[0][2]), static_cast<float>(out[0][3])};
+      float v[4] = {static_cast<float>(out[0][0]), static_cast<float>(out[0][1]), static_cast<float>(out[0][2]),
+                    static_cast<float>(out[0][3])};
       finish_row(ep, i, j, 4, v);
     }
   }
@@ -504,8 +489,8 @@ struct HalfBlock {
 namespace {
 
 template <class T>
-void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
-                int64_t pstride, const Epilogue& ep) {
+void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels, int64_t pstride,
+                const Epilogue& ep) {
   // Panel outer, rows inner: the panel (kp * 32 values) stays in L1 while
   // the caller's block of rows of A streams from L2.
   for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
@@ -532,28 +517,27 @@ void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
 
 }  // namespace
 
-void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, int64_t pstride, const Epilogue& ep) {
+void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const int16_t* b_panels,
+                 int64_t pstride, const Epilogue& ep) {
   panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
-void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                  const int8_t* b_panels, int64_t pstride, const Epilogue& ep) {
+void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const int8_t* b_panels,
+                  int64_t pstride, const Epilogue& ep) {
   panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
-void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-              int64_t ldb, const Epilogue& ep) {
+void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+              const Epilogue& ep) {
   gemv_driver<float>(m, n, ep, HalfBlock<false>{k, a, lda, b, ldb});
 }
 
-void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, const Epilogue& ep) {
+void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+               const Epilogue& ep) {
   gemv_driver<float>(m, n, ep, HalfBlock<true>{k, a, lda, b, ldb});
 }
 
-void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
-                   int64_t ldq, float* scale) {
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q, int64_t ldq, float* scale) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = x + r * ldx;
@@ -592,8 +576,8 @@ void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, 
   }
 }
 
-void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax,
-                           int16_t* q, int64_t ldq, float* row_scale) {
+void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax, int16_t* q, int64_t ldq,
+                           float* row_scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* sr = s + r * lds;
     int16_t* qr = q + r * ldq;
@@ -655,8 +639,8 @@ void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, in
   }
 }
 
-void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda,
-                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void gemm_small_cols_h(int64_t m, int64_t n0, int64_t n1, int64_t k, const float* a, int64_t lda, const uint16_t* b,
+                       int64_t ldb, float beta, float* c, int64_t ldc) {
   cols(m, n0, n1, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 

@@ -31,10 +31,8 @@ template <bool kVnni>
 bool has_vnni() { return __builtin_cpu_supports("avx512vnni"); }
 
 // The epilogue of lowp.h for `nc` (<= 16) values of row i from column j0.
-[[gnu::always_inline]] inline void finish_row(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc,
-                                              __m512 acc) {
-  const float rs =
-      ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
+[[gnu::always_inline]] inline void finish_row(const Epilogue& ep, int64_t i, int64_t j0, int64_t nc, __m512 acc) {
+  const float rs = ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
   float* y = ep.y + i * ep.ldy + j0;
   const __mmask16 mask = static_cast<__mmask16>(nc >= 16 ? 0xffff : (1u << nc) - 1u);
   __m512 v = _mm512_mul_ps(acc, _mm512_set1_ps(rs));
@@ -52,8 +50,7 @@ bool has_vnni() { return __builtin_cpu_supports("avx512vnni"); }
 }
 
 [[gnu::always_inline]] inline void finish_scalar(const Epilogue& ep, int64_t i, int64_t j, float x) {
-  const float rs =
-      ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
+  const float rs = ep.alpha * (ep.row_scale != nullptr ? ep.row_scale[i * ep.row_scale_stride] : 1.0f);
   x *= rs;
   if (ep.col_scale != nullptr) x *= ep.col_scale[j];
   if (ep.bias != nullptr) x += ep.bias[j];
@@ -79,9 +76,8 @@ template <class T>
 // accumulators take alternate pairs of k (about 8 chains in all) and are
 // added at the end (int32 sums: the same bits).
 template <bool kVnni, int MR, int NP, class T>
-[[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda,
-                                              const T* panel, int64_t panel_stride,
-                                              const Epilogue& ep, int64_t i0, int64_t j0,
+[[gnu::always_inline]] inline void panel_tile(int64_t kp, const int16_t* a, int64_t lda, const T* panel,
+                                              int64_t panel_stride, const Epilogue& ep, int64_t i0, int64_t j0,
                                               int64_t n) {
   constexpr int U = MR * NP >= 8 ? 1 : 8 / (MR * NP);
   __m512i acc[U][MR][NP];
@@ -116,8 +112,8 @@ template <bool kVnni, int MR, int NP, class T>
 }
 
 template <bool kVnni, int NP, class T>
-void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* panel,
-                int64_t panel_stride, const Epilogue& ep, int64_t j0, int64_t n) {
+void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* panel, int64_t panel_stride,
+                const Epilogue& ep, int64_t j0, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= m; i += 8) {
     panel_tile<kVnni, 8, NP, T>(kp, a + i * lda, lda, panel, panel_stride, ep, i, j0, n);
@@ -149,8 +145,8 @@ void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* p
 constexpr int64_t kStreamRows = 8;
 
 template <bool kVnni, class T>
-void gemm_panels_impl(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                      const T* b_panels, int64_t stride, const Epilogue& ep) {
+void gemm_panels_impl(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
+                      int64_t stride, const Epilogue& ep) {
   int64_t j0 = 0;
   if (m <= kStreamRows) {
     for (; j0 < n; j0 += kPanel) {
@@ -184,13 +180,12 @@ template <bool kBf16>
 }
 
 template <bool kBf16>
-void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, const Epilogue& ep) {
+void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+               const Epilogue& ep) {
   for (int64_t j = 0; j < n; j += 4) {
     const int rb = n - j < 4 ? static_cast<int>(n - j) : 4;
     for (int64_t i = 0; i < m; ++i) {
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                       _mm512_setzero_ps()};
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
       const float* ar = a + i * lda;
       int64_t p = 0;
       for (; p + 16 <= k; p += 16) {
@@ -210,8 +205,8 @@ void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, con
 
 }  // namespace
 
-void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, int64_t pstride, const Epilogue& ep) {
+void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const int16_t* b_panels,
+                 int64_t pstride, const Epilogue& ep) {
   if (has_vnni()) {
     gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, pstride, ep);
   } else {
@@ -219,8 +214,8 @@ void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda
   }
 }
 
-void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                  const int8_t* b_panels, int64_t pstride, const Epilogue& ep) {
+void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const int8_t* b_panels,
+                  int64_t pstride, const Epilogue& ep) {
   if (has_vnni()) {
     gemm_panels_impl<true>(m, n, kp, a, lda, b_panels, pstride, ep);
   } else {
@@ -228,18 +223,17 @@ void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t ld
   }
 }
 
-void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-              int64_t ldb, const Epilogue& ep) {
+void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+              const Epilogue& ep) {
   gemv_half<false>(m, n, k, a, lda, b, ldb, ep);
 }
 
-void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, const Epilogue& ep) {
+void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+               const Epilogue& ep) {
   gemv_half<true>(m, n, k, a, lda, b, ldb, ep);
 }
 
-void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
-                   int64_t ldq, float* scale) {
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q, int64_t ldq, float* scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = x + r * ldx;
     int16_t* qr = q + r * ldq;
@@ -268,8 +262,8 @@ void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, 
   }
 }
 
-void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax,
-                           int16_t* q, int64_t ldq, float* row_scale) {
+void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax, int16_t* q, int64_t ldq,
+                           float* row_scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* sr = s + r * lds;
     int16_t* qr = q + r * ldq;

@@ -25,8 +25,8 @@ float half_bits_to_float(uint16_t h) { return f16_to_f32(h); }
 float bf16_bits_to_float(uint16_t h) { return bf16_to_f32(h); }
 
 template <float (*Convert)(uint16_t)>
-void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, const Epilogue& ep) {
+void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+               const Epilogue& ep) {
   for (int64_t j = 0; j < n; ++j) {
     for (int64_t i = 0; i < m; ++i) {
       float s = 0.0f;
@@ -41,8 +41,8 @@ void gemv_half(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, con
 namespace {
 
 template <class T>
-void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels,
-                int64_t pstride, const Epilogue& ep) {
+void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const T* b_panels, int64_t pstride,
+                const Epilogue& ep) {
   for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
     const T* panel = b_panels + (j0 / kPanel) * pstride;
     const int64_t nc = n - j0 < kPanel ? n - j0 : kPanel;
@@ -61,28 +61,27 @@ void panels_any(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
 
 }  // namespace
 
-void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                 const int16_t* b_panels, int64_t pstride, const Epilogue& ep) {
+void gemm_panels(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const int16_t* b_panels,
+                 int64_t pstride, const Epilogue& ep) {
   panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
-void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda,
-                  const int8_t* b_panels, int64_t pstride, const Epilogue& ep) {
+void gemm_panels8(int64_t m, int64_t n, int64_t kp, const int16_t* a, int64_t lda, const int8_t* b_panels,
+                  int64_t pstride, const Epilogue& ep) {
   panels_any(m, n, kp, a, lda, b_panels, pstride, ep);
 }
 
-void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-              int64_t ldb, const Epilogue& ep) {
+void gemv_f16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+              const Epilogue& ep) {
   gemv_half<half_bits_to_float>(m, n, k, a, lda, b, ldb, ep);
 }
 
-void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, const Epilogue& ep) {
+void gemv_bf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* b, int64_t ldb,
+               const Epilogue& ep) {
   gemv_half<bf16_bits_to_float>(m, n, k, a, lda, b, ldb, ep);
 }
 
-void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q,
-                   int64_t ldq, float* scale) {
+void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, int16_t* q, int64_t ldq, float* scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* xr = x + r * ldx;
     int16_t* qr = q + r * ldq;
@@ -100,8 +99,8 @@ void quantize_rows(const float* x, int64_t ldx, int64_t m, int64_t k, int qmax, 
   }
 }
 
-void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax,
-                           int16_t* q, int64_t ldq, float* row_scale) {
+void softmax_quantize_rows(const float* s, int64_t lds, int64_t m, int64_t n, int qmax, int16_t* q, int64_t ldq,
+                           float* row_scale) {
   for (int64_t r = 0; r < m; ++r) {
     const float* sr = s + r * lds;
     int16_t* qr = q + r * ldq;

@@ -50,8 +50,8 @@ int weight_int(const QMatrix& m, int64_t r, int64_t i) {
 
 }  // namespace
 
-void gemm_s16_ref(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda,
-                  const int16_t* b_rows, int64_t ldb, const Epilogue& ep) {
+void gemm_s16_ref(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, const int16_t* b_rows, int64_t ldb,
+                  const Epilogue& ep) {
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
       int64_t acc = 0;
@@ -61,8 +61,8 @@ void gemm_s16_ref(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda
   }
 }
 
-void qlinear_ref(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias,
-                 float* y, int64_t ldy, bool accumulate, bool gelu) {
+void qlinear_ref(const float* x, int64_t ldx, int64_t m, const QMatrix& w, const float* bias, float* y, int64_t ldy,
+                 bool accumulate, bool gelu) {
   Epilogue ep;
   ep.y = y;
   ep.ldy = ldy;
@@ -100,10 +100,9 @@ namespace {
 // One head of integer attention: q rows [n_q] (quantized per row to
 // qmax_q), keys quantized per row to qmax_k (int16 or int8 range), values
 // per column to 8 bits, probabilities to pmax; scores in double.
-void attention_head_ref(const float* q, int64_t ldq, int64_t n_q, const float* k, int64_t ldk,
-                        const float* v, int64_t ldv, int64_t n_kv, int64_t dh, float scale,
-                        int qmax_q, int qmax_k, float* out, int64_t ldo, float* qk,
-                        int64_t qk_stride) {
+void attention_head_ref(const float* q, int64_t ldq, int64_t n_q, const float* k, int64_t ldk, const float* v,
+                        int64_t ldv, int64_t n_kv, int64_t dh, float scale, int qmax_q, int qmax_k, float* out,
+                        int64_t ldo, float* qk, int64_t qk_stride) {
   std::vector<std::vector<int16_t>> kq(static_cast<size_t>(n_kv));
   std::vector<float> ks(static_cast<size_t>(n_kv));
   for (int64_t j = 0; j < n_kv; ++j) kq[j] = quantize_ref(k + j * ldk, dh, qmax_k, &ks[j]);
@@ -152,16 +151,16 @@ void attention_s16_ref(const AttentionArgs& a) {
     throw Error("attention_s16_ref: only one non-causal batch without score capture");
   }
   const int64_t dh = a.d_head;
-  const int qmax = static_cast<int>(
-      std::min(8191.0, std::floor(std::sqrt(static_cast<double>((int64_t{1} << 31) - 1) / dh))));
+  const int qmax =
+      static_cast<int>(std::min(8191.0, std::floor(std::sqrt(static_cast<double>((int64_t{1} << 31) - 1) / dh))));
   for (int64_t h = 0; h < a.n_head; ++h) {
-    attention_head_ref(a.q + h * dh, a.ldq, a.n_q, a.k + h * dh, a.ldk, a.v + h * dh, a.ldv, a.n_kv,
-                       dh, a.scale, qmax, qmax, a.out + h * dh, a.ldo, nullptr, 0);
+    attention_head_ref(a.q + h * dh, a.ldq, a.n_q, a.k + h * dh, a.ldk, a.v + h * dh, a.ldv, a.n_kv, dh, a.scale, qmax,
+                       qmax, a.out + h * dh, a.ldo, nullptr, 0);
   }
 }
 
-void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, const KV8& kv,
-                       float scale, float* out, int64_t ldo, float* qk) {
+void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q, const KV8& kv, float scale,
+                       float* out, int64_t ldo, float* qk) {
   // Rebuild float K and V from the int8 values; re-quantizing them gives the
   // same integers (the scales are max / 127 of the same rows and columns).
   const int64_t H = kv.n_head, dh = kv.d_head, n_kv = kv.n_kv, width = H * dh;
@@ -170,19 +169,16 @@ void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q
   for (int64_t j = 0; j < n_kv; ++j) {
     for (int64_t h = 0; h < H; ++h) {
       for (int64_t c = 0; c < dh; ++c) {
-        k[j * width + h * dh + c] =
-            kv.k[h * k_size + panel_index(j, c, panel_pairs(dh))] * kv.k_scale[h * n_kv + j];
-        v[j * width + h * dh + c] =
-            kv.v[h * v_size + panel_index(c, j, panel_pairs(n_kv))] * kv.v_scale[h * dh + c];
+        k[j * width + h * dh + c] = kv.k[h * k_size + panel_index(j, c, panel_pairs(dh))] * kv.k_scale[h * n_kv + j];
+        v[j * width + h * dh + c] = kv.v[h * v_size + panel_index(c, j, panel_pairs(n_kv))] * kv.v_scale[h * dh + c];
       }
     }
   }
   const int qmax = act_qmax(dh, kWeightMax);
   for (int64_t b = 0; b < n_batch; ++b) {
     for (int64_t h = 0; h < H; ++h) {
-      attention_head_ref(q + b * n_q * ldq + h * dh, ldq, n_q, k.data() + h * dh, width,
-                         v.data() + h * dh, width, n_kv, dh, scale, qmax, kWeightMax,
-                         out + b * n_q * ldo + h * dh, ldo,
+      attention_head_ref(q + b * n_q * ldq + h * dh, ldq, n_q, k.data() + h * dh, width, v.data() + h * dh, width, n_kv,
+                         dh, scale, qmax, kWeightMax, out + b * n_q * ldo + h * dh, ldo,
                          qk != nullptr ? qk + (b * H + h) * n_q * n_kv : nullptr, n_kv);
     }
   }
@@ -190,8 +186,7 @@ void attention_kv8_ref(const float* q, int64_t ldq, int64_t n_batch, int64_t n_q
 
 // onednn_s8.h's path: activations quantized to qmax (the u8's zero point
 // cancels exactly, so the reference never stores it), weights as stored.
-void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m,
-                       const Epilogue& ep) {
+void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m, const Epilogue& ep) {
   for (int64_t i = 0; i < m; ++i) {
     float rs = 0.0f;
     const std::vector<int16_t> q = quantize_ref(x + i * ldx, w.k, f.qmax, &rs);
@@ -250,8 +245,8 @@ void onednn_attention_ref(const AttentionArgs& a, U8Format f) {
   }
 }
 
-void onednn_conv_ref(const QMatrix* taps, U8Format f, const float* x, int64_t t_in,
-                     const float* bias, int stride, float* y) {
+void onednn_conv_ref(const QMatrix* taps, U8Format f, const float* x, int64_t t_in, const float* bias, int stride,
+                     float* y) {
   const int64_t c_in = taps[0].k, c_out = taps[0].n, t_out = conv1d_k3_out_len(t_in, stride);
   std::vector<std::vector<int16_t>> q(static_cast<size_t>(t_in));
   std::vector<float> rs(static_cast<size_t>(t_in));

@@ -40,14 +40,11 @@ class Levels : public ::testing::TestWithParam<std::tuple<Isa, int>> {
 };
 
 std::string level_name(const ::testing::TestParamInfo<std::tuple<Isa, int>>& info) {
-  return std::string(isa_name(std::get<0>(info.param))) + "_t" +
-         std::to_string(std::get<1>(info.param));
+  return std::string(isa_name(std::get<0>(info.param))) + "_t" + std::to_string(std::get<1>(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(Lowp, Levels,
-                         ::testing::Combine(::testing::ValuesIn(runnable_isas()),
-                                            ::testing::Values(1, 2)),
-                         level_name);
+                         ::testing::Combine(::testing::ValuesIn(runnable_isas()), ::testing::Values(1, 2)), level_name);
 
 TEST(Cpu, DetectionIsConsistent) {
   const CpuFeatures f = detect_cpu();
@@ -102,13 +99,13 @@ TEST(Convert, HalfAndBfloat16RoundToNearestEven) {
   EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
   EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);
-  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3c00);               // tie: to even
-  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);           // tie: to even (up)
-  EXPECT_EQ(f32_to_f16(0x1p-24f), 0x0001);                       // smallest subnormal
+  EXPECT_EQ(f32_to_f16(1.0f + 0x1p-11f), 0x3c00);      // tie: to even
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);  // tie: to even (up)
+  EXPECT_EQ(f32_to_f16(0x1p-24f), 0x0001);             // smallest subnormal
   EXPECT_FLOAT_EQ(f16_to_f32(0x0001), 0x1p-24f);
   EXPECT_FLOAT_EQ(f16_to_f32(0x3555), 0.33325195f);
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
-  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);                // tie: to even
+  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);  // tie: to even
   EXPECT_EQ(f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);
   EXPECT_FLOAT_EQ(bf16_to_f32(0x3f82), 1.0f + 0x1p-6f);
   for (float x : random_vec(1000, 7, -100.0f, 100.0f)) {
@@ -210,12 +207,23 @@ TEST_P(Levels, QuantizeRowsIsIdenticalOnEveryLevel) {
 TEST_P(Levels, GemmS16MatchesReference) {
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> qb(-127, 127);
-  for (auto [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 1, 1}, {5, 17, 3}, {6, 16, 64}, {7, 33, 65}, {13, 50, 31}, {100, 70, 384},
-           {9, 200, 130}, {10, 37, 1201}, {8, 37, 4500},  // k = 4500: three slices of the long-k path
-           // A decoding step's few rows: the AVX-512 tiles split k over 8,
-           // 4, 2 and 2 sets of accumulators, with a remainder here.
-           {1, 40, 70}, {1, 48, 1030}, {2, 33, 130}, {3, 40, 50}, {4, 19, 21}}) {
+  for (auto [m, n, k] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1},
+                                                          {5, 17, 3},
+                                                          {6, 16, 64},
+                                                          {7, 33, 65},
+                                                          {13, 50, 31},
+                                                          {100, 70, 384},
+                                                          {9, 200, 130},
+                                                          {10, 37, 1201},
+                                                          {8, 37, 4500},  // k = 4500: three slices of the long-k path
+                                                          // A decoding step's few rows: the AVX-512 tiles split k over
+                                                          // 8, 4, 2 and 2 sets of accumulators, with a remainder here.
+                                                          {1, 40, 70},
+                                                          {1, 48, 1030},
+                                                          {2, 33, 130},
+                                                          {3, 40, 50},
+                                                          {4, 19, 21}}) {
     const int64_t kp2 = 2 * panel_pairs(k), lda = kp2 + 2;
     const int amax = act_qmax(k, kWeightMax);  // no int32 sum can overflow
     std::uniform_int_distribution<int> qa(-amax, amax);
@@ -268,10 +276,9 @@ TEST_P(Levels, QlinearMatchesReferenceForEveryWeightType) {
         for (int variant = 0; variant < 3; ++variant) {
           const bool acc = variant == 1, gelu = variant == 2;
           auto y = random_vec(m * ldy, 8), yr = y;
-          qlinear(x.data(), ldx, m, q, variant == 0 ? nullptr : bias.data(), y.data(), ldy, acc, gelu,
-                  threads(), isa());
-          qlinear_ref(x.data(), ldx, m, q, variant == 0 ? nullptr : bias.data(), yr.data(), ldy, acc,
-                      gelu);
+          qlinear(x.data(), ldx, m, q, variant == 0 ? nullptr : bias.data(), y.data(), ldy, acc, gelu, threads(),
+                  isa());
+          qlinear_ref(x.data(), ldx, m, q, variant == 0 ? nullptr : bias.data(), yr.data(), ldy, acc, gelu);
           // Integer sums are exact: only float rounding differs. The f16/bf16
           // kernels sum in fp32 in another order.
           const double tol = t == WeightType::kS8 ? 2e-6 : 2e-5;

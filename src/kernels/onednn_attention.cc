@@ -39,10 +39,10 @@ using vec8::max_abs_of;
 // scales q and k each by scale) times log2(e) (the softmax works in powers
 // of 2), zks[h][i] = zero times the key's integer sum (the query's zero
 // point's share of each score).
-WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
-void quantize_qk_row(const float* q_row, const float* k_row, int64_t i, int64_t n,
-                     int64_t n_head, int64_t dh, int64_t block, int64_t rows, float scale2,
-                     U8Format f, uint8_t* q8, float* qs, int8_t* k8, float* kf, int32_t* zks) {
+WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT void quantize_qk_row(const float* q_row, const float* k_row, int64_t i,
+                                                                int64_t n, int64_t n_head, int64_t dh, int64_t block,
+                                                                int64_t rows, float scale2, U8Format f, uint8_t* q8,
+                                                                float* qs, int8_t* k8, float* kf, int32_t* zks) {
   const float kLog2e = 1.44269504088896341f;
   const int64_t b = i / block, r = i % block;
   uint8_t* slab = q8 + b * block * n_head * dh;
@@ -67,14 +67,13 @@ void quantize_qk_row(const float* q_row, const float* k_row, int64_t i, int64_t 
 }
 
 // Row i of v (all heads) into v8 [n_head][n][dh], column c times inv[c].
-WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
-void quantize_v_row(const float* __restrict v, const float* __restrict inv, int64_t n_head,
-                    int64_t dh, int64_t n, int64_t i, int8_t* __restrict v8) {
+WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT void quantize_v_row(const float* __restrict v, const float* __restrict inv,
+                                                               int64_t n_head, int64_t dh, int64_t n, int64_t i,
+                                                               int8_t* __restrict v8) {
   for (int64_t h = 0; h < n_head; ++h) {
     int8_t* out = v8 + (h * n + i) * dh;
     for (int64_t d = 0; d < dh; ++d) {
-      out[d] = static_cast<int8_t>(
-          static_cast<int>(detail::round_even(v[h * dh + d] * inv[h * dh + d])));
+      out[d] = static_cast<int8_t>(static_cast<int>(detail::round_even(v[h * dh + d] * inv[h * dh + d])));
     }
   }
 }
@@ -98,16 +97,14 @@ void quantize_v_row(const float* __restrict v, const float* __restrict inv, int6
 // at the end (mod 2^32; the true sum is below 2^31): no float-to-int
 // conversions.
 WISP_VECTOR_CLONES_512
-float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zks,
-                     const float* __restrict kf, float qs, int pmax, float* __restrict row,
-                     uint8_t* __restrict p) {
+float softmax_row_u8(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zks, const float* __restrict kf,
+                     float qs, int pmax, float* __restrict row, uint8_t* __restrict p) {
   // The scores and their maximum in one pass (vec8.h's two maxima).
   F8 m0 = vec8::splat(-INFINITY), m1 = m0;
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     const F8 a = __builtin_convertvector(load<I8>(c + j) - load<I8>(zks + j), F8) * load<F8>(kf + j);
-    const F8 b = __builtin_convertvector(load<I8>(c + j + 8) - load<I8>(zks + j + 8), F8) *
-                 load<F8>(kf + j + 8);
+    const F8 b = __builtin_convertvector(load<I8>(c + j + 8) - load<I8>(zks + j + 8), F8) * load<F8>(kf + j + 8);
     std::memcpy(row + j, &a, sizeof(a));
     std::memcpy(row + j + 8, &b, sizeof(b));
     m0 = a > m0 ? a : m0;
@@ -158,8 +155,7 @@ void column_abs_max(const float* __restrict x, int64_t ldx, int64_t r0, int64_t 
 
 // out[d] = o[d] scale[d] s, d < n: a P V row back to floats.
 WISP_VECTOR_CLONES_512
-void scale_row(const int32_t* __restrict o, const float* __restrict scale, float s, int64_t n,
-               float* __restrict out) {
+void scale_row(const int32_t* __restrict o, const float* __restrict scale, float s, int64_t n, float* __restrict out) {
   for (int64_t d = 0; d < n; ++d) out[d] = static_cast<float>(o[d]) * scale[d] * s;
 }
 
@@ -183,13 +179,12 @@ std::string OnednnEncoder::attention_impl() const {
 
 int64_t OnednnEncoder::heads_per_task() const { return impl_->group; }
 
-void OnednnEncoder::Impl::quantize_qk(const float* q_row, const float* k_row, int64_t i,
-                                      float scale, uint8_t* ws) const {
+void OnednnEncoder::Impl::quantize_qk(const float* q_row, const float* k_row, int64_t i, float scale,
+                                      uint8_t* ws) const {
   const int64_t rows = i / full.rows == n_blocks - 1 ? tail.rows : full.rows;
-  quantize_qk_row(q_row, k_row, i, n_ctx, n_head, dh, full.rows, rows, scale * scale, f,
-                  ws + at_q, reinterpret_cast<float*>(ws + at_qs),
-                  reinterpret_cast<int8_t*>(ws + at_k), reinterpret_cast<float*>(ws + at_kf),
-                  reinterpret_cast<int32_t*>(ws + at_zks));
+  quantize_qk_row(q_row, k_row, i, n_ctx, n_head, dh, full.rows, rows, scale * scale, f, ws + at_q,
+                  reinterpret_cast<float*>(ws + at_qs), reinterpret_cast<int8_t*>(ws + at_k),
+                  reinterpret_cast<float*>(ws + at_kf), reinterpret_cast<int32_t*>(ws + at_zks));
 }
 
 OnednnEncoder::Impl::Block OnednnEncoder::Impl::make_block(int64_t rows) const {
@@ -198,11 +193,9 @@ OnednnEncoder::Impl::Block OnednnEncoder::Impl::make_block(int64_t rows) const {
   OmpThreadsScope scope(1);
   const dnnl::memory::dims q{group, rows, dh}, kt{group, dh, n_ctx}, sc{group, rows, n_ctx};
   const dnnl::memory::dims p{group, rows, n_ctx}, v{group, n_ctx, dh}, o{group, rows, dh};
-  const dnnl::matmul::desc qk(dnnl::memory::desc(q, dt::u8, tag::abc),
-                              dnnl::memory::desc(kt, dt::s8, tag::abc),
+  const dnnl::matmul::desc qk(dnnl::memory::desc(q, dt::u8, tag::abc), dnnl::memory::desc(kt, dt::s8, tag::abc),
                               dnnl::memory::desc(sc, dt::s32, tag::abc));
-  const dnnl::matmul::desc pv(dnnl::memory::desc(p, dt::u8, tag::abc),
-                              dnnl::memory::desc(v, dt::s8, tag::abc),
+  const dnnl::matmul::desc pv(dnnl::memory::desc(p, dt::u8, tag::abc), dnnl::memory::desc(v, dt::s8, tag::abc),
                               dnnl::memory::desc(o, dt::s32, tag::abc));
   b.qk_pd = attention_pd(qk);
   b.pv_pd = attention_pd(pv);
@@ -227,12 +220,11 @@ dnnl::matmul::primitive_desc OnednnEncoder::Impl::attention_pd(const dnnl::matmu
   return first;
 }
 
-void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads,
-                              AttentionTimes* times) const {
+void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads, AttentionTimes* times) const {
   const Impl& m = *impl_;
   const auto start = std::chrono::steady_clock::now();
-  if (a.n_batch != 1 || a.n_q != m.n_ctx || a.n_kv != m.n_ctx || a.n_head != m.n_head ||
-      a.d_head != m.dh || a.causal || a.qk || a.k_head_stride != 0 || a.v_head_stride != 0) {
+  if (a.n_batch != 1 || a.n_q != m.n_ctx || a.n_kv != m.n_ctx || a.n_head != m.n_head || a.d_head != m.dh || a.causal ||
+      a.qk || a.k_head_stride != 0 || a.v_head_stride != 0) {
     throw Error("oneDNN encoder attention: arguments do not match the encoder's shapes");
   }
   n_threads = std::clamp(n_threads, 1, hardware_threads());
@@ -252,14 +244,13 @@ void OnednnEncoder::attention(const AttentionArgs& a, uint8_t* ws, int n_threads
   });
   m.v_scales(part, ws);
   if (times != nullptr) {
-    times->prepare += std::chrono::duration<double, std::milli>(
-                          std::chrono::steady_clock::now() - start).count();
+    times->prepare += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
   attend(a.v, a.ldv, a.out, a.ldo, ws, n_threads, times);
 }
 
-void OnednnEncoder::qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v,
-                                int64_t ldv, uint8_t* ws, int n_threads) const {
+void OnednnEncoder::qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v, int64_t ldv,
+                                uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   if (w.n != 3 * m.s || w.k != m.s) {
     throw Error("oneDNN encoder: qkv_project takes the fused [3 n_state][n_state] projection");
@@ -299,8 +290,8 @@ void OnednnEncoder::Impl::v_scales(const std::vector<float>& part, uint8_t* ws) 
   }
 }
 
-void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t ldo, uint8_t* ws,
-                           int n_threads, AttentionTimes* times) const {
+void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t ldo, uint8_t* ws, int n_threads,
+                           AttentionTimes* times) const {
   const Impl& m = *impl_;
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) {
@@ -357,16 +348,16 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
         dnnl::memory wei(blk.qk_pd.weights_desc(), m.eng, k8 + h0 * dh * n);
         dnnl::memory dst(blk.qk_pd.dst_desc(), m.eng, sc);
         dnnl::memory scr(blk.qk_pd.scratchpad_desc(), m.eng, t + m.th_scratch);
-        blk.qk.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
-                            {DNNL_ARG_SCRATCHPAD, scr}});
+        blk.qk.execute(st,
+                       {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scr}});
       }
       lap(&AttentionTimes::qk);
       for (int64_t g = 0; g < G; ++g) {
         const int64_t h = h0 + g;
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t gr = g * rows + r;
-          inv_sum[gr] = softmax_row_u8(sc + gr * n, n, zks + h * n, kf + h * n,
-                                       qs[h * n + i0 + r], f.pmax(), row, p + gr * n);
+          inv_sum[gr] =
+              softmax_row_u8(sc + gr * n, n, zks + h * n, kf + h * n, qs[h * n + i0 + r], f.pmax(), row, p + gr * n);
         }
       }
       lap(&AttentionTimes::softmax);
@@ -375,8 +366,8 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
         dnnl::memory wei(blk.pv_pd.weights_desc(), m.eng, v8 + h0 * n * dh);
         dnnl::memory dst(blk.pv_pd.dst_desc(), m.eng, o);
         dnnl::memory scr(blk.pv_pd.scratchpad_desc(), m.eng, t + m.th_scratch);
-        blk.pv.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst},
-                            {DNNL_ARG_SCRATCHPAD, scr}});
+        blk.pv.execute(st,
+                       {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scr}});
       }
       st.wait();
       lap(&AttentionTimes::pv);
@@ -389,8 +380,8 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
       }
       lap(&AttentionTimes::output);
     } catch (const dnnl::error& e) {
-      errors[static_cast<size_t>(task)] = std::make_exception_ptr(
-          Error(std::string("oneDNN attention matmul: ") + e.what()));
+      errors[static_cast<size_t>(task)] =
+          std::make_exception_ptr(Error(std::string("oneDNN attention matmul: ") + e.what()));
     } catch (...) {
       errors[static_cast<size_t>(task)] = std::current_exception();
     }

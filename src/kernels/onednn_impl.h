@@ -29,14 +29,14 @@ dnnl::primitive_attr user_scratchpad();
 
 // Rows [r0, r1) of x [m][ldx] to u8: q = round(x * qmax / max|x_row|) + zero,
 // scale[r] = max|x_row| / qmax (0 for an all-zero row, whose q are zero).
-void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t k, U8Format f,
-                      uint8_t* q, int64_t ldq, float* scale);
+void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t k, U8Format f, uint8_t* q,
+                      int64_t ldq, float* scale);
 
 // The Linear epilogue over rows [r0, r1) of the int32 product c [m][n]:
 // ep.y[r][j] (=, or += with ep.accumulate) gelu?((c[r][j] - zero share)
 // row_scale[r] w.scale[j] + ep.bias[j]).
-void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
-                     const float* row_scale, const Epilogue& ep);
+void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w, const float* row_scale,
+                     const Epilogue& ep);
 
 // fn(chunk, r0, r1) for [0, n) cut into one contiguous chunk per thread
 // (chunk < n_threads: the index of its per-thread buffer).
@@ -80,14 +80,14 @@ struct OnednnEncoder::Impl {
   };
   Block full, tail;
   int64_t n_blocks = 0;
-  int64_t group = 1;  // heads per task and product (a divisor of n_head)
+  int64_t group = 1;       // heads per task and product (a divisor of n_head)
   std::string avoid_impl;  // attention_pd's
 
   // Workspace offsets: the attention's shared regions (at_*), then the
   // Linear's and the convolutions' (lin_*); the attention's per-thread areas
   // (th_*, th_bytes each) follow the shared ones, over the Linear's.
   size_t lin_q = 0, lin_scale = 0, lin_scale2 = 0, lin_c = 0, lin_rows = 0, lin_scratch = 0;
-  static constexpr int64_t kNormRows = 4;  // layer-norm rows per call in stage_layernorm
+  static constexpr int64_t kNormRows = 4;                           // layer-norm rows per call in stage_layernorm
   size_t row_floats() const { return static_cast<size_t>(4 * s); }  // >= kNormRows * s
   size_t at_q = 0, at_qs = 0, at_k = 0, at_kf = 0, at_zks = 0, at_v = 0, at_vs = 0, at_shared = 0;
   size_t th_s = 0, th_p = 0, th_psum = 0, th_o = 0, th_row = 0, th_scratch = 0, th_bytes = 0;
@@ -97,23 +97,20 @@ struct OnednnEncoder::Impl {
   // The shape's primitive for n_threads, made on first use.
   const Shape::Prim& linear_prim(const Shape& sh, int n_threads) const;
   // c [n_ctx][w.n] = the u8 rows src [n_ctx][w.k] times w, on n_threads.
-  void product(const OnednnWeight& w, const uint8_t* src, int32_t* c, uint8_t* scratch,
-               int n_threads) const;
+  void product(const OnednnWeight& w, const uint8_t* src, int32_t* c, uint8_t* scratch, int n_threads) const;
   OnednnWeight prepare(const QMatrix& w) const;
   // A convolution's input x [2 n_ctx][c_in] quantized into its padded
   // slots q, scales rs.
-  void conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs,
-                  int n_threads) const;
+  void conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs, int n_threads) const;
   // The three tap products of output rows [piece n_ctx, (piece + 1) n_ctx)
   // from the staged q into c [3][n_ctx][c_out].
-  void conv_products(const OnednnConv& w, const uint8_t* q, int64_t piece, int32_t* c,
-                     uint8_t* ws, int n_threads) const;
-  void conv_row(const OnednnConv& w, const int32_t* c, const float* rs, const float* bias,
-                int64_t piece, int64_t t, float* y) const;
+  void conv_products(const OnednnConv& w, const uint8_t* q, int64_t piece, int32_t* c, uint8_t* ws,
+                     int n_threads) const;
+  void conv_row(const OnednnConv& w, const int32_t* c, const float* rs, const float* bias, int64_t piece, int64_t t,
+                float* y) const;
   // Row i's query and key (all heads) quantized into the attention's shared
   // regions; openai's scale on q and k each.
-  void quantize_qk(const float* q_row, const float* k_row, int64_t i, float scale,
-                   uint8_t* ws) const;
+  void quantize_qk(const float* q_row, const float* k_row, int64_t i, float scale, uint8_t* ws) const;
   // V's column scales max|v[:, c]| / 127 from the chunks' partial maxima.
   void v_scales(const std::vector<float>& part, uint8_t* ws) const;
   // The attention products of a block of `rows` queries.

@@ -37,9 +37,9 @@ dnnl::primitive_attr user_scratchpad() {
   return attr;
 }
 
-WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT
-void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t k, U8Format f,
-                      uint8_t* q, int64_t ldq, float* scale) {
+WISP_VECTOR_CLONES_512 WISP_NO_FP_CONTRACT void quantize_rows_u8(const float* x, int64_t ldx, int64_t r0, int64_t r1,
+                                                                 int64_t k, U8Format f, uint8_t* q, int64_t ldq,
+                                                                 float* scale) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * ldx;
     const float amax = max_abs_of(xr, k);
@@ -87,9 +87,9 @@ namespace {
 // GCC vectorises the loop (with them read through `ep` it stays scalar: a
 // store to y might change ep's fields, as far as it can tell).
 template <bool kGelu, bool kAcc, bool kBias>
-WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n,
-                                     const int32_t* __restrict zs, const float* __restrict sc,
-                                     const float* __restrict bias, float rs, float* __restrict y) {
+WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n, const int32_t* __restrict zs,
+                                         const float* __restrict sc, const float* __restrict bias, float rs,
+                                         float* __restrict y) {
   for (int64_t j = 0; j < n; ++j) {
     float v = static_cast<float>(c[j] - zs[j]) * (rs * sc[j]);
     if constexpr (kBias) v += bias[j];
@@ -103,25 +103,23 @@ WISP_VECTOR_CLONES_512 void epilogue_row(const int32_t* __restrict c, int64_t n,
 }
 
 template <bool kGelu, bool kAcc, bool kBias>
-void epilogue_rows(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
-                   const float* row_scale, const Epilogue& ep) {
+void epilogue_rows(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w, const float* row_scale,
+                   const Epilogue& ep) {
   for (int64_t r = r0; r < r1; ++r) {
-    epilogue_row<kGelu, kAcc, kBias>(c + r * n, n, w.zero_sum.data(), w.scale.data(), ep.bias,
-                                     row_scale[r], ep.y + r * ep.ldy);
+    epilogue_row<kGelu, kAcc, kBias>(c + r * n, n, w.zero_sum.data(), w.scale.data(), ep.bias, row_scale[r],
+                                     ep.y + r * ep.ldy);
   }
 }
 
 }  // namespace
 
-void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w,
-                     const float* row_scale, const Epilogue& ep) {
-  using Fn = void (*)(const int32_t*, int64_t, int64_t, int64_t, const OnednnWeight&, const float*,
-                      const Epilogue&);
-  static constexpr Fn kTable[8] = {
-      epilogue_rows<false, false, false>, epilogue_rows<false, false, true>,
-      epilogue_rows<false, true, false>,  epilogue_rows<false, true, true>,
-      epilogue_rows<true, false, false>,  epilogue_rows<true, false, true>,
-      epilogue_rows<true, true, false>,   epilogue_rows<true, true, true>};
+void linear_epilogue(const int32_t* c, int64_t r0, int64_t r1, int64_t n, const OnednnWeight& w, const float* row_scale,
+                     const Epilogue& ep) {
+  using Fn = void (*)(const int32_t*, int64_t, int64_t, int64_t, const OnednnWeight&, const float*, const Epilogue&);
+  static constexpr Fn kTable[8] = {epilogue_rows<false, false, false>, epilogue_rows<false, false, true>,
+                                   epilogue_rows<false, true, false>,  epilogue_rows<false, true, true>,
+                                   epilogue_rows<true, false, false>,  epilogue_rows<true, false, true>,
+                                   epilogue_rows<true, true, false>,   epilogue_rows<true, true, true>};
   const int at = (ep.gelu ? 4 : 0) + (ep.accumulate ? 2 : 0) + (ep.bias != nullptr ? 1 : 0);
   kTable[at](c, r0, r1, n, w, row_scale, ep);
 }
@@ -148,38 +146,32 @@ U8Format u8_format_for(const CpuFeatures& f) {
   return {63, 64};
 }
 
-bool onednn_encoder_pays(const CpuFeatures& f, Isa isa) {
-  return isa >= Isa::kAvx512 && vnni512(f);
-}
+bool onednn_encoder_pays(const CpuFeatures& f, Isa isa) { return isa >= Isa::kAvx512 && vnni512(f); }
 
-const OnednnEncoder::Impl::Shape& OnednnEncoder::Impl::shape(int64_t rows, int64_t k,
-                                                              int64_t n) const {
+const OnednnEncoder::Impl::Shape& OnednnEncoder::Impl::shape(int64_t rows, int64_t k, int64_t n) const {
   for (const Shape& sh : shapes) {
     if (sh.m == rows && sh.k == k && sh.n == n) return sh;
   }
-  throw Error("oneDNN encoder: no product of " + std::to_string(rows) + " rows with a " +
-              std::to_string(n) + " x " + std::to_string(k) + " weight");
+  throw Error("oneDNN encoder: no product of " + std::to_string(rows) + " rows with a " + std::to_string(n) + " x " +
+              std::to_string(k) + " weight");
 }
 
-const OnednnEncoder::Impl::Shape::Prim& OnednnEncoder::Impl::linear_prim(const Shape& sh,
-                                                                         int n_threads) const {
+const OnednnEncoder::Impl::Shape::Prim& OnednnEncoder::Impl::linear_prim(const Shape& sh, int n_threads) const {
   std::lock_guard<std::mutex> lock(mu);
   auto it = sh.by_threads.find(n_threads);
   if (it != sh.by_threads.end()) return it->second;
   try {
     OmpThreadsScope scope(n_threads);
-    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(sh.src, sh.wei, sh.dst),
-                                           user_scratchpad(), eng);
+    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(sh.src, sh.wei, sh.dst), user_scratchpad(), eng);
     dnnl::matmul prim(pd);
-    return sh.by_threads.emplace(n_threads, Shape::Prim{std::move(pd), std::move(prim)})
-        .first->second;
+    return sh.by_threads.emplace(n_threads, Shape::Prim{std::move(pd), std::move(prim)}).first->second;
   } catch (const dnnl::error& e) {
     fail("matmul for " + std::to_string(n_threads) + " threads", e);
   }
 }
 
-void OnednnEncoder::Impl::product(const OnednnWeight& w, const uint8_t* src, int32_t* c,
-                                  uint8_t* scratch, int n_threads) const {
+void OnednnEncoder::Impl::product(const OnednnWeight& w, const uint8_t* src, int32_t* c, uint8_t* scratch,
+                                  int n_threads) const {
   const Shape& sh = shape(n_ctx, w.k, w.n);
   const Shape::Prim& p = linear_prim(sh, n_threads);
   try {
@@ -188,18 +180,15 @@ void OnednnEncoder::Impl::product(const OnednnWeight& w, const uint8_t* src, int
     dnnl::memory a(sh.src, eng, const_cast<uint8_t*>(src));
     dnnl::memory b(sh.wei, eng, const_cast<uint8_t*>(w.blob.data()));
     dnnl::memory d(sh.dst, eng, c), scr(p.pd.scratchpad_desc(), eng, scratch);
-    p.prim.execute(st, {{DNNL_ARG_SRC, a},
-                        {DNNL_ARG_WEIGHTS, b},
-                        {DNNL_ARG_DST, d},
-                        {DNNL_ARG_SCRATCHPAD, scr}});
+    p.prim.execute(st, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, d}, {DNNL_ARG_SCRATCHPAD, scr}});
     st.wait();
   } catch (const dnnl::error& e) {
     fail("matmul", e);
   }
 }
 
-OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head,
-                             U8Format f, std::string avoid_attention_impl, int64_t heads_per_task)
+OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int64_t n_head, U8Format f,
+                             std::string avoid_attention_impl, int64_t heads_per_task)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.avoid_impl = std::move(avoid_attention_impl);
@@ -215,8 +204,8 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
     throw Error("oneDNN encoder: width " + std::to_string(n_state) + " is not a multiple of 64");
   }
   if (heads_per_task < 0 || (heads_per_task > 0 && n_head % heads_per_task != 0)) {
-    throw Error("oneDNN encoder: " + std::to_string(heads_per_task) + " heads per task for " +
-                std::to_string(n_head) + " heads");
+    throw Error("oneDNN encoder: " + std::to_string(heads_per_task) + " heads per task for " + std::to_string(n_head) +
+                " heads");
   }
   m.n_mels = n_mels;
   m.n_ctx = n_ctx;
@@ -244,14 +233,12 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
       sh.dst = dnnl::memory::desc({rows, n}, dt::s32, tag::ab);
       OmpThreadsScope scope(1);
       auto any = dnnl::matmul::primitive_desc(
-          dnnl::matmul::desc(sh.src, dnnl::memory::desc({k, n}, dt::s8, tag::any), sh.dst),
-          user_scratchpad(), m.eng);
+          dnnl::matmul::desc(sh.src, dnnl::memory::desc({k, n}, dt::s8, tag::any), sh.dst), user_scratchpad(), m.eng);
       sh.wei = any.weights_desc();
       m.shapes.push_back(std::move(sh));
     }
     m.n_blocks = (n_ctx + kOnednnQueryBlock - 1) / kOnednnQueryBlock;
-    m.group = heads_per_task > 0 ? heads_per_task
-                                 : attention_heads_per_task(n_head, n_ctx, detect_cpu().l2_bytes);
+    m.group = heads_per_task > 0 ? heads_per_task : attention_heads_per_task(n_head, n_ctx, detect_cpu().l2_bytes);
     m.full = m.make_block(std::min(n_ctx, kOnednnQueryBlock));
     const int64_t last = n_ctx - (m.n_blocks - 1) * kOnednnQueryBlock;
     m.tail = last == m.full.rows ? m.full : m.make_block(last);
@@ -280,8 +267,7 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   AlignedLayout lin(m.at_shared);
   // The staged rows: a Linear's input, or the stem's two convolutions'
   // padded inputs side by side.
-  m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s),
-                             frames * static_cast<size_t>(n_mels + s)));
+  m.lin_q = lin.add(std::max(static_cast<size_t>(n_ctx * 4 * s), frames * static_cast<size_t>(n_mels + s)));
   m.lin_scale = lin.add(frames * sizeof(float));
   m.lin_scale2 = lin.add(frames * sizeof(float));
   // The Linear's product, or a convolution's three of n_ctx rows.
@@ -298,10 +284,9 @@ OnednnEncoder::OnednnEncoder(int64_t n_mels, int64_t n_ctx, int64_t n_state, int
   m.th_psum = th.add(rows * sizeof(float));
   m.th_o = th.add(rows * static_cast<size_t>(m.dh) * sizeof(int32_t));
   m.th_row = th.add(static_cast<size_t>(n_ctx) * sizeof(float));
-  m.th_scratch = th.add(std::max({m.full.qk_pd.scratchpad_desc().get_size(),
-                                  m.full.pv_pd.scratchpad_desc().get_size(),
-                                  m.tail.qk_pd.scratchpad_desc().get_size(),
-                                  m.tail.pv_pd.scratchpad_desc().get_size()}));
+  m.th_scratch =
+      th.add(std::max({m.full.qk_pd.scratchpad_desc().get_size(), m.full.pv_pd.scratchpad_desc().get_size(),
+                       m.tail.qk_pd.scratchpad_desc().get_size(), m.tail.pv_pd.scratchpad_desc().get_size()}));
   m.th_bytes = th.size();
 }
 
@@ -362,26 +347,24 @@ size_t OnednnEncoder::workspace_bytes(int n_threads) const {
                   m.at_shared + static_cast<size_t>(nt) * m.th_bytes);
 }
 
-void OnednnEncoder::linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
-                           uint8_t* ws, int n_threads) const {
+void OnednnEncoder::linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep, uint8_t* ws,
+                           int n_threads) const {
   stage(x, ldx, w.k, ws, n_threads);
   linear_staged(w, ep, ws, n_threads);
 }
 
-void OnednnEncoder::stage(const float* x, int64_t ldx, int64_t k, uint8_t* ws,
-                          int n_threads) const {
+void OnednnEncoder::stage(const float* x, int64_t ldx, int64_t k, uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   if (k < 1 || k > 4 * m.s) throw Error("oneDNN encoder: staged rows wider than 4 n_state");
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   uint8_t* q = ws + m.lin_q;
   float* rs = reinterpret_cast<float*>(ws + m.lin_scale);
-  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    quantize_rows_u8(x, ldx, r0, r1, k, m.f, q, k, rs);
-  });
+  parallel_for(m.n_ctx, n_threads, 16,
+               [&](int64_t r0, int64_t r1) { quantize_rows_u8(x, ldx, r0, r1, k, m.f, q, k, rs); });
 }
 
-void OnednnEncoder::stage_layernorm(const float* x, const float* gamma, const float* beta,
-                                    float eps, uint8_t* ws, int n_threads) const {
+void OnednnEncoder::stage_layernorm(const float* x, const float* gamma, const float* beta, float eps, uint8_t* ws,
+                                    int n_threads) const {
   const Impl& m = *impl_;
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   const int64_t s = m.s, per = Impl::kNormRows;
@@ -397,20 +380,16 @@ void OnednnEncoder::stage_layernorm(const float* x, const float* gamma, const fl
   });
 }
 
-void OnednnEncoder::linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* ws,
-                                  int n_threads) const {
+void OnednnEncoder::linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   const float* rs = reinterpret_cast<const float*>(ws + m.lin_scale);
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
   m.product(w, ws + m.lin_q, c, ws + m.lin_scratch, n_threads);
-  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) {
-    linear_epilogue(c, r0, r1, w.n, w, rs, ep);
-  });
+  parallel_for(m.n_ctx, n_threads, 16, [&](int64_t r0, int64_t r1) { linear_epilogue(c, r0, r1, w.n, w, rs, ep); });
 }
 
-void OnednnEncoder::linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* ws,
-                                        int n_threads) const {
+void OnednnEncoder::linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   if (w.n > 4 * m.s) throw Error("oneDNN encoder: staged rows wider than 4 n_state");
   n_threads = std::clamp(n_threads, 1, hardware_threads());
@@ -460,15 +439,12 @@ struct ConvSlots {
   int stride = 1;
   int64_t n_even = 0;
   ConvSlots(int s, int64_t n_pad) : stride(s), n_even((n_pad + 1) / 2) {}
-  int64_t operator()(int64_t p) const {
-    return stride == 1 ? p : p % 2 == 0 ? p / 2 : n_even + p / 2;
-  }
+  int64_t operator()(int64_t p) const { return stride == 1 ? p : p % 2 == 0 ? p / 2 : n_even + p / 2; }
 };
 
 // The two padding frames (0 and n_pad - 1) of a convolution's staged input
 // of width c: zero rows (the u8 zero point) of scale 0.
-void stage_padding(const ConvSlots& slot, int64_t n_pad, int64_t c, U8Format f, uint8_t* q,
-                   float* rs) {
+void stage_padding(const ConvSlots& slot, int64_t n_pad, int64_t c, U8Format f, uint8_t* q, float* rs) {
   for (int64_t p : {int64_t{0}, n_pad - 1}) {
     std::fill_n(q + slot(p) * c, c, static_cast<uint8_t>(f.zero));
     rs[slot(p)] = 0.0f;
@@ -477,8 +453,7 @@ void stage_padding(const ConvSlots& slot, int64_t n_pad, int64_t c, U8Format f, 
 
 }  // namespace
 
-void OnednnEncoder::Impl::conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs,
-                                     int n_threads) const {
+void OnednnEncoder::Impl::conv_stage(const OnednnConv& w, const float* x, uint8_t* q, float* rs, int n_threads) const {
   const int64_t t_in = 2 * n_ctx, c_in = w.taps[0].k, n_pad = t_in + 2;
   const ConvSlots slot(w.stride, n_pad);
   stage_padding(slot, n_pad, c_in, f, q, rs);
@@ -490,8 +465,8 @@ void OnednnEncoder::Impl::conv_stage(const OnednnConv& w, const float* x, uint8_
   });
 }
 
-void OnednnEncoder::Impl::conv_products(const OnednnConv& w, const uint8_t* q, int64_t piece,
-                                        int32_t* c, uint8_t* ws, int n_threads) const {
+void OnednnEncoder::Impl::conv_products(const OnednnConv& w, const uint8_t* q, int64_t piece, int32_t* c, uint8_t* ws,
+                                        int n_threads) const {
   const int64_t c_in = w.taps[0].k, c_out = w.taps[0].n;
   const ConvSlots slot(w.stride, 2 * n_ctx + 2);
   // Tap j reads on from the slot of padded frame j (past the piece's start).
@@ -505,8 +480,8 @@ void OnednnEncoder::Impl::conv_products(const OnednnConv& w, const uint8_t* q, i
 // products c [3][n_ctx][c_out] into y: the three Linear epilogues conv()
 // once ran one after another over all rows (tap 0's, += tap 1's, += tap
 // 2's with the bias), row by row, so the sums are rounded as they were.
-void OnednnEncoder::Impl::conv_row(const OnednnConv& w, const int32_t* c, const float* rs,
-                                   const float* bias, int64_t piece, int64_t t, float* y) const {
+void OnednnEncoder::Impl::conv_row(const OnednnConv& w, const int32_t* c, const float* rs, const float* bias,
+                                   int64_t piece, int64_t t, float* y) const {
   const int64_t c_out = w.taps[0].n;
   const ConvSlots slot(w.stride, 2 * n_ctx + 2);
   Epilogue ep;
@@ -519,8 +494,8 @@ void OnednnEncoder::Impl::conv_row(const OnednnConv& w, const int32_t* c, const 
   }
 }
 
-void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias, float* y,
-                         uint8_t* ws, int n_threads) const {
+void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias, float* y, uint8_t* ws,
+                         int n_threads) const {
   const Impl& m = *impl_;
   n_threads = std::clamp(n_threads, 1, hardware_threads());
   int32_t* c = reinterpret_cast<int32_t*>(ws + m.lin_c);
@@ -538,9 +513,8 @@ void OnednnEncoder::conv(const OnednnConv& w, const float* x, const float* bias,
   }
 }
 
-void OnednnEncoder::stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2,
-                         const float* bias2, const float* pos, const float* x, float* y,
-                         uint8_t* ws, int n_threads) const {
+void OnednnEncoder::stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2, const float* bias2,
+                         const float* pos, const float* x, float* y, uint8_t* ws, int n_threads) const {
   const Impl& m = *impl_;
   if (conv1.stride != 1 || conv2.stride != 2 || conv2.taps[0].k != conv1.taps[0].n) {
     throw Error("oneDNN encoder: the stem takes conv1 (stride 1) and conv2 (stride 2)");

@@ -80,11 +80,11 @@ int64_t attention_heads_per_task(int64_t n_head, int64_t n_ctx, int64_t l2_bytes
 // A Linear weight [n][k] prepared for OnednnEncoder::linear.
 struct OnednnWeight {
   int64_t n = 0, k = 0;
-  std::vector<uint8_t> blob;     // the int8 values in oneDNN's layout for this product
+  std::vector<uint8_t> blob;  // the int8 values in oneDNN's layout for this product
   // [n]: the u8 zero point times the sum over k of the int8 values (the
   // zero point's share of each output, taken off in the epilogue).
   std::vector<int32_t> zero_sum;
-  std::vector<float> scale;      // [n]: per output channel
+  std::vector<float> scale;  // [n]: per output channel
   size_t bytes() const { return blob.size() + zero_sum.size() * 4 + scale.size() * 4; }
 };
 
@@ -132,8 +132,8 @@ class OnednnEncoder {
   // ep.bias[j]) for the n_ctx rows of x [n_ctx][ldx]. ep's scales and alpha
   // are ignored (the weight's and the quantization's are used). The same
   // as stage(x, ldx, w.k) then linear_staged(w, ep).
-  void linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep,
-              uint8_t* workspace, int n_threads) const;
+  void linear(const OnednnWeight& w, const float* x, int64_t ldx, const Epilogue& ep, uint8_t* workspace,
+              int n_threads) const;
 
   // Staged input: the n_ctx rows of a Linear's input quantized to u8 in the
   // workspace, where the next linear_staged() or linear_gelu_restage()
@@ -146,30 +146,26 @@ class OnednnEncoder {
   void stage(const float* x, int64_t ldx, int64_t k, uint8_t* workspace, int n_threads) const;
   // Stages layernorm(x) (kernels::layernorm with gamma, beta and eps) of
   // x [n_ctx][n_state]: bit for bit stage() of that layer norm's output.
-  void stage_layernorm(const float* x, const float* gamma, const float* beta, float eps,
-                       uint8_t* workspace, int n_threads) const;
+  void stage_layernorm(const float* x, const float* gamma, const float* beta, float eps, uint8_t* workspace,
+                       int n_threads) const;
   // linear() of the staged rows (which must be w.k wide).
-  void linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* workspace,
-                     int n_threads) const;
+  void linear_staged(const OnednnWeight& w, const Epilogue& ep, uint8_t* workspace, int n_threads) const;
   // gelu(staged rows . w + bias), staged in their place as the next
   // product's input (w.n wide): the MLP's first layer, whose output only the
   // second reads. Bit for bit stage() of linear()'s output with gelu.
-  void linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* workspace,
-                           int n_threads) const;
+  void linear_gelu_restage(const OnednnWeight& w, const float* bias, uint8_t* workspace, int n_threads) const;
 
   // y [t_out][n_state] = the convolution of x [2 n_ctx][c_in] + bias (no
   // activation), t_out = 2 n_ctx (stride 1) or n_ctx (stride 2).
-  void conv(const OnednnConv& w, const float* x, const float* bias, float* y, uint8_t* workspace,
-            int n_threads) const;
+  void conv(const OnednnConv& w, const float* x, const float* bias, float* y, uint8_t* workspace, int n_threads) const;
 
   // openai AudioEncoder's stem: y [n_ctx][n_state] = gelu(conv2(gelu(conv1(
   // x)))) + pos, x [2 n_ctx][n_mels] (time-major), pos [n_ctx][n_state].
   // Bit for bit conv(), gelu, conv(), gelu and the addition, but each
   // convolution's three tap products are combined in one pass, and conv1's
   // output goes straight to conv2's 8-bit input (never written in fp32).
-  void stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2,
-            const float* bias2, const float* pos, const float* x, float* y, uint8_t* workspace,
-            int n_threads) const;
+  void stem(const OnednnConv& conv1, const float* bias1, const OnednnConv& conv2, const float* bias2, const float* pos,
+            const float* x, float* y, uint8_t* workspace, int n_threads) const;
 
   // Milliseconds of the attention's steps, added to by attention() and
   // attend() when given (onednn_rates --attention): the passes before the
@@ -177,13 +173,12 @@ class OnednnEncoder {
   struct AttentionTimes {
     double prepare = 0;  // quantizing Q, K (attention() only) and V
     double qk = 0, softmax = 0, pv = 0;
-    double output = 0;   // P V's rows scaled into the output
+    double output = 0;  // P V's rows scaled into the output
   };
 
   // The encoder's self-attention: args as attention_s16 (n_batch 1,
   // n_q = n_kv = n_ctx, d_head = n_state / n_head, non-causal, no qk).
-  void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads,
-                 AttentionTimes* times = nullptr) const;
+  void attention(const AttentionArgs& args, uint8_t* workspace, int n_threads, AttentionTimes* times = nullptr) const;
   // attention() in two steps, around the fused Q/K/V projection w ([3
   // n_state][n_state]) of the staged rows: qkv_project() runs the product
   // and quantizes Q and K for the attention as they come out of it (never
@@ -191,10 +186,10 @@ class OnednnEncoder {
   // its column maxima first, goes to v [n_ctx][ldv]. attend(v, ldv, out,
   // ldo) then runs the attention into out [n_ctx][ldo]. Bit for bit
   // linear_staged(w, bias) then attention().
-  void qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v, int64_t ldv,
-                   uint8_t* workspace, int n_threads) const;
-  void attend(const float* v, int64_t ldv, float* out, int64_t ldo, uint8_t* workspace,
-              int n_threads, AttentionTimes* times = nullptr) const;
+  void qkv_project(const OnednnWeight& w, const float* bias, float scale, float* v, int64_t ldv, uint8_t* workspace,
+                   int n_threads) const;
+  void attend(const float* v, int64_t ldv, float* out, int64_t ldo, uint8_t* workspace, int n_threads,
+              AttentionTimes* times = nullptr) const;
 
   // oneDNN's implementations of the attention's two products ("qk / pv").
   std::string attention_impl() const;
@@ -207,11 +202,10 @@ class OnednnEncoder {
 
 // Reference twins: naive loops, products exact in int64, the rest in double
 // (quantization in float, as the fast path, so both round the same values).
-void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m,
-                       const Epilogue& ep);
+void onednn_linear_ref(const QMatrix& w, U8Format f, const float* x, int64_t ldx, int64_t m, const Epilogue& ep);
 void onednn_attention_ref(const AttentionArgs& args, U8Format f);
 // taps: as prepare_conv's; y [t_out][c_out] (kernels::conv1d_k3 semantics).
-void onednn_conv_ref(const QMatrix* taps, U8Format f, const float* x, int64_t t_in,
-                     const float* bias, int stride, float* y);
+void onednn_conv_ref(const QMatrix* taps, U8Format f, const float* x, int64_t t_in, const float* bias, int stride,
+                     float* y);
 
 }  // namespace wisp::kernels

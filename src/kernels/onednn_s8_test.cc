@@ -63,8 +63,8 @@ TEST(OnednnS8, HeadsPerTaskFitTheL2) {
   EXPECT_EQ(attention_heads_per_task(16, 1500, 4 * mb), 8);  // 8 x 480 KB <= 4 MB
   EXPECT_EQ(attention_heads_per_task(16, 1500, 3 * mb), 4);  // 6 is no divisor of 16
   EXPECT_EQ(attention_heads_per_task(6, 1500, mb / 2), 1);
-  EXPECT_EQ(attention_heads_per_task(6, 1500, mb / 4), 1);   // not even one head fits: 1
-  EXPECT_EQ(attention_heads_per_task(6, 1500, 0), 6);        // unknown L2: no limit
+  EXPECT_EQ(attention_heads_per_task(6, 1500, mb / 4), 1);  // not even one head fits: 1
+  EXPECT_EQ(attention_heads_per_task(6, 1500, 0), 6);       // unknown L2: no limit
   EXPECT_EQ(attention_heads_per_task(12, 1500, 0), 6);
   EXPECT_EQ(attention_heads_per_task(20, 1500, 0), 5);
   EXPECT_EQ(attention_heads_per_task(7, 10, 0), 7);
@@ -88,8 +88,8 @@ TEST_P(Shapes, LinearEqualsReference) {
     std::vector<uint8_t> ws(enc.workspace_bytes(3));
     const int64_t s = c.s;
     uint32_t seed = 7;
-    for (auto [n, k] : {std::pair{3 * s, s}, std::pair{s, s}, std::pair{4 * s, s}, std::pair{s, 4 * s},
-                        std::pair{2 * s, s}}) {
+    for (auto [n, k] :
+         {std::pair{3 * s, s}, std::pair{s, s}, std::pair{4 * s, s}, std::pair{s, 4 * s}, std::pair{2 * s, s}}) {
       const std::vector<float> w = random_vec(static_cast<size_t>(n * k), ++seed, -0.1f, 0.1f);
       const std::vector<float> bias = random_vec(static_cast<size_t>(n), ++seed);
       // Rows of different magnitudes: the per-row scales must follow them.
@@ -261,8 +261,8 @@ TEST_P(Shapes, ProjectedAttentionEqualsUnfused) {
       }
     }
     std::vector<float> v(static_cast<size_t>(n * s));
-    EXPECT_THROW(enc.qkv_project(enc.prepare(make_qmatrix(w.data(), s, s, WeightType::kS8, true, false)),
-                                 nullptr, 1.0f, v.data(), s, ws.data(), 1),
+    EXPECT_THROW(enc.qkv_project(enc.prepare(make_qmatrix(w.data(), s, s, WeightType::kS8, true, false)), nullptr, 1.0f,
+                                 v.data(), s, ws.data(), 1),
                  Error);
   }
 }
@@ -297,14 +297,11 @@ TEST_P(Shapes, StemEqualsConvolutionsAndGelus) {
       gelu(want.data(), c.n_ctx * s, threads);
       for (size_t i = 0; i < want.size(); ++i) want[i] += pos[i];
       std::vector<float> got(want.size(), NAN);
-      enc.stem(conv1, b1.data(), conv2, b2.data(), pos.data(), x.data(), got.data(), ws.data(),
-               threads);
+      enc.stem(conv1, b1.data(), conv2, b2.data(), pos.data(), x.data(), got.data(), ws.data(), threads);
       EXPECT_EQ(got, want) << "threads " << threads << " qmax " << f.qmax;
     }
     std::vector<float> y(static_cast<size_t>(c.n_ctx * s));
-    EXPECT_THROW(enc.stem(conv2, b1.data(), conv1, b2.data(), pos.data(), x.data(), y.data(),
-                          ws.data(), 1),
-                 Error);
+    EXPECT_THROW(enc.stem(conv2, b1.data(), conv1, b2.data(), pos.data(), x.data(), y.data(), ws.data(), 1), Error);
   }
 }
 
@@ -334,8 +331,7 @@ TEST_P(Shapes, AttentionEqualsReference) {
         a.out = got.data();
         enc.attention(a, ws.data(), threads);
         // The same integers up to an exp rounded differently at a u8 step.
-        EXPECT_LT(rel_err(got, want), 1e-4)
-            << "threads " << threads << " qmax " << f.qmax << " heads " << heads;
+        EXPECT_LT(rel_err(got, want), 1e-4) << "threads " << threads << " qmax " << f.qmax << " heads " << heads;
         EXPECT_LT(rel_err(got, fp), f.qmax == 127 ? 0.03 : 0.06) << "threads " << threads;
       }
     }
@@ -389,8 +385,8 @@ TEST(OnednnS8, AttentionTimesTheSteps) {
 // Widths are multiples of 64, as every Whisper model's (the encoder
 // refuses others).
 INSTANTIATE_TEST_SUITE_P(EncoderShapes, Shapes,
-                         ::testing::Values(Case{20, 100, 64, 4}, Case{8, 64, 64, 2},
-                                           Case{40, 40, 192, 3}, Case{16, 70, 384, 12}));
+                         ::testing::Values(Case{20, 100, 64, 4}, Case{8, 64, 64, 2}, Case{40, 40, 192, 3},
+                                           Case{16, 70, 384, 12}));
 
 // The threads a process has now (Linux: one entry per thread).
 int process_threads() {

@@ -11,9 +11,8 @@
 
 namespace wisp::kernels {
 
-void sgemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-               int64_t ldc) {
+void sgemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
       double acc = 0.0;
@@ -40,8 +39,7 @@ void linear_ref(const LinearArgs<float>& args) {
   }
 }
 
-void layernorm_ref(const float* x, const float* w, const float* b, float* y, int64_t n,
-                   int64_t d, float eps) {
+void layernorm_ref(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t d, float eps) {
   for (int64_t r = 0; r < n; ++r) {
     double mean = 0.0;
     for (int64_t i = 0; i < d; ++i) mean += x[r * d + i];
@@ -127,8 +125,8 @@ void softmax_ref(float* x, int64_t n, int64_t d) {
 
 // Direct convolution on PyTorch's weight layout [c_out][c_in][3]; input index
 // stride*t + j - 1 (padding 1), zero outside [0, t_in).
-void conv1d_k3_ref(const float* x, int64_t t_in, int64_t c_in, const float* w,
-                   const float* bias, int64_t c_out, int stride, float* y) {
+void conv1d_k3_ref(const float* x, int64_t t_in, int64_t c_in, const float* w, const float* bias, int64_t c_out,
+                   int stride, float* y) {
   const int64_t t_out = conv1d_k3_out_len(t_in, stride);
   for (int64_t t = 0; t < t_out; ++t) {
     for (int64_t o = 0; o < c_out; ++o) {

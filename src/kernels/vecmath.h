@@ -25,9 +25,9 @@ namespace wisp::kernels::detail {
 // polynomial of e^r (truncation error < 6e-9 relative) and 2^n from the bits.
 [[gnu::always_inline]] static inline float exp_f(float x) {
   const float kLog2e = 1.44269504088896341f;
-  const float kLn2Hi = 0.693359375f;      // 355/512: n * kLn2Hi is exact for |n| < 2^14
-  const float kLn2Lo = -2.12194440e-4f;   // ln 2 - kLn2Hi
-  const float kRound = 12582912.0f;       // 1.5 * 2^23: adding it rounds to an integer
+  const float kLn2Hi = 0.693359375f;     // 355/512: n * kLn2Hi is exact for |n| < 2^14
+  const float kLn2Lo = -2.12194440e-4f;  // ln 2 - kLn2Hi
+  const float kRound = 12582912.0f;      // 1.5 * 2^23: adding it rounds to an integer
   float xc = x < -87.0f ? -87.0f : x;
   xc = xc > 88.0f ? 88.0f : xc;
   float n = (xc * kLog2e + kRound) - kRound;
@@ -92,8 +92,8 @@ namespace wisp::kernels::detail {
 // 8-bit probabilities differently from the exact exponential.)
 [[gnu::always_inline]] static inline float exp2_f(float t) {
   const float n = round_even(t);
-  const float f = t - n;  // exact
-  float p = 1.5403530e-4f;  // ln(2)^6 / 6!
+  const float f = t - n;      // exact
+  float p = 1.5403530e-4f;    // ln(2)^6 / 6!
   p = p * f + 1.3333558e-3f;  // ln(2)^5 / 5!
   p = p * f + 9.6181291e-3f;  // ln(2)^4 / 4!
   p = p * f + 5.5504109e-2f;  // ln(2)^3 / 3!

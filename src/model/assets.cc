@@ -16,7 +16,6 @@ namespace wisp::model {
 
 namespace {
 
-
 // Standard base64 (RFC 4648) with optional '=' padding. tiktoken files are
 // read by Python's base64.b64decode, which turns a lone "=" into b"" (the
 // empty token 50256 of multilingual.tiktoken); so does this.
@@ -70,8 +69,7 @@ std::vector<std::string> read_tiktoken(const std::string& path, int expected) {
     vocab.push_back(base64_decode(line.substr(0, sp), where));
   }
   if (static_cast<int>(vocab.size()) != expected) {
-    throw Error(path + " has " + std::to_string(vocab.size()) + " tokens, expected " +
-                std::to_string(expected));
+    throw Error(path + " has " + std::to_string(vocab.size()) + " tokens, expected " + std::to_string(expected));
   }
   return vocab;
 }
@@ -84,8 +82,8 @@ MelFilters read_filters(const std::string& path, int n_mels) {
   const size_t n = static_cast<size_t>(n_mels) * static_cast<size_t>(f.n_freq);
   if (bytes.size() != n * sizeof(float)) {
     throw Error(path + " has " + std::to_string(bytes.size()) + " bytes, expected " +
-                std::to_string(n * sizeof(float)) + " (" + std::to_string(n_mels) + " x " +
-                std::to_string(f.n_freq) + " float32)");
+                std::to_string(n * sizeof(float)) + " (" + std::to_string(n_mels) + " x " + std::to_string(f.n_freq) +
+                " float32)");
   }
   f.data.resize(n);
   std::memcpy(f.data.data(), bytes.data(), bytes.size());  // little-endian host, as the file

@@ -31,7 +31,7 @@ constexpr int kCt2TypeBytes[] = {4, 1, 2, 4, 2, 2};
 constexpr int kGgmlTypeOf[] = {kTypeF32, kTypeI8, -1, -1, kTypeF16, kTypeBF16};
 
 struct Variable {
-  Stored stored;      // type: the ggml id, or -1 (int16/int32: scalars only)
+  Stored stored;  // type: the ggml id, or -1 (int16/int32: scalars only)
   uint8_t ct2_type = 0;
   int64_t scalar = 0;  // rank 0 integers (num_heads)
 };
@@ -100,7 +100,7 @@ Variable read_variable(Reader& r, size_t index) {
   if (rank == 0 && v.ct2_type != kFloat32) {  // an integer scalar
     std::array<uint8_t, 4> b{};
     r.read(b.data(), s.bytes, what);
-    v.scalar = v.ct2_type == kInt8 ? static_cast<int8_t>(b[0])
+    v.scalar = v.ct2_type == kInt8    ? static_cast<int8_t>(b[0])
                : v.ct2_type == kInt32 ? static_cast<int32_t>(b[0] | b[1] << 8 | b[2] << 16 | uint32_t{b[3]} << 24)
                                       : static_cast<int16_t>(b[0] | b[1] << 8);
   } else {
@@ -158,12 +158,18 @@ struct BlockModule {
 // In the decoder, "attention" is the cross-attention; the key has no bias
 // (openai's Linear(bias=False)), so the fused biases' key rows are zeros, never read.
 constexpr BlockModule kBlockModules[] = {
-    {"attn.query", "self_attention/linear_0", 0, 3},  {"attn.key", "self_attention/linear_0", 1, 3},
-    {"attn.value", "self_attention/linear_0", 2, 3},  {"attn.out", "self_attention/linear_1"},
-    {"attn_ln", "self_attention/layer_norm"},         {"cross_attn.query", "attention/linear_0"},
-    {"cross_attn.key", "attention/linear_1", 0, 2},   {"cross_attn.value", "attention/linear_1", 1, 2},
-    {"cross_attn.out", "attention/linear_2"},         {"cross_attn_ln", "attention/layer_norm"},
-    {"mlp.0", "ffn/linear_0"},                        {"mlp.2", "ffn/linear_1"},
+    {"attn.query", "self_attention/linear_0", 0, 3},
+    {"attn.key", "self_attention/linear_0", 1, 3},
+    {"attn.value", "self_attention/linear_0", 2, 3},
+    {"attn.out", "self_attention/linear_1"},
+    {"attn_ln", "self_attention/layer_norm"},
+    {"cross_attn.query", "attention/linear_0"},
+    {"cross_attn.key", "attention/linear_1", 0, 2},
+    {"cross_attn.value", "attention/linear_1", 1, 2},
+    {"cross_attn.out", "attention/linear_2"},
+    {"cross_attn_ln", "attention/layer_norm"},
+    {"mlp.0", "ffn/linear_0"},
+    {"mlp.2", "ffn/linear_1"},
     {"mlp_ln", "ffn/layer_norm"},
 };
 
@@ -206,7 +212,8 @@ Source ct2_source(const std::string& name) {
 const std::vector<int64_t>& shape_of(const Ct2File& f, const std::string& name, size_t rank) {
   const Variable& v = f.get(name);
   if (v.stored.shape.size() != rank) {
-    throw Error("variable '" + name + "' has shape " + shape_str(v.stored.shape) + ", expected rank " + std::to_string(rank));
+    throw Error("variable '" + name + "' has shape " + shape_str(v.stored.shape) + ", expected rank " +
+                std::to_string(rank));
   }
   return v.stored.shape;
 }
@@ -314,7 +321,8 @@ std::vector<std::string> read_vocabulary(const std::string& path, int n_vocab) {
   }
   const int regular = regular_token_count(n_vocab);
   const std::string nospeech = j[static_cast<size_t>(n_vocab - 1503)].get<std::string>();
-  if (j[static_cast<size_t>(regular)] != "<|endoftext|>" || (nospeech != "<|nocaptions|>" && nospeech != "<|nospeech|>")) {
+  if (j[static_cast<size_t>(regular)] != "<|endoftext|>" ||
+      (nospeech != "<|nocaptions|>" && nospeech != "<|nospeech|>")) {
     throw Error("vocabulary.json's special tokens are not Whisper's");
   }
   std::vector<std::string> vocab;
@@ -333,7 +341,8 @@ Model load_ct2(const std::string& dir, Loading loading) {
   try {
     const Ct2File f = read_model_bin(path);
     m.dims = read_dims(f);
-    for (const auto& [name, shape] : expected_tensors(m.dims)) stored.emplace(name, stored_tensor(f, path, name, shape));
+    for (const auto& [name, shape] : expected_tensors(m.dims))
+      stored.emplace(name, stored_tensor(f, path, name, shape));
     m.file_size = f.size;
   } catch (const Error& e) {
     throw Error(std::string("model.bin: ") + e.what());

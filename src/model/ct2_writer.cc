@@ -95,8 +95,10 @@ class SpecBuilder {
     return [ts, zeros] {
       std::vector<float> out;
       for (const Tensor* t : ts) {
-        if (t) out.insert(out.end(), t->data.begin(), t->data.end());
-        else out.resize(out.size() + static_cast<size_t>(zeros), 0.0f);
+        if (t)
+          out.insert(out.end(), t->data.begin(), t->data.end());
+        else
+          out.resize(out.size() + static_cast<size_t>(zeros), 0.0f);
       }
       return out;
     };
@@ -113,8 +115,9 @@ class SpecBuilder {
     if (type_ != WeightType::kI8) return add_float(name, std::move(shape), std::move(values));
     const int64_t rows = shape.at(0);
     vars_.push_back({name, shape, kInt8, [values, rows] { return quantized_rows(values(), rows); }});
-    vars_.push_back({name + "_scale", {rows}, kFloat32,
-                     [values, rows] { return detail::stored_bytes(row_scales(values(), rows), WeightType::kF32); }});
+    vars_.push_back({name + "_scale", {rows}, kFloat32, [values, rows] {
+                       return detail::stored_bytes(row_scales(values(), rows), WeightType::kF32);
+                     }});
   }
   // A LayerSpec's (linear, conv) weight and bias from openai's module.
   void add_linear(const std::string& ct2, const std::string& openai) {
@@ -170,7 +173,8 @@ void add_encoder(SpecBuilder& b, const Dims& d) {
   b.add_scalar<int16_t>("encoder/num_heads", static_cast<int16_t>(d.n_audio_head));
   b.add_linear("encoder/conv1", "encoder.conv1");
   b.add_linear("encoder/conv2", "encoder.conv2");
-  b.add_float("encoder/position_encodings/encodings", {d.n_audio_ctx, d.n_audio_state}, b.same("encoder.positional_embedding"));
+  b.add_float("encoder/position_encodings/encodings", {d.n_audio_ctx, d.n_audio_state},
+              b.same("encoder.positional_embedding"));
   for (int i = 0; i < d.n_audio_layer; ++i) {
     const std::string ct2 = "encoder/layer_" + std::to_string(i), openai = "encoder.blocks." + std::to_string(i);
     add_self_attention(b, ct2 + "/self_attention", openai + ".attn", d.n_audio_state);
@@ -194,7 +198,8 @@ void add_decoder(SpecBuilder& b, const Dims& d) {
   b.add_scalar<int16_t>("decoder/alignment_layer", -1);
   b.add_scalar<int16_t>("decoder/alignment_heads", 1);
   b.add_weight("decoder/embeddings/weight", {d.n_vocab, d.n_text_state}, b.same("decoder.token_embedding.weight"));
-  b.add_float("decoder/position_encodings/encodings", {d.n_text_ctx, d.n_text_state}, b.same("decoder.positional_embedding"));
+  b.add_float("decoder/position_encodings/encodings", {d.n_text_ctx, d.n_text_state},
+              b.same("decoder.positional_embedding"));
   for (int i = 0; i < d.n_text_layer; ++i) {
     const std::string ct2 = "decoder/layer_" + std::to_string(i), openai = "decoder.blocks." + std::to_string(i);
     add_self_attention(b, ct2 + "/self_attention", openai + ".attn", d.n_text_state);

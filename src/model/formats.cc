@@ -46,8 +46,7 @@ DeferredTensor check_stored(const Stored& s, std::vector<int64_t> expected, uint
   if (!expected.empty()) expected[0] *= parts;
   // Compared before any product of the stored dims: `expected` is bounded by validate_dims.
   if (s.shape != expected) {
-    throw Error("tensor '" + s.name + "' has shape " + shape_str(s.shape) + ", expected " +
-                shape_str(expected));
+    throw Error("tensor '" + s.name + "' has shape " + shape_str(s.shape) + ", expected " + shape_str(expected));
   }
   const int elem = element_bytes(s.type);
   if (elem == 0) throw Error("tensor '" + s.name + "' has an unsupported type");
@@ -59,14 +58,12 @@ DeferredTensor check_stored(const Stored& s, std::vector<int64_t> expected, uint
   int64_t n = 1;
   for (int64_t v : d.shape) n *= v;
   if (s.bytes != static_cast<uint64_t>(n) * static_cast<uint64_t>(elem)) {
-    throw Error("tensor '" + s.name + "' has " + std::to_string(s.bytes) + " bytes, its shape " +
-                shape_str(s.shape) + " of " + stored_type_name(s.type) + " needs " +
-                std::to_string(n * elem));
+    throw Error("tensor '" + s.name + "' has " + std::to_string(s.bytes) + " bytes, its shape " + shape_str(s.shape) +
+                " of " + stored_type_name(s.type) + " needs " + std::to_string(n * elem));
   }
   if (s.offset > file_size || s.bytes > file_size - s.offset) {
-    throw Error("truncated model file: tensor '" + s.name + "' (" + std::to_string(s.bytes) +
-                " bytes at offset " + std::to_string(s.offset) + ") ends past the end of the file (" +
-                std::to_string(file_size) + " bytes)");
+    throw Error("truncated model file: tensor '" + s.name + "' (" + std::to_string(s.bytes) + " bytes at offset " +
+                std::to_string(s.offset) + ") ends past the end of the file (" + std::to_string(file_size) + " bytes)");
   }
   return d;
 }
@@ -171,8 +168,9 @@ Detected detect_file(const std::string& path) {
   const std::string dir = fs::path(path).parent_path().string();
   if (is_ct2_header(h)) return {Format::kCt2, dir.empty() ? "." : dir};
   if (is_safetensors_header(h)) return {Format::kHf, dir.empty() ? "." : dir};
-  throw Error("unrecognised model format (not a whisper.cpp ggml file, an openai/whisper .pt checkpoint, "
-              "a Hugging Face safetensors folder or a CTranslate2 folder)");
+  throw Error(
+      "unrecognised model format (not a whisper.cpp ggml file, an openai/whisper .pt checkpoint, "
+      "a Hugging Face safetensors folder or a CTranslate2 folder)");
 }
 
 Detected detect_folder(const std::string& dir) {
@@ -182,12 +180,13 @@ Detected detect_folder(const std::string& dir) {
     const std::string bin = (d / "model.bin").string();
     return is_ggml_header(head(bin, 4)) ? Detected{Format::kGgml, bin} : Detected{Format::kCt2, dir};
   }
-  if (fs::is_regular_file(d / "config.json", ec) &&
-      (fs::is_regular_file(d / "model.safetensors", ec) || fs::is_regular_file(d / "model.safetensors.index.json", ec))) {
+  if (fs::is_regular_file(d / "config.json", ec) && (fs::is_regular_file(d / "model.safetensors", ec) ||
+                                                     fs::is_regular_file(d / "model.safetensors.index.json", ec))) {
     return {Format::kHf, dir};
   }
-  throw Error("folder is not a Hugging Face model (config.json + model.safetensors) or a CTranslate2 model "
-              "(model.bin)");
+  throw Error(
+      "folder is not a Hugging Face model (config.json + model.safetensors) or a CTranslate2 model "
+      "(model.bin)");
 }
 
 }  // namespace

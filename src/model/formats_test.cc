@@ -32,8 +32,6 @@ using testing::spit;
 
 const std::string kFormats = std::string(WISP_TESTDATA_DIR) + "/formats";
 
-
-
 // How a fixture's weights relate to the float32 source.
 enum class Precision { kExact, kHalf, kInt8 };
 
@@ -361,7 +359,8 @@ TEST_F(FormatsTest, RejectsBrokenHuggingFaceFolders) {
   spit(st, rewrite_header(good, [](nlohmann::json& h) {
          h["model.decoder.embed_tokens.weight"]["shape"] = {uint64_t{1} << 40, uint64_t{1} << 40};
        }));
-  expect_error(dir, "tensor 'model.decoder.embed_tokens.weight' has shape [1099511627776, 1099511627776], expected [51865, 64]");
+  expect_error(
+      dir, "tensor 'model.decoder.embed_tokens.weight' has shape [1099511627776, 1099511627776], expected [51865, 64]");
   // Bytes that do not match the shape.
   spit(st, rewrite_header(good, [](nlohmann::json& h) {
          auto& off = h["model.decoder.layer_norm.bias"]["data_offsets"];

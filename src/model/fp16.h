@@ -24,8 +24,7 @@ inline float half_to_float(uint16_t h) {
   // Masks rather than ?: so that the compiler sees no control flow.
   const uint32_t is_special = 0u - static_cast<uint32_t>(em >= 0x7c00u);
   const uint32_t is_normal = 0u - static_cast<uint32_t>(em >= 0x400u);
-  const uint32_t bits = (special & is_special) | (normal & is_normal & ~is_special) |
-                        (subnormal & ~is_normal);
+  const uint32_t bits = (special & is_special) | (normal & is_normal & ~is_special) | (subnormal & ~is_normal);
   return std::bit_cast<float>(sign | bits);
 }
 

@@ -39,7 +39,7 @@ std::vector<int64_t> squeezed(const std::vector<int64_t>& shape);
 // (row1 < 0: to the end); throws wisp::Error naming the file if the file is
 // no longer the one loaded (another size) or cannot be read, or if the rows
 // are out of range or split a quantized block.
-Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name,
-                     const DeferredTensor& d, int64_t row0 = 0, int64_t row1 = -1);
+Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name, const DeferredTensor& d,
+                     int64_t row0 = 0, int64_t row1 = -1);
 
 }  // namespace wisp::model::detail

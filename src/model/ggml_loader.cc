@@ -20,8 +20,8 @@
 
 #include "common/error.h"
 #include "model/file_reader.h"
-#include "model/fp16.h"
 #include "model/formats.h"
+#include "model/fp16.h"
 #include "model/ggml_format.h"
 #include "model/model.h"
 
@@ -37,24 +37,29 @@ namespace {
 struct TypeInfo {
   int id;
   const char* name;
-  int block;   // elements per block
-  int bytes;   // bytes per block
+  int block;  // elements per block
+  int bytes;  // bytes per block
   bool in_ggml_files = true;
 };
 
 constexpr TypeInfo kSupported[] = {
-    {0, "f32", 1, 4},     {1, "f16", 1, 2},     {2, "q4_0", 32, 18}, {3, "q4_1", 32, 20},
-    {6, "q5_0", 32, 22},  {7, "q5_1", 32, 24},  {8, "q8_0", 32, 34},
-    {detail::kTypeI8, "i8", 1, 1, false},       {detail::kTypeBF16, "bf16", 1, 2, false},
+    {0, "f32", 1, 4},
+    {1, "f16", 1, 2},
+    {2, "q4_0", 32, 18},
+    {3, "q4_1", 32, 20},
+    {6, "q5_0", 32, 22},
+    {7, "q5_1", 32, 24},
+    {8, "q8_0", 32, 34},
+    {detail::kTypeI8, "i8", 1, 1, false},
+    {detail::kTypeBF16, "bf16", 1, 2, false},
 };
 
 // Names of the ggml types this loader does not read, for the error message.
 std::string ggml_type_name(int t) {
   static constexpr const char* kNames[] = {
-      "f32",     "f16",     "q4_0",   "q4_1",    "q4_2", "q4_3",   "q5_0",   "q5_1",
-      "q8_0",    "q8_1",    "q2_k",   "q3_k",    "q4_k", "q5_k",   "q6_k",   "q8_k",
-      "iq2_xxs", "iq2_xs",  "iq3_xxs", "iq1_s",  "iq4_nl", "iq3_s", "iq2_s",  "iq4_xs",
-      "i8",      "i16",     "i32",    "i64",     "f64",  "iq1_m",  "bf16"};
+      "f32",   "f16",    "q4_0", "q4_1", "q4_2", "q4_3",    "q5_0",   "q5_1",    "q8_0",  "q8_1",   "q2_k",
+      "q3_k",  "q4_k",   "q5_k", "q6_k", "q8_k", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s", "iq4_nl", "iq3_s",
+      "iq2_s", "iq4_xs", "i8",   "i16",  "i32",  "i64",     "f64",    "iq1_m",   "bf16"};
   if (t >= 0 && t < static_cast<int>(std::size(kNames))) return kNames[t];
   return "unknown";
 }
@@ -131,8 +136,7 @@ void dequantize(int type, const uint8_t* src, float* dst, int64_t n) {
         for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(p[2 + j])) * d;
         break;
       }
-      default:
-        throw Error("internal: no dequantizer for ggml type " + std::to_string(type));
+      default: throw Error("internal: no dequantizer for ggml type " + std::to_string(type));
     }
   }
 }
@@ -160,8 +164,8 @@ MelFilters read_filters(Reader& r, const Dims& d) {
   f.n_mels = r.i32("mel filter header");
   f.n_freq = r.i32("mel filter header");
   if (f.n_mels != d.n_mels || f.n_freq != detail::kMelFreqBins) {
-    throw Error("mel filter bank is " + std::to_string(f.n_mels) + " x " + std::to_string(f.n_freq) +
-                ", expected " + std::to_string(d.n_mels) + " x " + std::to_string(detail::kMelFreqBins));
+    throw Error("mel filter bank is " + std::to_string(f.n_mels) + " x " + std::to_string(f.n_freq) + ", expected " +
+                std::to_string(d.n_mels) + " x " + std::to_string(detail::kMelFreqBins));
   }
   const uint64_t n = static_cast<uint64_t>(f.n_mels) * static_cast<uint64_t>(f.n_freq);
   r.need(n * 4, "mel filters");
@@ -174,8 +178,7 @@ std::vector<std::string> read_vocab(Reader& r, const Dims& d) {
   const int32_t count = r.i32("vocabulary header");
   // whisper.cpp adds the special tokens itself above the regular ones.
   if (count <= 0 || count > d.n_vocab) {
-    throw Error("vocabulary lists " + std::to_string(count) + " tokens, expected 1.." +
-                std::to_string(d.n_vocab));
+    throw Error("vocabulary lists " + std::to_string(count) + " tokens, expected 1.." + std::to_string(d.n_vocab));
   }
   std::vector<std::string> vocab;
   // Each token takes at least its 4-byte length: bound the reservation by the file.
@@ -231,8 +234,8 @@ void read_fp32(Reader& r, int type, uint64_t bytes, int64_t n, float* dst, std::
 
 // CTranslate2 int8 weights: each row's int8 values divided by its scale
 // (CTranslate2 ops::Dequantize; the scale is 127 / max |row|).
-void apply_row_scales(const DeferredTensor& d, const std::string& name, int64_t row0, int64_t row1,
-                      int64_t row_elems, std::vector<float>& data) {
+void apply_row_scales(const DeferredTensor& d, const std::string& name, int64_t row0, int64_t row1, int64_t row_elems,
+                      std::vector<float>& data) {
   const bool int8 = d.ggml_type == detail::kTypeI8;
   const int64_t rows = d.shape.empty() ? 1 : d.shape[0];
   if (int8 != !d.row_scales.empty() || (int8 && static_cast<int64_t>(d.row_scales.size()) != rows)) {
@@ -274,22 +277,21 @@ void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
     if (m.tensors.count(name) || m.deferred.count(name)) throw Error("duplicate tensor '" + name + "' in model file");
     const TypeInfo* ti = find_type(type);
     if (!ti || !ti->in_ggml_files) {
-      throw Error("unsupported tensor type " + std::to_string(type) + " (" + ggml_type_name(type) +
-                  ") for '" + name + "'; supported: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0");
+      throw Error("unsupported tensor type " + std::to_string(type) + " (" + ggml_type_name(type) + ") for '" + name +
+                  "'; supported: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0");
     }
     // The block layouts above are those of ggml's quantization version 2
     // (d as f16 in every type); older files laid blocks out differently.
     if (ti->block > 1 && qnt_version != 2) {
-      throw Error("tensor '" + name + "' is " + ti->name + " from quantization version " +
-                  std::to_string(qnt_version) + "; only version 2 is supported (re-quantize the model)");
+      throw Error("tensor '" + name + "' is " + ti->name + " from quantization version " + std::to_string(qnt_version) +
+                  "; only version 2 is supported (re-quantize the model)");
     }
     // ggml lists ne innermost first; PyTorch's shape is outermost first. The
     // converter squeezed size-1 dims and stored conv biases as [n, 1], so
     // compare with the size-1 dims dropped, then use openai's shape.
     std::vector<int64_t> file_shape(ne.rbegin(), ne.rend());
     if (detail::squeezed(file_shape) != detail::squeezed(it->second)) {
-      throw Error("tensor '" + name + "' has shape " + shape_str(file_shape) + ", expected " +
-                  shape_str(it->second));
+      throw Error("tensor '" + name + "' has shape " + shape_str(file_shape) + ", expected " + shape_str(it->second));
     }
     if (name == "decoder.token_embedding.weight") m.weight_type = ti->name;
     Tensor t;
@@ -315,9 +317,8 @@ void read_tensors(Reader& r, Model& m, int qnt_version, bool defer) {
   if (present != expected.size()) {
     for (auto& [name, shape] : expected_tensors(m.dims)) {
       if (!m.tensors.count(name) && !m.deferred.count(name)) {
-        throw Error("truncated model file: tensor '" + name + "' missing (" +
-                    std::to_string(present) + " of " + std::to_string(expected.size()) +
-                    " tensors present)");
+        throw Error("truncated model file: tensor '" + name + "' missing (" + std::to_string(present) + " of " +
+                    std::to_string(expected.size()) + " tensors present)");
       }
     }
   }
@@ -360,8 +361,8 @@ Model load_ggml(const std::string& path, Loading loading) {
 
 namespace detail {
 
-Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name,
-                     const DeferredTensor& d, int64_t row0, int64_t row1) {
+Tensor read_deferred(const std::string& path, uint64_t file_size, const std::string& name, const DeferredTensor& d,
+                     int64_t row0, int64_t row1) {
   try {
     Reader r(path);
     if (r.size() != file_size) {
@@ -393,8 +394,7 @@ Tensor read_deferred(const std::string& path, uint64_t file_size, const std::str
     const std::string what = "tensor '" + name + "'";
     r.seek(d.offset + static_cast<uint64_t>(row0) * row_bytes, what);
     std::vector<uint8_t> raw;
-    read_fp32(r, d.ggml_type, static_cast<uint64_t>(row1 - row0) * row_bytes, count, t.data.data(),
-              raw, what);
+    read_fp32(r, d.ggml_type, static_cast<uint64_t>(row1 - row0) * row_bytes, count, t.data.data(), raw, what);
     apply_row_scales(d, name, row0, row1, row_elems, t.data);
     return t;
   } catch (const Error& e) {

@@ -1,10 +1,10 @@
 // wisp/model/ggml_writer.cc: writes a Model as whisper.cpp's
 // models/convert-pt-to-ggml.py does, byte for byte.
+#include <unistd.h>
 #include <bit>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "common/error.h"
 #include "model/fp16.h"
@@ -24,9 +24,7 @@ class Writer {
   }
   void i32(int32_t v) { bytes(&v, sizeof v); }
   void f32(float v) { bytes(&v, sizeof v); }
-  void bytes(const void* p, size_t n) {
-    out_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
-  }
+  void bytes(const void* p, size_t n) { out_.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); }
   void close() {
     out_.close();
     if (!out_) throw Error("cannot write '" + path_ + "'");
@@ -46,8 +44,8 @@ void write_body(Writer& w, const Model& model, bool f16) {
   const Dims& d = model.dims;
   // Header: magic, ModelDimensions in whisper.cpp's order, then use_f16.
   w.i32(static_cast<int32_t>(detail::kGgmlMagic));
-  for (int v : {d.n_vocab, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer,
-                d.n_text_ctx, d.n_text_state, d.n_text_head, d.n_text_layer, d.n_mels}) {
+  for (int v : {d.n_vocab, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer, d.n_text_ctx,
+                d.n_text_state, d.n_text_head, d.n_text_layer, d.n_mels}) {
     w.i32(v);
   }
   w.i32(f16 ? 1 : 0);

@@ -30,12 +30,18 @@ constexpr std::pair<const char*, const char*> kTopLevel[] = {
     {"decoder.ln.bias", "decoder.layer_norm.bias"},
 };
 constexpr std::pair<const char*, const char*> kBlockModules[] = {
-    {"attn.query", "self_attn.q_proj"},          {"attn.key", "self_attn.k_proj"},
-    {"attn.value", "self_attn.v_proj"},          {"attn.out", "self_attn.out_proj"},
-    {"attn_ln", "self_attn_layer_norm"},         {"cross_attn.query", "encoder_attn.q_proj"},
-    {"cross_attn.key", "encoder_attn.k_proj"},   {"cross_attn.value", "encoder_attn.v_proj"},
-    {"cross_attn.out", "encoder_attn.out_proj"}, {"cross_attn_ln", "encoder_attn_layer_norm"},
-    {"mlp.0", "fc1"},                            {"mlp.2", "fc2"},
+    {"attn.query", "self_attn.q_proj"},
+    {"attn.key", "self_attn.k_proj"},
+    {"attn.value", "self_attn.v_proj"},
+    {"attn.out", "self_attn.out_proj"},
+    {"attn_ln", "self_attn_layer_norm"},
+    {"cross_attn.query", "encoder_attn.q_proj"},
+    {"cross_attn.key", "encoder_attn.k_proj"},
+    {"cross_attn.value", "encoder_attn.v_proj"},
+    {"cross_attn.out", "encoder_attn.out_proj"},
+    {"cross_attn_ln", "encoder_attn_layer_norm"},
+    {"mlp.0", "fc1"},
+    {"mlp.2", "fc2"},
     {"mlp_ln", "final_layer_norm"},
 };
 
@@ -53,8 +59,8 @@ std::string hf_name(const std::string& name) {
   const std::string module = name.substr(index_end + 1, leaf - index_end - 1);
   for (const auto& [openai, hf] : kBlockModules) {
     if (module == openai) {
-      return "model." + name.substr(0, blocks) + ".layers." + name.substr(blocks + 8, index_end - blocks - 8) +
-             "." + hf + name.substr(leaf);
+      return "model." + name.substr(0, blocks) + ".layers." + name.substr(blocks + 8, index_end - blocks - 8) + "." +
+             hf + name.substr(leaf);
     }
   }
   throw Error("internal: no Hugging Face name for '" + name + "'");
@@ -64,7 +70,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
 
 int config_int(const json& c, const char* key) {
   const int64_t v = json_int(c, key, "config.json");
@@ -125,7 +130,8 @@ Stored header_entry(const std::string& name, const json& e, uint64_t data_start,
     s.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), uint64_t{1} << 62)));
   }
   const json& off = e["data_offsets"];
-  if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) throw Error("tensor '" + name + "' has malformed data_offsets");
+  if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    throw Error("tensor '" + name + "' has malformed data_offsets");
   const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
   if (begin > end || end > data_len) {
     throw Error("tensor '" + name + "' data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
@@ -146,7 +152,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
     SafetensorsFile f{path, r.size(), {}};
     const uint64_t n = r.get<uint64_t>("header length");
     if (n > r.left() || n > kMaxHeader) {
-      throw Error("header length " + std::to_string(n) + " past the end of the file (" + std::to_string(r.size()) + " bytes)");
+      throw Error("header length " + std::to_string(n) + " past the end of the file (" + std::to_string(r.size()) +
+                  " bytes)");
     }
     json header;
     try {

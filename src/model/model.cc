@@ -130,8 +130,8 @@ void validate_dims(const Dims& d) {
   auto fail = [](const std::string& what) { throw Error("invalid model dimensions: " + what); };
   auto check = [&](const char* name, int v, int lo, int hi) {
     if (v < lo || v > hi) {
-      fail(std::string(name) + " = " + std::to_string(v) + " (expected " + std::to_string(lo) +
-           ".." + std::to_string(hi) + ")");
+      fail(std::string(name) + " = " + std::to_string(v) + " (expected " + std::to_string(lo) + ".." +
+           std::to_string(hi) + ")");
     }
   };
   if (d.n_mels != 80 && d.n_mels != 128) fail("n_mels = " + std::to_string(d.n_mels) + " (expected 80 or 128)");

@@ -22,12 +22,10 @@ namespace wisp::model {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::slurp;
-using testing::spit;
 using testing::quantize;
 using testing::sha256_hex;
-
-
+using testing::slurp;
+using testing::spit;
 
 Dims micro() { return *preset_dims("micro"); }
 
@@ -121,7 +119,7 @@ TEST(Fp16, RoundsToNearestEven) {
   EXPECT_EQ(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie -> even (up)
   EXPECT_EQ(float_to_half(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)), 0x3c01);
   EXPECT_EQ(float_to_half(65519.0f), 0x7bff);
-  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);  // overflow to inf
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);               // overflow to inf
   EXPECT_EQ(float_to_half(std::ldexp(1.0f, -25)), 0x0000);  // tie with 0 -> even (0)
   EXPECT_EQ(float_to_half(std::ldexp(1.5f, -25)), 0x0001);
   EXPECT_EQ(float_to_half(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 subnormal steps: tie -> even
@@ -224,9 +222,10 @@ TEST_F(ModelTest, WriterMatchesGoldenChecksums) {
     bool f16;
     const char* file;
   };
-  for (const Case& c : {Case{"micro", 1, false, "ggml-micro-s1-f32.bin"}, Case{"micro", 1, true, "ggml-micro-s1-f16.bin"},
-                        Case{"micro-en", 2, false, "ggml-micro-en-s2-f32.bin"},
-                        Case{"micro-v3", 3, false, "ggml-micro-v3-s3-f32.bin"}}) {
+  for (const Case& c :
+       {Case{"micro", 1, false, "ggml-micro-s1-f32.bin"}, Case{"micro", 1, true, "ggml-micro-s1-f16.bin"},
+        Case{"micro-en", 2, false, "ggml-micro-en-s2-f32.bin"},
+        Case{"micro-v3", 3, false, "ggml-micro-v3-s3-f32.bin"}}) {
     const Model m = make_random_model(*preset_dims(c.preset), c.seed, c.f16, WISP_ASSETS_DIR);
     write_ggml(m, c.f16, path(c.file));
     ASSERT_TRUE(sums.count(c.file)) << c.file;
@@ -293,7 +292,8 @@ TEST_F(ModelTest, LoadRoundTripF16) {
 // layers, f16): they load, and writing them back reproduces them byte for byte.
 TEST_F(ModelTest, LoadsAndRewritesScriptedModels) {
   for (const char* recipe : {"eot", "nospeech", "fallback"}) {
-    const std::string file = std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-scripted-" + recipe + "-s1-f16.bin";
+    const std::string file =
+        std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-scripted-" + recipe + "-s1-f16.bin";
     const Model m = load_ggml(file);
     Dims d = micro();
     d.n_text_layer = 3;
@@ -371,7 +371,8 @@ TEST_F(ModelTest, LoadQuantized) {
     }
   }
   std::map<std::string, std::vector<float>> steps;
-  const std::string bytes = build_file(*model_, 2008, [&](const std::string& n) { return types[n]; }, &steps);
+  const std::string bytes = build_file(
+      *model_, 2008, [&](const std::string& n) { return types[n]; }, &steps);
   spit(path("quant.bin"), bytes);
   const Model m = load_ggml(path("quant.bin"));
   EXPECT_EQ(m.file_ftype, 8);
@@ -401,7 +402,8 @@ TEST_F(ModelTest, LoadQuantized) {
   EXPECT_EQ(quantized, 35);  // 12 encoder + 20 decoder matrices, 2 positional, token embedding
 
   // Quantized blocks from an older quantization version are refused.
-  EXPECT_NE(load_error(build_file(*model_, 8, [&](const std::string& n) { return types[n]; }, &steps))
+  EXPECT_NE(load_error(build_file(
+                           *model_, 8, [&](const std::string& n) { return types[n]; }, &steps))
                 .find("only version 2 is supported"),
             std::string::npos);
 }
@@ -412,10 +414,13 @@ std::string mixed_types_file(const Model& m) {
   const int kTypes[] = {0, 1, 2, 3, 6, 7, 8};
   int k = 0;
   std::map<std::string, std::vector<float>> steps;
-  return build_file(m, 2008, [&](const std::string& n) {
-    const std::vector<int64_t>& shape = m.tensor(n).shape;
-    return shape.size() == 2 && shape[1] % 32 == 0 ? kTypes[k++ % 7] : 1;
-  }, &steps);
+  return build_file(
+      m, 2008,
+      [&](const std::string& n) {
+        const std::vector<int64_t>& shape = m.tensor(n).shape;
+        return shape.size() == 2 && shape[1] % 32 == 0 ? kTypes[k++ % 7] : 1;
+      },
+      &steps);
 }
 
 // A deferred load reads nothing but headers; each tensor read later equals
@@ -513,7 +518,8 @@ TEST_F(ModelTest, DequantizeHandMadeBlocks) {
     for (int i = 0; i < n / 32; ++i) payload += block(i);
     std::map<std::string, std::vector<float>> steps;
     const RawTensors raw = {{name, {type, payload}}};
-    spit(path("hand.bin"), build_file(*model_, 2000, [](const std::string&) { return 0; }, &steps, raw));
+    spit(path("hand.bin"), build_file(
+                               *model_, 2000, [](const std::string&) { return 0; }, &steps, raw));
     return load_ggml(path("hand.bin")).tensor(name).data;
   };
   auto half_bytes = [](float v) {
@@ -571,9 +577,9 @@ TEST_F(ModelTest, DequantizeHandMadeBlocks) {
 
 // ---------------------------------------------------------------- refusals
 
-#define EXPECT_LOAD_ERROR(bytes, text)                                          \
-  do {                                                                          \
-    const std::string msg_ = load_error(bytes);                                 \
+#define EXPECT_LOAD_ERROR(bytes, text)                                            \
+  do {                                                                            \
+    const std::string msg_ = load_error(bytes);                                   \
     EXPECT_NE(msg_.find(text), std::string::npos) << "message: '" << msg_ << "'"; \
   } while (0)
 
@@ -640,8 +646,9 @@ TEST_F(ModelTest, RejectsBadTensorRecords) {
            Case{t0, 7, "invalid tensor header: n_dims = 7"},
            Case{t0, 0, "invalid tensor header: n_dims = 0"},
            Case{t0 + 4, 1 << 30, "invalid tensor header: name length 1073741824"},
-           Case{t0 + 8, 13, "unsupported tensor type 13 (q5_k) for 'encoder.positional_embedding'; supported: f32, "
-                            "f16, q4_0, q4_1, q5_0, q5_1, q8_0"},
+           Case{t0 + 8, 13,
+                "unsupported tensor type 13 (q5_k) for 'encoder.positional_embedding'; supported: f32, "
+                "f16, q4_0, q4_1, q5_0, q5_1, q8_0"},
            Case{t0 + 8, 10, "unsupported tensor type 10 (q2_k)"},
            Case{t0 + 8, 999, "unsupported tensor type 999 (unknown)"},
            Case{t0 + 12, 32, "tensor 'encoder.positional_embedding' has shape [1500, 32], expected [1500, 64]"},
@@ -662,7 +669,8 @@ TEST_F(ModelTest, RejectsBadTensorRecords) {
     // Quantized rows must hold whole blocks: conv1.weight rows are 3 long.
     std::map<std::string, std::vector<float>> steps;
     const RawTensors raw = {{"encoder.conv1.weight", {8, std::string(64 * 80 * 3 / 32 * 34, '\0')}}};
-    EXPECT_LOAD_ERROR(build_file(*model_, 2008, [](const std::string&) { return 0; }, &steps, raw),
+    EXPECT_LOAD_ERROR(build_file(
+                          *model_, 2008, [](const std::string&) { return 0; }, &steps, raw),
                       "tensor 'encoder.conv1.weight' of type q8_0 has a row of 3 elements, not a multiple of 32");
   }
   {
@@ -705,7 +713,8 @@ TEST_F(ModelTest, RejectsTruncatedFiles) {
            Case{t0, "truncated model file: tensor 'encoder.positional_embedding' missing (0 of 89 tensors present)"},
            Case{t0 + 10, "truncated model file: tensor header needs 4 bytes, 2 left"},
            Case{t0 + 30, "truncated model file: tensor name needs 28 bytes, 10 left"},
-           Case{t0 + 48 + 1000, "truncated model file: tensor 'encoder.positional_embedding' needs 384000 bytes, 1000 left"},
+           Case{t0 + 48 + 1000,
+                "truncated model file: tensor 'encoder.positional_embedding' needs 384000 bytes, 1000 left"},
            Case{last_data, "truncated model file: tensor 'decoder.ln.bias' needs 256 bytes, 0 left"},
            Case{full.size() - 1, "truncated model file: tensor 'decoder.ln.bias' needs 256 bytes, 255 left"},
            Case{last_data - last.size() - 16, "tensor 'decoder.ln.bias' missing (88 of 89 tensors present)"},

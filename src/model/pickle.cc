@@ -187,20 +187,20 @@ class Unpickler {
   // ---- opcodes ----
   void step(uint8_t op) {
     switch (op) {
-      case 0x80: u8(); break;                  // PROTO
-      case 0x95: le<uint64_t>(); break;        // FRAME (protocol 4): a length only
+      case 0x80: u8(); break;                            // PROTO
+      case 0x95: le<uint64_t>(); break;                  // FRAME (protocol 4): a length only
       case '(': marks_.push_back(stack_.size()); break;  // MARK
-      case '0': pop(); break;                  // POP
-      case '1': pop_mark(); break;             // POP_MARK
-      case '2': push(top()); break;            // DUP
-      case 'N': push(make(PickleValue{})); break;  // NONE
+      case '0': pop(); break;                            // POP
+      case '1': pop_mark(); break;                       // POP_MARK
+      case '2': push(top()); break;                      // DUP
+      case 'N': push(make(PickleValue{})); break;        // NONE
       case 0x88: push(make_int(1, Kind::kBool)); break;  // NEWTRUE
       case 0x89: push(make_int(0, Kind::kBool)); break;  // NEWFALSE
       case 'J': push(make_int(le<int32_t>())); break;    // BININT
       case 'K': push(make_int(u8())); break;             // BININT1
       case 'M': push(make_int(le<uint16_t>())); break;   // BININT2
       case 0x8a: push(make_int(long1())); break;         // LONG1
-      case 'G': {                                         // BINFLOAT: big-endian double
+      case 'G': {                                        // BINFLOAT: big-endian double
         PickleValue v;
         v.kind = Kind::kFloat;
         v.f = std::bit_cast<double>(big_endian_u64());
@@ -214,7 +214,7 @@ class Unpickler {
       case 'C': push(make_string(take(u8()))); break;             // SHORT_BINBYTES
       case ')': push(make_seq(Kind::kTuple, {})); break;          // EMPTY_TUPLE
       case 't': push(make_seq(Kind::kTuple, pop_mark())); break;  // TUPLE
-      case 0x85:                                                   // TUPLE1..3
+      case 0x85:                                                  // TUPLE1..3
       case 0x86:
       case 0x87: {
         std::vector<size_t> items(op - 0x84);
@@ -222,10 +222,10 @@ class Unpickler {
         push(make_seq(Kind::kTuple, std::move(items)));
         break;
       }
-      case ']': push(make_seq(Kind::kList, {})); break;           // EMPTY_LIST
-      case 'l': push(make_seq(Kind::kList, pop_mark())); break;   // LIST
-      case '}': push(make_seq(Kind::kDict, {})); break;           // EMPTY_DICT
-      case 'd': {                                                  // DICT
+      case ']': push(make_seq(Kind::kList, {})); break;          // EMPTY_LIST
+      case 'l': push(make_seq(Kind::kList, pop_mark())); break;  // LIST
+      case '}': push(make_seq(Kind::kDict, {})); break;          // EMPTY_DICT
+      case 'd': {                                                // DICT
         std::vector<size_t> items = pop_mark();
         if (items.size() % 2 != 0) fail("odd number of dict items");
         push(make_seq(Kind::kDict, std::move(items)));
@@ -252,12 +252,12 @@ class Unpickler {
         add_items(top(), items, Kind::kDict);
         break;
       }
-      case 'q': memo_put(u8()); break;                   // BINPUT
-      case 'r': memo_put(le<uint32_t>()); break;         // LONG_BINPUT
-      case 0x94: memo_put(memo_.size()); break;          // MEMOIZE
-      case 'h': push(memo_get(u8())); break;             // BINGET
-      case 'j': push(memo_get(le<uint32_t>())); break;   // LONG_BINGET
-      case 'c': {                                        // GLOBAL "module\nname\n"
+      case 'q': memo_put(u8()); break;                  // BINPUT
+      case 'r': memo_put(le<uint32_t>()); break;        // LONG_BINPUT
+      case 0x94: memo_put(memo_.size()); break;         // MEMOIZE
+      case 'h': push(memo_get(u8())); break;            // BINGET
+      case 'j': push(memo_get(le<uint32_t>())); break;  // LONG_BINGET
+      case 'c': {                                       // GLOBAL "module\nname\n"
         const std::string_view module = line();
         push(global(module, line()));
         break;
@@ -273,7 +273,7 @@ class Unpickler {
         push(reduce(pop(), args));
         break;
       }
-      case 'b': pop(); break;  // BUILD: the state (an OrderedDict's _metadata) is not needed
+      case 'b': pop(); break;                         // BUILD: the state (an OrderedDict's _metadata) is not needed
       case 'Q': push(persistent_load(pop())); break;  // BINPERSID
       default: {
         static const char* kHex = "0123456789abcdef";

@@ -20,11 +20,11 @@ namespace wisp::model::detail {
 struct PickleValue {
   enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
   Kind kind = Kind::kNone;
-  int64_t i = 0;        // int and bool; storage: element count; tensor: storage offset (elements)
-  double f = 0;         // float
-  std::string s;        // str or bytes; global: "module.name"; storage: its key (archive entry data/<key>)
-  std::string storage_type;      // storage: torch's class name, e.g. "HalfStorage"
-  std::vector<size_t> items;     // tuple, list; dict: key, value, key, value, ...; tensor: its storage
+  int64_t i = 0;              // int and bool; storage: element count; tensor: storage offset (elements)
+  double f = 0;               // float
+  std::string s;              // str or bytes; global: "module.name"; storage: its key (archive entry data/<key>)
+  std::string storage_type;   // storage: torch's class name, e.g. "HalfStorage"
+  std::vector<size_t> items;  // tuple, list; dict: key, value, key, value, ...; tensor: its storage
   std::vector<int64_t> size, stride;  // tensor
 };
 

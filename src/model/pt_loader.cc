@@ -94,17 +94,19 @@ DeferredTensor stored_tensor(const Pickle& p, const Archive& a, const std::strin
   const int64_t elem = element_bytes(type);
   auto e = a.entries.find(a.prefix + "data/" + s.s);
   if (e == a.entries.end()) throw Error("tensor '" + name + "': storage data/" + s.s + " missing from the archive");
-  if (e->second.method != 0) throw Error("tensor '" + name + "': its storage is compressed (only stored entries are supported)");
+  if (e->second.method != 0)
+    throw Error("tensor '" + name + "': its storage is compressed (only stored entries are supported)");
   if (t.size != expected) {
     throw Error("tensor '" + name + "' has shape " + shape_str(t.size) + ", expected " + shape_str(expected));
   }
   int64_t n = 1;  // bounded: `expected` comes from validated dims
   for (int64_t v : expected) n *= v;
-  if (!row_major(t.size, t.stride)) throw Error("tensor '" + name + "' is not contiguous (stride " + shape_str(t.stride) + ")");
+  if (!row_major(t.size, t.stride))
+    throw Error("tensor '" + name + "' is not contiguous (stride " + shape_str(t.stride) + ")");
   if (s.i > static_cast<int64_t>(e->second.size / elem) || t.i < 0 || t.i > s.i || n > s.i - t.i) {
     throw Error("tensor '" + name + "': " + std::to_string(n) + " elements at offset " + std::to_string(t.i) +
-                " do not fit its storage (" + std::to_string(s.i) + " elements, " +
-                std::to_string(e->second.size) + " bytes)");
+                " do not fit its storage (" + std::to_string(s.i) + " elements, " + std::to_string(e->second.size) +
+                " bytes)");
   }
   const Stored st{name, type, t.size, e->second.data_offset + static_cast<uint64_t>(t.i * elem),
                   static_cast<uint64_t>(n * elem)};

@@ -195,11 +195,16 @@ class Pickler {
 void pickle_dims(Pickler& p, const Dims& d) {
   p.op('}');
   p.mark();
-  const std::pair<const char*, int> fields[] = {
-      {"n_mels", d.n_mels},           {"n_audio_ctx", d.n_audio_ctx},   {"n_audio_state", d.n_audio_state},
-      {"n_audio_head", d.n_audio_head}, {"n_audio_layer", d.n_audio_layer}, {"n_vocab", d.n_vocab},
-      {"n_text_ctx", d.n_text_ctx},   {"n_text_state", d.n_text_state}, {"n_text_head", d.n_text_head},
-      {"n_text_layer", d.n_text_layer}};
+  const std::pair<const char*, int> fields[] = {{"n_mels", d.n_mels},
+                                                {"n_audio_ctx", d.n_audio_ctx},
+                                                {"n_audio_state", d.n_audio_state},
+                                                {"n_audio_head", d.n_audio_head},
+                                                {"n_audio_layer", d.n_audio_layer},
+                                                {"n_vocab", d.n_vocab},
+                                                {"n_text_ctx", d.n_text_ctx},
+                                                {"n_text_state", d.n_text_state},
+                                                {"n_text_head", d.n_text_head},
+                                                {"n_text_layer", d.n_text_layer}};
   for (const auto& [key, value] : fields) p.str(key), p.integer(value);
   p.op('u');  // SETITEMS
 }

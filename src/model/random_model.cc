@@ -39,20 +39,13 @@ Dims make_dims(int mels, int state, int heads, int enc_layers, int dec_layers, i
 
 std::vector<Preset> presets() {
   return {
-      {"micro", make_dims(80, 64, 2, 2, 2, 51865)},
-      {"micro-en", make_dims(80, 64, 2, 2, 2, 51864)},
-      {"micro-v3", make_dims(128, 64, 2, 2, 2, 51866)},
-      {"tiny", make_dims(80, 384, 6, 4, 4, 51865)},
-      {"tiny.en", make_dims(80, 384, 6, 4, 4, 51864)},
-      {"base", make_dims(80, 512, 8, 6, 6, 51865)},
-      {"base.en", make_dims(80, 512, 8, 6, 6, 51864)},
-      {"small", make_dims(80, 768, 12, 12, 12, 51865)},
-      {"small.en", make_dims(80, 768, 12, 12, 12, 51864)},
-      {"medium", make_dims(80, 1024, 16, 24, 24, 51865)},
-      {"medium.en", make_dims(80, 1024, 16, 24, 24, 51864)},
-      {"large-v2", make_dims(80, 1280, 20, 32, 32, 51865)},
-      {"large-v3", make_dims(128, 1280, 20, 32, 32, 51866)},
-      {"large-v3-turbo", make_dims(128, 1280, 20, 32, 4, 51866)},
+      {"micro", make_dims(80, 64, 2, 2, 2, 51865)},          {"micro-en", make_dims(80, 64, 2, 2, 2, 51864)},
+      {"micro-v3", make_dims(128, 64, 2, 2, 2, 51866)},      {"tiny", make_dims(80, 384, 6, 4, 4, 51865)},
+      {"tiny.en", make_dims(80, 384, 6, 4, 4, 51864)},       {"base", make_dims(80, 512, 8, 6, 6, 51865)},
+      {"base.en", make_dims(80, 512, 8, 6, 6, 51864)},       {"small", make_dims(80, 768, 12, 12, 12, 51865)},
+      {"small.en", make_dims(80, 768, 12, 12, 12, 51864)},   {"medium", make_dims(80, 1024, 16, 24, 24, 51865)},
+      {"medium.en", make_dims(80, 1024, 16, 24, 24, 51864)}, {"large-v2", make_dims(80, 1280, 20, 32, 32, 51865)},
+      {"large-v3", make_dims(128, 1280, 20, 32, 32, 51866)}, {"large-v3-turbo", make_dims(128, 1280, 20, 32, 4, 51866)},
   };
 }
 
@@ -117,9 +110,7 @@ std::vector<std::string> preset_names() {
   return out;
 }
 
-float random_weight(uint64_t seed, const std::string& name, uint64_t i) {
-  return value_at(stream_for(seed, name), i);
-}
+float random_weight(uint64_t seed, const std::string& name, uint64_t i) { return value_at(stream_for(seed, name), i); }
 
 Model make_random_model(const Dims& dims, uint64_t seed, bool f16, const std::string& assets_dir) {
   detail::validate_dims(dims);

@@ -18,8 +18,7 @@ static_assert(std::endian::native == std::endian::little, "every format written 
 
 namespace fs = std::filesystem;
 
-AtomicFile::AtomicFile(std::string path)
-    : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(::getpid())) {
   out_.open(tmp_, std::ios::binary | std::ios::trunc);
   if (!out_) throw Error("cannot create '" + tmp_ + "'");
 }
@@ -97,19 +96,28 @@ SpecialIds special_ids(const TokenFacts& tokens, int n_vocab) {
   for (int i = 0; i < static_cast<int>(tokens.specials.size()); ++i) {
     const std::string& t = tokens.specials[static_cast<size_t>(i)];
     const int id = regular + i;
-    if (t == "<|endoftext|>") ids.eot = id;
-    else if (t == "<|startoftranscript|>") ids.sot = id;
-    else if (t == "<|translate|>") ids.translate = id;
-    else if (t == "<|transcribe|>") ids.transcribe = id;
-    else if (t == "<|startoflm|>") ids.sot_lm = id;
-    else if (t == "<|startofprev|>") ids.sot_prev = id;
-    else if (t == "<|nospeech|>" || t == "<|nocaptions|>") ids.no_speech = id;
-    else if (t == "<|notimestamps|>") ids.no_timestamps = id;
+    if (t == "<|endoftext|>")
+      ids.eot = id;
+    else if (t == "<|startoftranscript|>")
+      ids.sot = id;
+    else if (t == "<|translate|>")
+      ids.translate = id;
+    else if (t == "<|transcribe|>")
+      ids.transcribe = id;
+    else if (t == "<|startoflm|>")
+      ids.sot_lm = id;
+    else if (t == "<|startofprev|>")
+      ids.sot_prev = id;
+    else if (t == "<|nospeech|>" || t == "<|nocaptions|>")
+      ids.no_speech = id;
+    else if (t == "<|notimestamps|>")
+      ids.no_timestamps = id;
     // The languages lie between <|startoftranscript|> and <|translate|>.
-    else if (ids.sot >= 0 && ids.translate < 0 && t.size() > 4) ids.languages.emplace_back(t.substr(2, t.size() - 4), id);
+    else if (ids.sot >= 0 && ids.translate < 0 && t.size() > 4)
+      ids.languages.emplace_back(t.substr(2, t.size() - 4), id);
   }
-  for (int v : {ids.eot, ids.sot, ids.translate, ids.transcribe, ids.sot_lm, ids.sot_prev, ids.no_speech,
-                ids.no_timestamps}) {
+  for (int v :
+       {ids.eot, ids.sot, ids.translate, ids.transcribe, ids.sot_lm, ids.sot_prev, ids.no_speech, ids.no_timestamps}) {
     if (v < 0) throw Error("token facts lack one of Whisper's special tokens");
   }
   return ids;

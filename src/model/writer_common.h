@@ -28,7 +28,9 @@ class AtomicFile {
   void write(const void* p, size_t n);
   void write(const std::string& s) { write(s.data(), s.size()); }
   template <class T>
-  void put(T v) { write(&v, sizeof v); }  // little-endian host (static_assert in writer_common.cc)
+  void put(T v) {
+    write(&v, sizeof v);
+  }  // little-endian host (static_assert in writer_common.cc)
   uint64_t pos() const { return pos_; }
   void commit();
 

@@ -31,12 +31,12 @@ using testing::slurp;
 
 const std::string kFormats = std::string(WISP_TESTDATA_DIR) + "/formats";
 
-
 // As `wisp dev make-model` fills them, from the model's vocabulary.
 TokenFacts token_facts(const Model& m) {
   const Tokenizer tok(m.vocab, m.dims.n_vocab);
   TokenFacts facts;
-  for (int id = static_cast<int>(m.vocab.size()); id < m.dims.n_vocab; ++id) facts.specials.push_back(tok.token_bytes(id));
+  for (int id = static_cast<int>(m.vocab.size()); id < m.dims.n_vocab; ++id)
+    facts.specials.push_back(tok.token_bytes(id));
   facts.non_speech = tok.non_speech_tokens();
   return facts;
 }
@@ -92,9 +92,10 @@ void expect_tensors(const Model& src, const Model& loaded, const Model& deferred
       for (int64_t j = 0; j < width; ++j) amax = std::max(amax, std::fabs(s.data[r * width + j]));
       for (int64_t j = 0; j < width; ++j) {
         const float x = s.data[r * width + j], y = t.data[r * width + j];
-        const bool ok = int8                     ? std::fabs(x - y) <= 0.5f * amax / 127.0f * 1.0001f
-                        : type == WeightType::kF32 ? std::bit_cast<uint32_t>(x) == std::bit_cast<uint32_t>(y)
-                                                   : std::bit_cast<uint32_t>(round_to_half(x)) == std::bit_cast<uint32_t>(y);
+        const bool ok = int8 ? std::fabs(x - y) <= 0.5f * amax / 127.0f * 1.0001f
+                        : type == WeightType::kF32
+                            ? std::bit_cast<uint32_t>(x) == std::bit_cast<uint32_t>(y)
+                            : std::bit_cast<uint32_t>(round_to_half(x)) == std::bit_cast<uint32_t>(y);
         bad += !ok;
       }
     }
@@ -116,7 +117,7 @@ void expect_same_model(const Model& src, const std::string& path, WeightType typ
 }
 
 constexpr Output kOutputs[] = {
-    {"pt", WeightType::kF32}, {"pt", WeightType::kF16},  {"hf", WeightType::kF32}, {"hf", WeightType::kF16},
+    {"pt", WeightType::kF32},  {"pt", WeightType::kF16},  {"hf", WeightType::kF32}, {"hf", WeightType::kF16},
     {"ct2", WeightType::kF32}, {"ct2", WeightType::kF16}, {"ct2", WeightType::kI8},
 };
 
@@ -135,7 +136,8 @@ TEST_F(WritersTest, EnglishOnlyAndV3Vocabularies) {
   for (const char* preset : {"micro-en", "micro-v3"}) {
     SCOPED_TRACE(preset);
     const Model src = make_random_model(*preset_dims(preset), 2, true, WISP_ASSETS_DIR);
-    for (const Output& o : {Output{"hf", WeightType::kF16}, Output{"ct2", WeightType::kF16}, Output{"pt", WeightType::kF16}}) {
+    for (const Output& o :
+         {Output{"hf", WeightType::kF16}, Output{"ct2", WeightType::kF16}, Output{"pt", WeightType::kF16}}) {
       SCOPED_TRACE(describe(o));
       expect_same_model(src, write(src, o, std::string(preset) + "-" + o.format), o.type, o.format);
     }

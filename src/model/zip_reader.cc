@@ -25,7 +25,8 @@ struct Bytes {
   const std::string& s;
   template <class T>
   T at(uint64_t off, const char* what) const {
-    if (off > s.size() || sizeof(T) > s.size() - off) throw Error(std::string("corrupt zip archive: ") + what + " cut short");
+    if (off > s.size() || sizeof(T) > s.size() - off)
+      throw Error(std::string("corrupt zip archive: ") + what + " cut short");
     T v;
     std::memcpy(&v, s.data() + off, sizeof v);
     return v;
@@ -61,7 +62,8 @@ Directory read_end_record(Reader& r) {
     r.seek(Bytes{loc}.at<uint64_t>(8, "zip64 locator"), "zip64 end record");
     const std::string rec = r.bytes(56, "zip64 end record");
     const Bytes z{rec};
-    if (z.at<uint32_t>(0, "zip64 end record") != kZip64EndRecord) throw Error("corrupt zip archive: bad zip64 end record");
+    if (z.at<uint32_t>(0, "zip64 end record") != kZip64EndRecord)
+      throw Error("corrupt zip archive: bad zip64 end record");
     return {z.at<uint64_t>(32, "zip64 end record"), z.at<uint64_t>(48, "zip64 end record"),
             z.at<uint64_t>(40, "zip64 end record")};
   }
@@ -92,11 +94,13 @@ void apply_zip64_extra(const Bytes& b, uint64_t extra, uint64_t extra_len, uint6
 // Local header: its name and extra field lengths may differ from the
 // central directory's (torch pads the local extra field to align data).
 uint64_t data_offset(Reader& r, uint64_t local, const std::string& name) {
-  if (local > r.size() || r.size() - local < 30) throw Error("corrupt zip archive: entry '" + name + "' header past the end");
+  if (local > r.size() || r.size() - local < 30)
+    throw Error("corrupt zip archive: entry '" + name + "' header past the end");
   r.seek(local, "zip entry header");
   const std::string h = r.bytes(30, "zip entry '" + name + "' header");
   const Bytes b{h};
-  if (b.at<uint32_t>(0, "entry header") != kLocalHeader) throw Error("corrupt zip archive: bad header of entry '" + name + "'");
+  if (b.at<uint32_t>(0, "entry header") != kLocalHeader)
+    throw Error("corrupt zip archive: bad header of entry '" + name + "'");
   return local + 30 + b.at<uint16_t>(26, "entry header") + b.at<uint16_t>(28, "entry header");
 }
 
@@ -116,7 +120,8 @@ std::vector<ZipEntry> read_zip_entries(Reader& r) {
   out.reserve(dir.entries);
   uint64_t p = 0;
   for (uint64_t i = 0; i < dir.entries; ++i) {
-    if (b.at<uint32_t>(p, "central directory") != kCentralHeader) throw Error("corrupt zip archive: bad central directory entry");
+    if (b.at<uint32_t>(p, "central directory") != kCentralHeader)
+      throw Error("corrupt zip archive: bad central directory entry");
     ZipEntry e;
     e.method = b.at<uint16_t>(p + 10, "central directory");
     uint64_t csize = b.at<uint32_t>(p + 20, "central directory");
@@ -125,13 +130,15 @@ std::vector<ZipEntry> read_zip_entries(Reader& r) {
     const uint64_t extra_len = b.at<uint16_t>(p + 30, "central directory");
     const uint64_t comment_len = b.at<uint16_t>(p + 32, "central directory");
     uint64_t local = b.at<uint32_t>(p + 42, "central directory");
-    if (p + kMinHeader + name_len + extra_len + comment_len > cd.size()) throw Error("corrupt zip archive: central directory cut short");
+    if (p + kMinHeader + name_len + extra_len + comment_len > cd.size())
+      throw Error("corrupt zip archive: central directory cut short");
     e.name = cd.substr(p + kMinHeader, name_len);
     apply_zip64_extra(b, p + kMinHeader + name_len, extra_len, usize, csize, local);
     e.size = csize;
     e.data_offset = data_offset(r, local, e.name);
     if (e.data_offset > r.size() || e.size > r.size() - e.data_offset) {
-      throw Error("truncated zip archive: entry '" + e.name + "' (" + std::to_string(e.size) + " bytes) ends past the end of the file");
+      throw Error("truncated zip archive: entry '" + e.name + "' (" + std::to_string(e.size) +
+                  " bytes) ends past the end of the file");
     }
     if (e.method == 0 && csize != usize) throw Error("corrupt zip archive: stored entry '" + e.name + "' changes size");
     out.push_back(std::move(e));
@@ -145,7 +152,8 @@ std::string read_stored_entry(Reader& r, const ZipEntry& e, uint64_t limit) {
     throw Error("zip entry '" + e.name + "' is compressed (method " + std::to_string(e.method) +
                 "); only stored entries are supported, as torch.save writes them");
   }
-  if (e.size > limit) throw Error("zip entry '" + e.name + "' is implausibly large (" + std::to_string(e.size) + " bytes)");
+  if (e.size > limit)
+    throw Error("zip entry '" + e.name + "' is implausibly large (" + std::to_string(e.size) + " bytes)");
   r.seek(e.data_offset, "zip entry '" + e.name + "'");
   return r.bytes(e.size, "zip entry '" + e.name + "'");
 }

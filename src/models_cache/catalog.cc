@@ -11,8 +11,12 @@ std::vector<KnownModel> make_catalog() {
   // A size that whisper.cpp, openai, faster-whisper (Systran) and
   // transformers all publish under the same name.
   auto plain = [](const std::string& name, const std::string& digest) {
-    return KnownModel{name, {}, "ggml-" + name + ".bin", openai(digest, name + ".pt"),
-                      {"Systran/faster-whisper-" + name}, "openai/whisper-" + name};
+    return KnownModel{name,
+                      {},
+                      "ggml-" + name + ".bin",
+                      openai(digest, name + ".pt"),
+                      {"Systran/faster-whisper-" + name},
+                      "openai/whisper-" + name};
   };
   std::vector<KnownModel> models = {
       plain("tiny", "65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9"),
@@ -28,8 +32,8 @@ std::vector<KnownModel> make_catalog() {
       plain("large-v3", "e5b1a55b89c1367dacf97e3e19bfd829a01529dbfdeefa8caeb59b3f1b81dadb"),
       plain("large-v3-turbo", "aff26ae408abcba5fbf8813c21e62b0941638c5f6eebfb145be0c9839262a19a"),
       // distil-whisper publishes no openai checkpoint, and whisper.cpp's repo has no ggml file.
-      KnownModel{"distil-large-v3", {}, "", "", {"Systran/faster-distil-whisper-large-v3"},
-                 "distil-whisper/distil-large-v3"},
+      KnownModel{
+          "distil-large-v3", {}, "", "", {"Systran/faster-distil-whisper-large-v3"}, "distil-whisper/distil-large-v3"},
   };
   for (KnownModel& m : models) {
     // openai and faster-whisper: "large" is large-v3, "turbo" large-v3-turbo.

@@ -27,9 +27,7 @@ using Clock = std::chrono::steady_clock;
 std::string file_name(const std::string& path) { return fs::path(path).filename().string(); }
 
 // "(to install it by hand, put the file at DEST)": every failure says it.
-std::string by_hand(const FileDownload& d) {
-  return " (to install it by hand, put the file at " + d.dest + ")";
-}
+std::string by_hand(const FileDownload& d) { return " (to install it by hand, put the file at " + d.dest + ")"; }
 
 // An exclusive flock on DEST.lock for as long as it lives. The lock file
 // stays: removing it would let a third process lock a new file while the
@@ -40,7 +38,8 @@ class FileLock {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error("cannot create lock file '" + path + "': " + std::strerror(errno));
     if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
-    if (hooks.note) hooks.note("waiting for another wisp process downloading " + file_name(path.substr(0, path.size() - 5)));
+    if (hooks.note)
+      hooks.note("waiting for another wisp process downloading " + file_name(path.substr(0, path.size() - 5)));
     while (::flock(fd_, LOCK_EX) != 0)
       if (errno != EINTR) throw Error("cannot lock '" + path + "': " + std::strerror(errno));
   }
@@ -69,12 +68,12 @@ std::string etag_value(std::string v) {
 // redirect's X-Linked-ETag, so that one is kept across responses.
 struct Transfer {
   std::FILE* out = nullptr;
-  uint64_t offset = 0;        // bytes in the .part file before this transfer
-  uint64_t written = 0;       // by this transfer
-  long status = 0;            // of the latest response
-  std::string etag;           // of the latest response
-  std::string linked_etag;    // of any response
-  bool restarted = false;     // the server ignored Range: written from byte 0
+  uint64_t offset = 0;      // bytes in the .part file before this transfer
+  uint64_t written = 0;     // by this transfer
+  long status = 0;          // of the latest response
+  std::string etag;         // of the latest response
+  std::string linked_etag;  // of any response
+  bool restarted = false;   // the server ignored Range: written from byte 0
   bool write_failed = false;
   std::string progress_file;
   const DownloadHooks* hooks = nullptr;
@@ -208,10 +207,8 @@ bool worth_retrying(const AttemptResult& r) {
     case CURLE_GOT_NOTHING:
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return r.transfer.written > 0;
+    case CURLE_HTTP2_STREAM: return true;
+    default: return r.transfer.written > 0;
   }
 }
 

@@ -19,10 +19,10 @@
 namespace wisp::models_cache {
 
 struct Progress {
-  std::string file;               // the destination's file name
-  uint64_t done = 0;              // bytes on disk, resumed ones included
-  uint64_t total = 0;             // 0 while unknown
-  double bytes_per_second = 0;    // of this transfer
+  std::string file;             // the destination's file name
+  uint64_t done = 0;            // bytes on disk, resumed ones included
+  uint64_t total = 0;           // 0 while unknown
+  double bytes_per_second = 0;  // of this transfer
 };
 
 struct DownloadHooks {
@@ -47,7 +47,7 @@ struct FileDownload {
 struct DownloadResult {
   enum class Outcome { kDownloaded, kAlreadyThere, kNotFound };
   Outcome outcome = Outcome::kDownloaded;
-  std::string sha256;  // of DEST (empty for kNotFound)
+  std::string sha256;     // of DEST (empty for kNotFound)
   bool verified = false;  // checked against a known digest (not merely recorded)
 };
 

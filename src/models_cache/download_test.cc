@@ -64,8 +64,8 @@ class Downloads : public ::testing::Test {
     return loc;
   }
   FileDownload tiny(const FakeHub& hub) const {
-    return {hub.endpoint() + "/ggerganov/whisper.cpp/resolve/main/ggml-tiny.bin", (dir_ / "wisp/ggml-tiny.bin").string(),
-            "", false};
+    return {hub.endpoint() + "/ggerganov/whisper.cpp/resolve/main/ggml-tiny.bin",
+            (dir_ / "wisp/ggml-tiny.bin").string(), "", false};
   }
   static int cdn_gets(const FakeHub& hub) {
     int n = 0;

@@ -46,8 +46,8 @@ ModelSpec parse_hub_spec(const std::string& text) {
     repo_rev.resize(at);
   }
   spec.repo = repo_rev;
-  if (spec.repo.size() <= slash1 + 1 || spec.revision.empty() ||
-      spec.file.find("..") != std::string::npos || spec.revision.find("..") != std::string::npos)
+  if (spec.repo.size() <= slash1 + 1 || spec.revision.empty() || spec.file.find("..") != std::string::npos ||
+      spec.revision.find("..") != std::string::npos)
     throw Error("model '" + text + "': expected hf:ORG/REPO[@REV][/FILE]");
   return spec;
 }
@@ -97,8 +97,8 @@ ModelSpec parse_model_spec(const std::string& text) {
   // Something that looks like a path is one, missing: the loader names it.
   const std::string ext = fs::path(text).extension().string();
   if (text.find('/') != std::string::npos || ext == ".bin" || ext == ".pt" || ext == ".safetensors") return spec;
-  throw Error("model '" + text + "' is neither a file or folder nor a known model name (" +
-              known_model_names() + "); hf:ORG/REPO[@REV][/FILE] names a Hugging Face repo");
+  throw Error("model '" + text + "' is neither a file or folder nor a known model name (" + known_model_names() +
+              "); hf:ORG/REPO[@REV][/FILE] names a Hugging Face repo");
 }
 
 std::vector<Place> places_for(const ModelSpec& spec, const Locations& loc) {
@@ -113,8 +113,7 @@ std::vector<Place> places_for(const ModelSpec& spec, const Locations& loc) {
     const std::string label = spec.repo + "@" + spec.revision + suffix;
     places.push_back({"wisp cache", label, wisp_repo_folder(loc, spec.repo, spec.revision) + suffix, layout});
     const std::string snap = hub_snapshot(loc.hub_cache, spec.repo, spec.revision);
-    places.push_back({"hub cache", label,
-                      (snap.empty() ? missing_snapshot(loc, spec.repo) : snap) + suffix, layout});
+    places.push_back({"hub cache", label, (snap.empty() ? missing_snapshot(loc, spec.repo) : snap) + suffix, layout});
     return places;
   }
   // An official name. Preference: wisp's own downloads, then whisper.cpp's
@@ -155,14 +154,10 @@ bool place_present(const Place& place) {
   switch (place.layout) {
     case Layout::kGgmlFile:
     case Layout::kPtFile:
-    case Layout::kHubFile:
-      return is_file(p);
-    case Layout::kCt2Folder:
-      return ct2();
-    case Layout::kHfFolder:
-      return hf();
-    case Layout::kAnyFolder:
-      return place.cache == "path" ? is_folder(p) : ct2() || hf();
+    case Layout::kHubFile: return is_file(p);
+    case Layout::kCt2Folder: return ct2();
+    case Layout::kHfFolder: return hf();
+    case Layout::kAnyFolder: return place.cache == "path" ? is_folder(p) : ct2() || hf();
   }
   return false;
 }

@@ -47,8 +47,10 @@ class Caches : public ::testing::Test {
     for (const auto& [name, source] : files) {
       const fs::path blob = r / "blobs" / ("blob-" + name);
       fs::create_directories(blob.parent_path());
-      if (source.empty()) touch(blob);
-      else fs::copy_file(source, blob, fs::copy_options::overwrite_existing);
+      if (source.empty())
+        touch(blob);
+      else
+        fs::copy_file(source, blob, fs::copy_options::overwrite_existing);
       fs::create_directories(r / "snapshots" / commit);
       fs::create_symlink(fs::path("../../blobs") / blob.filename(), r / "snapshots" / commit / name);
     }
@@ -74,8 +76,8 @@ TEST(ModelSpec, NamesRepoSpecsAndPaths) {
   EXPECT_EQ(openai_sha256(parse_model_spec("tiny.en").known.openai_url),
             "d3dd57d32accea0b295c96e26691aa14d8822fac7d9d27d5dc00b4ca2826dd03");
   EXPECT_EQ(parse_model_spec("distil-large-v3").known.ct2_repos.at(0), "Systran/faster-distil-whisper-large-v3");
-  for (const char* name : {"tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-                           "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo", "distil-large-v3"})
+  for (const char* name : {"tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large-v1",
+                           "large-v2", "large-v3", "large", "large-v3-turbo", "turbo", "distil-large-v3"})
     EXPECT_EQ(parse_model_spec(name).kind, ModelSpec::Kind::kName) << name;
 
   s = parse_model_spec("hf:ggerganov/whisper.cpp@abc/sub/ggml-tiny.bin");
@@ -111,7 +113,7 @@ TEST(Locations, FromTheEnvironment) {
   EXPECT_EQ(l.openai_cache, "/h/.cache/whisper");
   EXPECT_EQ(l.hub_endpoint, "https://huggingface.co");
   EXPECT_FALSE(l.offline);
-  env = {{"HOME", "/h"}, {"XDG_CACHE_HOME", "/x"}, {"HF_HOME", "/hf"}, {"HF_ENDPOINT", "http://127.0.0.1:1/"},
+  env = {{"HOME", "/h"},          {"XDG_CACHE_HOME", "/x"}, {"HF_HOME", "/hf"}, {"HF_ENDPOINT", "http://127.0.0.1:1/"},
          {"HF_HUB_OFFLINE", "1"}, {"HF_TOKEN", " tok\n"}};
   l = Locations::from_environment(get);
   EXPECT_EQ(l.wisp_cache, "/x/wisp");
@@ -171,7 +173,8 @@ TEST_F(Caches, LogsEveryPlaceTried) {
   ASSERT_TRUE(place);
   EXPECT_EQ(place->layout, Layout::kPtFile);
   ASSERT_EQ(lines.size(), 7u);  // wisp: ggml, pt, 2 CTranslate2 repos, transformers; hub ggml; openai
-  EXPECT_EQ(lines[0], "wisp cache: ggml-large-v3-turbo.bin at " + loc_.wisp_cache + "/ggml-large-v3-turbo.bin: not there");
+  EXPECT_EQ(lines[0],
+            "wisp cache: ggml-large-v3-turbo.bin at " + loc_.wisp_cache + "/ggml-large-v3-turbo.bin: not there");
   EXPECT_EQ(lines.back(), "openai cache: large-v3-turbo.pt at " + loc_.openai_cache + "/large-v3-turbo.pt: found");
 }
 
@@ -186,11 +189,13 @@ TEST_F(Caches, IncompleteFoldersAreSkipped) {
 // hf:ORG/REPO: wisp's cache first, then the hub cache at refs/REV or at a commit.
 TEST_F(Caches, HubRepoSpecs) {
   hub_repo("ggerganov/whisper.cpp", {{"ggml-tiny-q5_1.bin", ""}}, "c0ffee0000000000000000000000000000000000");
-  EXPECT_EQ(resolved("hf:ggerganov/whisper.cpp/ggml-tiny-q5_1.bin"),
-            "hub cache " + loc_.hub_cache +
-                "/models--ggerganov--whisper.cpp/snapshots/c0ffee0000000000000000000000000000000000/ggml-tiny-q5_1.bin");
-  EXPECT_EQ(resolved("hf:ggerganov/whisper.cpp@c0ffee0000000000000000000000000000000000/ggml-tiny-q5_1.bin")
-                .substr(0, 9), "hub cache");
+  EXPECT_EQ(
+      resolved("hf:ggerganov/whisper.cpp/ggml-tiny-q5_1.bin"),
+      "hub cache " + loc_.hub_cache +
+          "/models--ggerganov--whisper.cpp/snapshots/c0ffee0000000000000000000000000000000000/ggml-tiny-q5_1.bin");
+  EXPECT_EQ(
+      resolved("hf:ggerganov/whisper.cpp@c0ffee0000000000000000000000000000000000/ggml-tiny-q5_1.bin").substr(0, 9),
+      "hub cache");
   EXPECT_EQ(resolved("hf:ggerganov/whisper.cpp@v2/ggml-tiny-q5_1.bin"), "none");
   touch(fs::path(loc_.wisp_cache) / "hub/ggerganov/whisper.cpp/main/ggml-tiny-q5_1.bin");
   EXPECT_EQ(resolved("hf:ggerganov/whisper.cpp/ggml-tiny-q5_1.bin"),

@@ -170,8 +170,8 @@ void list_other_wisp_entries(const Locations& loc, std::set<std::string>& seen, 
       for (const auto& rev : fs::directory_iterator(repo.path(), ec)) {
         const std::string path = rev.path().string();
         if (seen.count(path) || !rev.is_directory(ec)) continue;
-        const std::string label = "hf:" + org.path().filename().string() + "/" + repo.path().filename().string() +
-                                  "@" + rev.path().filename().string();
+        const std::string label = "hf:" + org.path().filename().string() + "/" + repo.path().filename().string() + "@" +
+                                  rev.path().filename().string();
         out.push_back({"wisp cache", label, format_of(Layout::kAnyFolder, path), bytes_of(path), path});
       }
 }
@@ -230,7 +230,8 @@ std::vector<Verified> verify_wisp_cache(const Locations& loc, const std::functio
   for (auto it = fs::recursive_directory_iterator(loc.wisp_cache, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     const std::string p = it->path().string();
-    if (p.size() > 7 && p.compare(p.size() - 7, 7, ".sha256") == 0 && fs::is_regular_file(p.substr(0, p.size() - 7), ec))
+    if (p.size() > 7 && p.compare(p.size() - 7, 7, ".sha256") == 0 &&
+        fs::is_regular_file(p.substr(0, p.size() - 7), ec))
       files.push_back(p.substr(0, p.size() - 7));
   }
   std::sort(files.begin(), files.end());

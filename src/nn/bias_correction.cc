@@ -77,8 +77,8 @@ BlockInputMeans block_input_means(const BlockW& b, const std::vector<float>* aud
   return m;
 }
 
-std::vector<float> conv2_input_mean(const std::vector<float>& conv1_packed,
-                                    const std::vector<float>& conv1_bias, int64_t c_in) {
+std::vector<float> conv2_input_mean(const std::vector<float>& conv1_packed, const std::vector<float>& conv1_bias,
+                                    int64_t c_in) {
   const int64_t c_out = static_cast<int64_t>(conv1_bias.size());
   Moments pre;
   pre.mean = conv1_bias;
@@ -96,17 +96,17 @@ std::vector<float> conv2_input_mean(const std::vector<float>& conv1_packed,
 
 void correct_bias_rows(const float* w, int64_t ldw, const kernels::QMatrix& q, int64_t r0, int64_t r1,
                        const std::vector<float>& mean, std::vector<float>& bias) {
-  if (static_cast<int64_t>(mean.size()) != q.k || static_cast<int64_t>(bias.size()) != q.n || r0 < 0 ||
-      r1 > q.n) {
+  if (static_cast<int64_t>(mean.size()) != q.k || static_cast<int64_t>(bias.size()) != q.n || r0 < 0 || r1 > q.n) {
     throw Error("correct_bias: shapes disagree");
   }
   std::vector<double> shift(static_cast<size_t>(r1 - r0));
   kernels::qmatrix_rounding_shift(q, w, ldw, r0, r1, mean.data(), shift.data());
-  for (int64_t r = r0; r < r1; ++r) bias[static_cast<size_t>(r)] -= static_cast<float>(shift[static_cast<size_t>(r - r0)]);
+  for (int64_t r = r0; r < r1; ++r)
+    bias[static_cast<size_t>(r)] -= static_cast<float>(shift[static_cast<size_t>(r - r0)]);
 }
 
-void correct_bias(const float* w, int64_t ldw, const kernels::QMatrix& q,
-                  const std::vector<float>& mean, std::vector<float>& bias) {
+void correct_bias(const float* w, int64_t ldw, const kernels::QMatrix& q, const std::vector<float>& mean,
+                  std::vector<float>& bias) {
   correct_bias_rows(w, ldw, q, 0, q.n, mean, bias);
 }
 

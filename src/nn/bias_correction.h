@@ -32,16 +32,16 @@ BlockInputMeans block_input_means(const BlockW& b, const std::vector<float>* aud
 
 // The expected input of conv2: GELU of conv1's output, taking the log-mel
 // input as zero-mean and of unit spread. conv1_packed: [c_out][3][c_in].
-std::vector<float> conv2_input_mean(const std::vector<float>& conv1_packed,
-                                    const std::vector<float>& conv1_bias, int64_t c_in);
+std::vector<float> conv2_input_mean(const std::vector<float>& conv1_packed, const std::vector<float>& conv1_bias,
+                                    int64_t c_in);
 
 // E[gelu(z)] for z ~ N(mean, sd^2), exact-erf GELU.
 double gelu_mean(double mean, double sd);
 
 // bias[r] -= sum_i (q[r][i] - w[r][i]) mean[i]: w the fp32 weight, row r
 // at w + r * ldw, q the same [n][k] matrix as stored.
-void correct_bias(const float* w, int64_t ldw, const kernels::QMatrix& q,
-                  const std::vector<float>& mean, std::vector<float>& bias);
+void correct_bias(const float* w, int64_t ldw, const kernels::QMatrix& q, const std::vector<float>& mean,
+                  std::vector<float>& bias);
 // The same for rows [r0, r1) of q only, w holding just those rows (a large
 // matrix converted a slice at a time).
 void correct_bias_rows(const float* w, int64_t ldw, const kernels::QMatrix& q, int64_t r0, int64_t r1,

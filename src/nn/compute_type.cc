@@ -7,9 +7,8 @@
 namespace wisp::nn {
 namespace {
 
-constexpr ComputeType kAll[] = {ComputeType::kFloat32,     ComputeType::kFloat16,
-                                ComputeType::kBFloat16,    ComputeType::kInt8,
-                                ComputeType::kInt8Float32, ComputeType::kInt8BFloat16,
+constexpr ComputeType kAll[] = {ComputeType::kFloat32, ComputeType::kFloat16,     ComputeType::kBFloat16,
+                                ComputeType::kInt8,    ComputeType::kInt8Float32, ComputeType::kInt8BFloat16,
                                 ComputeType::kAuto};
 
 }  // namespace

@@ -36,8 +36,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 class DecodeBatch : public ::testing::TestWithParam<ComputeType> {};
 
 TEST_P(DecodeBatch, EqualsEachStateAlone) {
-  const model::Model m =
-      model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  const model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
   const Whisper net(m, GetParam());
   const auto mel = read_f32(std::string(WISP_TESTDATA_DIR) + "/golden/cases/micro-jfk-en/mel.f32");
   std::vector<float> mel2 = mel;
@@ -97,8 +96,7 @@ TEST_P(DecodeBatch, EqualsEachStateAlone) {
 }
 
 TEST_P(DecodeBatch, RejectsBadSteps) {
-  const model::Model m =
-      model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  const model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
   const Whisper net(m, GetParam());
   DecoderState a(net, 1), b(net, 1);
   std::vector<float> la, lb;

@@ -64,9 +64,8 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
   const model::Dims& d = w.dims;
   const int64_t n_ctx = d.n_audio_ctx, s = d.n_text_state;
   if (static_cast<int64_t>(encoder_out.size()) != n_ctx * d.n_audio_state) {
-    throw Error("decoder audio features have " + std::to_string(encoder_out.size()) +
-                " values, expected " + std::to_string(n_ctx) + " x " +
-                std::to_string(d.n_audio_state));
+    throw Error("decoder audio features have " + std::to_string(encoder_out.size()) + " values, expected " +
+                std::to_string(n_ctx) + " x " + std::to_string(d.n_audio_state));
   }
   n_threads = std::max(1, n_threads);
   const Precision& p = w.prec;
@@ -91,13 +90,11 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
       ep.bias = lin.bias();
       w.onednn->linear_staged(lin.ow, ep, ws, n_threads);
     } else {
-      apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false,
-                   n_threads, p.isa);
+      apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false, n_threads, p.isa);
     }
     const int64_t n_head = d.n_text_head, dh = s / n_head;
     if (p.int_attention) {
-      kernels::quantize_kv8(kv.data(), 2 * s, kv.data() + s, 2 * s, n_ctx, n_head, dh,
-                            impl_->cross_kv8[l], n_threads);
+      kernels::quantize_kv8(kv.data(), 2 * s, kv.data() + s, 2 * s, n_ctx, n_head, dh, impl_->cross_kv8[l], n_threads);
     } else {
       std::vector<float>& heads = impl_->cross_kv[l];
       heads.resize(kv.size());
@@ -160,17 +157,16 @@ void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n
   const model::Dims& d = st.w->dims;
   if (!st.has_audio) throw Error("decoder: decode() before set_audio()");
   if (n_new < 1 || static_cast<int64_t>(tokens.size()) != static_cast<int64_t>(st.n_seq) * n_new) {
-    throw Error("decoder: got " + std::to_string(tokens.size()) + " tokens, expected " +
-                std::to_string(st.n_seq) + " sequences x " + std::to_string(n_new));
+    throw Error("decoder: got " + std::to_string(tokens.size()) + " tokens, expected " + std::to_string(st.n_seq) +
+                " sequences x " + std::to_string(n_new));
   }
   if (st.n_past + n_new > d.n_text_ctx) {
-    throw Error("decoder: " + std::to_string(st.n_past + n_new) +
-                " positions exceed the text context of " + std::to_string(d.n_text_ctx));
+    throw Error("decoder: " + std::to_string(st.n_past + n_new) + " positions exceed the text context of " +
+                std::to_string(d.n_text_ctx));
   }
   for (int t : tokens) {
     if (t < 0 || t >= d.n_vocab) {
-      throw Error("decoder: token id " + std::to_string(t) + " outside the vocabulary of " +
-                  std::to_string(d.n_vocab));
+      throw Error("decoder: token id " + std::to_string(t) + " outside the vocabulary of " + std::to_string(d.n_vocab));
     }
   }
 }
@@ -182,8 +178,7 @@ void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n
 class DecoderPass {
  public:
   DecoderPass(std::vector<Part>& parts, int n_threads)
-      : parts(parts), w(*parts.front().st->w), d(w.dims), p(w.prec), isa(p.isa),
-        n_threads(std::max(1, n_threads)) {
+      : parts(parts), w(*parts.front().st->w), d(w.dims), p(w.prec), isa(p.isa), n_threads(std::max(1, n_threads)) {
     for (Part& pt : parts) {
       pt.row0 = n;
       n += pt.rows();
@@ -289,10 +284,10 @@ class DecoderPass {
     const BlockW& b = w.dec_blocks[l];
     layer_norm(b.cross_ln, x.data(), h.data(), n, s, n_threads);
     linear(b.cross_q, h.data(), s, q.data(), s, false, false);
-    const bool capture_here =
-        capture != nullptr &&
-        std::any_of(capture->heads.begin(), capture->heads.end(),
-                    [&](const std::pair<int, int>& hd) { return hd.first == static_cast<int>(l); });
+    const bool capture_here = capture != nullptr && std::any_of(capture->heads.begin(), capture->heads.end(),
+                                                                [&](const std::pair<int, int>& hd) {
+                                                                  return hd.first == static_cast<int>(l);
+                                                                });
     auto cross_attention = [&](Part& pt, int threads) {
       DecoderState::Impl& st = *pt.st;
       const int64_t n_new = pt.n_new;
@@ -320,8 +315,7 @@ class DecoderPass {
         ca.qk = qk_all.data();
       }
       if (p.int_attention) {
-        kernels::attention_kv8(q_p, s, st.n_seq, n_new, st.cross_kv8[l], ca.scale, a_p, s, ca.qk,
-                               threads, isa);
+        kernels::attention_kv8(q_p, s, st.n_seq, n_new, st.cross_kv8[l], ca.scale, a_p, s, ca.qk, threads, isa);
       } else {
         kernels::attention(ca, threads);
       }
@@ -405,8 +399,15 @@ class DecoderPass {
         kernels::qlinear(src, s, g1 - g0, w.tok_emb_q, w.logits_bias.empty() ? nullptr : w.logits_bias.data(), dst,
                          d.n_vocab, false, false, n_threads, isa);
       } else if (half_logits) {  // the same arithmetic as the float branches below
-        const kernels::GemmBtHalf logits_h{.m = g1 - g0, .n = d.n_vocab, .k = s, .a = src, .lda = s,
-                                           .b = w.tok_emb_h.data(), .ldb = s, .c = dst, .ldc = d.n_vocab};
+        const kernels::GemmBtHalf logits_h{.m = g1 - g0,
+                                           .n = d.n_vocab,
+                                           .k = s,
+                                           .a = src,
+                                           .lda = s,
+                                           .b = w.tok_emb_h.data(),
+                                           .ldb = s,
+                                           .c = dst,
+                                           .ldc = d.n_vocab};
         if (g.few) {
           kernels::gemm_small_m_h(logits_h, n_threads);
         } else {
@@ -416,8 +417,8 @@ class DecoderPass {
         kernels::gemm_small_m(g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
                               n_threads);
       } else {
-        kernels::sgemm(false, true, g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst,
-                       d.n_vocab, n_threads);
+        kernels::sgemm(false, true, g1 - g0, d.n_vocab, s, 1.0f, src, s, w.tok_emb.data(), s, 0.0f, dst, d.n_vocab,
+                       n_threads);
       }
       if (!single) {
         for (size_t i = first; i < parts.size() && part_first[i] < g1; ++i) {
@@ -473,7 +474,7 @@ class DecoderPass {
   const int n_threads;
   const int64_t s = d.n_text_state, n_head = d.n_text_head, d_head = s / n_head;
   const int64_t ctx = d.n_text_ctx, n_audio = d.n_audio_ctx;
-  int64_t n = 0;                  // rows: per part [seq][new position]
+  int64_t n = 0;  // rows: per part [seq][new position]
   std::vector<int64_t> part_rows;
   std::vector<RowGroup> groups8, groups_any;
   std::vector<float> x, h, a, q, qkv, mlp_hidden;
@@ -500,16 +501,15 @@ std::vector<std::vector<float>> forward(std::vector<Part>& parts, int n_threads,
 
 }  // namespace
 
-std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, int n_threads,
-                                        bool all_positions, CrossAttentionCapture* capture) {
+std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, int n_threads, bool all_positions,
+                                        CrossAttentionCapture* capture) {
   Impl& st = *impl_;
   const model::Dims& d = st.w->dims;
   check_step(st, tokens, n_new);
   if (capture != nullptr) {
     for (auto [layer, head] : capture->heads) {
       if (layer < 0 || layer >= d.n_text_layer || head < 0 || head >= d.n_text_head) {
-        throw Error("decoder: no cross-attention head (" + std::to_string(layer) + ", " +
-                    std::to_string(head) + ")");
+        throw Error("decoder: no cross-attention head (" + std::to_string(layer) + ", " + std::to_string(head) + ")");
       }
     }
     capture->qk.assign(capture->heads.size() * st.n_seq * n_new * d.n_audio_ctx, 0.0f);
@@ -543,8 +543,8 @@ void decode_batch(std::span<DecoderStep> steps, int n_threads) {
 void DecoderState::reorder(std::span<const int> source) {
   Impl& st = *impl_;
   if (static_cast<int>(source.size()) != st.n_seq) {
-    throw Error("decoder: reorder got " + std::to_string(source.size()) + " sources for " +
-                std::to_string(st.n_seq) + " sequences");
+    throw Error("decoder: reorder got " + std::to_string(source.size()) + " sources for " + std::to_string(st.n_seq) +
+                " sequences");
   }
   for (int src : source) {
     if (src < 0 || src >= st.n_seq) {

@@ -112,17 +112,15 @@ class PortablePath : public EncoderPath {
     float* c1 = p_.region(p_.at.c1);
     p_.timed(&Whisper::EncoderStages::convolutions, [&] {
       if (prec.int_conv) {
-        kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, p_.w.conv1_taps, p_.w.conv1_b.data(), s, 1, c1,
-                              p_.n_threads, prec.isa);
+        kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, p_.w.conv1_taps, p_.w.conv1_b.data(), s, 1, c1, p_.n_threads,
+                              prec.isa);
         kernels::gelu(c1, n_frames * s, p_.n_threads);
-        kernels::conv1d_k3_s8(c1, n_frames, s, p_.w.conv2_taps, p_.w.conv2_b.data(), s, 2, p_.x,
-                              p_.n_threads, prec.isa);
+        kernels::conv1d_k3_s8(c1, n_frames, s, p_.w.conv2_taps, p_.w.conv2_b.data(), s, 2, p_.x, p_.n_threads,
+                              prec.isa);
       } else {
-        kernels::conv1d_k3(xt, n_frames, d.n_mels, p_.w.conv1_w.data(), p_.w.conv1_b.data(), s, 1, c1,
-                           p_.n_threads);
+        kernels::conv1d_k3(xt, n_frames, d.n_mels, p_.w.conv1_w.data(), p_.w.conv1_b.data(), s, 1, c1, p_.n_threads);
         kernels::gelu(c1, n_frames * s, p_.n_threads);
-        kernels::conv1d_k3(c1, n_frames, s, p_.w.conv2_w.data(), p_.w.conv2_b.data(), s, 2, p_.x,
-                           p_.n_threads);
+        kernels::conv1d_k3(c1, n_frames, s, p_.w.conv2_w.data(), p_.w.conv2_b.data(), s, 2, p_.x, p_.n_threads);
       }
       kernels::gelu(p_.x, p_.n_ctx() * s, p_.n_threads);
       add_inplace(p_.x, p_.w.enc_pos.data(), p_.n_ctx(), s, p_.n_threads);
@@ -136,11 +134,9 @@ class PortablePath : public EncoderPath {
     float* qkv = p_.region(p_.at.qkv);
     float* a = p_.region(p_.at.a);
     p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.attn_ln, p_.x, h, n_ctx, s, p_.n_threads); });
-    p_.timed(&Whisper::EncoderStages::qkv, [&] {
-      apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, p_.n_threads, p_.w.prec.isa);
-    });
-    const kernels::AttentionArgs args =
-        kernels::fused_self_attention(qkv, n_ctx, s, p_.w.dims.n_audio_head, a);
+    p_.timed(&Whisper::EncoderStages::qkv,
+             [&] { apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, p_.n_threads, p_.w.prec.isa); });
+    const kernels::AttentionArgs args = kernels::fused_self_attention(qkv, n_ctx, s, p_.w.dims.n_audio_head, a);
     p_.timed(&Whisper::EncoderStages::attention, [&] {
       if (p_.w.prec.int_attention) {
         kernels::attention_s16(args, p_.n_threads, p_.w.prec.isa);
@@ -198,9 +194,8 @@ class OnednnPath : public EncoderPath {
     p_.timed(&Whisper::EncoderStages::layer_norms, [&] {
       dnn_.stage_layernorm(p_.x, b.attn_ln.w.data(), b.attn_ln.b.data(), kLayerNormEps, ws_, p_.n_threads);
     });
-    p_.timed(&Whisper::EncoderStages::qkv, [&] {
-      dnn_.qkv_project(b.attn_qkv.ow, b.attn_qkv.bias(), scale, qkv, s, ws_, p_.n_threads);
-    });
+    p_.timed(&Whisper::EncoderStages::qkv,
+             [&] { dnn_.qkv_project(b.attn_qkv.ow, b.attn_qkv.bias(), scale, qkv, s, ws_, p_.n_threads); });
     p_.timed(&Whisper::EncoderStages::attention, [&] { dnn_.attend(qkv, s, a, s, ws_, p_.n_threads); });
     p_.timed(&Whisper::EncoderStages::attention_out,
              [&] { dnn_.linear(b.attn_out.ow, a, s, residual(b.attn_out), ws_, p_.n_threads); });
@@ -236,15 +231,14 @@ class OnednnPath : public EncoderPath {
 
 // openai AudioEncoder.forward: gelu(conv1) -> gelu(conv2, stride 2) -> + positional
 // embedding -> blocks (pre-LN self-attention and MLP, residual) -> ln_post.
-std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads,
-                                   EncoderStages* stages) const {
+std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads, EncoderStages* stages) const {
   const Weights& w = *w_;
   const model::Dims& d = w.dims;
   n_threads = std::max(1, n_threads);
   const int64_t n_frames = 2 * static_cast<int64_t>(d.n_audio_ctx);
   if (static_cast<int64_t>(mel.size()) != d.n_mels * n_frames) {
-    throw Error("encoder input has " + std::to_string(mel.size()) + " values, expected " +
-                std::to_string(d.n_mels) + " mels x " + std::to_string(n_frames) + " frames");
+    throw Error("encoder input has " + std::to_string(mel.size()) + " values, expected " + std::to_string(d.n_mels) +
+                " mels x " + std::to_string(n_frames) + " frames");
   }
   const EncoderScratch at(w, n_threads);
   ScratchPool::Lease block(w.scratch);

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -60,8 +60,7 @@ double rel_err(std::span<const float> a, std::span<const float> b) {
 
 // The golden models (tests/data/golden/models/*.json), written by the
 // project's wisp-random-v1 writer; built once per process.
-const Whisper& golden_model(const std::string& preset, uint64_t seed,
-                            ComputeType type = ComputeType::kFloat32) {
+const Whisper& golden_model(const std::string& preset, uint64_t seed, ComputeType type = ComputeType::kFloat32) {
   static std::map<std::string, std::unique_ptr<Whisper>> cache;
   const std::string key = preset + "/" + std::to_string(seed) + "/" + compute_type_name(type);
   auto it = cache.find(key);
@@ -194,13 +193,11 @@ std::vector<TypeCase> type_cases() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, LowPrecision, ::testing::ValuesIn(type_cases()),
-                         [](const auto& info) {
-                           std::string n = std::string(info.param.c.name) + "_" +
-                                           compute_type_name(info.param.type);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Types, LowPrecision, ::testing::ValuesIn(type_cases()), [](const auto& info) {
+  std::string n = std::string(info.param.c.name) + "_" + compute_type_name(info.param.type);
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+});
 
 TEST_P(LowPrecision, EncoderAndLogitsStayCloseToOpenAI) {
   const TypeCase& tc = GetParam();
@@ -314,7 +311,6 @@ TEST(LowPrecision, ParsesComputeTypeNames) {
   EXPECT_EQ(resolve_compute_type(ComputeType::kBFloat16), ComputeType::kBFloat16);
 }
 
-
 TEST(Decoder, IncrementalEqualsAllAtOnce) {
   const int n_vocab = micro().dims().n_vocab;
   const std::vector<int> tokens = {50258, 50259, 50359, 50363, 1012, 440};
@@ -401,8 +397,7 @@ TEST(Decoder, ChainedReordersKeepEachHistory) {
       one.set_audio(micro_audio(), 1);
       const auto& hs = hist[static_cast<size_t>(i)];
       const auto want = one.decode(hs, static_cast<int>(hs.size()), 1);
-      EXPECT_LT(rel_err(row(got, static_cast<size_t>(i), n_vocab), want), 1e-5)
-          << "reorder " << k << " sequence " << i;
+      EXPECT_LT(rel_err(row(got, static_cast<size_t>(i), n_vocab), want), 1e-5) << "reorder " << k << " sequence " << i;
     }
   }
 }
@@ -416,7 +411,7 @@ TEST(Decoder, ThrowsPastTextContext) {
   std::vector<int> tokens(ctx - 1, 220);
   st.decode(tokens, ctx - 1, 2);
   EXPECT_THROW(st.decode(std::vector<int>{220, 220}, 2, 1), Error);
-  EXPECT_EQ(st.n_past(), ctx - 1);  // a refused call changes nothing
+  EXPECT_EQ(st.n_past(), ctx - 1);                        // a refused call changes nothing
   const auto l = st.decode(std::vector<int>{220}, 1, 1);  // position 447, the last one
   EXPECT_TRUE(std::all_of(l.begin(), l.end(), [](float v) { return std::isfinite(v); }));
   EXPECT_THROW(st.decode(std::vector<int>{220}, 1, 1), Error);
@@ -473,8 +468,7 @@ TEST(Encoder, StageTimesCoverTheCall) {
   Whisper::EncoderStages st;
   const auto t0 = std::chrono::steady_clock::now();
   const auto timed = micro().encode(mel, 2, &st);
-  const double total =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(timed, plain);
   double sum = 0;
   for (const auto& [name, v] : st.named()) {
@@ -496,8 +490,7 @@ TEST(Encoder, AttentionHeadsPerTaskFromTheEnvironment) {
   const int n_head = m.dims.n_audio_head;
   const ScopedEnv onednn("WISP_INT8_ENCODER", "onednn");
   auto with_heads = [&](const std::string& heads) {
-    return built_with("WISP_ATTENTION_HEADS", heads.empty() ? nullptr : heads.c_str(), m,
-                      ComputeType::kInt8);
+    return built_with("WISP_ATTENTION_HEADS", heads.empty() ? nullptr : heads.c_str(), m, ComputeType::kInt8);
   };
   const Whisper chosen = with_heads("");
   const Whisper one = with_heads("1");
@@ -549,9 +542,7 @@ TEST(Scratch, PoolReusesBlocks) {
   EXPECT_GE(c->size(), 4096u);
 }
 
-TEST(Encoder, RejectsWrongMelSize) {
-  EXPECT_THROW(micro().encode(std::vector<float>(80 * 2999), 1), Error);
-}
+TEST(Encoder, RejectsWrongMelSize) { EXPECT_THROW(micro().encode(std::vector<float>(80 * 2999), 1), Error); }
 
 TEST(Weights, RejectMissingOrMisshapenTensors) {
   model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
@@ -609,8 +600,8 @@ TEST(Weights, DeferredLoadBuildsTheSameNetwork) {
     const std::vector<int> prompt{50258, 50259, 50359, 220};
     return st.decode(prompt, 4, 1);
   };
-  for (ComputeType type : {ComputeType::kFloat32, ComputeType::kInt8, ComputeType::kInt8BFloat16,
-                           ComputeType::kFloat16}) {
+  for (ComputeType type :
+       {ComputeType::kFloat32, ComputeType::kInt8, ComputeType::kInt8BFloat16, ComputeType::kFloat16}) {
     SCOPED_TRACE(compute_type_name(type));
     const Whisper eager(model::load_ggml(path), type);
     model::Model deferred = model::load_ggml(path, model::Loading::kDeferTensors);
@@ -717,8 +708,8 @@ TEST(Perf, DISABLED_TinyTimings) {
       const int steps = 50;
       for (int k = 0; k < steps; ++k) st.decode(std::vector<int>(n_seq, 220 + k), 1, threads);
       auto t3 = clock::now();
-      std::printf("tiny, %d thread(s): encoder %.1f ms/window; decoder n_seq=%d %.2f ms/step\n",
-                  threads, ms(t0, t1) / reps, n_seq, ms(t2, t3) / steps);
+      std::printf("tiny, %d thread(s): encoder %.1f ms/window; decoder n_seq=%d %.2f ms/step\n", threads,
+                  ms(t0, t1) / reps, n_seq, ms(t2, t3) / steps);
     }
   }
 }

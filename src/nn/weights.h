@@ -40,11 +40,11 @@ struct LinearW {
 
 // What a compute type (compute_type.h) stores and runs.
 struct Precision {
-  ComputeType type = ComputeType::kFloat32;  // resolved (never kAuto)
+  ComputeType type = ComputeType::kFloat32;                // resolved (never kAuto)
   kernels::WeightType linear = kernels::WeightType::kF32;  // Linear layers
   kernels::WeightType embed = kernels::WeightType::kF32;   // token embedding
-  bool int_conv = false;       // int8 convolutions
-  bool int_attention = false;  // integer attention, int8 cross-attention K/V
+  bool int_conv = false;                                   // int8 convolutions
+  bool int_attention = false;                              // integer attention, int8 cross-attention K/V
   // The int8 encoder's Linear layers and self-attention with 8-bit
   // activations through oneDNN (kernels/onednn_s8.h), the convolutions
   // too: chosen where the CPU has AVX-512 VNNI or AMX
@@ -121,12 +121,11 @@ inline float attention_scale(int64_t d_head) {
 inline constexpr float kLayerNormEps = 1e-5f;
 
 // Forward helpers shared by the encoder and decoder (whisper.cc).
-void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d,
-                int n_threads);
+void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d, int n_threads);
 // y[n][ldy] = x[n][ldx] w^T + b, or y += that if accumulate; quantized
 // weights run the low-precision kernels on `isa`. With gelu (only without
 // accumulate) y = gelu(x w^T + b).
-void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
-                  bool accumulate, int n_threads, kernels::Isa isa, bool gelu = false);
+void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate,
+                  int n_threads, kernels::Isa isa, bool gelu = false);
 
 }  // namespace wisp::nn

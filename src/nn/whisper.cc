@@ -67,8 +67,7 @@ class TensorSource {
     }
     if (in_file) t = m_.read_deferred_tensor(name);
     if (t.shape != shape || static_cast<int64_t>(t.data.size()) != numel(shape)) {
-      throw Error("model tensor " + name + " has shape " + shape_str(t.shape) + ", expected " +
-                  shape_str(shape));
+      throw Error("model tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
     }
     return std::move(t.data);
   }
@@ -119,8 +118,7 @@ LayerNormW load_ln(TensorSource& m, const std::string& name, int64_t d) {
   return {m.take(name + ".weight", {d}), m.take(name + ".bias", {d})};
 }
 
-LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_t out,
-                    bool bias = true) {
+LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_t out, bool bias = true) {
   LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}, {}, {}};
   if (bias) l.b = m.take(name + ".bias", {out});
   return l;
@@ -144,8 +142,7 @@ LinearW stack(const std::vector<LinearW>& parts) {
 
 // Self-attention projections of `prefix` (.attn), fused into query|key|value.
 LinearW load_qkv(TensorSource& m, const std::string& prefix, int64_t d) {
-  return stack({load_linear(m, prefix + ".query", d, d),
-                load_linear(m, prefix + ".key", d, d, /*bias=*/false),
+  return stack({load_linear(m, prefix + ".query", d, d), load_linear(m, prefix + ".key", d, d, /*bias=*/false),
                 load_linear(m, prefix + ".value", d, d)});
 }
 
@@ -157,8 +154,8 @@ BlockW load_block(TensorSource& m, const std::string& p, int64_t d, bool cross) 
   if (cross) {
     b.cross_ln = load_ln(m, p + ".cross_attn_ln", d);
     b.cross_q = load_linear(m, p + ".cross_attn.query", d, d);
-    b.cross_kv = stack({load_linear(m, p + ".cross_attn.key", d, d, /*bias=*/false),
-                        load_linear(m, p + ".cross_attn.value", d, d)});
+    b.cross_kv = stack(
+        {load_linear(m, p + ".cross_attn.key", d, d, /*bias=*/false), load_linear(m, p + ".cross_attn.value", d, d)});
     b.cross_out = load_linear(m, p + ".cross_attn.out", d, d);
   }
   b.mlp_ln = load_ln(m, p + ".mlp_ln", d);
@@ -167,8 +164,7 @@ BlockW load_block(TensorSource& m, const std::string& p, int64_t d, bool cross) 
   return b;
 }
 
-std::vector<float> load_conv(TensorSource& m, const std::string& name, int64_t c_out,
-                             int64_t c_in) {
+std::vector<float> load_conv(TensorSource& m, const std::string& name, int64_t c_out, int64_t c_in) {
   const std::vector<float> w = m.take(name, {c_out, c_in, 3});
   std::vector<float> packed(w.size());
   kernels::pack_conv1d_k3_weight(w.data(), c_out, c_in, packed.data());
@@ -176,9 +172,8 @@ std::vector<float> load_conv(TensorSource& m, const std::string& name, int64_t c
 }
 
 void check_dims(const model::Dims& d) {
-  if (d.n_mels < 1 || d.n_audio_ctx < 1 || d.n_audio_state < 1 || d.n_audio_head < 1 ||
-      d.n_audio_layer < 0 || d.n_vocab < 1 || d.n_text_ctx < 1 || d.n_text_state < 1 ||
-      d.n_text_head < 1 || d.n_text_layer < 0) {
+  if (d.n_mels < 1 || d.n_audio_ctx < 1 || d.n_audio_state < 1 || d.n_audio_head < 1 || d.n_audio_layer < 0 ||
+      d.n_vocab < 1 || d.n_text_ctx < 1 || d.n_text_state < 1 || d.n_text_head < 1 || d.n_text_layer < 0) {
     throw Error("model dims are not all positive");
   }
   if (d.n_audio_state % d.n_audio_head != 0 || d.n_text_state % d.n_text_head != 0) {
@@ -187,8 +182,9 @@ void check_dims(const model::Dims& d) {
   // The decoder's cross-attention key/value Linears are [n_text_state][n_text_state]
   // applied to the audio features (openai MultiHeadAttention).
   if (d.n_audio_state != d.n_text_state) {
-    throw Error("model has n_audio_state != n_text_state, which Whisper's cross-attention "
-                "does not allow");
+    throw Error(
+        "model has n_audio_state != n_text_state, which Whisper's cross-attention "
+        "does not allow");
   }
 }
 
@@ -253,15 +249,16 @@ void convert_onednn(LinearW& l, kernels::WeightType type, const kernels::OnednnE
 // on the fly), except the cross-attention K/V over the audio rows. With
 // `dnn` (the int8 encoder on oneDNN), the 1500-row products go there.
 // `audio_mean`: the encoder output's expected value (decoder blocks).
-void convert_block(BlockW& b, kernels::WeightType type, bool decoder,
-                   const kernels::OnednnEncoder* dnn, const std::vector<float>& audio_mean) {
+void convert_block(BlockW& b, kernels::WeightType type, bool decoder, const kernels::OnednnEncoder* dnn,
+                   const std::vector<float>& audio_mean) {
   // Rounded weights (every type but fp32) shift their outputs: correct them.
   const BlockInputMeans mean =
       type != kernels::WeightType::kF32 ? block_input_means(b, decoder ? &audio_mean : nullptr) : BlockInputMeans{};
   const bool rows = decoder, panels = !decoder;
-  const std::pair<LinearW*, const std::vector<float>*> linears[] = {
-      {&b.attn_qkv, &mean.attn_qkv}, {&b.attn_out, &mean.attn_out},
-      {&b.mlp_fc, &mean.mlp_fc}, {&b.mlp_proj, &mean.mlp_proj}};
+  const std::pair<LinearW*, const std::vector<float>*> linears[] = {{&b.attn_qkv, &mean.attn_qkv},
+                                                                    {&b.attn_out, &mean.attn_out},
+                                                                    {&b.mlp_fc, &mean.mlp_fc},
+                                                                    {&b.mlp_proj, &mean.mlp_proj}};
   for (auto [l, m] : linears) {
     if (dnn != nullptr && !decoder) {
       convert_onednn(*l, type, *dnn, m);
@@ -284,15 +281,14 @@ void convert_block(BlockW& b, kernels::WeightType type, bool decoder,
 // int8_panels: the int8 form (for oneDNN's path, which reads it once),
 // else the int16 panels of lowp.h's GEMMs. With input_mean, each tap's
 // rounding shift leaves `bias` (bias_correction.h).
-void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kernels::QMatrix* taps,
-                  bool int8_panels, const std::vector<float>* input_mean, std::vector<float>& bias) {
+void convert_conv(std::vector<float>& packed, int64_t c_out, int64_t c_in, kernels::QMatrix* taps, bool int8_panels,
+                  const std::vector<float>* input_mean, std::vector<float>& bias) {
   std::vector<float> tap(static_cast<size_t>(c_out * c_in));
   for (int64_t j = 0; j < 3; ++j) {
     for (int64_t o = 0; o < c_out; ++o) {
       std::copy_n(packed.data() + (o * 3 + j) * c_in, c_in, tap.data() + o * c_in);
     }
-    taps[j] = kernels::make_qmatrix(tap.data(), c_out, c_in, kernels::WeightType::kS8, int8_panels,
-                                    !int8_panels);
+    taps[j] = kernels::make_qmatrix(tap.data(), c_out, c_in, kernels::WeightType::kS8, int8_panels, !int8_panels);
     if (input_mean != nullptr) correct_bias(tap.data(), c_in, taps[j], *input_mean, bias);
   }
   std::vector<float>().swap(packed);
@@ -340,13 +336,13 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
   Whisper::Weights& W = *w;
   if (p.onednn_encoder) {
     if (p.attention_heads > 0 && d.n_audio_head % p.attention_heads != 0) {
-      throw Error("WISP_ATTENTION_HEADS is " + std::to_string(p.attention_heads) +
-                  ": not a divisor of the encoder's " + std::to_string(d.n_audio_head) + " heads");
+      throw Error("WISP_ATTENTION_HEADS is " + std::to_string(p.attention_heads) + ": not a divisor of the encoder's " +
+                  std::to_string(d.n_audio_head) + " heads");
     }
     try {
-      W.onednn = std::make_unique<kernels::OnednnEncoder>(
-          d.n_mels, d.n_audio_ctx, sa, d.n_audio_head, kernels::u8_format_for(kernels::detect_cpu()),
-          "amx", p.attention_heads);
+      W.onednn = std::make_unique<kernels::OnednnEncoder>(d.n_mels, d.n_audio_ctx, sa, d.n_audio_head,
+                                                          kernels::u8_format_for(kernels::detect_cpu()), "amx",
+                                                          p.attention_heads);
     } catch (const Error&) {
       // oneDNN could not make a primitive: chosen by the CPU, the encoder
       // falls back to lowp.h's kernels; asked for by name, that is an error.
@@ -437,8 +433,7 @@ std::unique_ptr<Whisper::Weights> prepare(TensorSource& m, ComputeType type, int
 
 }  // namespace
 
-void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d,
-                int n_threads) {
+void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d, int n_threads) {
   kernels::layernorm(x, ln.w.data(), ln.b.data(), y, n, d, kLayerNormEps, n_threads);
 }
 
@@ -448,20 +443,14 @@ Precision precision_for(ComputeType t) {
   p.isa = kernels::default_isa();
   switch (p.type) {
     case ComputeType::kFloat32:
-    case ComputeType::kAuto:
-      break;
-    case ComputeType::kFloat16:
-      p.linear = p.embed = kernels::WeightType::kF16;
-      break;
-    case ComputeType::kBFloat16:
-      p.linear = p.embed = kernels::WeightType::kBF16;
-      break;
+    case ComputeType::kAuto: break;
+    case ComputeType::kFloat16: p.linear = p.embed = kernels::WeightType::kF16; break;
+    case ComputeType::kBFloat16: p.linear = p.embed = kernels::WeightType::kBF16; break;
     case ComputeType::kInt8:
     case ComputeType::kInt8Float32:
     case ComputeType::kInt8BFloat16:
       p.linear = kernels::WeightType::kS8;
-      p.embed = p.type == ComputeType::kInt8BFloat16 ? kernels::WeightType::kBF16
-                                                      : kernels::WeightType::kS8;
+      p.embed = p.type == ComputeType::kInt8BFloat16 ? kernels::WeightType::kBF16 : kernels::WeightType::kS8;
       p.int_conv = p.int_attention = true;
       p.onednn_encoder = kernels::onednn_encoder_pays(kernels::detect_cpu(), p.isa);
       if (const char* e = std::getenv("WISP_INT8_ENCODER"); e != nullptr && *e != '\0') {
@@ -484,8 +473,8 @@ Precision precision_for(ComputeType t) {
   return p;
 }
 
-void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy,
-                  bool accumulate, int n_threads, kernels::Isa isa, bool gelu) {
+void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate,
+                  int n_threads, kernels::Isa isa, bool gelu) {
   const float* bias = l.bias();
   if (l.quantized()) {
     kernels::qlinear(x, ldx, n, l.q, bias, y, ldy, accumulate, gelu, n_threads, isa);
@@ -518,9 +507,7 @@ Whisper& Whisper::operator=(Whisper&&) noexcept = default;
 const model::Dims& Whisper::dims() const { return w_->dims; }
 ComputeType Whisper::compute_type() const { return w_->prec.type; }
 bool Whisper::onednn_encoder() const { return w_->onednn != nullptr; }
-int64_t Whisper::attention_heads_per_task() const {
-  return w_->onednn != nullptr ? w_->onednn->heads_per_task() : 0;
-}
+int64_t Whisper::attention_heads_per_task() const { return w_->onednn != nullptr ? w_->onednn->heads_per_task() : 0; }
 
 size_t Whisper::weight_bytes() const {
   const Weights& w = *w_;
@@ -533,14 +520,17 @@ size_t Whisper::weight_bytes() const {
     n += l.q.bytes();
     n += l.ow.bytes();
   };
-  for (const auto* v : {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.logits_bias, &w.dec_pos}) vec(*v);
+  for (const auto* v :
+       {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.logits_bias, &w.dec_pos})
+    vec(*v);
   for (int j = 0; j < 3; ++j) n += w.conv1_taps[j].bytes() + w.conv2_taps[j].bytes();
   n += w.conv1_dnn.bytes() + w.conv2_dnn.bytes();
   n += w.tok_emb_q.bytes();
   n += w.tok_emb_h.size() * sizeof(uint16_t);
   for (const auto* blocks : {&w.enc_blocks, &w.dec_blocks}) {
     for (const BlockW& b : *blocks) {
-      for (const LinearW* l : {&b.attn_qkv, &b.attn_out, &b.cross_q, &b.cross_kv, &b.cross_out, &b.mlp_fc, &b.mlp_proj}) lin(*l);
+      for (const LinearW* l : {&b.attn_qkv, &b.attn_out, &b.cross_q, &b.cross_kv, &b.cross_out, &b.mlp_fc, &b.mlp_proj})
+        lin(*l);
       for (const LayerNormW* ln : {&b.attn_ln, &b.cross_ln, &b.mlp_ln}) {
         vec(ln->w);
         vec(ln->b);

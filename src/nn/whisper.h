@@ -31,8 +31,7 @@ class Whisper {
   // low-precision kernels run on kernels::default_isa() (cpuid; WISP_ISA
   // lowers it).
   // The layers are read and converted on up to n_threads threads.
-  explicit Whisper(const model::Model& model, ComputeType type = ComputeType::kFloat32,
-                   int n_threads = 1);
+  explicit Whisper(const model::Model& model, ComputeType type = ComputeType::kFloat32, int n_threads = 1);
   // The same, taking the weights out of `model` tensor by tensor (its
   // tensors and deferred maps are left empty; dims, vocabulary and mel
   // filters stay), so that preparing holds about one copy of the weights
@@ -62,17 +61,21 @@ class Whisper {
     // The oneDNN int8 path counts each 8-bit quantization with the step
     // whose output it takes: a layer norm's, the projection's Q and K, the
     // MLP's hidden layer.
-    double layer_norms = 0;   // both of every block, and ln_post
-    double qkv = 0;           // the fused Q, K, V projection
-    double attention = 0;     // softmax(Q K^T) V
-    double attention_out = 0; // the output projection, with the residual
-    double mlp_in = 0;        // the first MLP layer, with its GELU
-    double mlp_out = 0;       // the second, with the residual
+    double layer_norms = 0;    // both of every block, and ln_post
+    double qkv = 0;            // the fused Q, K, V projection
+    double attention = 0;      // softmax(Q K^T) V
+    double attention_out = 0;  // the output projection, with the residual
+    double mlp_in = 0;         // the first MLP layer, with its GELU
+    double mlp_out = 0;        // the second, with the residual
 
     // The stages by name, in the encoder's order (bench's keys).
     std::array<std::pair<const char*, double>, 7> named() const {
-      return {{{"convolutions", convolutions}, {"layer_norms", layer_norms}, {"qkv", qkv},
-               {"attention", attention}, {"attention_out", attention_out}, {"mlp_in", mlp_in},
+      return {{{"convolutions", convolutions},
+               {"layer_norms", layer_norms},
+               {"qkv", qkv},
+               {"attention", attention},
+               {"attention_out", attention_out},
+               {"mlp_in", mlp_in},
                {"mlp_out", mlp_out}}};
     }
   };
@@ -83,8 +86,7 @@ class Whisper {
   // has another size. Thread-safe (const). Its scratch memory (tens of MB)
   // stays with the network for the next call: one block per call that ran
   // at once.
-  std::vector<float> encode(std::span<const float> mel, int n_threads,
-                            EncoderStages* stages = nullptr) const;
+  std::vector<float> encode(std::span<const float> mel, int n_threads, EncoderStages* stages = nullptr) const;
 
   struct Weights;
   const Weights& weights() const { return *w_; }
@@ -98,7 +100,7 @@ class Whisper {
 // (q * scale) (k * scale)^T before softmax, at every token position.
 struct CrossAttentionCapture {
   std::vector<std::pair<int, int>> heads;  // (decoder layer, head), in the order wanted
-  std::vector<float> qk;  // set by decode(): [heads.size()][n_seq][n_new][n_audio_ctx]
+  std::vector<float> qk;                   // set by decode(): [heads.size()][n_seq][n_new][n_audio_ctx]
 };
 
 struct DecoderStep;
@@ -123,8 +125,7 @@ class DecoderState {
   // last position's [n_seq][n_vocab]. Throws wisp::Error past n_text_ctx,
   // for a token id outside [0, n_vocab), or before set_audio(). If capture is
   // set, also fills capture->qk for capture->heads.
-  std::vector<float> decode(std::span<const int> tokens, int n_new, int n_threads,
-                            bool all_positions = false,
+  std::vector<float> decode(std::span<const int> tokens, int n_new, int n_threads, bool all_positions = false,
                             CrossAttentionCapture* capture = nullptr);
 
   // Number of positions already in the caches.
@@ -145,7 +146,7 @@ class DecoderState {
 // One state's share of a batched decoder step.
 struct DecoderStep {
   DecoderState* state = nullptr;
-  std::span<const int> tokens;      // [state->n_seq()][n_new]
+  std::span<const int> tokens;  // [state->n_seq()][n_new]
   int n_new = 1;
   std::vector<float>* logits = nullptr;  // out: the last position's [n_seq][n_vocab]
 };

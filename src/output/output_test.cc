@@ -25,9 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Segment make_segment(int id, int seek, double start, double end, std::string text,
-                     std::vector<int> tokens, double temperature, double avg_logprob,
-                     double compression_ratio, double no_speech_prob) {
+Segment make_segment(int id, int seek, double start, double end, std::string text, std::vector<int> tokens,
+                     double temperature, double avg_logprob, double compression_ratio, double no_speech_prob) {
   Segment s;
   s.id = id;
   s.seek = seek;
@@ -50,18 +49,17 @@ Transcript make_transcript() {
   Transcript t;
   t.language = "en";
   t.segments = {
-      make_segment(0, 0, 0.0, 2.5, " Hello world.", {50364, 2425, 1002, 13, 50489}, 0.0,
-                   -0.2734375, 0.6666666666666666, 0.0123),
-      make_segment(1, 0, 2.5, 5.123456, " Fish & chips <b> cost --> 5\u20ac \u2014 ok \U0001F600",
-                   {1, 2, 3}, 0.2, -8.68187717013889, 26.454545454545453, 3.081385511904955e-05),
-      make_segment(2, 359984, 3599.9996, 3725.0125, "\tTabbed\ttext here\t ", {}, 1.0, -1e-05,
-                   1e16, 0.1),
+      make_segment(0, 0, 0.0, 2.5, " Hello world.", {50364, 2425, 1002, 13, 50489}, 0.0, -0.2734375, 0.6666666666666666,
+                   0.0123),
+      make_segment(1, 0, 2.5, 5.123456, " Fish & chips <b> cost --> 5\u20ac \u2014 ok \U0001F600", {1, 2, 3}, 0.2,
+                   -8.68187717013889, 26.454545454545453, 3.081385511904955e-05),
+      make_segment(2, 359984, 3599.9996, 3725.0125, "\tTabbed\ttext here\t ", {}, 1.0, -1e-05, 1e16, 0.1),
       make_segment(3, 372550, 3725.5, 3725.5, "", {}, 0.0, 0.0, 0.0, 0.0),
       make_segment(4, 732525, 7325.25, 7330.0,
-                   " \u00dcn\u00efc\u00f6d\u00e9 \u00f1 \u65e5\u672c\u8a9e \"q\" back\\slash", {7},
-                   0.0, -0.5, 2.0, 0.99),
-      make_segment(5, 3600000, 36000.0, 36001.5, "  \u3000 ideographic spaces\u3000\u00a0",
-                   {50257}, 0.0, -1.5e-7, 123456789.0, 1e-300),
+                   " \u00dcn\u00efc\u00f6d\u00e9 \u00f1 \u65e5\u672c\u8a9e \"q\" back\\slash", {7}, 0.0, -0.5, 2.0,
+                   0.99),
+      make_segment(5, 3600000, 36000.0, 36001.5, "  \u3000 ideographic spaces\u3000\u00a0", {50257}, 0.0, -1.5e-7,
+                   123456789.0, 1e-300),
   };
   for (const Segment& s : t.segments) t.text += s.text;
   return t;
@@ -152,9 +150,7 @@ TEST(Writers, TxtMatchesOpenai) { EXPECT_EQ(render(make_transcript(), "txt"), kT
 TEST(Writers, TsvMatchesOpenai) { EXPECT_EQ(render(make_transcript(), "tsv"), kTsv); }
 TEST(Writers, JsonMatchesOpenai) { EXPECT_EQ(render(make_transcript(), "json"), kJson); }
 TEST(Writers, SrtMatchesOpenaiWithoutEmptyCue) { EXPECT_EQ(render(make_transcript(), "srt"), kSrt); }
-TEST(Writers, VttMatchesOpenaiWithoutEmptyCueEscaped) {
-  EXPECT_EQ(render(make_transcript(), "vtt"), kVtt);
-}
+TEST(Writers, VttMatchesOpenaiWithoutEmptyCueEscaped) { EXPECT_EQ(render(make_transcript(), "vtt"), kVtt); }
 
 TEST(Writers, OutputsPassTheirChecks) {
   std::string why;
@@ -204,8 +200,9 @@ TEST(Writers, EndNotAfterStartGetsOneMillisecond) {
   EXPECT_TRUE(check_srt(srt, &why)) << why;
   EXPECT_TRUE(check_vtt(render(t, "vtt"), &why)) << why;
   // tsv and json keep openai's values.
-  EXPECT_EQ(render(t, "tsv"), "start\tend\ttext\n1000\t1000\tsame\n2000\t2000\trounds equal\n"
-                              "3000\t2500\tbackwards\n");
+  EXPECT_EQ(render(t, "tsv"),
+            "start\tend\ttext\n1000\t1000\tsame\n2000\t2000\trounds equal\n"
+            "3000\t2500\tbackwards\n");
 }
 
 TEST(Writers, CuesInOrderOfStart) {
@@ -228,10 +225,9 @@ TEST(Writers, CuesInOrderOfStart) {
 
 TEST(Writers, ArrowsAndLineBreaksInCueText) {
   Transcript t;
-  t.segments = {
-      make_segment(0, 0, 0.0, 1.0, " a ---> b -----> c --> d", {}, 0, 0, 0, 0),
-      make_segment(1, 0, 1.0, 2.0, " one\n\n two \r\nthree\rfour\n \n", {}, 0, 0, 0, 0),
-      make_segment(2, 0, 2.0, 3.0, " <i>&amp;</i>", {}, 0, 0, 0, 0)};
+  t.segments = {make_segment(0, 0, 0.0, 1.0, " a ---> b -----> c --> d", {}, 0, 0, 0, 0),
+                make_segment(1, 0, 1.0, 2.0, " one\n\n two \r\nthree\rfour\n \n", {}, 0, 0, 0, 0),
+                make_segment(2, 0, 2.0, 3.0, " <i>&amp;</i>", {}, 0, 0, 0, 0)};
   EXPECT_EQ(render(t, "srt"),
             "1\n00:00:00,000 --> 00:00:01,000\na -> b -> c -> d\n\n"
             "2\n00:00:01,000 --> 00:00:02,000\none\n two \nthree\nfour\n\n"
@@ -308,8 +304,7 @@ TEST(Formats, ExpandAndKnown) {
     expand_formats("xml");
     FAIL() << "no exception";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "unknown output format 'xml' (expected txt, vtt, srt, tsv, json or all)");
+    EXPECT_EQ(std::string(e.what()), "unknown output format 'xml' (expected txt, vtt, srt, tsv, json or all)");
   }
   EXPECT_THROW(render(make_transcript(), "all"), Error);
 }
@@ -332,16 +327,12 @@ TEST(CheckSrt, CatchesBadFiles) {
   const std::string cue1 = "1\n00:00:00,000 --> 00:00:01,000\na\n\n";
   EXPECT_TRUE(check_srt(cue1, nullptr));
   EXPECT_TRUE(check_srt(cue1 + "2\n00:00:00,500 --> 00:00:02,000\nb\nc\n\n", nullptr));
-  EXPECT_EQ(srt_why("0\n00:00:00,000 --> 00:00:01,000\na\n\n"),
-            "cue 1 (line 1): number line '0', expected '1'");
-  EXPECT_EQ(srt_why(cue1 + "3\n00:00:01,000 --> 00:00:02,000\nb\n\n"),
-            "cue 2 (line 5): number line '3', expected '2'");
+  EXPECT_EQ(srt_why("0\n00:00:00,000 --> 00:00:01,000\na\n\n"), "cue 1 (line 1): number line '0', expected '1'");
+  EXPECT_EQ(srt_why(cue1 + "3\n00:00:01,000 --> 00:00:02,000\nb\n\n"), "cue 2 (line 5): number line '3', expected '2'");
   EXPECT_EQ(srt_why(cue1 + "\n2\n00:00:01,000 --> 00:00:02,000\nb\n\n"),
             "cue 2 (line 5): number line '', expected '2'");
-  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\n\n\n"),
-            "cue 1 (line 1): empty cue (no text line)");
-  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\n \t\n\n"),
-            "cue 1 (line 1): blank text line ' \t'");
+  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\n\n\n"), "cue 1 (line 1): empty cue (no text line)");
+  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\n \t\n\n"), "cue 1 (line 1): blank text line ' \t'");
   EXPECT_EQ(srt_why("1\n00:00:01,000 --> 00:00:01,000\na\n\n"),
             "cue 1 (line 1): end not after start in '00:00:01,000 --> 00:00:01,000'");
   EXPECT_EQ(srt_why("1\n00:00:02,000 --> 00:00:01,000\na\n\n"),
@@ -360,10 +351,8 @@ TEST(CheckSrt, CatchesBadFiles) {
     EXPECT_EQ(srt_why("1\n" + std::string(timing) + "\na\n\n"),
               "cue 1 (line 1): bad timing line '" + std::string(timing) + "'");
   }
-  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\na --> b\n\n"),
-            "cue 1 (line 1): '-->' in text line 'a --> b'");
-  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\na\n"),
-            "cue 1 (line 1): not followed by a blank line");
+  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\na --> b\n\n"), "cue 1 (line 1): '-->' in text line 'a --> b'");
+  EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\na\n"), "cue 1 (line 1): not followed by a blank line");
   EXPECT_EQ(srt_why("1\n00:00:00,000 --> 00:00:01,000\na"), "file does not end with a line break");
   EXPECT_EQ(srt_why("1\r\n00:00:00,000 --> 00:00:01,000\r\na\r\n\r\n"), "carriage return in file");
   EXPECT_EQ(srt_why("1\n"), "cue 1 (line 1): no timing line");
@@ -375,29 +364,24 @@ TEST(CheckSrt, CatchesBadFiles) {
 
 TEST(CheckVtt, CatchesBadFiles) {
   EXPECT_TRUE(check_vtt("WEBVTT\n\n", nullptr));
-  EXPECT_TRUE(check_vtt("WEBVTT\n\n00:00.000 --> 00:01.000\na\n\n01:00:00.000 --> 01:00:01.000\nb\n\n",
-                        nullptr));
+  EXPECT_TRUE(check_vtt("WEBVTT\n\n00:00.000 --> 00:01.000\na\n\n01:00:00.000 --> 01:00:01.000\nb\n\n", nullptr));
   EXPECT_EQ(vtt_why(""), "no 'WEBVTT' line followed by a blank line at the start");
   EXPECT_EQ(vtt_why("WEBVTT\n00:00.000 --> 00:01.000\na\n\n"),
             "no 'WEBVTT' line followed by a blank line at the start");
-  EXPECT_EQ(vtt_why("WEBVTT\n\n1\n00:00.000 --> 00:01.000\na\n\n"),
-            "cue 1 (line 3): bad timing line '1'");
+  EXPECT_EQ(vtt_why("WEBVTT\n\n1\n00:00.000 --> 00:01.000\na\n\n"), "cue 1 (line 3): bad timing line '1'");
   EXPECT_EQ(vtt_why("WEBVTT\n\n00:00,000 --> 00:01,000\na\n\n"),
             "cue 1 (line 3): bad timing line '00:00,000 --> 00:01,000'");
   EXPECT_EQ(vtt_why("WEBVTT\n\n60:00.000 --> 61:00.000\na\n\n"),
             "cue 1 (line 3): bad timing line '60:00.000 --> 61:00.000'");
   EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:01.000\na\n\n"),
             "cue 1 (line 3): end not after start in '00:01.000 --> 00:01.000'");
-  EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:02.000\n\n\n"),
-            "cue 1 (line 3): empty cue (no text line)");
+  EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:02.000\n\n\n"), "cue 1 (line 3): empty cue (no text line)");
   EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:02.000\nfish & chips\n\n"),
             "cue 1 (line 3): unescaped '&' in text line 'fish & chips'");
   EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:02.000\na <b\n\n"),
             "cue 1 (line 3): unescaped '<' in text line 'a <b'");
-  EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:02.000\na --> b\n\n"),
-            "cue 1 (line 3): '-->' in text line 'a --> b'");
-  EXPECT_TRUE(check_vtt("WEBVTT\n\n00:01.000 --> 00:02.000\n&amp; &lt; &gt; &#38; &#x26; a->b\n\n",
-                        nullptr));
+  EXPECT_EQ(vtt_why("WEBVTT\n\n00:01.000 --> 00:02.000\na --> b\n\n"), "cue 1 (line 3): '-->' in text line 'a --> b'");
+  EXPECT_TRUE(check_vtt("WEBVTT\n\n00:01.000 --> 00:02.000\n&amp; &lt; &gt; &#38; &#x26; a->b\n\n", nullptr));
   EXPECT_FALSE(check_vtt("WEBVTT\n\n00:01.000 --> 00:02.000\n&#; &#x;\n\n", nullptr));
 }
 
@@ -421,11 +405,10 @@ TEST(Writers, GoldenTranscriptsGiveValidFiles) {
       t.text = j.at("text").get<std::string>();
       for (const auto& js : j.at("segments")) {
         t.segments.push_back(make_segment(
-            js.at("id").get<int>(), js.at("seek").get<int>(), js.at("start").get<double>(),
-            js.at("end").get<double>(), js.at("text").get<std::string>(),
-            js.at("tokens").get<std::vector<int>>(), js.at("temperature").get<double>(),
-            js.at("avg_logprob").get<double>(), js.at("compression_ratio").get<double>(),
-            js.at("no_speech_prob").get<double>()));
+            js.at("id").get<int>(), js.at("seek").get<int>(), js.at("start").get<double>(), js.at("end").get<double>(),
+            js.at("text").get<std::string>(), js.at("tokens").get<std::vector<int>>(),
+            js.at("temperature").get<double>(), js.at("avg_logprob").get<double>(),
+            js.at("compression_ratio").get<double>(), js.at("no_speech_prob").get<double>()));
         // Every segment has "words" with word timestamps (without, only the
         // cleared ones).
         if (js.contains("words")) {
@@ -444,9 +427,9 @@ TEST(Writers, GoldenTranscriptsGiveValidFiles) {
       EXPECT_TRUE(check_vtt(render(t, "vtt"), &why)) << ref << ": " << why;
       if (t.word_timestamps) {
         // openai's word layouts: every subtitle option, highlighted or not.
-        for (const WriterOptions& o : {WriterOptions{0, 0, 0, true}, WriterOptions{42, 2, 0, false},
-                                       WriterOptions{42, 2, 0, true}, WriterOptions{20, 0, 0, false},
-                                       WriterOptions{0, 0, 3, true}, WriterOptions{1, 1, 0, false}}) {
+        for (const WriterOptions& o :
+             {WriterOptions{0, 0, 0, true}, WriterOptions{42, 2, 0, false}, WriterOptions{42, 2, 0, true},
+              WriterOptions{20, 0, 0, false}, WriterOptions{0, 0, 3, true}, WriterOptions{1, 1, 0, false}}) {
           EXPECT_TRUE(check_srt(render(t, "srt", o), &why)) << ref << ": " << why;
           EXPECT_TRUE(check_vtt(render(t, "vtt", o), &why)) << ref << ": " << why;
         }
@@ -457,8 +440,8 @@ TEST(Writers, GoldenTranscriptsGiveValidFiles) {
       EXPECT_EQ(back.at("language"), j.at("language")) << ref;
       ASSERT_EQ(back.at("segments").size(), j.at("segments").size()) << ref;
       for (size_t i = 0; i < t.segments.size(); ++i)
-        for (const char* key : {"id", "seek", "start", "end", "text", "tokens", "temperature",
-                                "avg_logprob", "compression_ratio", "no_speech_prob"})
+        for (const char* key : {"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+                                "compression_ratio", "no_speech_prob"})
           EXPECT_EQ(back["segments"][i].at(key), j["segments"][i].at(key)) << ref << " " << key;
       // "words": with word timestamps, and on every cleared segment.
       for (size_t i = 0; i < t.segments.size(); ++i) {

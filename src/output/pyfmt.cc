@@ -20,7 +20,6 @@ namespace {
 
 constexpr char32_t kReplacement = 0xFFFD;
 
-
 void append_hex4(std::string* out, unsigned value) {
   static constexpr char kHex[] = "0123456789abcdef";  // json's escapes are lowercase
   *out += "\\u";
@@ -94,14 +93,15 @@ void dump(const nlohmann::ordered_json& v, bool ensure_ascii, std::string* out) 
     case value_t::number_float: {
       // json.encoder floatstr: repr for finite values, else NaN/Infinity/-Infinity.
       const double d = v.get<double>();
-      if (std::isnan(d)) *out += "NaN";
-      else if (std::isinf(d)) *out += d > 0 ? "Infinity" : "-Infinity";
-      else *out += python_float_repr(d);
+      if (std::isnan(d))
+        *out += "NaN";
+      else if (std::isinf(d))
+        *out += d > 0 ? "Infinity" : "-Infinity";
+      else
+        *out += python_float_repr(d);
       return;
     }
-    case value_t::string:
-      append_json_string(out, v.get_ref<const std::string&>(), ensure_ascii);
-      return;
+    case value_t::string: append_json_string(out, v.get_ref<const std::string&>(), ensure_ascii); return;
     case value_t::array: {
       *out += '[';
       bool first = true;
@@ -126,8 +126,7 @@ void dump(const nlohmann::ordered_json& v, bool ensure_ascii, std::string* out) 
       *out += '}';
       return;
     }
-    default:
-      throw Error("cannot write JSON: value has no JSON form (binary or discarded)");
+    default: throw Error("cannot write JSON: value has no JSON form (binary or discarded)");
   }
 }
 

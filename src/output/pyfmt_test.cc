@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -92,14 +92,15 @@ TEST(PythonJsonDumps, DefaultIsEnsureAscii) {
 
 TEST(PythonJsonDumps, ScalarsAndNonFinite) {
   const double inf = std::numeric_limits<double>::infinity();
-  const ojson v = ojson::array({std::nan(""), inf, -inf, true, false, nullptr, -5,
-                                std::uint64_t{9223372036854775808u},
+  const ojson v = ojson::array({std::nan(""), inf, -inf, true, false, nullptr, -5, std::uint64_t{9223372036854775808u},
                                 std::numeric_limits<std::int64_t>::min()});
   EXPECT_EQ(python_json_dumps(v),
             "[NaN, Infinity, -Infinity, true, false, null, -5, 9223372036854775808, "
             "-9223372036854775808]");
   // Invalid UTF-8 reads as U+FFFD, as bytes.decode("utf-8", "replace") gives.
-  EXPECT_EQ(python_json_dumps(ojson("\xff" "a\xc3")), R"("\ufffda\ufffd")");
+  EXPECT_EQ(python_json_dumps(ojson("\xff"
+                                    "a\xc3")),
+            R"("\ufffda\ufffd")");
   EXPECT_EQ(python_json_dumps(ojson("\xed\xa0\x80")), R"("\ufffd\ufffd\ufffd")");
 }
 

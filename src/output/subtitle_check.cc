@@ -99,24 +99,21 @@ std::vector<std::string_view> split_lines(std::string_view content) {
   return lines;
 }
 
-bool check_cues(const std::vector<std::string_view>& lines, size_t pos, bool srt,
-                std::string* why) {
+bool check_cues(const std::vector<std::string_view>& lines, size_t pos, bool srt, std::string* why) {
   std::int64_t previous_start = -1;
   for (int number = 1; pos < lines.size(); ++number) {
     const std::string cue = "cue " + std::to_string(number) + " (line " + std::to_string(pos + 1) + ")";
     if (srt) {
       if (lines[pos] != std::to_string(number))
-        return fail(why, cue + ": number line '" + std::string(lines[pos]) + "', expected '" +
-                             std::to_string(number) + "'");
+        return fail(why,
+                    cue + ": number line '" + std::string(lines[pos]) + "', expected '" + std::to_string(number) + "'");
       if (++pos == lines.size()) return fail(why, cue + ": no timing line");
     }
     const std::string timing(lines[pos]);
     std::int64_t start = 0, end = 0;
-    if (!parse_timing(timing, srt, &start, &end))
-      return fail(why, cue + ": bad timing line '" + timing + "'");
+    if (!parse_timing(timing, srt, &start, &end)) return fail(why, cue + ": bad timing line '" + timing + "'");
     if (end <= start) return fail(why, cue + ": end not after start in '" + timing + "'");
-    if (start < previous_start)
-      return fail(why, cue + ": starts before the previous cue in '" + timing + "'");
+    if (start < previous_start) return fail(why, cue + ": starts before the previous cue in '" + timing + "'");
     previous_start = start;
     ++pos;
     int text_lines = 0;
@@ -126,16 +123,14 @@ bool check_cues(const std::vector<std::string_view>& lines, size_t pos, bool srt
       quoted.append(text);
       quoted += '\'';
       if (python_strip(text).empty()) return fail(why, cue + ": blank text line " + quoted);
-      if (text.find("-->") != std::string_view::npos)
-        return fail(why, cue + ": '-->' in text line " + quoted);
+      if (text.find("-->") != std::string_view::npos) return fail(why, cue + ": '-->' in text line " + quoted);
       if (srt) continue;
       // The only tags wisp writes: highlight_words' underline.
       for (size_t lt = text.find('<'); lt != std::string_view::npos; lt = text.find('<', lt + 1))
         if (text.substr(lt, 3) != "<u>" && text.substr(lt, 4) != "</u>")
           return fail(why, cue + ": unescaped '<' in text line " + quoted);
       for (size_t amp = text.find('&'); amp != std::string_view::npos; amp = text.find('&', amp + 1))
-        if (!valid_reference(text.substr(amp)))
-          return fail(why, cue + ": unescaped '&' in text line " + quoted);
+        if (!valid_reference(text.substr(amp))) return fail(why, cue + ": unescaped '&' in text line " + quoted);
     }
     if (text_lines == 0) return fail(why, cue + ": empty cue (no text line)");
     if (pos == lines.size()) return fail(why, cue + ": not followed by a blank line");
@@ -146,8 +141,7 @@ bool check_cues(const std::vector<std::string_view>& lines, size_t pos, bool srt
 
 bool check_common(const std::string& content, std::string* why) {
   if (content.find('\r') != std::string::npos) return fail(why, "carriage return in file");
-  if (!content.empty() && content.back() != '\n')
-    return fail(why, "file does not end with a line break");
+  if (!content.empty() && content.back() != '\n') return fail(why, "file does not end with a line break");
   return true;
 }
 

@@ -49,9 +49,7 @@ std::string without_blank_lines(const std::string& s) {
 }
 
 // WebVTT cue text: '&' and '<' start character references and tags.
-std::string vtt_escape(const std::string& s) {
-  return replace_all(replace_all(s, "&", "&amp;"), "<", "&lt;");
-}
+std::string vtt_escape(const std::string& s) { return replace_all(replace_all(s, "&", "&amp;"), "<", "&lt;"); }
 
 // iterate_result's text without word timings,
 // segment["text"].strip().replace("-->", "->"), made safe for a subtitle file.
@@ -128,9 +126,7 @@ std::vector<std::vector<LaidWord>> iterate_subtitles(const Transcript& t, const 
         } else {
           // new line
           timing.word = python_strip(timing.word);
-          if ((!subtitle.empty() && has_line_count &&
-               (long_pause || line_count >= o.max_line_count)) ||
-              seg_break) {
+          if ((!subtitle.empty() && has_line_count && (long_pause || line_count >= o.max_line_count)) || seg_break) {
             out.push_back(std::move(subtitle));  // subtitle break
             subtitle.clear();
             line_count = 1;
@@ -199,9 +195,8 @@ std::vector<Cue> word_cues(const Transcript& t, const WriterOptions& o, bool vtt
 
 std::vector<Cue> subtitle_cues(const Transcript& t, const WriterOptions& o, bool vtt) {
   if (o.max_line_width < 0 || o.max_line_count < 0 || o.max_words_per_line < 0)
-    throw Error("subtitle options must not be negative (max_line_width " +
-                std::to_string(o.max_line_width) + ", max_line_count " +
-                std::to_string(o.max_line_count) + ", max_words_per_line " +
+    throw Error("subtitle options must not be negative (max_line_width " + std::to_string(o.max_line_width) +
+                ", max_line_count " + std::to_string(o.max_line_count) + ", max_words_per_line " +
                 std::to_string(o.max_words_per_line) + ")");
   std::vector<Cue> cues;
   // iterate_result: word layout when the segments carry "words".
@@ -209,15 +204,13 @@ std::vector<Cue> subtitle_cues(const Transcript& t, const WriterOptions& o, bool
     cues = word_cues(t, o, vtt);
   } else {
     for (const Segment& seg : t.segments)
-      add_cue(&cues, to_milliseconds(seg.start), to_milliseconds(seg.end),
-              segment_cue_text(seg.text, vtt));
+      add_cue(&cues, to_milliseconds(seg.start), to_milliseconds(seg.end), segment_cue_text(seg.text, vtt));
   }
   // WebVTT requires cue starts in file order to be non-decreasing. openai's
   // segments without word timings always are (this sort changes nothing);
   // segment and word times refined by word timings can step back, see golden
   // case micro-5min-words. A stable sort keeps equal starts in order.
-  std::stable_sort(cues.begin(), cues.end(),
-                   [](const Cue& a, const Cue& b) { return a.start_ms < b.start_ms; });
+  std::stable_sort(cues.begin(), cues.end(), [](const Cue& a, const Cue& b) { return a.start_ms < b.start_ms; });
   return cues;
 }
 

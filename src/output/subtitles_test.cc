@@ -18,9 +18,7 @@
 namespace wisp::output {
 namespace {
 
-Word W(std::string word, double start, double end, double p = 0.9) {
-  return Word{std::move(word), start, end, p};
-}
+Word W(std::string word, double start, double end, double p = 0.9) { return Word{std::move(word), start, end, p}; }
 
 Segment seg(int id, int seek, double start, double end, std::string text, std::vector<Word> words) {
   Segment s;
@@ -45,8 +43,7 @@ Transcript make_words_transcript() {
            W(" friend.", 1.5, 2.2), W(" Fish", 2.5, 2.9), W(" &", 2.9, 3.0), W(" chips", 3.0, 4.2)}),
       seg(1, 0, 4.2, 4.2, "", {}),
       seg(2, 0, 8.5, 12.0, " a<b is \u65e5\u672c\u8a9e true",
-          {W(" a<b", 8.5, 9.0), W(" is", 9.0, 9.3), W(" \u65e5\u672c\u8a9e", 9.3, 10.5),
-           W(" true", 10.5, 12.0)}),
+          {W(" a<b", 8.5, 9.0), W(" is", 9.0, 9.3), W(" \u65e5\u672c\u8a9e", 9.3, 10.5), W(" true", 10.5, 12.0)}),
       seg(3, 1200, 12.0, 13.5, " Short one.", {W(" Short", 12.0, 12.6), W(" one.", 12.6, 13.5)}),
   };
   for (const Segment& s : t.segments) t.text += s.text;
@@ -385,8 +382,7 @@ TEST(WordSubtitles, JsonCarriesWordsAfterSegmentKeys) {
   // "words": [], as openai's transcribe() leaves it.
   t.word_timestamps = false;
   const nlohmann::json plain = nlohmann::json::parse(render(t, "json"));
-  for (size_t i = 0; i < 4; ++i)
-    EXPECT_EQ(plain["segments"][i].contains("words"), i == 1) << i;
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(plain["segments"][i].contains("words"), i == 1) << i;
   EXPECT_EQ(plain["segments"][1]["words"], nlohmann::json::array());
 }
 

@@ -32,8 +32,7 @@ namespace detail {
 // seconds >= 0; a writer has no reason to fail on them).
 std::int64_t to_milliseconds(double seconds) {
   const double ms = seconds * 1000.0;
-  if (!std::isfinite(ms) || ms > 1e15)
-    throw Error("invalid timestamp: " + python_float_repr(seconds) + " s");
+  if (!std::isfinite(ms) || ms > 1e15) throw Error("invalid timestamp: " + python_float_repr(seconds) + " s");
   if (ms <= 0.0) return 0;
   // Done by hand rather than with nearbyint so the floating-point
   // environment's rounding mode cannot change it; ms - floor(ms) is exact.
@@ -181,9 +180,7 @@ bool is_known_format(const std::string& format) {
   return false;
 }
 
-std::string render(const Transcript& t, const std::string& format) {
-  return render(t, format, WriterOptions{});
-}
+std::string render(const Transcript& t, const std::string& format) { return render(t, format, WriterOptions{}); }
 
 std::string render(const Transcript& t, const std::string& format, const WriterOptions& options) {
   if (format == "txt") return render_txt(t);

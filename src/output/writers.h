@@ -24,9 +24,9 @@ namespace wisp::output {
 // 0 as None, through `or`). They only act on transcripts with word
 // timestamps, as in openai; txt, tsv and json ignore them.
 struct WriterOptions {
-  int max_line_width = 0;      // characters (code points) per line
-  int max_line_count = 0;      // lines per cue; with max_line_width, cues may span segments
-  int max_words_per_line = 0;  // words per cue (no effect with max_line_width and max_line_count)
+  int max_line_width = 0;        // characters (code points) per line
+  int max_line_count = 0;        // lines per cue; with max_line_width, cues may span segments
+  int max_words_per_line = 0;    // words per cue (no effect with max_line_width and max_line_count)
   bool highlight_words = false;  // one cue per word, the word underlined (<u>...</u>)
 };
 

@@ -23,12 +23,12 @@
 namespace wisp::server {
 
 struct BatcherStats {
-  int64_t rounds = 0;      // executor rounds run
-  int64_t steps = 0;       // decoder steps, summed over rounds
-  int64_t step_rounds = 0; // rounds that ran decoder steps
-  int last_batch = 0;      // decoder steps of the latest round that had some
+  int64_t rounds = 0;       // executor rounds run
+  int64_t steps = 0;        // decoder steps, summed over rounds
+  int64_t step_rounds = 0;  // rounds that ran decoder steps
+  int last_batch = 0;       // decoder steps of the latest round that had some
   int max_batch = 0;
-  int seated = 0;          // transcriptions in progress
+  int seated = 0;                                    // transcriptions in progress
   std::chrono::steady_clock::time_point last_round;  // heartbeat of the executor
 };
 

@@ -45,8 +45,8 @@ std::vector<float> decode_upload(std::string_view bytes) {
   try {
     return audio::load_audio(file.path());
   } catch (const Error& e) {
-    throw ApiError(400, std::string("could not decode the audio file: ") + e.what(), "invalid_request_error",
-                   "file", "invalid_file");
+    throw ApiError(400, std::string("could not decode the audio file: ") + e.what(), "invalid_request_error", "file",
+                   "invalid_file");
   }
 }
 

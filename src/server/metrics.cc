@@ -19,14 +19,12 @@ namespace {
 void metric(std::string& out, const char* name, const char* type, const char* help, double value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.17g", value);
-  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf +
-         "\n";
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf + "\n";
 }
 
 }  // namespace
 
-std::string render_metrics(const std::map<std::pair<std::string, int>, int64_t>& requests,
-                           const SchedulerStats& s) {
+std::string render_metrics(const std::map<std::pair<std::string, int>, int64_t>& requests, const SchedulerStats& s) {
   std::string out =
       "# HELP wisp_requests_total HTTP requests answered, by route and status code.\n"
       "# TYPE wisp_requests_total counter\n";
@@ -54,9 +52,9 @@ std::string render_metrics(const std::map<std::pair<std::string, int>, int64_t>&
          static_cast<double>(s.batcher.steps));
   metric(out, "wisp_batch_occupancy", "gauge",
          "Mean decoder steps per batched round over the batch size (--batch_size).",
-         s.batcher.step_rounds > 0 ? static_cast<double>(s.batcher.steps) /
-                                         static_cast<double>(s.batcher.step_rounds) / s.max_batch
-                                   : 0.0);
+         s.batcher.step_rounds > 0
+             ? static_cast<double>(s.batcher.steps) / static_cast<double>(s.batcher.step_rounds) / s.max_batch
+             : 0.0);
   metric(out, "wisp_batch_size_max", "gauge", "Most decoder steps in one round so far.", s.batcher.max_batch);
   metric(out, "wisp_heartbeat_age_seconds", "gauge", "Seconds since the inference loop last made progress.",
          s.heartbeat_age_s);

@@ -22,7 +22,6 @@ class RequestCounter {
   std::map<std::pair<std::string, int>, int64_t> counts_;
 };
 
-std::string render_metrics(const std::map<std::pair<std::string, int>, int64_t>& requests,
-                           const SchedulerStats& s);
+std::string render_metrics(const std::map<std::pair<std::string, int>, int64_t>& requests, const SchedulerStats& s);
 
 }  // namespace wisp::server

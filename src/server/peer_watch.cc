@@ -23,8 +23,7 @@ bool address_of(const sockaddr_storage& a, socklen_t len, std::string& host, int
   return true;
 }
 
-bool matches(int fd, const std::string& local_addr, int local_port, const std::string& remote_addr,
-             int remote_port) {
+bool matches(int fd, const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
   sockaddr_storage a{};
@@ -43,8 +42,7 @@ bool matches(int fd, const std::string& local_addr, int local_port, const std::s
 
 }  // namespace
 
-PeerWatch::PeerWatch(const std::string& local_addr, int local_port, const std::string& remote_addr,
-                     int remote_port) {
+PeerWatch::PeerWatch(const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
     const std::string name = entry.path().filename().string();

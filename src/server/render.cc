@@ -49,8 +49,7 @@ std::string verbose_json(const Transcript& t, const TranscriptionRequest& r, dou
   if (r.words) {
     j["words"] = json::array();
     for (const Segment& s : t.segments)
-      for (const Word& w : s.words)
-        j["words"].push_back({{"word", strip(w.word)}, {"start", w.start}, {"end", w.end}});
+      for (const Word& w : s.words) j["words"].push_back({{"word", strip(w.word)}, {"start", w.start}, {"end", w.end}});
   }
   // Invalid UTF-8 from a random model must not throw out of the server.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -61,16 +60,11 @@ std::string verbose_json(const Transcript& t, const TranscriptionRequest& r, dou
 Rendered render_response(const Transcript& t, const TranscriptionRequest& r, double duration_s) {
   switch (r.format) {
     case ResponseFormat::kJson:
-      return {json{{"text", strip(t.text)}}.dump(-1, ' ', false, json::error_handler_t::replace),
-              "application/json"};
-    case ResponseFormat::kText:
-      return {strip(t.text) + "\n", "text/plain; charset=utf-8"};
-    case ResponseFormat::kSrt:
-      return {output::render(t, "srt"), "application/x-subrip; charset=utf-8"};
-    case ResponseFormat::kVtt:
-      return {output::render(t, "vtt"), "text/vtt; charset=utf-8"};
-    case ResponseFormat::kVerboseJson:
-      return {verbose_json(t, r, duration_s), "application/json"};
+      return {json{{"text", strip(t.text)}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json"};
+    case ResponseFormat::kText: return {strip(t.text) + "\n", "text/plain; charset=utf-8"};
+    case ResponseFormat::kSrt: return {output::render(t, "srt"), "application/x-subrip; charset=utf-8"};
+    case ResponseFormat::kVtt: return {output::render(t, "vtt"), "text/vtt; charset=utf-8"};
+    case ResponseFormat::kVerboseJson: return {verbose_json(t, r, duration_s), "application/json"};
   }
   return {};
 }
@@ -86,9 +80,7 @@ std::string sse_done(const std::string& text) {
 }
 
 namespace {
-json brief_segment(const Segment& s) {
-  return {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}};
-}
+json brief_segment(const Segment& s) { return {{"id", s.id}, {"start", s.start}, {"end", s.end}, {"text", s.text}}; }
 }  // namespace
 
 std::string sse_delta(const Segment& segment) {
@@ -97,7 +89,8 @@ std::string sse_delta(const Segment& segment) {
 }
 
 std::string sse_done(const Transcript& transcript) {
-  json files{{"srt", output::render(transcript, "srt")}, {"vtt", output::render(transcript, "vtt")},
+  json files{{"srt", output::render(transcript, "srt")},
+             {"vtt", output::render(transcript, "vtt")},
              {"txt", output::render(transcript, "txt")}};
   json j{{"type", "transcript.text.done"}, {"text", strip(transcript.text)}, {"files", std::move(files)}};
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";

@@ -124,9 +124,12 @@ void parse_granularities(const Fields& f, TranscriptionRequest& r) {
   if (g.empty()) return;
   bool word = false, segment = false;
   for (const std::string& v : g) {
-    if (v == "word") word = true;
-    else if (v == "segment") segment = true;
-    else throw bad_field("timestamp_granularities", "timestamp_granularities must be word or segment, not '" + v + "'");
+    if (v == "word")
+      word = true;
+    else if (v == "segment")
+      segment = true;
+    else
+      throw bad_field("timestamp_granularities", "timestamp_granularities must be word or segment, not '" + v + "'");
   }
   if (word && r.format != ResponseFormat::kVerboseJson)
     throw bad_field("timestamp_granularities",
@@ -171,12 +174,35 @@ void parse_decoding_extras(const Fields& f, transcribe::Options& o, const Reques
 }  // namespace
 
 std::vector<std::string> known_fields() {
-  return {"file", "model", "language", "prompt", "response_format", "temperature",
-          "timestamp_granularities[]", "stream", "sample_len", "max_new_tokens", "beam_size", "best_of",
-          "patience", "length_penalty", "temperature_increment_on_fallback", "compression_ratio_threshold",
-          "logprob_threshold", "no_speech_threshold", "condition_on_previous_text", "suppress_blank",
-          "suppress_tokens", "without_timestamps", "vad_filter", "word_timestamps", "loop_guard", "hotwords",
-          "prefix", "hallucination_silence_threshold", "seed"};
+  return {"file",
+          "model",
+          "language",
+          "prompt",
+          "response_format",
+          "temperature",
+          "timestamp_granularities[]",
+          "stream",
+          "sample_len",
+          "max_new_tokens",
+          "beam_size",
+          "best_of",
+          "patience",
+          "length_penalty",
+          "temperature_increment_on_fallback",
+          "compression_ratio_threshold",
+          "logprob_threshold",
+          "no_speech_threshold",
+          "condition_on_previous_text",
+          "suppress_blank",
+          "suppress_tokens",
+          "without_timestamps",
+          "vad_filter",
+          "word_timestamps",
+          "loop_guard",
+          "hotwords",
+          "prefix",
+          "hallucination_silence_threshold",
+          "seed"};
 }
 
 TranscriptionRequest parse_request(const Form& form, Endpoint endpoint, const RequestDefaults& defaults) {

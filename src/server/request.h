@@ -31,9 +31,9 @@ struct TranscriptionRequest {
   Endpoint endpoint = Endpoint::kTranscriptions;
   std::string model;
   ResponseFormat format = ResponseFormat::kJson;
-  bool words = false;     // timestamp_granularities[] has "word"
-  bool segments = true;   // verbose_json lists segments (OpenAI: unless only "word" was asked)
-  bool stream = false;    // server-sent events
+  bool words = false;    // timestamp_granularities[] has "word"
+  bool segments = true;  // verbose_json lists segments (OpenAI: unless only "word" was asked)
+  bool stream = false;   // server-sent events
   transcribe::Options options;
 };
 

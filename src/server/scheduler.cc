@@ -11,9 +11,8 @@ using Clock = std::chrono::steady_clock;
 
 bool Job::wait_for(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] {
-    return state_ == State::kDone || state_ == State::kFailed || state_ == State::kCancelled;
-  });
+  return cv_.wait_for(
+      lock, timeout, [&] { return state_ == State::kDone || state_ == State::kFailed || state_ == State::kCancelled; });
 }
 
 Job::State Job::state() const {
@@ -43,10 +42,7 @@ bool loop_is_stuck(bool has_work, double heartbeat_age_s, double stall_seconds) 
 }
 
 Scheduler::Scheduler(const transcribe::Engine& engine, const SchedulerConfig& config)
-    : engine_(engine),
-      config_(config),
-      batcher_(config.n_threads, config.max_batch),
-      heartbeat_(Clock::now()) {
+    : engine_(engine), config_(config), batcher_(config.n_threads, config.max_batch), heartbeat_(Clock::now()) {
   for (int i = 0; i < std::max(1, config_.workers); ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 

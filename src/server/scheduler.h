@@ -61,10 +61,10 @@ class Job {
 };
 
 struct SchedulerConfig {
-  int workers = 4;       // transcriptions at once (--max_concurrency)
-  int max_batch = 4;     // decoder steps per batched round (--batch_size)
-  int max_queue = 16;    // requests waiting for a worker (--max_queue)
-  int n_threads = 1;     // compute threads of the network
+  int workers = 4;     // transcriptions at once (--max_concurrency)
+  int max_batch = 4;   // decoder steps per batched round (--batch_size)
+  int max_queue = 16;  // requests waiting for a worker (--max_queue)
+  int n_threads = 1;   // compute threads of the network
   // /health fails when work is waiting and the loop made no progress for this long.
   double stall_seconds = 120;
 };

@@ -53,8 +53,8 @@ Form read_form(const httplib::Request& req) {
 // The route label of /metrics: the known routes, "other" for the rest, so
 // that clients cannot grow the page with made-up paths.
 std::string route_label(const std::string& path) {
-  for (const char* known : {"/", "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models", "/health",
-                            "/metrics"})
+  for (const char* known :
+       {"/", "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models", "/health", "/metrics"})
     if (path == known) return known;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
   return "other";
@@ -86,12 +86,10 @@ void Server::install_routes() {
   h.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // The form's other fields ride along with the file: a little slack.
   h.set_payload_max_length(config_.max_upload_bytes + (1u << 20));
-  h.Post("/v1/audio/transcriptions", [this](const httplib::Request& q, httplib::Response& r) {
-    handle_audio(q, r, Endpoint::kTranscriptions);
-  });
-  h.Post("/v1/audio/translations", [this](const httplib::Request& q, httplib::Response& r) {
-    handle_audio(q, r, Endpoint::kTranslations);
-  });
+  h.Post("/v1/audio/transcriptions",
+         [this](const httplib::Request& q, httplib::Response& r) { handle_audio(q, r, Endpoint::kTranscriptions); });
+  h.Post("/v1/audio/translations",
+         [this](const httplib::Request& q, httplib::Response& r) { handle_audio(q, r, Endpoint::kTranslations); });
   h.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) { handle_models(q, r); });
   h.Get(R"(/v1/models/(.+))", [this](const httplib::Request& q, httplib::Response& r) { handle_model(q, r); });
   h.Get("/health", [this](const httplib::Request&, httplib::Response& r) { handle_health(r); });
@@ -107,13 +105,14 @@ void Server::install_routes() {
   h.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& q, httplib::Response& r) {
     if (!r.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const int status = r.status;
-    ApiError e = status == 413 ? ApiError(413, "the upload is larger than the server's limit of " +
-                                                   std::to_string(config_.max_upload_bytes >> 20) + " MB",
+    ApiError e = status == 413 ? ApiError(413,
+                                          "the upload is larger than the server's limit of " +
+                                              std::to_string(config_.max_upload_bytes >> 20) + " MB",
                                           "invalid_request_error", "file", "file_too_large")
-                 : status == 404 ? ApiError(404, "no route " + q.method + " " + q.path, "invalid_request_error",
-                                            "", "unknown_url")
-                                 : ApiError(status, "the request could not be served (HTTP " + std::to_string(status) + ")",
-                                            "invalid_request_error");
+                 : status == 404
+                     ? ApiError(404, "no route " + q.method + " " + q.path, "invalid_request_error", "", "unknown_url")
+                     : ApiError(status, "the request could not be served (HTTP " + std::to_string(status) + ")",
+                                "invalid_request_error");
     reply_error(r, route_label(q.path), e);
     return httplib::Server::HandlerResponse::Handled;
   }));
@@ -187,9 +186,10 @@ void Server::handle_audio(const httplib::Request& req, httplib::Response& res, E
     authorize(req);
     const Form form = read_form(req);
     if (form.file.size() > config_.max_upload_bytes)
-      throw ApiError(413, "the upload is larger than the server's limit of " +
-                              std::to_string(config_.max_upload_bytes >> 20) + " MB",
-                     "invalid_request_error", "file", "file_too_large");
+      throw ApiError(
+          413,
+          "the upload is larger than the server's limit of " + std::to_string(config_.max_upload_bytes >> 20) + " MB",
+          "invalid_request_error", "file", "file_too_large");
     const TranscriptionRequest request = parse_request(form, endpoint, config_.defaults);
     std::vector<float> samples = decode_upload(form.file);
     const double duration = static_cast<double>(samples.size()) / audio::kSampleRate;
@@ -205,39 +205,38 @@ void Server::handle_audio(const httplib::Request& req, httplib::Response& res, E
     if (request.stream) {
       // Server-sent events: a delta per segment as it is decoded, then done.
       res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(
-          "text/event-stream", [this, job, peer, route](size_t, httplib::DataSink& sink) {
-            for (;;) {
-              const bool ended = job->wait_for(kPoll);
-              for (const Segment& segment : job->take_new_segments()) {
-                const std::string event = sse_delta(segment);
-                if (!sink.write(event.data(), event.size())) {
-                  scheduler_.cancel(job);
-                  counter_.add(route, 499);
-                  return false;
-                }
-              }
-              if (!ended && peer->gone()) {
-                scheduler_.cancel(job);
-                counter_.add(route, 499);
-                return false;
-              }
-              if (!ended) continue;
-              std::string last;
-              if (job->state() == Job::State::kDone) {
-                last = sse_done(job->transcript());
-                counter_.add(route, 200);
-              } else {
-                const ApiError e(job->error_is_client() ? 400 : 500, job->error(),
-                                 job->error_is_client() ? "invalid_request_error" : "server_error");
-                last = "data: " + error_json(e) + "\n\n";
-                counter_.add(route, e.status);
-              }
-              sink.write(last.data(), last.size());
-              sink.done();
-              return true;
+      res.set_chunked_content_provider("text/event-stream", [this, job, peer, route](size_t, httplib::DataSink& sink) {
+        for (;;) {
+          const bool ended = job->wait_for(kPoll);
+          for (const Segment& segment : job->take_new_segments()) {
+            const std::string event = sse_delta(segment);
+            if (!sink.write(event.data(), event.size())) {
+              scheduler_.cancel(job);
+              counter_.add(route, 499);
+              return false;
             }
-          });
+          }
+          if (!ended && peer->gone()) {
+            scheduler_.cancel(job);
+            counter_.add(route, 499);
+            return false;
+          }
+          if (!ended) continue;
+          std::string last;
+          if (job->state() == Job::State::kDone) {
+            last = sse_done(job->transcript());
+            counter_.add(route, 200);
+          } else {
+            const ApiError e(job->error_is_client() ? 400 : 500, job->error(),
+                             job->error_is_client() ? "invalid_request_error" : "server_error");
+            last = "data: " + error_json(e) + "\n\n";
+            counter_.add(route, e.status);
+          }
+          sink.write(last.data(), last.size());
+          sink.done();
+          return true;
+        }
+      });
       return;
     }
     while (!job->wait_for(kPoll)) {
@@ -259,8 +258,7 @@ void Server::handle_audio(const httplib::Request& req, httplib::Response& res, E
       case Job::State::kFailed:
         if (job->error_is_client()) throw ApiError(400, job->error(), "invalid_request_error");
         throw ApiError(500, job->error(), "server_error");
-      default:
-        throw ApiError(503, "the server is shutting down", "server_error");
+      default: throw ApiError(503, "the server is shutting down", "server_error");
     }
   } catch (const ApiError& e) {
     reply_error(res, route, e);
@@ -285,10 +283,8 @@ void Server::handle_model(const httplib::Request& req, httplib::Response& res) {
     authorize(req);
     const std::string id = req.matches[1];
     if (id != config_.model_id)
-      throw ApiError(404, "The model '" + id + "' does not exist", "invalid_request_error", "model",
-                     "model_not_found");
-    res.set_content(model_json(id, created_).dump(-1, ' ', false, json::error_handler_t::replace),
-                    "application/json");
+      throw ApiError(404, "The model '" + id + "' does not exist", "invalid_request_error", "model", "model_not_found");
+    res.set_content(model_json(id, created_).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     counter_.add("/v1/models/{id}", 200);
   } catch (const ApiError& e) {
     reply_error(res, "/v1/models/{id}", e);

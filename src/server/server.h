@@ -30,9 +30,9 @@ namespace wisp::server {
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
-  int port = 8000;          // 0: any free port (bind() says which)
-  std::string api_key;      // empty: no authentication
-  std::string model_id;     // the id /v1/models lists
+  int port = 8000;                      // 0: any free port (bind() says which)
+  std::string api_key;                  // empty: no authentication
+  std::string model_id;                 // the id /v1/models lists
   size_t max_upload_bytes = 25u << 20;  // OpenAI's 25 MB
   SchedulerConfig scheduler;
   RequestDefaults defaults;

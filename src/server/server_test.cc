@@ -40,11 +40,16 @@ TEST(ServerRequest, DefaultsAreOpenAis) {
 }
 
 TEST(ServerRequest, FieldsAndExtras) {
-  const TranscriptionRequest r = parse_request(
-      form_with({{"model", "m"}, {"language", "English"}, {"prompt", "hi"}, {"response_format", "verbose_json"},
-                 {"temperature", "0.4"}, {"timestamp_granularities[]", "word"}, {"beam_size", "3"},
-                 {"sample_len", "7"}, {"vad_filter", "true"}}),
-      Endpoint::kTranslations, {});
+  const TranscriptionRequest r = parse_request(form_with({{"model", "m"},
+                                                          {"language", "English"},
+                                                          {"prompt", "hi"},
+                                                          {"response_format", "verbose_json"},
+                                                          {"temperature", "0.4"},
+                                                          {"timestamp_granularities[]", "word"},
+                                                          {"beam_size", "3"},
+                                                          {"sample_len", "7"},
+                                                          {"vad_filter", "true"}}),
+                                               Endpoint::kTranslations, {});
   EXPECT_EQ(r.options.task, "translate");
   EXPECT_EQ(r.options.language, "en");
   EXPECT_EQ(r.options.initial_prompt, "hi");

@@ -30,8 +30,8 @@ bool sort_less(float a, float b) {
 void median_filter(std::span<float> x, int rows, int cols, int width) {
   if (width <= 0 || width % 2 == 0) throw Error("median filter width must be odd, not " + std::to_string(width));
   if (static_cast<size_t>(rows) * static_cast<size_t>(cols) != x.size())
-    throw Error("median filter: " + std::to_string(x.size()) + " values are not " +
-                std::to_string(rows) + " x " + std::to_string(cols));
+    throw Error("median filter: " + std::to_string(x.size()) + " values are not " + std::to_string(rows) + " x " +
+                std::to_string(cols));
   const int pad = width / 2;
   // F.pad needs the padding to be smaller than the row; openai returns the
   // input unfiltered otherwise.
@@ -58,8 +58,7 @@ void median_filter(std::span<float> x, int rows, int cols, int width) {
 
 DtwPath dtw(std::span<const double> x, int n, int m) {
   if (n < 0 || m < 0 || static_cast<size_t>(n) * static_cast<size_t>(m) != x.size())
-    throw Error("dtw: " + std::to_string(x.size()) + " costs are not " + std::to_string(n) +
-                " x " + std::to_string(m));
+    throw Error("dtw: " + std::to_string(x.size()) + " costs are not " + std::to_string(n) + " x " + std::to_string(m));
   const size_t stride = static_cast<size_t>(m) + 1;
   const float inf = std::numeric_limits<float>::infinity();
   // dtw_cpu: cost and trace are float32 arrays of (n + 1) x (m + 1).
@@ -81,8 +80,7 @@ DtwPath dtw(std::span<const double> x, int n, int m) {
         c = c2, t = 2;
       }
       // float64 cost + float32 running cost, stored back in float32.
-      cost[i * stride + j] = static_cast<float>(x[static_cast<size_t>(i - 1) * m + (j - 1)] +
-                                                static_cast<double>(c));
+      cost[i * stride + j] = static_cast<float>(x[static_cast<size_t>(i - 1) * m + (j - 1)] + static_cast<double>(c));
       trace[i * stride + j] = t;
     }
   }
@@ -111,12 +109,11 @@ DtwPath dtw(std::span<const double> x, int n, int m) {
   return path;
 }
 
-std::vector<float> alignment_matrix(std::span<const float> qk, int n_heads, int n_tokens,
-                                    int n_audio_ctx, int num_frames, int medfilt_width) {
+std::vector<float> alignment_matrix(std::span<const float> qk, int n_heads, int n_tokens, int n_audio_ctx,
+                                    int num_frames, int medfilt_width) {
   if (static_cast<size_t>(n_heads) * n_tokens * n_audio_ctx != qk.size())
-    throw Error("alignment: " + std::to_string(qk.size()) + " attention scores are not " +
-                std::to_string(n_heads) + " heads x " + std::to_string(n_tokens) + " tokens x " +
-                std::to_string(n_audio_ctx) + " frames");
+    throw Error("alignment: " + std::to_string(qk.size()) + " attention scores are not " + std::to_string(n_heads) +
+                " heads x " + std::to_string(n_tokens) + " tokens x " + std::to_string(n_audio_ctx) + " frames");
   if (n_heads < 1) throw Error("alignment: no alignment heads");
   const int nf = std::clamp(num_frames / 2, 0, n_audio_ctx);  // weights[:, :, : num_frames // 2]
   const size_t per_head = static_cast<size_t>(n_tokens) * nf;
@@ -174,16 +171,14 @@ std::vector<float> alignment_matrix(std::span<const float> qk, int n_heads, int 
 }
 
 std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::string_view language,
-                                          std::span<const int> text_tokens,
-                                          std::span<const float> matrix, int n_tokens, int n_frames,
-                                          int n_sot, std::span<const double> text_token_probs) {
+                                          std::span<const int> text_tokens, std::span<const float> matrix, int n_tokens,
+                                          int n_frames, int n_sot, std::span<const double> text_token_probs) {
   const int n_text = static_cast<int>(text_tokens.size());
   if (n_tokens != n_sot + n_text + 2 ||
       matrix.size() != static_cast<size_t>(n_tokens) * static_cast<size_t>(n_frames) ||
       text_token_probs.size() != text_tokens.size())
-    throw Error("alignment: matrix of " + std::to_string(n_tokens) + " tokens does not fit " +
-                std::to_string(n_text) + " text tokens after " + std::to_string(n_sot) +
-                " start tokens");
+    throw Error("alignment: matrix of " + std::to_string(n_tokens) + " tokens does not fit " + std::to_string(n_text) +
+                " text tokens after " + std::to_string(n_sot) + " start tokens");
   // matrix[len(sot_sequence) : -1]: the rows predicting each text token and EOT.
   const int rows = n_tokens - n_sot - 1;
   std::vector<double> cost(static_cast<size_t>(rows) * n_frames);
@@ -200,8 +195,7 @@ std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::strin
 
   // word_boundaries = [0, cumsum(len(t) for t in word_tokens[:-1])...]
   std::vector<size_t> boundaries{0};
-  for (size_t w = 0; w + 1 < split.tokens.size(); ++w)
-    boundaries.push_back(boundaries.back() + split.tokens[w].size());
+  for (size_t w = 0; w + 1 < split.tokens.size(); ++w) boundaries.push_back(boundaries.back() + split.tokens[w].size());
 
   // jumps: where the text index changes (and the first step).
   std::vector<double> jump_times;
@@ -232,9 +226,8 @@ std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::strin
 
 std::vector<WordTiming> find_alignment(nn::DecoderState& state, const Tokenizer& tokenizer,
                                        std::span<const int> sot_sequence, std::string_view language,
-                                       std::span<const int> text_tokens, int num_frames,
-                                       std::span<const Head> heads, int n_threads,
-                                       int medfilt_width) {
+                                       std::span<const int> text_tokens, int num_frames, std::span<const Head> heads,
+                                       int n_threads, int medfilt_width) {
   if (text_tokens.empty()) return {};
   if (heads.empty()) throw Error("word timestamps need at least one alignment head");
   if (state.n_seq() != 1) throw Error("alignment needs a decoder state of one sequence");
@@ -269,8 +262,7 @@ std::vector<WordTiming> find_alignment(nn::DecoderState& state, const Tokenizer&
 
   const int n_audio_ctx = static_cast<int>(capture.qk.size() / (heads.size() * static_cast<size_t>(n_tokens)));
   const std::vector<float> matrix =
-      alignment_matrix(capture.qk, static_cast<int>(heads.size()), n_tokens, n_audio_ctx, num_frames,
-                       medfilt_width);
+      alignment_matrix(capture.qk, static_cast<int>(heads.size()), n_tokens, n_audio_ctx, num_frames, medfilt_width);
   const int n_frames = std::clamp(num_frames / 2, 0, n_audio_ctx);
   return words_from_matrix(tokenizer, language, text_tokens, matrix, n_tokens, n_frames, n_sot, probs);
 }

@@ -16,8 +16,7 @@ namespace wisp::timing {
 namespace {
 
 // openai/whisper model dimensions of the official checkpoints.
-constexpr model::Dims dims_of(int n_mels, int state, int heads, int audio_layers, int text_layers,
-                              int n_vocab) {
+constexpr model::Dims dims_of(int n_mels, int state, int heads, int audio_layers, int text_layers, int n_vocab) {
   model::Dims d;
   d.n_mels = n_mels;
   d.n_audio_ctx = 1500;
@@ -38,22 +37,17 @@ constexpr Head kTinyEn[] = {{1, 0}, {2, 0}, {2, 5}, {3, 0}, {3, 1}, {3, 2}, {3, 
 constexpr Head kTiny[] = {{2, 2}, {3, 0}, {3, 2}, {3, 3}, {3, 4}, {3, 5}};
 constexpr Head kBaseEn[] = {{3, 3}, {4, 7}, {5, 1}, {5, 5}, {5, 7}};
 constexpr Head kBase[] = {{3, 1}, {4, 2}, {4, 3}, {4, 7}, {5, 1}, {5, 2}, {5, 4}, {5, 6}};
-constexpr Head kSmallEn[] = {{6, 6},  {7, 0},  {7, 3},  {7, 8},   {8, 2},  {8, 5},  {8, 7},
-                             {9, 0},  {9, 4},  {9, 8},  {9, 10},  {10, 0}, {10, 1}, {10, 2},
-                             {10, 3}, {10, 6}, {10, 11}, {11, 2}, {11, 4}};
-constexpr Head kSmall[] = {{5, 3}, {5, 9}, {8, 0}, {8, 4}, {8, 7},
-                           {8, 8}, {9, 0}, {9, 7}, {9, 9}, {10, 5}};
-constexpr Head kMediumEn[] = {{11, 4},  {14, 1},  {14, 12}, {14, 14}, {15, 4},  {16, 0},
-                              {16, 4},  {16, 9},  {17, 12}, {17, 14}, {18, 7},  {18, 10},
-                              {18, 15}, {20, 0},  {20, 3},  {20, 9},  {20, 14}, {21, 12}};
+constexpr Head kSmallEn[] = {{6, 6},  {7, 0},  {7, 3},  {7, 8},  {8, 2},  {8, 5},  {8, 7},   {9, 0},  {9, 4}, {9, 8},
+                             {9, 10}, {10, 0}, {10, 1}, {10, 2}, {10, 3}, {10, 6}, {10, 11}, {11, 2}, {11, 4}};
+constexpr Head kSmall[] = {{5, 3}, {5, 9}, {8, 0}, {8, 4}, {8, 7}, {8, 8}, {9, 0}, {9, 7}, {9, 9}, {10, 5}};
+constexpr Head kMediumEn[] = {{11, 4},  {14, 1}, {14, 12}, {14, 14}, {15, 4}, {16, 0}, {16, 4}, {16, 9},  {17, 12},
+                              {17, 14}, {18, 7}, {18, 10}, {18, 15}, {20, 0}, {20, 3}, {20, 9}, {20, 14}, {21, 12}};
 constexpr Head kMedium[] = {{13, 15}, {15, 4}, {15, 15}, {16, 1}, {20, 0}, {23, 4}};
-constexpr Head kLargeV1[] = {{9, 19},  {11, 2},  {11, 4},  {11, 17}, {22, 7},
-                             {22, 11}, {22, 17}, {23, 2},  {23, 15}};
-constexpr Head kLargeV2[] = {{10, 12}, {13, 17}, {16, 11}, {16, 12}, {16, 13}, {17, 15},
-                             {17, 16}, {18, 4},  {18, 11}, {18, 19}, {19, 11}, {21, 2},
-                             {21, 3},  {22, 3},  {22, 9},  {22, 12}, {23, 5},  {23, 7},
-                             {23, 13}, {25, 5},  {26, 1},  {26, 12}, {27, 15}};
-constexpr Head kLargeV3[] = {{7, 0},  {10, 17}, {12, 18}, {13, 12}, {16, 1},
+constexpr Head kLargeV1[] = {{9, 19}, {11, 2}, {11, 4}, {11, 17}, {22, 7}, {22, 11}, {22, 17}, {23, 2}, {23, 15}};
+constexpr Head kLargeV2[] = {{10, 12}, {13, 17}, {16, 11}, {16, 12}, {16, 13}, {17, 15}, {17, 16}, {18, 4},
+                             {18, 11}, {18, 19}, {19, 11}, {21, 2},  {21, 3},  {22, 3},  {22, 9},  {22, 12},
+                             {23, 5},  {23, 7},  {23, 13}, {25, 5},  {26, 1},  {26, 12}, {27, 15}};
+constexpr Head kLargeV3[] = {{7, 0},   {10, 17}, {12, 18}, {13, 12}, {16, 1},
                              {17, 14}, {19, 11}, {21, 4},  {24, 1},  {25, 6}};
 constexpr Head kTurbo[] = {{2, 4}, {2, 11}, {3, 3}, {3, 6}, {3, 11}, {3, 14}};
 
@@ -93,9 +87,8 @@ int parse_index(const std::string& text, const std::string& spec) {
 void check_heads(const std::vector<Head>& heads, const model::Dims& dims, const std::string& spec) {
   for (const auto& [layer, head] : heads) {
     if (layer >= dims.n_text_layer || head >= dims.n_text_head)
-      throw Error("alignment heads '" + spec + "': the model has no decoder head (" +
-                  std::to_string(layer) + ", " + std::to_string(head) + ") (" +
-                  std::to_string(dims.n_text_layer) + " layers of " +
+      throw Error("alignment heads '" + spec + "': the model has no decoder head (" + std::to_string(layer) + ", " +
+                  std::to_string(head) + ") (" + std::to_string(dims.n_text_layer) + " layers of " +
                   std::to_string(dims.n_text_head) + " heads)");
   }
 }
@@ -120,8 +113,7 @@ std::vector<Head> default_alignment_heads(const model::Dims& dims) {
 }
 
 std::vector<Head> alignment_heads_for(const model::Dims& dims) {
-  if (const OfficialHeads* m = find_official_model(dims))
-    return {m->heads.begin(), m->heads.end()};
+  if (const OfficialHeads* m = find_official_model(dims)) return {m->heads.begin(), m->heads.end()};
   return default_alignment_heads(dims);
 }
 
@@ -131,10 +123,11 @@ std::vector<Head> parse_alignment_heads(const std::string& spec, const model::Di
   if (s == "default") return default_alignment_heads(dims);
   std::vector<Head> heads;
   if (std::isalpha(static_cast<unsigned char>(s[0]))) {
-    const auto it = std::find_if(kOfficial.begin(), kOfficial.end(),
-                                 [&](const OfficialHeads& m) { return m.name == s; });
+    const auto it =
+        std::find_if(kOfficial.begin(), kOfficial.end(), [&](const OfficialHeads& m) { return m.name == s; });
     if (it == kOfficial.end())
-      throw Error("alignment heads '" + spec + "': unknown model name (expected one of tiny.en, "
+      throw Error("alignment heads '" + spec +
+                  "': unknown model name (expected one of tiny.en, "
                   "tiny, base.en, base, small.en, small, medium.en, medium, large-v1, large-v2, "
                   "large-v3, large, large-v3-turbo, turbo, default, or \"layer,head;...\")");
     heads.assign(it->heads.begin(), it->heads.end());

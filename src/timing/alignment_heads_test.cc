@@ -87,7 +87,7 @@ TEST(AlignmentHeads, DefaultIsTheUpperHalfOfTheDecoder) {
 
 TEST(AlignmentHeads, ParseSpecs) {
   const model::Dims large = dims(80, 1280, 20, 32, 32, 51865);
-  EXPECT_EQ(parse_alignment_heads("", large).front(), (Head{10, 12}));           // large-v2 by dims
+  EXPECT_EQ(parse_alignment_heads("", large).front(), (Head{10, 12}));         // large-v2 by dims
   EXPECT_EQ(parse_alignment_heads("large-v1", large).front(), (Head{9, 19}));  // by name
   EXPECT_EQ(parse_alignment_heads("default", large).size(), 16u * 20u);
   EXPECT_EQ(parse_alignment_heads(" 5,3 ; 2,1;5,3; ", large), (std::vector<Head>{{2, 1}, {5, 3}}));

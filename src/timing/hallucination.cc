@@ -12,10 +12,10 @@
 namespace wisp::timing {
 namespace {
 
-constexpr long kHopLength = 160;                        // audio.py HOP_LENGTH
-constexpr double kSampleRate = 16000.0;                 // audio.py SAMPLE_RATE
-constexpr long kNFrames = 3000;                         // audio.py N_FRAMES
-constexpr double kFramesPerSecond = 100.0;              // audio.py FRAMES_PER_SECOND
+constexpr long kHopLength = 160;            // audio.py HOP_LENGTH
+constexpr double kSampleRate = 16000.0;     // audio.py SAMPLE_RATE
+constexpr long kNFrames = 3000;             // audio.py N_FRAMES
+constexpr double kFramesPerSecond = 100.0;  // audio.py FRAMES_PER_SECOND
 
 // Python's round(): half to even.
 long python_round(double x) { return static_cast<long>(std::nearbyint(x)); }
@@ -56,12 +56,11 @@ bool is_segment_anomaly(const Segment* segment) {
   return score >= 3 || score + 0.01 >= n;
 }
 
-bool skip_hallucinations(std::vector<Segment>& current, double threshold,
-                         const WindowSpan& window, double last_speech_timestamp, long* seek) {
+bool skip_hallucinations(std::vector<Segment>& current, double threshold, const WindowSpan& window,
+                         double last_speech_timestamp, long* seek) {
   // The seek loop's times, as transcribe.py computes them from frames.
   const double time_offset = static_cast<double>(window.previous_seek * kHopLength) / kSampleRate;
-  const double window_end_time =
-      static_cast<double>((window.previous_seek + kNFrames) * kHopLength) / kSampleRate;
+  const double window_end_time = static_cast<double>((window.previous_seek + kNFrames) * kHopLength) / kSampleRate;
   const double segment_duration = static_cast<double>(window.segment_size * kHopLength) / kSampleRate;
   const double content_duration = static_cast<double>(window.content_frames * kHopLength) / kSampleRate;
 
@@ -96,10 +95,9 @@ bool skip_hallucinations(std::vector<Segment>& current, double threshold,
       const Segment* next_segment = next_words_segment(current, si + 1);
       const double hal_next_start =
           next_segment != nullptr ? next_segment->words.front().start : time_offset + segment_duration;
-      const bool silence_before = segment.start - hal_last_end > threshold ||
-                                  segment.start < threshold || segment.start - time_offset < 2.0;
-      const bool silence_after = hal_next_start - segment.end > threshold ||
-                                 is_segment_anomaly(next_segment) ||
+      const bool silence_before =
+          segment.start - hal_last_end > threshold || segment.start < threshold || segment.start - time_offset < 2.0;
+      const bool silence_after = hal_next_start - segment.end > threshold || is_segment_anomaly(next_segment) ||
                                  window_end_time - segment.end < 2.0;
       if (silence_before && silence_after) {
         *seek = python_round(std::max(time_offset + 1, segment.start) * kFramesPerSecond);

@@ -22,16 +22,15 @@
 #include <vector>
 
 #include "nn/whisper.h"
-#include "transcript/transcript.h"
 #include "timing/alignment_heads.h"
 #include "tokenizer/tokenizer.h"
+#include "transcript/transcript.h"
 
 namespace wisp::timing {
 
 // openai's defaults (transcribe() / the CLI).
 inline constexpr std::string_view kPrependPunctuations = "\"'\u201c\u00bf([{-";
-inline constexpr std::string_view kAppendPunctuations =
-    "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
+inline constexpr std::string_view kAppendPunctuations = "\"'.\u3002,\uff0c!\uff01?\uff1f:\uff1a\u201d)]}\u3001";
 
 // timing.py WordTiming.
 struct WordTiming {
@@ -64,8 +63,8 @@ DtwPath dtw(std::span<const double> x, int n, int m);
 // num_frames / 2 audio positions, softmax over them, z-normalises over the
 // tokens (population std), median filter, mean over the heads. Returns
 // [n_tokens][min(num_frames / 2, n_audio_ctx)], float32 as openai computes it.
-std::vector<float> alignment_matrix(std::span<const float> qk, int n_heads, int n_tokens,
-                                    int n_audio_ctx, int num_frames, int medfilt_width = 7);
+std::vector<float> alignment_matrix(std::span<const float> qk, int n_heads, int n_tokens, int n_audio_ctx,
+                                    int num_frames, int medfilt_width = 7);
 
 // tokenizer.py split_to_word_tokens (zh, ja, th, lo, my, yue split wherever
 // the tokens decode to whole code points; every other language at spaces and
@@ -76,8 +75,7 @@ struct WordSplit {
 };
 WordSplit split_tokens_on_unicode(const Tokenizer& tokenizer, std::span<const int> tokens);
 WordSplit split_tokens_on_spaces(const Tokenizer& tokenizer, std::span<const int> tokens);
-WordSplit split_to_word_tokens(const Tokenizer& tokenizer, std::string_view language,
-                               std::span<const int> tokens);
+WordSplit split_to_word_tokens(const Tokenizer& tokenizer, std::string_view language, std::span<const int> tokens);
 
 // The end of find_alignment: DTW over -matrix rows [n_sot, n_tokens - 1)
 // (text tokens and EOT), word boundaries from the token splitting, times from
@@ -85,9 +83,8 @@ WordSplit split_to_word_tokens(const Tokenizer& tokenizer, std::string_view lang
 // matrix: alignment_matrix() of the sequence [*sot_sequence, no_timestamps,
 // *text_tokens, eot], so n_tokens = n_sot + text_tokens.size() + 2.
 std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::string_view language,
-                                          std::span<const int> text_tokens,
-                                          std::span<const float> matrix, int n_tokens, int n_frames,
-                                          int n_sot, std::span<const double> text_token_probs);
+                                          std::span<const int> text_tokens, std::span<const float> matrix, int n_tokens,
+                                          int n_frames, int n_sot, std::span<const double> text_token_probs);
 
 // timing.py find_alignment: runs the decoder (state: one sequence, the
 // window's audio already set; its caches are cleared) on
@@ -96,16 +93,14 @@ std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::strin
 // Throws wisp::Error when heads is empty or a head does not exist.
 std::vector<WordTiming> find_alignment(nn::DecoderState& state, const Tokenizer& tokenizer,
                                        std::span<const int> sot_sequence, std::string_view language,
-                                       std::span<const int> text_tokens, int num_frames,
-                                       std::span<const Head> heads, int n_threads,
-                                       int medfilt_width = 7);
+                                       std::span<const int> text_tokens, int num_frames, std::span<const Head> heads,
+                                       int n_threads, int medfilt_width = 7);
 
 // timing.py merge_punctuations (in place): a word that is a space plus a
 // prepended punctuation joins the following word; a punctuation word in
 // `appended` joins the previous word (unless that ends with a space). Merged
 // words become empty. Membership is Python's substring test (`in`).
-void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view prepended,
-                        std::string_view appended);
+void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view prepended, std::string_view appended);
 
 // The rest of timing.py add_word_timestamps, given the window's alignment:
 // sentence-end clamps at twice the median word duration, punctuation merging,
@@ -113,9 +108,9 @@ void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view pre
 // relative to segments[0].seek), the clamps after a pause, and the segment
 // start/end adjustments. A segment takes the words of its text tokens
 // (tokens < eot). Sets every segment's `words`.
-void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming> alignment,
-                            int eot, std::string_view prepend_punctuations,
-                            std::string_view append_punctuations, double last_speech_timestamp);
+void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming> alignment, int eot,
+                            std::string_view prepend_punctuations, std::string_view append_punctuations,
+                            double last_speech_timestamp);
 
 struct WordOptions {
   std::string prepend_punctuations{kPrependPunctuations};
@@ -127,14 +122,12 @@ struct WordOptions {
 // timing.py add_word_timestamps for the segments of one window: the text
 // tokens (< eot) of all segments aligned in one decoder pass, then
 // assign_word_timestamps. Nothing happens for no segments.
-void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state,
-                         const Tokenizer& tokenizer, std::span<const int> sot_sequence,
-                         std::string_view language, int num_frames, const WordOptions& options,
-                         double last_speech_timestamp, int n_threads);
+void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state, const Tokenizer& tokenizer,
+                         std::span<const int> sot_sequence, std::string_view language, int num_frames,
+                         const WordOptions& options, double last_speech_timestamp, int n_threads);
 
 // tokenizer.py sot_sequence: [sot, language, task] (multilingual) or [sot].
-std::vector<int> sot_sequence(const Tokenizer& tokenizer, const std::string& language,
-                              const std::string& task);
+std::vector<int> sot_sequence(const Tokenizer& tokenizer, const std::string& language, const std::string& task);
 
 // utils.py get_end: the last word's end, else the last segment's end;
 // nullopt for no segments.
@@ -160,8 +153,8 @@ struct WindowSpan {
 // `current`. Returns true when the first segment with words is a possible
 // hallucination after more than `threshold` seconds of silence: then *seek is
 // its start and the whole window is to be dropped (openai's `continue`).
-bool skip_hallucinations(std::vector<Segment>& current, double threshold,
-                         const WindowSpan& window, double last_speech_timestamp, long* seek);
+bool skip_hallucinations(std::vector<Segment>& current, double threshold, const WindowSpan& window,
+                         double last_speech_timestamp, long* seek);
 
 // Python's round(x, 2) on a numpy float64: rint(x * 100) / 100.
 double numpy_round2(double x);

@@ -52,8 +52,7 @@ TEST(MedianFilter, RowsAreIndependentAndWidthIsChecked) {
   std::vector<float> x = {3, 1, 2, 9, 4, 8, 5, 7, 6, 0,  //
                           0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   median_filter(x, 2, 10, 3);
-  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 10),
-            (std::vector<float>{1, 2, 2, 4, 8, 5, 7, 6, 6, 6}));
+  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 10), (std::vector<float>{1, 2, 2, 4, 8, 5, 7, 6, 6, 6}));
   EXPECT_EQ(std::vector<float>(x.begin() + 10, x.end()), (std::vector<float>(10, 0.0f)));
   EXPECT_THROW(median_filter(x, 2, 10, 4), Error);
   EXPECT_THROW(median_filter(x, 3, 10, 3), Error);
@@ -66,8 +65,7 @@ TEST(Dtw, TiesGoLeftThenUp) {
 }
 
 TEST(Dtw, FollowsTheCheapestPath) {
-  expect_path({{-1, -1, 0, 0, 0}, {0, 0, -1, 0, 0}, {0, 0, 0, -1, -1}}, {0, 0, 1, 1, 2, 2, 2},
-              {0, 1, 1, 2, 2, 3, 4});
+  expect_path({{-1, -1, 0, 0, 0}, {0, 0, -1, 0, 0}, {0, 0, 0, -1, -1}}, {0, 0, 1, 1, 2, 2, 2}, {0, 1, 1, 2, 2, 3, 4});
   expect_path({{-1, 0}, {-1, 0}, {0, -1}, {0, -1}}, {0, 1, 2, 2, 3}, {0, 0, 0, 1, 1});
   expect_path({{0.1, 0.2, 0.3}, {0.3, 1e-9, 0.1}, {0.2, 0.1, 0.1}}, {0, 1, 2}, {0, 1, 2});
   expect_path({{3, 1, 2}}, {0, 0, 0}, {0, 1, 2});
@@ -80,9 +78,7 @@ TEST(Dtw, CostsAreFloat32) {
   expect_path({{1.0, 4.0}, {1e-9, 0.0}}, {0, 1, 1}, {0, 0, 1});
 }
 
-TEST(Dtw, RejectsMismatchedShape) {
-  EXPECT_THROW(dtw(std::vector<double>(5), 2, 3), Error);
-}
+TEST(Dtw, RejectsMismatchedShape) { EXPECT_THROW(dtw(std::vector<double>(5), 2, 3), Error); }
 
 TEST(AlignmentMatrix, SoftmaxZScoreMedianMean) {
   // 2 heads, 6 tokens, 12 audio positions; num_frames 20 keeps 10 of them.
@@ -94,11 +90,16 @@ TEST(AlignmentMatrix, SoftmaxZScoreMedianMean) {
         qk[(h * T + t) * A + a] = static_cast<float>(std::sin(1.7 * h + 0.9 * t * t + 0.37 * a) * 3);
   const double kExpected[6][10] = {
       {0.9372233, 0.8102295, 0.8102295, 1.1515374, 0.4749448, 0.2508710, 0.2082424, -0.1512320, -0.1955235, -0.1955235},
-      {1.0003641, 0.5634079, 0.5634079, 0.2948448, -0.1138216, -0.4177801, -0.6075315, -0.7525362, -0.8552888, -0.8552888},
-      {-0.8464848, -0.8464848, -0.8085175, -0.5132618, 0.2690543, 0.3642448, 0.5223964, 1.1710820, 1.2162816, 1.2426964},
-      {-0.1407252, -0.1407252, -0.1407252, -0.5137138, -0.5948050, -0.5915750, -0.6484110, -0.5423292, -0.5635577, -0.5635577},
-      {-0.1592106, -0.1592106, -0.1592106, -0.5261605, -0.6001915, -0.5982929, -0.6480101, -0.5384728, -0.5596664, -0.5596664},
-      {-0.8461086, -0.8461086, -0.8034922, -0.4481061, 0.3279272, 0.4242481, 0.5890131, 1.2692224, 1.2692224, 1.2692224},
+      {1.0003641, 0.5634079, 0.5634079, 0.2948448, -0.1138216, -0.4177801, -0.6075315, -0.7525362, -0.8552888,
+       -0.8552888},
+      {-0.8464848, -0.8464848, -0.8085175, -0.5132618, 0.2690543, 0.3642448, 0.5223964, 1.1710820, 1.2162816,
+       1.2426964},
+      {-0.1407252, -0.1407252, -0.1407252, -0.5137138, -0.5948050, -0.5915750, -0.6484110, -0.5423292, -0.5635577,
+       -0.5635577},
+      {-0.1592106, -0.1592106, -0.1592106, -0.5261605, -0.6001915, -0.5982929, -0.6480101, -0.5384728, -0.5596664,
+       -0.5596664},
+      {-0.8461086, -0.8461086, -0.8034922, -0.4481061, 0.3279272, 0.4242481, 0.5890131, 1.2692224, 1.2692224,
+       1.2692224},
   };
   const std::vector<float> m = alignment_matrix(qk, H, T, A, 20);
   ASSERT_EQ(m.size(), 60u);
@@ -220,8 +221,8 @@ TEST(Hallucination, SeekFromTheLastWord) {
 TEST(Hallucination, AnomalySurroundedBySilenceIsDropped) {
   auto make = [] {
     return std::vector<Segment>{words_segment(10.0, 12.0, {good(10.0), good(11.5)}),
-                                        words_segment(20.0, 21.0, {bad(20.0), bad(20.5)}),
-                                        words_segment(30.0, 31.0, {good(30.0), good(30.5)})};
+                                words_segment(20.0, 21.0, {bad(20.0), bad(20.5)}),
+                                words_segment(30.0, 31.0, {good(30.0), good(30.5)})};
   };
   // 8 s of silence before, 9 s after: seek to its start, drop it and the rest.
   std::vector<Segment> cur = make();

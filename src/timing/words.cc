@@ -24,8 +24,7 @@ std::u32string code_points(const std::string& s) {
     const auto b = static_cast<unsigned char>(s[i]);
     const int len = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 1;
     char32_t cp = len == 1 ? b : b & (0x7F >> len);
-    for (int k = 1; k < len && i + k < s.size(); ++k)
-      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    for (int k = 1; k < len && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
     out.push_back(cp);
     i += static_cast<size_t>(len);
   }
@@ -73,8 +72,7 @@ WordSplit split_tokens_on_unicode(const Tokenizer& tokenizer, std::span<const in
     // too (a genuinely invalid token), not where the bytes continue in the
     // next token. (openai indexes past the end with an IndexError there.)
     if (bad == std::u32string::npos ||
-        (unicode_offset + bad < decoded_full.size() &&
-         decoded_full[unicode_offset + bad] == kReplacement)) {
+        (unicode_offset + bad < decoded_full.size() && decoded_full[unicode_offset + bad] == kReplacement)) {
       out.words.push_back(decoded);
       out.tokens.push_back(std::move(current));
       current.clear();
@@ -105,16 +103,14 @@ WordSplit split_tokens_on_spaces(const Tokenizer& tokenizer, std::span<const int
   return out;
 }
 
-WordSplit split_to_word_tokens(const Tokenizer& tokenizer, std::string_view language,
-                               std::span<const int> tokens) {
+WordSplit split_to_word_tokens(const Tokenizer& tokenizer, std::string_view language, std::span<const int> tokens) {
   // These languages don't typically use spaces between words.
   for (std::string_view l : {"zh", "ja", "th", "lo", "my", "yue"})
     if (language == l) return split_tokens_on_unicode(tokenizer, tokens);
   return split_tokens_on_spaces(tokenizer, tokens);
 }
 
-void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view prepended,
-                        std::string_view appended) {
+void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view prepended, std::string_view appended) {
   // Prepended punctuations join the following word (right to left).
   long i = static_cast<long>(alignment.size()) - 2;
   long j = static_cast<long>(alignment.size()) - 1;
@@ -149,9 +145,9 @@ void merge_punctuations(std::vector<WordTiming>& alignment, std::string_view pre
   }
 }
 
-void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming> alignment,
-                            int eot, std::string_view prepend_punctuations,
-                            std::string_view append_punctuations, double last_speech_timestamp) {
+void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming> alignment, int eot,
+                            std::string_view prepend_punctuations, std::string_view append_punctuations,
+                            double last_speech_timestamp) {
   if (segments.empty()) return;
   std::vector<double> durations;
   for (const WordTiming& t : alignment)
@@ -187,8 +183,8 @@ void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming>
       const WordTiming& timing = alignment[word_index];
       if (!timing.word.empty()) {
         // round(np.float64, 2) is numpy's rounding.
-        words.push_back({timing.word, numpy_round2(time_offset + timing.start),
-                         numpy_round2(time_offset + timing.end), timing.probability});
+        words.push_back({timing.word, numpy_round2(time_offset + timing.start), numpy_round2(time_offset + timing.end),
+                         timing.probability});
       }
       saved_tokens += timing.tokens.size();
       ++word_index;
@@ -227,10 +223,9 @@ void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming>
   }
 }
 
-void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state,
-                         const Tokenizer& tokenizer, std::span<const int> sot_sequence,
-                         std::string_view language, int num_frames, const WordOptions& options,
-                         double last_speech_timestamp, int n_threads) {
+void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state, const Tokenizer& tokenizer,
+                         std::span<const int> sot_sequence, std::string_view language, int num_frames,
+                         const WordOptions& options, double last_speech_timestamp, int n_threads) {
   if (segments.empty()) return;
   const int eot = tokenizer.special().eot;
   std::vector<int> text_tokens;
@@ -238,15 +233,13 @@ void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state,
     for (int t : s.tokens)
       if (t < eot) text_tokens.push_back(t);
   if (options.heads.empty()) throw Error("word timestamps need at least one alignment head");
-  std::vector<WordTiming> alignment = find_alignment(state, tokenizer, sot_sequence, language, text_tokens,
-                                                     num_frames, options.heads, n_threads,
-                                                     options.medfilt_width);
-  assign_word_timestamps(segments, std::move(alignment), eot, options.prepend_punctuations,
-                         options.append_punctuations, last_speech_timestamp);
+  std::vector<WordTiming> alignment = find_alignment(state, tokenizer, sot_sequence, language, text_tokens, num_frames,
+                                                     options.heads, n_threads, options.medfilt_width);
+  assign_word_timestamps(segments, std::move(alignment), eot, options.prepend_punctuations, options.append_punctuations,
+                         last_speech_timestamp);
 }
 
-std::vector<int> sot_sequence(const Tokenizer& tokenizer, const std::string& language,
-                              const std::string& task) {
+std::vector<int> sot_sequence(const Tokenizer& tokenizer, const std::string& language, const std::string& task) {
   const SpecialTokens& sp = tokenizer.special();
   std::vector<int> seq{sp.sot};
   if (tokenizer.is_multilingual()) {

@@ -21,8 +21,7 @@ namespace {
 
 // The micro golden model (multilingual vocabulary), built once.
 const model::Model& micro_model() {
-  static const model::Model m =
-      model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
+  static const model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);
   return m;
 }
 
@@ -221,9 +220,8 @@ TEST(AssignWords, PreferSegmentTimesForLongEdgeWords) {
   // Durations 2.5, 0.3, 2.2: median 2.2 -> 0.7, max 1.4. The last speech was
   // at 3.0, so the pause clamp does not apply (3.5 - 3.0 < 2.8).
   std::vector<Segment> segs{segment(0, 3.0, 4.0, {1, 2, 3})};
-  std::vector<WordTiming> a = {{" long", {1}, 1.0, 3.5, 0.9},
-                               {" mid", {2}, 3.5, 3.8, 0.9},
-                               {" tail", {3}, 3.8, 6.0, 0.9}};
+  std::vector<WordTiming> a = {
+      {" long", {1}, 1.0, 3.5, 0.9}, {" mid", {2}, 3.5, 3.8, 0.9}, {" tail", {3}, 3.8, 6.0, 0.9}};
   assign_word_timestamps(segs, a, kEot, kPrependPunctuations, kAppendPunctuations, 3.0);
   const auto& w = segs[0].words;
   // start 3.0 < 3.5 and 3.0 - 0.5 > 1.0: the first word starts at
@@ -236,8 +234,7 @@ TEST(AssignWords, PreferSegmentTimesForLongEdgeWords) {
 }
 
 TEST(AssignWords, SegmentsWithoutTextGetNoWords) {
-  std::vector<Segment> segs{segment(0, 0.0, 1.0, {50364, 50414}),
-                                    segment(0, 1.0, 2.0, {7, 50464})};
+  std::vector<Segment> segs{segment(0, 0.0, 1.0, {50364, 50414}), segment(0, 1.0, 2.0, {7, 50464})};
   std::vector<WordTiming> a = {{" x", {7}, 1.0, 1.5, 0.5}};
   assign_word_timestamps(segs, a, kEot, kPrependPunctuations, kAppendPunctuations, 0.0);
   EXPECT_TRUE(segs[0].words.empty());

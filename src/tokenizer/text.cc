@@ -135,8 +135,7 @@ std::vector<std::string_view> pretokenize(std::string_view text) {
       if (c1 == U's' || c1 == U't' || c1 == U'm' || c1 == U'd') return i + 2;
       if (i + 2 < n) {
         const char32_t c2 = cps[i + 2];
-        if ((c1 == U'r' && c2 == U'e') || (c1 == U'v' && c2 == U'e') ||
-            (c1 == U'l' && c2 == U'l')) {
+        if ((c1 == U'r' && c2 == U'e') || (c1 == U'v' && c2 == U'e') || (c1 == U'l' && c2 == U'l')) {
           return i + 3;
         }
       }

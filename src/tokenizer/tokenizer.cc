@@ -21,31 +21,31 @@ namespace {
 // openai/whisper tokenizer.py LANGUAGES, in dictionary (= token) order.
 const std::vector<Language>& language_table() {
   static const std::vector<Language> table = {
-      {"en", "english"},   {"zh", "chinese"},    {"de", "german"},        {"es", "spanish"},
-      {"ru", "russian"},   {"ko", "korean"},     {"fr", "french"},        {"ja", "japanese"},
-      {"pt", "portuguese"}, {"tr", "turkish"},   {"pl", "polish"},        {"ca", "catalan"},
-      {"nl", "dutch"},     {"ar", "arabic"},     {"sv", "swedish"},       {"it", "italian"},
-      {"id", "indonesian"}, {"hi", "hindi"},     {"fi", "finnish"},       {"vi", "vietnamese"},
-      {"he", "hebrew"},    {"uk", "ukrainian"},  {"el", "greek"},         {"ms", "malay"},
-      {"cs", "czech"},     {"ro", "romanian"},   {"da", "danish"},        {"hu", "hungarian"},
-      {"ta", "tamil"},     {"no", "norwegian"},  {"th", "thai"},          {"ur", "urdu"},
-      {"hr", "croatian"},  {"bg", "bulgarian"},  {"lt", "lithuanian"},    {"la", "latin"},
-      {"mi", "maori"},     {"ml", "malayalam"},  {"cy", "welsh"},         {"sk", "slovak"},
-      {"te", "telugu"},    {"fa", "persian"},    {"lv", "latvian"},       {"bn", "bengali"},
-      {"sr", "serbian"},   {"az", "azerbaijani"}, {"sl", "slovenian"},    {"kn", "kannada"},
-      {"et", "estonian"},  {"mk", "macedonian"}, {"br", "breton"},        {"eu", "basque"},
-      {"is", "icelandic"}, {"hy", "armenian"},   {"ne", "nepali"},        {"mn", "mongolian"},
-      {"bs", "bosnian"},   {"kk", "kazakh"},     {"sq", "albanian"},      {"sw", "swahili"},
-      {"gl", "galician"},  {"mr", "marathi"},    {"pa", "punjabi"},       {"si", "sinhala"},
-      {"km", "khmer"},     {"sn", "shona"},      {"yo", "yoruba"},        {"so", "somali"},
-      {"af", "afrikaans"}, {"oc", "occitan"},    {"ka", "georgian"},      {"be", "belarusian"},
-      {"tg", "tajik"},     {"sd", "sindhi"},     {"gu", "gujarati"},      {"am", "amharic"},
-      {"yi", "yiddish"},   {"lo", "lao"},        {"uz", "uzbek"},         {"fo", "faroese"},
-      {"ht", "haitian creole"}, {"ps", "pashto"}, {"tk", "turkmen"},      {"nn", "nynorsk"},
-      {"mt", "maltese"},   {"sa", "sanskrit"},   {"lb", "luxembourgish"}, {"my", "myanmar"},
-      {"bo", "tibetan"},   {"tl", "tagalog"},    {"mg", "malagasy"},      {"as", "assamese"},
-      {"tt", "tatar"},     {"haw", "hawaiian"},  {"ln", "lingala"},       {"ha", "hausa"},
-      {"ba", "bashkir"},   {"jw", "javanese"},   {"su", "sundanese"},     {"yue", "cantonese"},
+      {"en", "english"},        {"zh", "chinese"},     {"de", "german"},        {"es", "spanish"},
+      {"ru", "russian"},        {"ko", "korean"},      {"fr", "french"},        {"ja", "japanese"},
+      {"pt", "portuguese"},     {"tr", "turkish"},     {"pl", "polish"},        {"ca", "catalan"},
+      {"nl", "dutch"},          {"ar", "arabic"},      {"sv", "swedish"},       {"it", "italian"},
+      {"id", "indonesian"},     {"hi", "hindi"},       {"fi", "finnish"},       {"vi", "vietnamese"},
+      {"he", "hebrew"},         {"uk", "ukrainian"},   {"el", "greek"},         {"ms", "malay"},
+      {"cs", "czech"},          {"ro", "romanian"},    {"da", "danish"},        {"hu", "hungarian"},
+      {"ta", "tamil"},          {"no", "norwegian"},   {"th", "thai"},          {"ur", "urdu"},
+      {"hr", "croatian"},       {"bg", "bulgarian"},   {"lt", "lithuanian"},    {"la", "latin"},
+      {"mi", "maori"},          {"ml", "malayalam"},   {"cy", "welsh"},         {"sk", "slovak"},
+      {"te", "telugu"},         {"fa", "persian"},     {"lv", "latvian"},       {"bn", "bengali"},
+      {"sr", "serbian"},        {"az", "azerbaijani"}, {"sl", "slovenian"},     {"kn", "kannada"},
+      {"et", "estonian"},       {"mk", "macedonian"},  {"br", "breton"},        {"eu", "basque"},
+      {"is", "icelandic"},      {"hy", "armenian"},    {"ne", "nepali"},        {"mn", "mongolian"},
+      {"bs", "bosnian"},        {"kk", "kazakh"},      {"sq", "albanian"},      {"sw", "swahili"},
+      {"gl", "galician"},       {"mr", "marathi"},     {"pa", "punjabi"},       {"si", "sinhala"},
+      {"km", "khmer"},          {"sn", "shona"},       {"yo", "yoruba"},        {"so", "somali"},
+      {"af", "afrikaans"},      {"oc", "occitan"},     {"ka", "georgian"},      {"be", "belarusian"},
+      {"tg", "tajik"},          {"sd", "sindhi"},      {"gu", "gujarati"},      {"am", "amharic"},
+      {"yi", "yiddish"},        {"lo", "lao"},         {"uz", "uzbek"},         {"fo", "faroese"},
+      {"ht", "haitian creole"}, {"ps", "pashto"},      {"tk", "turkmen"},       {"nn", "nynorsk"},
+      {"mt", "maltese"},        {"sa", "sanskrit"},    {"lb", "luxembourgish"}, {"my", "myanmar"},
+      {"bo", "tibetan"},        {"tl", "tagalog"},     {"mg", "malagasy"},      {"as", "assamese"},
+      {"tt", "tatar"},          {"haw", "hawaiian"},   {"ln", "lingala"},       {"ha", "hausa"},
+      {"ba", "bashkir"},        {"jw", "javanese"},    {"su", "sundanese"},     {"yue", "cantonese"},
   };
   return table;
 }
@@ -64,7 +64,7 @@ struct BytesHash {
 
 struct Tokenizer::Impl {
   int n_regular = 0;
-  int n_languages_in_vocab = 0;  // language tokens present (99 even for English-only)
+  int n_languages_in_vocab = 0;           // language tokens present (99 even for English-only)
   std::vector<std::string> special_text;  // text of ids n_regular .. n_vocab-1
   std::unordered_map<std::string, int, BytesHash, std::equal_to<>> ranks;
   std::unordered_set<std::string, BytesHash, std::equal_to<>> special_set;
@@ -118,8 +118,7 @@ struct Tokenizer::Impl {
 
 std::span<const Language> all_languages() { return language_table(); }
 
-Tokenizer::Tokenizer(std::vector<std::string> vocab, int n_vocab)
-    : vocab_(std::move(vocab)), n_vocab_(n_vocab) {
+Tokenizer::Tokenizer(std::vector<std::string> vocab, int n_vocab) : vocab_(std::move(vocab)), n_vocab_(n_vocab) {
   const int n_regular = static_cast<int>(vocab_.size());
   // Known Whisper vocabularies: gpt2.tiktoken (English-only) and
   // multilingual.tiktoken with 99 languages, or 100 (large-v3 adds yue).
@@ -131,9 +130,8 @@ Tokenizer::Tokenizer(std::vector<std::string> vocab, int n_vocab)
   } else if (n_regular == kMultilingualRegular && n_vocab == 51866) {
     n_languages = 100;
   } else {
-    throw Error("unsupported tokenizer vocabulary: " + std::to_string(n_regular) +
-                " regular tokens with n_vocab " + std::to_string(n_vocab) +
-                " (expected 50256/51864, 50257/51865 or 50257/51866)");
+    throw Error("unsupported tokenizer vocabulary: " + std::to_string(n_regular) + " regular tokens with n_vocab " +
+                std::to_string(n_vocab) + " (expected 50256/51864, 50257/51865 or 50257/51866)");
   }
 
   auto impl = std::make_shared<Impl>();
@@ -195,8 +193,7 @@ Tokenizer::Tokenizer(std::vector<std::string> vocab, int n_vocab)
 
 std::string Tokenizer::token_bytes(int id) const {
   if (id < 0 || id >= n_vocab_) {
-    throw Error("token id " + std::to_string(id) + " out of range (n_vocab " +
-                std::to_string(n_vocab_) + ")");
+    throw Error("token id " + std::to_string(id) + " out of range (n_vocab " + std::to_string(n_vocab_) + ")");
   }
   if (id < impl_->n_regular) return vocab_[static_cast<std::size_t>(id)];
   return impl_->special_text[static_cast<std::size_t>(id - impl_->n_regular)];
@@ -222,12 +219,10 @@ std::vector<int> Tokenizer::encode(std::string_view text) const {
 
   // tiktoken Encoding.encode defaults to disallowed_special="all": text that
   // contains a special token's text is refused rather than encoded.
-  for (std::size_t pos = clean.find("<|"); pos != std::string::npos;
-       pos = clean.find("<|", pos + 1)) {
+  for (std::size_t pos = clean.find("<|"); pos != std::string::npos; pos = clean.find("<|", pos + 1)) {
     const std::size_t close = clean.find("|>", pos + 2);
     if (close == std::string::npos) break;
-    const std::string_view candidate =
-        std::string_view(clean).substr(pos, close + 2 - pos);
+    const std::string_view candidate = std::string_view(clean).substr(pos, close + 2 - pos);
     if (impl_->special_set.count(candidate) != 0) {
       throw Error("text contains the special token " + std::string(candidate) +
                   ", which the tokenizer does not encode");
@@ -260,8 +255,8 @@ std::vector<int> Tokenizer::non_speech_tokens() const {
   std::vector<std::string> symbols;
   for (const char c : std::string_view("\"#()*+/:;<=>@[\\]^_`{|}~")) symbols.emplace_back(1, c);
   for (const char* s : {"「", "」", "『", "』"}) symbols.emplace_back(s);
-  for (const char* s : {"<<", ">>", "<<<", ">>>", "--", "---", "-(", "-[", "('", "(\"", "((",
-                        "))", "(((", ")))", "[[", "]]", "{{", "}}", "♪♪", "♪♪♪"}) {
+  for (const char* s : {"<<", ">>", "<<<", ">>>", "--", "---", "-(", "-[", "('", "(\"",
+                        "((", "))", "(((", ")))", "[[", "]]",  "{{", "}}", "♪♪", "♪♪♪"}) {
     symbols.emplace_back(s);
   }
   // U+2640..U+267F symbols that may take several tokens: their first token

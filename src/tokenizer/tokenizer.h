@@ -26,7 +26,7 @@ struct SpecialTokens {
   int timestamp_begin = -1;  // <|0.00|>; <|t|> = timestamp_begin + t / 0.02
   int transcribe = -1;
   int translate = -1;
-  int first_language = -1;   // -1 for English-only vocabularies
+  int first_language = -1;  // -1 for English-only vocabularies
   int n_languages = 0;
 };
 

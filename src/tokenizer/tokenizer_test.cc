@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -40,13 +40,20 @@ std::string base64_decode(const std::string& text) {
   int bits = 0;
   for (const char c : text) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else if (c == '=') break;
-    else throw std::runtime_error("bad base64 character");
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      throw std::runtime_error("bad base64 character");
     value = (value << 6) | static_cast<unsigned>(v);
     bits += 6;
     if (bits >= 8) {
@@ -235,9 +242,8 @@ TEST(TokenizerLanguages, LanguageTokens) {
   EXPECT_EQ(en.language_token("en"), std::nullopt);  // English-only: no language tokens in use
 
   // The scripted golden models name the ids openai's runs used.
-  const json script = read_json(fs::path(WISP_TESTDATA_DIR) /
-                                "golden/scripted/models/scripted-eot-s1.json")
-                          .at("script_tokens");
+  const json script =
+      read_json(fs::path(WISP_TESTDATA_DIR) / "golden/scripted/models/scripted-eot-s1.json").at("script_tokens");
   EXPECT_EQ(ml.language_token("en"), script.at("en").get<int>());
   EXPECT_EQ(ml.language_token("de"), script.at("de").get<int>());
   EXPECT_EQ(ml.special().no_speech, script.at("nospeech").get<int>());
@@ -263,8 +269,7 @@ TEST(TokenizerLanguages, LanguageTokens) {
 TEST(TokenizerEncode, NonSpeechTokensMatchOpenAI) {
   for (const int n : kAllSizes) {
     SCOPED_TRACE(n);
-    const std::vector<int> expected =
-        special_tokens_json(n).at("non_speech_tokens").get<std::vector<int>>();
+    const std::vector<int> expected = special_tokens_json(n).at("non_speech_tokens").get<std::vector<int>>();
     EXPECT_EQ(tokenizer_for(n).non_speech_tokens(), expected);
   }
 }
@@ -290,11 +295,9 @@ TEST(TokenizerEncode, KnownEncodings) {
             (std::vector<int>{314, 1101, 1654, 484, 1183, 1053, 1760, 340, 13}));
   EXPECT_EQ(ml.encode(" I'm sure they'll've done it."),
             (std::vector<int>{286, 478, 988, 436, 603, 600, 1096, 309, 13}));
-  EXPECT_EQ(en.encode(" Grüße aus München"),
-            (std::vector<int>{1902, 9116, 39683, 68, 257, 385, 40790, 77, 6607}));
+  EXPECT_EQ(en.encode(" Grüße aus München"), (std::vector<int>{1902, 9116, 39683, 68, 257, 385, 40790, 77, 6607}));
   EXPECT_EQ(ml.encode(" Grüße aus München"), (std::vector<int>{38908, 11451, 3437, 35840, 2470}));
-  EXPECT_EQ(en.encode(" 你好世界"),
-            (std::vector<int>{220, 19526, 254, 25001, 121, 10310, 244, 45911, 234}));
+  EXPECT_EQ(en.encode(" 你好世界"), (std::vector<int>{220, 19526, 254, 25001, 121, 10310, 244, 45911, 234}));
   EXPECT_EQ(ml.encode(" 你好世界"), (std::vector<int>{10930, 2131, 24486}));
   EXPECT_EQ(en.encode("  multiple   spaces"), (std::vector<int>{220, 3294, 220, 220, 9029}));
   EXPECT_EQ(ml.encode("  multiple   spaces"), (std::vector<int>{220, 3866, 220, 220, 7673}));
@@ -364,9 +367,15 @@ TEST(TokenizerEncode, RefusesSpecialTokenText) {
 
 TEST(TokenizerEncode, InvalidUtf8BecomesReplacementPerByte) {
   const Tokenizer& ml = tokenizer_for(51865);
-  EXPECT_EQ(ml.encode("a\xff" "b"), ml.encode("a\uFFFD" "b"));
+  EXPECT_EQ(ml.encode("a\xff"
+                      "b"),
+            ml.encode("a\uFFFD"
+                      "b"));
   EXPECT_EQ(ml.encode("\xe3\x81"), ml.encode("\uFFFD\uFFFD"));
-  EXPECT_EQ(tokenizer_detail::utf8_sanitize("\xe3\x81" "a"), "\uFFFD\uFFFD" "a");
+  EXPECT_EQ(tokenizer_detail::utf8_sanitize("\xe3\x81"
+                                            "a"),
+            "\uFFFD\uFFFD"
+            "a");
 }
 
 // --------------------------------------------------------------------- decode
@@ -374,7 +383,10 @@ TEST(TokenizerEncode, InvalidUtf8BecomesReplacementPerByte) {
 TEST(TokenizerDecode, PythonReplacementRules) {
   // (input bytes, bytes.decode("utf-8", errors="replace")) from CPython 3.11.
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"\xe3\x81" "a", "\uFFFD" "a"},
+      {"\xe3\x81"
+       "a",
+       "\uFFFD"
+       "a"},
       {"\xf0\x9f\x98", "\uFFFD"},
       {"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"},
       {"\xc0\xaf", "\uFFFD\uFFFD"},
@@ -383,13 +395,22 @@ TEST(TokenizerDecode, PythonReplacementRules) {
       {"\xf4\x90\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD"},
       {"\xf5\x80", "\uFFFD\uFFFD"},
       {"\xff\xfe", "\uFFFD\uFFFD"},
-      {"\x80\x80" "a", "\uFFFD\uFFFD" "a"},
+      {"\x80\x80"
+       "a",
+       "\uFFFD\uFFFD"
+       "a"},
       {"\xc2", "\uFFFD"},
       {"\xc2\xc2\xa9", "\uFFFD\u00A9"},
       {"\xe2\x82", "\uFFFD"},
-      {"\xe2\x82\xac" "x\xe2", "\u20AC" "x\uFFFD"},
+      {"\xe2\x82\xac"
+       "x\xe2",
+       "\u20AC"
+       "x\uFFFD"},
       {"\xf0\x9f\x98\x80\xf0\x9f", "\U0001F600\uFFFD"},
-      {"a\xf1\x80\x80\xe1\x80\xc2" "b\x80", "a\uFFFD\uFFFD\uFFFD" "b\uFFFD"},
+      {"a\xf1\x80\x80\xe1\x80\xc2"
+       "b\x80",
+       "a\uFFFD\uFFFD\uFFFD"
+       "b\uFFFD"},
       {"\xed\x9f\xbf\xed\xbf\xbf", "\uD7FF\uFFFD\uFFFD\uFFFD"},
       {"\xef\xbf\xbf\xf4\x8f\xbf\xbf", "\uFFFF\U0010FFFF"},
       {"\xe0\xa0", "\uFFFD"},
@@ -410,8 +431,8 @@ TEST(TokenizerDecode, PythonReplacementRules) {
 TEST(TokenizerDecode, SpecialAndTimestampTokens) {
   const Tokenizer& ml = tokenizer_for(51865);
   const SpecialTokens& s = ml.special();
-  const std::vector<int> ids = {s.sot, 50259, s.transcribe, s.timestamp_begin, 15947, 1002,
-                                s.timestamp_begin + 50, s.eot};
+  const std::vector<int> ids = {s.sot, 50259, s.transcribe,           s.timestamp_begin,
+                                15947, 1002,  s.timestamp_begin + 50, s.eot};
   // openai Tokenizer.decode drops timestamps; other special tokens keep their text.
   EXPECT_EQ(ml.decode(ids), "<|startoftranscript|><|en|><|transcribe|>Hello world<|endoftext|>");
   EXPECT_EQ(ml.decode_with_timestamps(ids),
@@ -433,8 +454,7 @@ TEST(TokenizerDecode, GoldenSegments) {
       if (!fs::exists(dir / "ref.json")) continue;
       SCOPED_TRACE(dir.filename().string());
       const std::string model = read_json(dir / "case.json").at("model").get<std::string>();
-      const int n_vocab =
-          read_json(root / "models" / (model + ".json")).at("dims").at("n_vocab").get<int>();
+      const int n_vocab = read_json(root / "models" / (model + ".json")).at("dims").at("n_vocab").get<int>();
       const Tokenizer& tok = tokenizer_for(n_vocab);
       const json ref = read_json(dir / "ref.json");
       for (const json& seg : ref.at("segments")) {
@@ -442,8 +462,7 @@ TEST(TokenizerDecode, GoldenSegments) {
         for (const int t : seg.at("tokens").get<std::vector<int>>()) {
           if (t < tok.special().eot) text_tokens.push_back(t);
         }
-        EXPECT_EQ(tok.decode(text_tokens), seg.at("text").get<std::string>())
-            << "segment " << seg.at("id");
+        EXPECT_EQ(tok.decode(text_tokens), seg.at("text").get<std::string>()) << "segment " << seg.at("id");
         ++n_segments;
       }
       ++n_cases;

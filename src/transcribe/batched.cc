@@ -41,8 +41,7 @@ struct Unit {
 // convolutions take the rest). A file's error goes to its entry of `errors`.
 std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& engine,
                                                                 std::span<const BatchInput> inputs,
-                                                                const vad::VadOptions& vad_options,
-                                                                int n_threads,
+                                                                const vad::VadOptions& vad_options, int n_threads,
                                                                 std::vector<std::string>& errors) {
   std::vector<std::vector<vad::SpeechSegment>> regions(inputs.size());
   errors.assign(inputs.size(), "");
@@ -70,8 +69,8 @@ std::vector<std::vector<vad::SpeechSegment>> all_speech_regions(const Engine& en
 
 }  // namespace
 
-std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const float> samples,
-                                      const Options& options, const BatchedOptions& batched) {
+std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const float> samples, const Options& options,
+                                      const BatchedOptions& batched) {
   const auto regions = speech_regions(engine, samples, chunking_vad(options, batched), options.n_threads);
   std::vector<PlannedChunk> out;
   for (SpeechChunk& c : group_speech(regions, batched.chunk_seconds, kSampleRate))
@@ -80,8 +79,8 @@ std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const floa
 }
 
 std::vector<BatchResult> transcribe_batched(const Engine& engine, std::span<const BatchInput> inputs,
-                                            const Options& options, const BatchedOptions& batched,
-                                            BatchStats* stats, const Callbacks& callbacks) {
+                                            const Options& options, const BatchedOptions& batched, BatchStats* stats,
+                                            const Callbacks& callbacks) {
   if (batched.batch_size < 1) throw Error("batch size must be at least 1");
   if (!(batched.chunk_seconds > 0.0 && batched.chunk_seconds <= 30.0))
     throw Error("chunk length must be in (0, 30] seconds");

@@ -37,17 +37,17 @@ struct BatchInput {
 
 struct BatchResult {
   std::optional<Transcript> transcript;  // set on success
-  std::string error;                              // else the cause
-  bool cancelled = false;  // callbacks.should_stop stopped it (error "cancelled")
+  std::string error;                     // else the cause
+  bool cancelled = false;                // callbacks.should_stop stopped it (error "cancelled")
   std::optional<std::pair<std::string, double>> detected_language;
   int chunks = 0;
 };
 
 struct BatchStats {
-  int64_t units = 0;      // transcriptions run (chunks, or files with conditioning)
-  int64_t rounds = 0;     // executor rounds
-  int64_t steps = 0;      // decoder steps, summed over rounds
-  int max_batch = 0;      // most decoder steps in one round
+  int64_t units = 0;   // transcriptions run (chunks, or files with conditioning)
+  int64_t rounds = 0;  // executor rounds
+  int64_t steps = 0;   // decoder steps, summed over rounds
+  int max_batch = 0;   // most decoder steps in one round
 };
 
 // One speech chunk of a file: the speech regions it holds and its place in
@@ -60,8 +60,8 @@ struct PlannedChunk {
 // The chunks throughput mode cuts `samples` into: VAD regions with
 // options.vad (max_speech_duration_s capped at chunk_seconds), grouped
 // into chunks of at most chunk_seconds of speech.
-std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const float> samples,
-                                      const Options& options, const BatchedOptions& batched);
+std::vector<PlannedChunk> plan_chunks(const Engine& engine, std::span<const float> samples, const Options& options,
+                                      const BatchedOptions& batched);
 
 // Transcribes every input; results in input order. An input that fails
 // (its error) does not stop the others. Options as for transcribe()

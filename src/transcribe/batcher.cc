@@ -12,8 +12,7 @@ constexpr std::chrono::microseconds kMaxWait{3000};
 
 }  // namespace
 
-StepBatcher::StepBatcher(int n_threads)
-    : n_threads_(std::max(1, n_threads)), exec_([this] { executor(); }) {}
+StepBatcher::StepBatcher(int n_threads) : n_threads_(std::max(1, n_threads)), exec_([this] { executor(); }) {}
 
 StepBatcher::~StepBatcher() {
   {
@@ -83,9 +82,7 @@ void StepBatcher::executor() {
     // does not change its result (nn::decode_batch).
     cv_exec_.wait(lock, [&] { return quit_ || !pending_.empty(); });
     const auto deadline = std::chrono::steady_clock::now() + kMaxWait;
-    cv_exec_.wait_until(lock, deadline, [&] {
-      return quit_ || static_cast<int>(pending_.size()) >= active_;
-    });
+    cv_exec_.wait_until(lock, deadline, [&] { return quit_ || static_cast<int>(pending_.size()) >= active_; });
     if (quit_ && pending_.empty()) return;
     std::vector<Request*> round;
     round.swap(pending_);

@@ -49,8 +49,7 @@ double SpeechTimestampsMap::original_time(double time, std::optional<size_t> chu
   return round2(silence_before_[i] + time);
 }
 
-std::vector<float> concatenate_speech(std::span<const float> samples,
-                                      std::span<const vad::SpeechSegment> regions) {
+std::vector<float> concatenate_speech(std::span<const float> samples, std::span<const vad::SpeechSegment> regions) {
   std::vector<float> out;
   for (const vad::SpeechSegment& r : regions) {
     const int64_t a = std::clamp<int64_t>(r.start, 0, static_cast<int64_t>(samples.size()));

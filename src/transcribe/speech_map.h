@@ -32,14 +32,13 @@ class SpeechTimestampsMap {
 
  private:
   int rate_;
-  std::vector<int64_t> end_sample_;      // region ends, in concatenated samples
-  std::vector<double> silence_before_;   // seconds removed before each region
+  std::vector<int64_t> end_sample_;     // region ends, in concatenated samples
+  std::vector<double> silence_before_;  // seconds removed before each region
 };
 
 // The speech regions of `samples`, concatenated (collect_chunks with no
 // duration limit).
-std::vector<float> concatenate_speech(std::span<const float> samples,
-                                      std::span<const vad::SpeechSegment> regions);
+std::vector<float> concatenate_speech(std::span<const float> samples, std::span<const vad::SpeechSegment> regions);
 
 // Consecutive regions grouped so that each group's speech is at most
 // max_seconds long (collect_chunks with max_duration: a region that would

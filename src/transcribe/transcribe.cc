@@ -85,15 +85,14 @@ std::vector<double> parse_clip_timestamps(const std::string& spec) {
   return out;
 }
 
-
 // Language detection. openai transcribe.py detects on pad_or_trim(mel,
 // N_FRAMES): the first 3000 frames of the padded mel (not zero-padded like a
 // decode window). More windows: faster_whisper WhisperModel.detect_language's
 // vote (the first window whose top probability beats the threshold wins, else
 // the most frequent top language with its highest probability).
 template <class Encode>
-std::pair<std::string, double> detect(Encode& encode, int content_frames, const Tokenizer& tok,
-                                      const nn::Whisper& net, const Options& opt, NetworkGate& gate) {
+std::pair<std::string, double> detect(Encode& encode, int content_frames, const Tokenizer& tok, const nn::Whisper& net,
+                                      const Options& opt, NetworkGate& gate) {
   const int n_windows = std::max(1, opt.language_detection_segments);
   std::vector<std::pair<std::string, std::vector<double>>> votes;  // in first-seen order
   for (int i = 0; i < n_windows; ++i) {
@@ -103,8 +102,10 @@ std::pair<std::string, double> detect(Encode& encode, int content_frames, const 
     const auto& [code, p] = probs.front();
     if (p > opt.language_detection_threshold) return {code, p};
     auto it = std::find_if(votes.begin(), votes.end(), [&](const auto& v) { return v.first == code; });
-    if (it == votes.end()) votes.push_back({code, {p}});
-    else it->second.push_back(p);
+    if (it == votes.end())
+      votes.push_back({code, {p}});
+    else
+      it->second.push_back(p);
   }
   auto best = votes.begin();
   for (auto it = votes.begin(); it != votes.end(); ++it)
@@ -138,7 +139,9 @@ Engine::Engine(const model::Model& model, nn::ComputeType type, int n_threads)
 // vocabulary and mel filters it leaves are read after it (members are
 // initialised in declaration order, net_ first).
 Engine::Engine(model::Model&& model, nn::ComputeType type, int n_threads)
-    : net_(std::move(model), type, n_threads), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+    : net_(std::move(model), type, n_threads),
+      tokenizer_(model.vocab, model.dims.n_vocab),
+      filters_(model.mel_filters) {
   check_filters(filters_, model.dims);
 }
 
@@ -151,17 +154,14 @@ struct Features {
   Features(const Engine& engine, std::span<const float> samples, NetworkGate& gate) {
     // Pad 30 seconds of silence to the input audio, for slicing.
     gate.exclusive([&] {
-      mel = features::log_mel_spectrogram(samples, features::kChunkSamples, engine.mel_filters(),
-                                          gate.n_threads());
+      mel = features::log_mel_spectrogram(samples, features::kChunkSamples, engine.mel_filters(), gate.n_threads());
     });
     content_frames = mel.n_frames - kNFrames;
   }
   // Encoder output of the mel window [offset, offset + n_frames), run through the gate.
   std::vector<float> encode(const Engine& engine, int offset, int n_frames, NetworkGate& gate) const {
     std::vector<float> out;
-    gate.exclusive([&] {
-      out = engine.net().encode(features::mel_window(mel, offset, n_frames), gate.n_threads());
-    });
+    gate.exclusive([&] { out = engine.net().encode(features::mel_window(mel, offset, n_frames), gate.n_threads()); });
     return out;
   }
 };
@@ -171,8 +171,7 @@ Transcript transcribe_audio(const Engine& engine, std::span<const float> samples
 
 }  // namespace
 
-Transcript transcribe(const Engine& engine, std::span<const float> samples,
-                              const Options& opt, const Callbacks& cb) {
+Transcript transcribe(const Engine& engine, std::span<const float> samples, const Options& opt, const Callbacks& cb) {
   DirectGate gate(std::max(1, opt.n_threads));
   return transcribe(engine, samples, opt, cb, gate);
 }
@@ -184,8 +183,8 @@ std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<c
   return vad::speech_segments(probs, static_cast<int64_t>(samples.size()), options);
 }
 
-Transcript transcribe(const Engine& engine, std::span<const float> samples,
-                              const Options& opt, const Callbacks& cb, NetworkGate& gate) {
+Transcript transcribe(const Engine& engine, std::span<const float> samples, const Options& opt, const Callbacks& cb,
+                      NetworkGate& gate) {
   // faster-whisper: the VAD filter applies only without clip_timestamps.
   if (!opt.vad_filter || opt.clip_timestamps != "0") return transcribe_audio(engine, samples, opt, cb, gate);
   std::vector<vad::SpeechSegment> regions;
@@ -205,8 +204,8 @@ Transcript transcribe(const Engine& engine, std::span<const float> samples,
   return out;
 }
 
-std::pair<std::string, double> detect_language(const Engine& engine, std::span<const float> samples,
-                                               const Options& opt, NetworkGate& gate) {
+std::pair<std::string, double> detect_language(const Engine& engine, std::span<const float> samples, const Options& opt,
+                                               NetworkGate& gate) {
   if (!engine.tokenizer().is_multilingual()) throw Error("language detection needs a multilingual model");
   const Features f(engine, samples, gate);
   auto encode = [&](int offset, int n_frames) { return f.encode(engine, offset, n_frames, gate); };
@@ -244,8 +243,15 @@ class TranscribeTask {
  public:
   TranscribeTask(const Engine& engine, std::span<const float> samples, const Options& opt, const Callbacks& cb,
                  NetworkGate& gate)
-      : engine_(engine), tok_(engine.tokenizer()), sp_(tok_.special()), dims_(engine.dims()), samples_(samples),
-        opt_(opt), cb_(cb), gate_(gate), rng_(opt.seed) {}
+      : engine_(engine),
+        tok_(engine.tokenizer()),
+        sp_(tok_.special()),
+        dims_(engine.dims()),
+        samples_(samples),
+        opt_(opt),
+        cb_(cb),
+        gate_(gate),
+        rng_(opt.seed) {}
 
   Transcript run() {
     check_options(opt_);
@@ -267,8 +273,7 @@ class TranscribeTask {
     std::string language;
     if (opt_.language && !opt_.language->empty()) {
       language = *opt_.language;
-      if (tok_.is_multilingual() && !tok_.language_token(language))
-        throw Error("unknown language '" + language + "'");
+      if (tok_.is_multilingual() && !tok_.language_token(language)) throw Error("unknown language '" + language + "'");
     } else if (!tok_.is_multilingual()) {
       language = "en";
     } else {
@@ -339,8 +344,8 @@ class TranscribeTask {
     NetSource source(engine_.net(), encode(static_cast<int>(w.seek), static_cast<int>(w.size)), gate_);
     const decoding::FallbackOptions fallback{opt_.temperatures, opt_.compression_ratio_threshold,
                                              opt_.logprob_threshold, opt_.no_speech_threshold};
-    const decoding::DecodeResult result = decoding::decode_with_fallback(
-        source, tok_, dopt, fallback, rng_, [&](const decoding::DecodeResult& r) {
+    const decoding::DecodeResult result =
+        decoding::decode_with_fallback(source, tok_, dopt, fallback, rng_, [&](const decoding::DecodeResult& r) {
           if (cb_.on_window) cb_.on_window({static_cast<int>(w.seek), &r, static_cast<int>(w.size), &dopt});
         });
     if (is_silence(result)) {

@@ -19,9 +19,9 @@
 #include "decoding/decoding.h"
 #include "model/model.h"
 #include "nn/whisper.h"
-#include "transcript/transcript.h"
 #include "timing/timing.h"
 #include "tokenizer/tokenizer.h"
+#include "transcript/transcript.h"
 #include "vad/timestamps.h"
 
 namespace wisp::vad {
@@ -40,10 +40,8 @@ class Engine {
   // golden path). The rvalue form takes the weights out of `model` tensor by
   // tensor, so loading holds about one copy of them instead of two.
   // n_threads: threads that convert the weights (nn::Whisper).
-  explicit Engine(const model::Model& model, nn::ComputeType type = nn::ComputeType::kFloat32,
-                  int n_threads = 1);
-  explicit Engine(model::Model&& model, nn::ComputeType type = nn::ComputeType::kFloat32,
-                  int n_threads = 1);
+  explicit Engine(const model::Model& model, nn::ComputeType type = nn::ComputeType::kFloat32, int n_threads = 1);
+  explicit Engine(model::Model&& model, nn::ComputeType type = nn::ComputeType::kFloat32, int n_threads = 1);
   const nn::Whisper& net() const { return net_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   const model::MelFilters& mel_filters() const { return filters_; }
@@ -146,13 +144,13 @@ class Cancelled : public Error {
 };
 
 // Transcribes 16 kHz mono samples. Throws wisp::Error on invalid options.
-Transcript transcribe(const Engine& engine, std::span<const float> samples,
-                              const Options& options, const Callbacks& callbacks = {});
+Transcript transcribe(const Engine& engine, std::span<const float> samples, const Options& options,
+                      const Callbacks& callbacks = {});
 // The same with the network reached through `gate` (gate.h: batched mode
 // runs this on worker threads; options.n_threads is then ignored in favour
 // of the gate's).
-Transcript transcribe(const Engine& engine, std::span<const float> samples,
-                              const Options& options, const Callbacks& callbacks, NetworkGate& gate);
+Transcript transcribe(const Engine& engine, std::span<const float> samples, const Options& options,
+                      const Callbacks& callbacks, NetworkGate& gate);
 
 // Silero VAD speech regions of 16 kHz mono samples (get_speech_timestamps),
 // the VAD's convolutions on up to n_threads threads (the same result on any).

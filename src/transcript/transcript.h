@@ -15,18 +15,18 @@ namespace wisp {
 // One word of a segment (openai timing.py add_word_timestamps: the dict
 // word, start, end, probability, in that key order).
 struct Word {
-  std::string word;       // UTF-8, with its leading space / merged punctuation
-  double start = 0.0;     // seconds
+  std::string word;    // UTF-8, with its leading space / merged punctuation
+  double start = 0.0;  // seconds
   double end = 0.0;
   double probability = 0.0;
 };
 
 struct Segment {
   int id = 0;
-  int seek = 0;           // in mel frames, as openai reports it
-  double start = 0.0;     // seconds
+  int seek = 0;        // in mel frames, as openai reports it
+  double start = 0.0;  // seconds
   double end = 0.0;
-  std::string text;       // UTF-8, leading space as decoded
+  std::string text;  // UTF-8, leading space as decoded
   std::vector<int> tokens;
   double temperature = 0.0;
   double avg_logprob = 0.0;
@@ -36,8 +36,8 @@ struct Segment {
 };
 
 struct Transcript {
-  std::string language;   // "en"
-  std::string text;       // concatenation of segment texts
+  std::string language;  // "en"
+  std::string text;      // concatenation of segment texts
   std::vector<Segment> segments;
   // Transcribed with word timestamps: every segment carries "words" (JSON),
   // and srt/vtt are laid out from the words as openai's SubtitlesWriter does.

@@ -16,8 +16,8 @@ constexpr int kMaxGraphDepth = 32;
 struct Field {
   uint32_t number = 0;
   int wire = 0;
-  uint64_t value = 0;                // varint, fixed32 or fixed64 payload
-  std::span<const uint8_t> bytes;    // length-delimited payload
+  uint64_t value = 0;              // varint, fixed32 or fixed64 payload
+  std::span<const uint8_t> bytes;  // length-delimited payload
 };
 
 // Walks the fields of one serialized message.
@@ -176,9 +176,12 @@ Attribute parse_attribute(std::span<const uint8_t> b, int depth) {
     }
   }
   if (a.type == Attribute::kUndefined) {  // IR < 3 files leave type unset
-    a.type = a.g ? Attribute::kGraph : a.t ? Attribute::kTensor : !a.s.empty() ? Attribute::kString
-           : !a.ints.empty() ? Attribute::kInts : !a.floats.empty() ? Attribute::kFloats
-           : Attribute::kUndefined;
+    a.type = a.g                 ? Attribute::kGraph
+             : a.t               ? Attribute::kTensor
+             : !a.s.empty()      ? Attribute::kString
+             : !a.ints.empty()   ? Attribute::kInts
+             : !a.floats.empty() ? Attribute::kFloats
+                                 : Attribute::kUndefined;
   }
   return a;
 }
@@ -258,8 +261,8 @@ std::vector<float> Tensor::floats() const {
     }
   } else if (!float_data.empty()) {
     if (float_data.size() != n * 4)
-      throw Error("tensor '" + name + "' holds " + std::to_string(float_data.size() / 4) +
-                  " floats, expected " + std::to_string(n));
+      throw Error("tensor '" + name + "' holds " + std::to_string(float_data.size() / 4) + " floats, expected " +
+                  std::to_string(n));
     out.resize(n);
     for (size_t i = 0; i < n; ++i) {
       uint32_t u = 0;
@@ -268,8 +271,8 @@ std::vector<float> Tensor::floats() const {
     }
   } else {
     if (float_values.size() != n)
-      throw Error("tensor '" + name + "' holds " + std::to_string(float_values.size()) +
-                  " floats, expected " + std::to_string(n));
+      throw Error("tensor '" + name + "' holds " + std::to_string(float_values.size()) + " floats, expected " +
+                  std::to_string(n));
     out = float_values;
   }
   return out;

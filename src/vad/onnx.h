@@ -48,8 +48,17 @@ struct Tensor {
 struct Graph;
 
 struct Attribute {
-  enum Type : int32_t { kUndefined = 0, kFloat = 1, kInt = 2, kString = 3, kTensor = 4,
-                        kGraph = 5, kFloats = 6, kInts = 7, kStrings = 8 };
+  enum Type : int32_t {
+    kUndefined = 0,
+    kFloat = 1,
+    kInt = 2,
+    kString = 3,
+    kTensor = 4,
+    kGraph = 5,
+    kFloats = 6,
+    kInts = 7,
+    kStrings = 8
+  };
   std::string name;
   int32_t type = kUndefined;  // as stored; may be 0 in old files (then infer from the fields)
   float f = 0;

@@ -191,11 +191,11 @@ TEST(Onnx, RejectsBadWireData) {
   EXPECT_THROW(onnx::parse_model(Bytes{}), Error);
   Bytes text = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '\n'};
   EXPECT_THROW(onnx::parse_model(text), Error);
-  EXPECT_THROW(onnx::parse_model(Bytes{0x0b, 0x00}), Error);                 // wire type 3 (group)
-  EXPECT_THROW(onnx::parse_model(Bytes{0x08, 0xff, 0xff, 0xff, 0xff, 0xff,   // 11-byte varint
+  EXPECT_THROW(onnx::parse_model(Bytes{0x0b, 0x00}), Error);                // wire type 3 (group)
+  EXPECT_THROW(onnx::parse_model(Bytes{0x08, 0xff, 0xff, 0xff, 0xff, 0xff,  // 11-byte varint
                                        0xff, 0xff, 0xff, 0xff, 0xff, 0x01}),
                Error);
-  EXPECT_THROW(onnx::parse_model(Bytes{0x3a, 0x05, 0x00}), Error);           // graph longer than the file
+  EXPECT_THROW(onnx::parse_model(Bytes{0x3a, 0x05, 0x00}), Error);  // graph longer than the file
   Bytes no_opset;
   put_len(no_opset, 7, Bytes{});
   try {
@@ -251,8 +251,8 @@ TEST(Onnx, DamagedModelsAreOneClearError) {
   EXPECT_NO_THROW(SileroVad::from_bytes(good));
 
   // Truncated anywhere.
-  for (size_t n : {size_t{0}, size_t{1}, size_t{64}, size_t{4096}, good.size() / 3, good.size() / 2,
-                   good.size() - 100, good.size() - 1}) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{64}, size_t{4096}, good.size() / 3, good.size() / 2, good.size() - 100,
+                   good.size() - 1}) {
     SCOPED_TRACE(n);
     EXPECT_THROW(SileroVad::from_bytes(std::span<const uint8_t>(good.data(), n)), Error);
   }
@@ -261,14 +261,13 @@ TEST(Onnx, DamagedModelsAreOneClearError) {
                             {0x08, 0x80, 0x01, 0x08, 0x82, 0x01, 0x08, 0x03}, 1),
                     "tensor 'encoder.0.reparam_conv.weight' has shape [128, 130, 3], expected [128, 129, 3]");
   // A weight renamed away.
-  expect_load_error(patched(good, str_bytes("encoder.3.reparam_conv.bias"),
-                            str_bytes("encoder.3.reparam_conv.bia5"), 6),
-                    "missing tensor 'encoder.3.reparam_conv.bias'");
+  expect_load_error(
+      patched(good, str_bytes("encoder.3.reparam_conv.bias"), str_bytes("encoder.3.reparam_conv.bia5"), 6),
+      "missing tensor 'encoder.3.reparam_conv.bias'");
   // The STFT padding no longer reflect.
   expect_load_error(patched(good, str_bytes("reflect"), str_bytes("reflecx"), 2), "Pad is not reflect");
   // A NaN in the 16 kHz decoder bias (-0.6245977282524109f).
-  expect_load_error(patched(good, floats_le({-0.6245977282524109f}), floats_le({std::nanf("")}), 1),
-                    "non-finite");
+  expect_load_error(patched(good, floats_le({-0.6245977282524109f}), floats_le({std::nanf("")}), 1), "non-finite");
   // Not a model at all, and a missing file, through load(): the path is named.
   const std::string dir = std::string(WISP_BINARY_DIR) + "/vad_onnx_test";
   std::filesystem::create_directories(dir);

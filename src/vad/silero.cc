@@ -25,12 +25,12 @@ std::string default_model_path() { return std::string(WISP_ASSETS_DIR) + "/siler
 
 namespace {
 
-constexpr int kFft = 256;                      // STFT filter length at 16 kHz
-constexpr int kHop = 128;                      // its stride
-constexpr int kBins = kFft / 2 + 1;            // 129
-constexpr int kReflect = 64;                   // right reflect padding before the STFT
+constexpr int kFft = 256;                                        // STFT filter length at 16 kHz
+constexpr int kHop = 128;                                        // its stride
+constexpr int kBins = kFft / 2 + 1;                              // 129
+constexpr int kReflect = 64;                                     // right reflect padding before the STFT
 constexpr int kInput = SileroVad::kContext + SileroVad::kChunk;  // 576
-constexpr int kPadded = kInput + kReflect;     // 640
+constexpr int kPadded = kInput + kReflect;                       // 640
 constexpr int kFrames = (kPadded - kFft) / kHop + 1;             // 4
 constexpr int kEncCin[4] = {kBins, 128, 64, 64};
 constexpr int kEncCout[4] = {128, 64, 64, 128};
@@ -87,9 +87,7 @@ const onnx::Graph& select_16k_graph(const onnx::Graph& top) {
 
 // Silero names its weights after the PyTorch module ("encoder.0.reparam_conv.weight");
 // some exports prefix them with "model.".
-std::string canonical(const std::string& name) {
-  return name.rfind("model.", 0) == 0 ? name.substr(6) : name;
-}
+std::string canonical(const std::string& name) { return name.rfind("model.", 0) == 0 ? name.substr(6) : name; }
 
 void collect_nodes(const onnx::Graph& g, std::vector<const onnx::Node*>& out) {
   for (const onnx::Node& n : g.nodes) {
@@ -110,10 +108,10 @@ std::vector<int64_t> ints_attr(const onnx::Node& n, const char* name, std::vecto
 
 struct SileroVad::Weights {
   // As stored in the model (PyTorch layouts), for the reference path.
-  std::vector<float> stft;                  // [258][1][256]
-  std::vector<float> enc_w[4], enc_b[4];    // [cout][cin][3], [cout]
+  std::vector<float> stft;                // [258][1][256]
+  std::vector<float> enc_w[4], enc_b[4];  // [cout][cin][3], [cout]
   std::vector<float> w_ih, w_hh, b_ih, b_hh;
-  std::vector<float> dec_w;                 // [1][128][1]
+  std::vector<float> dec_w;  // [1][128][1]
   float dec_b = 0;
   // Repacked for the optimised kernels, and their level (WISP_ISA or the
   // CPU's best, read once at load).
@@ -141,8 +139,7 @@ class WeightFinder {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) throw Error("missing tensor '" + name + "' (not a Silero VAD v5/v6 model?)");
     if (it->second->dims != dims)
-      throw Error("tensor '" + name + "' has shape " + shape_str(it->second->dims) + ", expected " +
-                  shape_str(dims));
+      throw Error("tensor '" + name + "' has shape " + shape_str(it->second->dims) + ", expected " + shape_str(dims));
     std::vector<float> v = it->second->floats();
     for (float x : v)
       if (!std::isfinite(x)) throw Error("tensor '" + name + "' holds a non-finite value");
@@ -162,8 +159,8 @@ class WeightFinder {
           ints_attr(*n, "pads", {0, 0}) != std::vector<int64_t>{pad, pad} ||
           ints_attr(*n, "dilations", {1}) != std::vector<int64_t>{1} ||
           (n->attribute("group") && n->attribute("group")->i != 1))
-        throw Error("unexpected Silero VAD graph: the Conv of '" + name + "' is not kernel " +
-                    std::to_string(k) + ", stride " + std::to_string(stride) + ", pad " + std::to_string(pad));
+        throw Error("unexpected Silero VAD graph: the Conv of '" + name + "' is not kernel " + std::to_string(k) +
+                    ", stride " + std::to_string(stride) + ", pad " + std::to_string(pad));
     }
     if (!found) throw Error("unexpected Silero VAD graph: no Conv uses '" + name + "'");
   }
@@ -220,8 +217,8 @@ SileroVad SileroVad::from_bytes(std::span<const uint8_t> bytes) {
 
   w->stft_packed = detail::pack_conv1d(w->stft.data(), nullptr, 2 * kBins, 1, kFft, kHop, 0);
   for (int i = 0; i < 4; ++i)
-    w->enc_packed[i] = detail::pack_conv1d(w->enc_w[i].data(), w->enc_b[i].data(), kEncCout[i],
-                                           kEncCin[i], 3, kEncStride[i], 1);
+    w->enc_packed[i] =
+        detail::pack_conv1d(w->enc_w[i].data(), w->enc_b[i].data(), kEncCout[i], kEncCin[i], 3, kEncStride[i], 1);
   w->lstm_packed = detail::pack_lstm(w->w_ih.data(), w->w_hh.data(), w->b_ih.data(), w->b_hh.data(), kH, kH);
   w->isa = kernels::default_isa();
   return SileroVad(std::move(w));
@@ -299,8 +296,7 @@ float SileroVad::process_chunk_ref(std::span<const float> chunk, State& s) const
   float xp[kPadded];
   build_input(chunk, s, xp);
   // PyTorch layouts: [channels][frames].
-  std::vector<float> spec(2 * kBins * kFrames), mag(kBins * kFrames), a1(128 * kFrames), a2(64 * 2),
-      a3(64), a4(128);
+  std::vector<float> spec(2 * kBins * kFrames), mag(kBins * kFrames), a1(128 * kFrames), a2(64 * 2), a3(64), a4(128);
   detail::conv1d_ref(w.stft.data(), nullptr, 2 * kBins, 1, kFft, kHop, 0, xp, kPadded, spec.data(), false);
   for (int b = 0; b < kBins; ++b)
     for (int t = 0; t < kFrames; ++t) {
@@ -311,13 +307,13 @@ float SileroVad::process_chunk_ref(std::span<const float> chunk, State& s) const
   float* outs[4] = {a1.data(), a2.data(), a3.data(), a4.data()};
   int t_in = kFrames;
   for (int i = 0; i < 4; ++i) {
-    detail::conv1d_ref(w.enc_w[i].data(), w.enc_b[i].data(), kEncCout[i], kEncCin[i], 3, kEncStride[i], 1,
-                       in, t_in, outs[i], true);
+    detail::conv1d_ref(w.enc_w[i].data(), w.enc_b[i].data(), kEncCout[i], kEncCin[i], 3, kEncStride[i], 1, in, t_in,
+                       outs[i], true);
     t_in = detail::conv1d_out_len(t_in, 3, kEncStride[i], 1);
     in = outs[i];
   }
-  detail::lstm_cell_ref(w.w_ih.data(), w.w_hh.data(), w.b_ih.data(), w.b_hh.data(), kH, kH, a4.data(),
-                        s.h.data(), s.c.data());
+  detail::lstm_cell_ref(w.w_ih.data(), w.w_hh.data(), w.b_ih.data(), w.b_hh.data(), kH, kH, a4.data(), s.h.data(),
+                        s.c.data());
   double logit = w.dec_b;
   for (int j = 0; j < kH; ++j) logit += std::max(s.h[j], 0.0f) * static_cast<double>(w.dec_w[j]);
   return static_cast<float>(1.0 / (1.0 + std::exp(-logit)));

@@ -33,9 +33,9 @@ std::string default_model_path();
 class SileroVad {
  public:
   static constexpr int kSampleRate = 16000;
-  static constexpr int kChunk = 512;    // samples per chunk at 16 kHz (32 ms)
-  static constexpr int kContext = 64;   // samples of the previous chunk fed again
-  static constexpr int kHidden = 128;   // LSTM state size
+  static constexpr int kChunk = 512;   // samples per chunk at 16 kHz (32 ms)
+  static constexpr int kContext = 64;  // samples of the previous chunk fed again
+  static constexpr int kHidden = 128;  // LSTM state size
 
   // The per-stream recurrent state; a default-constructed State is silero's
   // reset_states() (zeros).

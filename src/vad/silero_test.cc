@@ -118,8 +118,8 @@ TEST_P(VadGolden, MatchesSileroReference) {
     double e = std::fabs(static_cast<double>(probs[i]) - golden_probs[i]);
     if (e > max_err) max_err = e, worst = i;
   }
-  std::printf("[   INFO   ] %s: %zu chunks, max |p - golden| = %.3g (chunk %zu), %.1f us/chunk\n",
-              GetParam().c_str(), probs.size(), max_err, worst, 1000.0 * ms / probs.size());
+  std::printf("[   INFO   ] %s: %zu chunks, max |p - golden| = %.3g (chunk %zu), %.1f us/chunk\n", GetParam().c_str(),
+              probs.size(), max_err, worst, 1000.0 * ms / probs.size());
   RecordProperty("max_prob_error", std::to_string(max_err));
   EXPECT_LT(max_err, 1e-3);
 
@@ -131,8 +131,7 @@ TEST_P(VadGolden, MatchesSileroReference) {
     // The post-processing alone, on silero's own probabilities: exact.
     EXPECT_EQ(speech_segments(golden_probs, static_cast<int64_t>(audio.size()), o), golden) << what;
     // End to end, on ours.
-    expect_segments_match(speech_segments(probs, static_cast<int64_t>(audio.size()), o), golden, golden_probs, o,
-                          what);
+    expect_segments_match(speech_segments(probs, static_cast<int64_t>(audio.size()), o), golden, golden_probs, o, what);
   }
 }
 

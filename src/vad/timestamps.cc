@@ -56,15 +56,13 @@ void validate(const VadOptions& o) {
   if (o.min_silence_at_max_speech_ms < 0) throw Error("min_silence_at_max_speech must be >= 0");
 }
 
-std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t n_samples,
-                                           const VadOptions& o) {
+std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t n_samples, const VadOptions& o) {
   validate(o);
   const double threshold = o.threshold;
   const double neg_threshold = o.effective_neg_threshold();
   const double min_speech_samples = kRate * o.min_speech_duration_ms / 1000.0;
   const double speech_pad_samples = kRate * o.speech_pad_ms / 1000.0;
-  const double max_speech_samples =
-      kRate * o.max_speech_duration_s - kWindow - 2 * speech_pad_samples;
+  const double max_speech_samples = kRate * o.max_speech_duration_s - kWindow - 2 * speech_pad_samples;
   const double min_silence_samples = kRate * o.min_silence_duration_ms / 1000.0;
   const double min_silence_samples_at_max_speech = kRate * o.min_silence_at_max_speech_ms / 1000.0;
 
@@ -72,7 +70,7 @@ std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t
   bool triggered = false;
   bool have_current = false;  // Python's `current_speech` dict is non-empty
   int64_t current_start = 0;
-  int64_t temp_end = 0;       // 0 = none (Python tests it for truthiness)
+  int64_t temp_end = 0;  // 0 = none (Python tests it for truthiness)
   int64_t prev_end = 0, next_start = 0;
   struct PossibleEnd {
     int64_t end, silence;
@@ -145,8 +143,7 @@ std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t
     if (p < neg_threshold && triggered) {
       if (temp_end == 0) temp_end = cur;
       const int64_t silence_now = cur - temp_end;
-      if (!o.use_max_poss_sil_at_max_speech &&
-          static_cast<double>(silence_now) > min_silence_samples_at_max_speech)
+      if (!o.use_max_poss_sil_at_max_speech && static_cast<double>(silence_now) > min_silence_samples_at_max_speech)
         prev_end = temp_end;
       if (static_cast<double>(silence_now) < min_silence_samples) continue;
       if (static_cast<double>(temp_end - current_start) > min_speech_samples)

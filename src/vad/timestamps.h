@@ -63,8 +63,6 @@ struct SpeechSegment {
 // after min_silence, split at max_speech, dropped under min_speech, the last
 // one running to the end of the audio, then padded and, where two are closer
 // than 2 * pad, split at the midpoint of the gap.
-std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t n_samples,
-                                           const VadOptions& o);
-
+std::vector<SpeechSegment> speech_segments(std::span<const float> probs, int64_t n_samples, const VadOptions& o);
 
 }  // namespace wisp::vad

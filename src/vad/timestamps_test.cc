@@ -134,7 +134,7 @@ TEST(VadTimestamps, MaxSpeechCutsAtSilence) {
   const std::string p = rep('S', 10) + rep('.', 7) + rep('S', 5) + rep('.', 5) + rep('S', 20);
   o.use_max_poss_sil_at_max_speech = false;  // faster-whisper: the last one
   EXPECT_EQ(run(p, o), (Segs{{0, 22 * W}, {27 * W, 47 * W}}));
-  o.use_max_poss_sil_at_max_speech = true;   // silero: the longest one
+  o.use_max_poss_sil_at_max_speech = true;  // silero: the longest one
   EXPECT_EQ(run(p, o), (Segs{{0, 10 * W}, {17 * W, 47 * W}}));
 }
 
@@ -153,7 +153,8 @@ TEST(VadTimestamps, MaxSpeechReachedInsideSilence) {
 
 TEST(VadTimestamps, SileroDefaultsEndToEnd) {
   // min_speech 250 ms (4000), min_silence 100 ms (1600), pad 30 ms (480).
-  const std::string p = rep('.', 5) + rep('S', 7) + rep('.', 10) + rep('S', 8) + rep('.', 3) + rep('S', 9) + rep('.', 6);
+  const std::string p =
+      rep('.', 5) + rep('S', 7) + rep('.', 10) + rep('S', 8) + rep('.', 3) + rep('S', 9) + rep('.', 6);
   // 7 chunks (3584) are dropped; 8 + 3 silent + 9 merge into one segment.
   EXPECT_EQ(run(p, VadOptions::silero_defaults()), (Segs{{22 * W - 480, 42 * W + 480}}));
 }

@@ -41,9 +41,9 @@ int round_up(int n, int m) { return (n + m - 1) / m * m; }
 // the work is blocked (the AVX2 build contracts each step into an FMA, so
 // it rounds once where SSE rounds twice).
 template <class V, int T, int NV>
-[[gnu::always_inline]] inline void gemm_block(const float* col, int ldc, int n_rows, const float* wt,
-                                              int ldw, const float* bias, int co_begin, int co_end,
-                                              int cout, float* y, bool relu) {
+[[gnu::always_inline]] inline void gemm_block(const float* col, int ldc, int n_rows, const float* wt, int ldw,
+                                              const float* bias, int co_begin, int co_end, int cout, float* y,
+                                              bool relu) {
   constexpr int kL = sizeof(V) / sizeof(float);
   constexpr int kW = kL * NV;
   for (int co = co_begin; co < co_end; co += kW) {
@@ -78,8 +78,8 @@ template <class V, int T, int NV>
 // Blocks as wide as the registers allow (at most 8 accumulators of the 16
 // vector registers of x86-64), then blocks of kBlock channels for the rest.
 template <class V, int T, int NV>
-[[gnu::always_inline]] inline void gemm_rows(const float* col, int ldc, int n_rows, const float* wt,
-                                             int ldw, const float* bias, int cout, float* y, bool relu) {
+[[gnu::always_inline]] inline void gemm_rows(const float* col, int ldc, int n_rows, const float* wt, int ldw,
+                                             const float* bias, int cout, float* y, bool relu) {
   constexpr int kW = static_cast<int>(sizeof(V) / sizeof(float)) * NV;
   constexpr int kTailNV = kBlock / static_cast<int>(sizeof(V) / sizeof(float));
   const int wide_end = kW > kBlock ? std::min(ldw, cout + kW - 1) / kW * kW : 0;
@@ -91,9 +91,8 @@ template <class V, int T, int NV>
 // channels in SSE (8 accumulators each); AVX2 takes 16 channels for 4, 3
 // and 2 frames and 32 for one.
 template <class V>
-[[gnu::always_inline]] inline void gemm_frames_impl(int t_out, const float* col, int ldc, int n_rows,
-                                                    const float* wt, int ldw, const float* bias,
-                                                    int cout, float* y, bool relu) {
+[[gnu::always_inline]] inline void gemm_frames_impl(int t_out, const float* col, int ldc, int n_rows, const float* wt,
+                                                    int ldw, const float* bias, int cout, float* y, bool relu) {
   constexpr int kR = static_cast<int>(sizeof(V) / sizeof(v4sf));  // 1 (SSE) or 2 (AVX2)
   for (int t = 0; t < t_out; t += 4) {
     const float* c = col + static_cast<size_t>(t) * ldc;
@@ -107,22 +106,21 @@ template <class V>
   }
 }
 
-void gemm_frames_sse(int t_out, const float* col, int ldc, int n_rows, const float* wt, int ldw,
-                     const float* bias, int cout, float* y, bool relu) {
+void gemm_frames_sse(int t_out, const float* col, int ldc, int n_rows, const float* wt, int ldw, const float* bias,
+                     int cout, float* y, bool relu) {
   gemm_frames_impl<v4sf>(t_out, col, ldc, n_rows, wt, ldw, bias, cout, y, relu);
 }
 
-[[gnu::target("avx2,fma")]] void gemm_frames_avx2(int t_out, const float* col, int ldc, int n_rows,
-                                                  const float* wt, int ldw, const float* bias, int cout,
-                                                  float* y, bool relu) {
+[[gnu::target("avx2,fma")]] void gemm_frames_avx2(int t_out, const float* col, int ldc, int n_rows, const float* wt,
+                                                  int ldw, const float* bias, int cout, float* y, bool relu) {
   gemm_frames_impl<v8sf>(t_out, col, ldc, n_rows, wt, ldw, bias, cout, y, relu);
 }
 #pragma GCC diagnostic pop
 
-void gemm_frames(kernels::Isa isa, int t_out, const float* col, int ldc, int n_rows, const float* wt,
-                 int ldw, const float* bias, int cout, float* y, bool relu) {
-  (isa >= kernels::Isa::kAvx2 ? gemm_frames_avx2 : gemm_frames_sse)(t_out, col, ldc, n_rows, wt, ldw,
-                                                                    bias, cout, y, relu);
+void gemm_frames(kernels::Isa isa, int t_out, const float* col, int ldc, int n_rows, const float* wt, int ldw,
+                 const float* bias, int cout, float* y, bool relu) {
+  (isa >= kernels::Isa::kAvx2 ? gemm_frames_avx2 : gemm_frames_sse)(t_out, col, ldc, n_rows, wt, ldw, bias, cout, y,
+                                                                    relu);
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -134,10 +132,8 @@ int conv1d_out_len(int t_in, int k, int stride, int pad) {
   return span < 0 ? 0 : span / stride + 1;
 }
 
-PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int k, int stride,
-                       int pad) {
-  if (cout <= 0 || cin <= 0 || k <= 0 || stride <= 0 || pad < 0)
-    throw Error("conv1d: bad shape");
+PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad) {
+  if (cout <= 0 || cin <= 0 || k <= 0 || stride <= 0 || pad < 0) throw Error("conv1d: bad shape");
   PackedConv c;
   c.cin = cin;
   c.cout = cout;
@@ -149,8 +145,7 @@ PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int
   for (int co = 0; co < cout; ++co)
     for (int ci = 0; ci < cin; ++ci)
       for (int kk = 0; kk < k; ++kk)
-        c.wt[(static_cast<size_t>(kk) * cin + ci) * c.ldw + co] =
-            w[(static_cast<size_t>(co) * cin + ci) * k + kk];
+        c.wt[(static_cast<size_t>(kk) * cin + ci) * c.ldw + co] = w[(static_cast<size_t>(co) * cin + ci) * k + kk];
   c.bias.assign(static_cast<size_t>(c.ldw), 0.0f);
   if (bias) std::copy(bias, bias + cout, c.bias.begin());
   return c;
@@ -167,8 +162,7 @@ void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu, 
   conv1d_batch(c, x, t_in, 1, y, relu, isa);
 }
 
-void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y, bool relu,
-                  kernels::Isa isa) {
+void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y, bool relu, kernels::Isa isa) {
   const int t_out = conv1d_out_len(t_in, c.k, c.stride, c.pad);
   const int n_rows = c.k * c.cin;
   // im2col: col[i][t][k * cin + ci] = x[i][t * stride + k - pad][ci], zero in the padding.
@@ -184,12 +178,11 @@ void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y
                   ci + static_cast<size_t>(t) * n_rows + static_cast<size_t>(kk) * c.cin);
       }
   }
-  gemm_frames(isa, n * t_out, col.data(), n_rows, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y,
-              relu);
+  gemm_frames(isa, n * t_out, col.data(), n_rows, n_rows, c.wt.data(), c.ldw, c.bias.data(), c.cout, y, relu);
 }
 
-void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad,
-                const float* x, int t_in, float* y, bool relu) {
+void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad, const float* x,
+                int t_in, float* y, bool relu) {
   const int t_out = conv1d_out_len(t_in, k, stride, pad);
   for (int co = 0; co < cout; ++co) {
     for (int t = 0; t < t_out; ++t) {
@@ -208,8 +201,8 @@ void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int
   }
 }
 
-PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
-                     int input, int hidden) {
+PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh, int input,
+                     int hidden) {
   if (input <= 0 || hidden <= 0) throw Error("lstm: bad shape");
   PackedLstm l;
   l.input = input;
@@ -218,8 +211,7 @@ PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, co
   l.ldw = round_up(g4, kBlock);
   l.wt.assign(static_cast<size_t>(input + hidden) * l.ldw, 0.0f);
   for (int g = 0; g < g4; ++g) {
-    for (int j = 0; j < input; ++j)
-      l.wt[static_cast<size_t>(j) * l.ldw + g] = w_ih[static_cast<size_t>(g) * input + j];
+    for (int j = 0; j < input; ++j) l.wt[static_cast<size_t>(j) * l.ldw + g] = w_ih[static_cast<size_t>(g) * input + j];
     for (int j = 0; j < hidden; ++j)
       l.wt[static_cast<size_t>(input + j) * l.ldw + g] = w_hh[static_cast<size_t>(g) * hidden + j];
   }
@@ -234,8 +226,7 @@ void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* g
   std::vector<float> xh(static_cast<size_t>(l.input + H));
   std::copy(x, x + l.input, xh.begin());
   std::copy(h, h + H, xh.begin() + l.input);
-  gemm_frames(isa, 1, xh.data(), l.input + H, l.input + H, l.wt.data(), l.ldw, l.bias.data(), 4 * H, gates,
-              false);
+  gemm_frames(isa, 1, xh.data(), l.input + H, l.input + H, l.wt.data(), l.ldw, l.bias.data(), 4 * H, gates, false);
   // PyTorch LSTMCell gate order: input, forget, cell (g), output.
   for (int j = 0; j < H; ++j) {
     float i = sigmoid(gates[j]);
@@ -247,8 +238,8 @@ void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* g
   }
 }
 
-void lstm_cell_ref(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
-                   int input, int hidden, const float* x, float* h, float* c) {
+void lstm_cell_ref(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh, int input, int hidden,
+                   const float* x, float* h, float* c) {
   const int H = hidden;
   std::vector<double> gates(static_cast<size_t>(4 * H));
   for (int g = 0; g < 4 * H; ++g) {

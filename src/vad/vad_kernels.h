@@ -38,8 +38,7 @@ struct PackedConv {
 };
 
 // w: [cout][cin][k]; bias: [cout] or null.
-PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int k, int stride,
-                       int pad);
+PackedConv pack_conv1d(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad);
 
 // y[t][co] = bias[co] + sum_{k, ci} x[t * stride + k - pad][ci] * w[co][ci][k], zero padding
 // on both sides. x: [t_in][cin], y: [conv1d_out_len(t_in, ...)][cout]. If relu, y = max(y, 0).
@@ -48,13 +47,12 @@ void conv1d(const PackedConv& c, const float* x, int t_in, float* y, bool relu, 
 // The same for n independent inputs at once, x: [n][t_in][cin] ->
 // y: [n][t_out][cout] (each input zero-padded on its own): one product over
 // all n * t_out frames, whose every output is the same sum as conv1d's.
-void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y, bool relu,
-                  kernels::Isa isa);
+void conv1d_batch(const PackedConv& c, const float* x, int t_in, int n, float* y, bool relu, kernels::Isa isa);
 
 // Reference twin in PyTorch's layouts: x: [cin][t_in], w: [cout][cin][k],
 // bias: [cout] or null, y: [cout][t_out].
-void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad,
-                const float* x, int t_in, float* y, bool relu);
+void conv1d_ref(const float* w, const float* bias, int cout, int cin, int k, int stride, int pad, const float* x,
+                int t_in, float* y, bool relu);
 
 // An LSTM cell (torch.nn.LSTMCell; ONNX LSTM with one step) with the input
 // and recurrent weights stacked and transposed: wt[j][g] for j < input the
@@ -68,15 +66,14 @@ struct PackedLstm {
 };
 
 // w_ih: [4 hidden][input], w_hh: [4 hidden][hidden], b_ih, b_hh: [4 hidden].
-PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
-                     int input, int hidden);
+PackedLstm pack_lstm(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh, int input, int hidden);
 
 // One step: gates = W_ih x + b_ih + W_hh h + b_hh; i, f, o = sigmoid, g = tanh;
 // c = f * c + i * g; h = o * tanh(c). h, c: [hidden], updated in place.
 // gates: scratch of 4 * hidden floats.
 void lstm_cell(const PackedLstm& l, const float* x, float* h, float* c, float* gates, kernels::Isa isa);
 
-void lstm_cell_ref(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh,
-                   int input, int hidden, const float* x, float* h, float* c);
+void lstm_cell_ref(const float* w_ih, const float* w_hh, const float* b_ih, const float* b_hh, int input, int hidden,
+                   const float* x, float* h, float* c);
 
 }  // namespace wisp::vad::detail

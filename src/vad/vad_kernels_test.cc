@@ -42,15 +42,16 @@ TEST(VadKernels, Conv1dMatchesReference) {
       {2, 3, 3, 1, 0, 2, true, true},  // k > t_in + 2 pad: no output
   };
   for (const ConvCase& c : cases) {
-    SCOPED_TRACE(testing::Message() << "cin " << c.cin << " cout " << c.cout << " k " << c.k << " stride "
-                                    << c.stride << " pad " << c.pad << " t_in " << c.t_in);
+    SCOPED_TRACE(testing::Message() << "cin " << c.cin << " cout " << c.cout << " k " << c.k << " stride " << c.stride
+                                    << " pad " << c.pad << " t_in " << c.t_in);
     auto w = random_vec(static_cast<size_t>(c.cout) * c.cin * c.k, rng, 0.5f);
     auto b = random_vec(static_cast<size_t>(c.cout), rng);
     auto x_cm = random_vec(static_cast<size_t>(c.cin) * c.t_in, rng, 1.0f, 0.3f);  // [cin][t]
     const int t_out = conv1d_out_len(c.t_in, c.k, c.stride, c.pad);
     std::vector<float> x_tm(x_cm.size());  // [t][cin]
     for (int ci = 0; ci < c.cin; ++ci)
-      for (int t = 0; t < c.t_in; ++t) x_tm[static_cast<size_t>(t) * c.cin + ci] = x_cm[static_cast<size_t>(ci) * c.t_in + t];
+      for (int t = 0; t < c.t_in; ++t)
+        x_tm[static_cast<size_t>(t) * c.cin + ci] = x_cm[static_cast<size_t>(ci) * c.t_in + t];
     std::vector<float> y_ref(static_cast<size_t>(c.cout) * t_out + 1, -7.0f), y(y_ref.size(), -7.0f);
     conv1d_ref(w.data(), c.bias ? b.data() : nullptr, c.cout, c.cin, c.k, c.stride, c.pad, x_cm.data(), c.t_in,
                y_ref.data(), c.relu);

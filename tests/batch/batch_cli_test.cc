@@ -35,12 +35,16 @@ using wisp::jobs::State;
 
 const std::string kWisp = std::string(WISP_BINARY_DIR) + "/wisp";
 const std::string kData = std::string(WISP_TESTDATA_DIR) + "/testdata";
-const std::vector<std::string> kFast = {"-l", "en", "--sample_len", "8", "--beam_size", "None",
-                                        "--temperature_increment_on_fallback", "None", "--threads", "1"};
+const std::vector<std::string> kFast = {
+    "-l",        "en", "--sample_len", "8", "--beam_size", "None", "--temperature_increment_on_fallback", "None",
+    "--threads", "1"};
 // Short one-window clips.
-const std::vector<std::string> kClips = {"speech/en_cards_001.wav", "speech/en_one_two_three.wav",
-                                         "speech/en_goforward.wav", "bad/short_0.1s.wav",
-                                         "speech/en_librivox_sense_and_sensibility_0880.wav", "formats/jfk.mp3"};
+const std::vector<std::string> kClips = {"speech/en_cards_001.wav",
+                                         "speech/en_one_two_three.wav",
+                                         "speech/en_goforward.wav",
+                                         "bad/short_0.1s.wav",
+                                         "speech/en_librivox_sense_and_sensibility_0880.wav",
+                                         "formats/jfk.mp3"};
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -185,10 +189,12 @@ TEST_F(Batch, FiftyFilesBadOnesFailAloneThenEverythingIsSkipped) {
   std::vector<std::string> good = good_files(raw, 46);
   copy("bad/corrupt_header.wav", raw + "/s1/corrupt_header.wav");
   copy("bad/video_no_audio.mp4", raw + "/s2/video_no_audio.mp4");
-  copy("bad/empty.mp3", raw + "/empty.mp3");          // not media by content: ignored in a folder...
+  copy("bad/empty.mp3", raw + "/empty.mp3");  // not media by content: ignored in a folder...
   copy("bad/not_audio.mp3", raw + "/not_audio.mp3");
   // ...but an input when named: the list names them, the folder, and a duplicate.
-  std::ofstream(dir + "/list.txt") << raw << "\n" << raw + "/empty.mp3\n" << raw + "/not_audio.mp3\n"
+  std::ofstream(dir + "/list.txt") << raw << "\n"
+                                   << raw + "/empty.mp3\n"
+                                   << raw + "/not_audio.mp3\n"
                                    << good[0] << "\n";
 
   Result r1 = wisp(args({"--input_list", dir + "/list.txt", "--verbose", "False"}));
@@ -198,14 +204,16 @@ TEST_F(Batch, FiftyFilesBadOnesFailAloneThenEverythingIsSkipped) {
   EXPECT_NE(r1.err.find("error: " + raw + "/empty.mp3: empty file\n"), std::string::npos) << r1.err;
   EXPECT_NE(r1.err.find("error: " + raw + "/not_audio.mp3: not a media file\n"), std::string::npos) << r1.err;
   EXPECT_NE(r1.err.find("error: " + raw + "/s1/corrupt_header.wav: corrupt or unsupported wav header"),
-            std::string::npos) << r1.err;
+            std::string::npos)
+      << r1.err;
   EXPECT_NE(r1.err.find("error: " + raw + "/s2/video_no_audio.mp4: no audio stream\n"), std::string::npos) << r1.err;
   EXPECT_EQ(count(r1.err, "\n"), 4u) << r1.err;
   // Seed lines per file, plain progress lines (not a terminal: no redraws).
   EXPECT_EQ(count(r1.out, "\nCompleted: "), 46u);
   EXPECT_EQ(count(r1.out, "\nCompleted srt: clip_"), 46u);
   EXPECT_EQ(count(r1.out, "\nrun time ="), 46u);
-  EXPECT_TRUE(std::regex_search(r1.out, std::regex("\n\\[[0-9]+/50\\] done [0-9.]+ s audio in [0-9.]+ s .*; batch [0-9]+/50 files")))
+  EXPECT_TRUE(std::regex_search(
+      r1.out, std::regex("\n\\[[0-9]+/50\\] done [0-9.]+ s audio in [0-9.]+ s .*; batch [0-9]+/50 files")))
       << r1.out;
   EXPECT_EQ(count(r1.out, "/50] done "), 46u);
   EXPECT_EQ(count(r1.out, "/50] failed "), 4u);
@@ -251,7 +259,8 @@ TEST_F(Batch, FiftyFilesBadOnesFailAloneThenEverythingIsSkipped) {
   Result r3 = wisp(args({"--input_list", dir + "/list.txt", "--verbose", "False"}));
   EXPECT_EQ(r3.status, 1);
   EXPECT_NE(r3.out.find("46 done earlier (skipped; --overwrite redoes them), 4 failed earlier (not retried)"),
-            std::string::npos) << r3.out;
+            std::string::npos)
+      << r3.out;
   EXPECT_NE(r3.err.find("empty file (failed 2 times; not retried, see --max_attempts)"), std::string::npos) << r3.err;
 
   Result st = wisp({"status", raw});
@@ -261,7 +270,8 @@ TEST_F(Batch, FiftyFilesBadOnesFailAloneThenEverythingIsSkipped) {
   EXPECT_TRUE(std::regex_search(st.out, std::regex("\ntotal +50 "))) << st.out;
   EXPECT_NE(st.out.find("Failures (4):"), std::string::npos) << st.out;
   EXPECT_NE(st.out.find(fs::canonical(raw + "/not_audio.mp3").string() + " [2 attempts]: not a media file"),
-            std::string::npos) << st.out;
+            std::string::npos)
+      << st.out;
   Result st2 = wisp({"status", "--ledger", ledger_path});
   EXPECT_EQ(st2.out, st.out);
   EXPECT_TRUE(temp_files(dir).empty());
@@ -461,13 +471,14 @@ TEST_F(Batch, TerminalShowsBarsRedrawnInPlace) {
   std::string dir = fresh("tty");
   good_files(dir, 3);
   std::string cmd = "script -qfec " + quote([&] {
-    std::string s = quote(kWisp);
-    for (const std::string& a : args({}, {dir})) {
-      s += ' ';
-      s += quote(a);
-    }
-    return s;
-  }()) + " /dev/null > " + quote(work_ + "/tty.log") + " 2>&1 </dev/null";
+                      std::string s = quote(kWisp);
+                      for (const std::string& a : args({}, {dir})) {
+                        s += ' ';
+                        s += quote(a);
+                      }
+                      return s;
+                    }()) +
+                    " /dev/null > " + quote(work_ + "/tty.log") + " 2>&1 </dev/null";
   int rc = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(rc)) << rc;
   EXPECT_EQ(WEXITSTATUS(rc), 0);
@@ -541,7 +552,8 @@ TEST_F(Batch, OutputFolderMirrorsTreeAndClashesFail) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("error: " + dir + "/in/b/x.wav: its output " + dir + "/flat/x.wav.srt is also the output of " +
                        dir + "/in/a/x.wav"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(Batch, GlobsStdinListAndUsageErrors) {
@@ -551,7 +563,8 @@ TEST_F(Batch, GlobsStdinListAndUsageErrors) {
   Result r = wisp(args({"--verbose", "False", "--input_list", "-"}, {dir + "/**/clip_03.wav"}), dir + "/list");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("Summary: 3 done"), std::string::npos) << r.out;
-  size_t a = r.out.find("Completed: " + dir + "/s0/clip_00.wav"), b = r.out.find("Completed: " + dir + "/s1/clip_01.wav"),
+  size_t a = r.out.find("Completed: " + dir + "/s0/clip_00.wav"),
+         b = r.out.find("Completed: " + dir + "/s1/clip_01.wav"),
          c = r.out.find("Completed: " + dir + "/s3/clip_03.wav");
   EXPECT_TRUE(a < b && b < c && c != std::string::npos) << r.out;  // sorted
   r = wisp(args({}, {dir + "/nothing_*.wav"}));

@@ -12,8 +12,8 @@
 #include <sstream>
 #include <thread>
 
-#include "common/error.h"
 #include "audio/probe.h"
+#include "common/error.h"
 #include "jobs/inputs.h"
 #include "jobs/ledger.h"
 #include "jobs/options_hash.h"
@@ -175,7 +175,8 @@ TEST(Inputs, ProbeMediaByContent) {
   EXPECT_NEAR(wisp::audio::probe_media(kData + "/formats/jfk.flac").duration, 11.0, 0.05);
   EXPECT_TRUE(wisp::audio::probe_media(kData + "/formats/jfk_video.mp4").media);
   EXPECT_TRUE(wisp::audio::probe_media(kData + "/bad/corrupt_header.wav").media);  // broken header: decode says why
-  EXPECT_TRUE(wisp::audio::probe_media(kData + "/bad/video_no_audio.mp4").media);  // a video: decode says "no audio stream"
+  EXPECT_TRUE(
+      wisp::audio::probe_media(kData + "/bad/video_no_audio.mp4").media);  // a video: decode says "no audio stream"
   EXPECT_FALSE(wisp::audio::probe_media(kData + "/bad/empty.mp3").media);
   EXPECT_FALSE(wisp::audio::probe_media(kData + "/bad/not_audio.mp3").media);
   EXPECT_FALSE(wisp::audio::probe_media(d / "missing.wav").media);
@@ -280,8 +281,8 @@ TEST(OptionsHash, ChangesWithWhatChangesTheResult) {
   EXPECT_EQ(options_hash(d / "m.bin", o, w), h);
   w.max_line_width = 42;  // the subtitle layout changes the files
   EXPECT_NE(options_hash(d / "m.bin", o, w), h);
-  EXPECT_EQ(options_hash(d / "m.bin", o, {}, "float32"), h);  // the default engine
-  EXPECT_NE(options_hash(d / "m.bin", o, {}, "int8"), h);     // another compute type
+  EXPECT_EQ(options_hash(d / "m.bin", o, {}, "float32"), h);        // the default engine
+  EXPECT_NE(options_hash(d / "m.bin", o, {}, "int8"), h);           // another compute type
   EXPECT_NE(options_hash(d / "m.bin", o, {}, "float32", true), h);  // throughput mode
   t = o;
   t.vad.threshold = 0.3;  // VAD settings count only with the filter on
@@ -347,13 +348,12 @@ TEST(Prefetch, InOrderWithErrorsAndBoundedMemory) {
 TEST(Prefetch, CancelWhileWaitingAndAbandon) {
   // The loader outlives the test (abandoned): it owns what it uses.
   auto release = std::make_shared<std::atomic<bool>>(false);
-  Prefetcher p(
-      {"slow"}, {},
-      [release](const std::string&) {
-        while (!*release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        return std::vector<float>(10);
-      },
-      {});
+  Prefetcher p({"slow"}, {},
+               [release](const std::string&) {
+                 while (!*release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                 return std::vector<float>(10);
+               },
+               {});
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE(p.next([&] { return std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(100); }));
   p.abandon();  // does not wait for the decode in progress

@@ -36,9 +36,9 @@ using namespace wisp::jobs;
 const std::string kWisp = std::string(WISP_BINARY_DIR) + "/wisp";
 const std::string kData = std::string(WISP_TESTDATA_DIR) + "/testdata";
 const std::string kScripts = std::string(WISP_TESTDATA_DIR) + "/../batch";
-const std::vector<std::string> kFast = {"-l", "en", "--sample_len", "8", "--beam_size", "None",
-                                        "--temperature_increment_on_fallback", "None", "--threads", "1",
-                                        "--verbose", "False"};
+const std::vector<std::string> kFast = {
+    "-l",        "en", "--sample_len", "8",    "--beam_size", "None", "--temperature_increment_on_fallback", "None",
+    "--threads", "1",  "--verbose",    "False"};
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -58,14 +58,15 @@ size_t lines(const std::string& path) { return count(slurp(path), "\n"); }
 // tests/batch/media_server.py for the life of the object.
 class MediaServer {
  public:
-  MediaServer(const std::string& root, const std::string& work) : port_file_(work + "/server.port"), log_(work + "/server.log") {
+  MediaServer(const std::string& root, const std::string& work)
+      : port_file_(work + "/server.port"), log_(work + "/server.log") {
     fs::remove(port_file_);
     fs::remove(log_);
     const std::string script = kScripts + "/media_server.py";
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::execl("/usr/bin/python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file",
-              port_file_.c_str(), "--log", log_.c_str(), static_cast<char*>(nullptr));
+      ::execl("/usr/bin/python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file", port_file_.c_str(),
+              "--log", log_.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     for (int i = 0; i < 400 && !fs::exists(port_file_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -366,7 +367,8 @@ TEST_F(Urls, PageUrlGoesThroughYtDlp) {
   const std::string gone = server_->url("/watch?v=gone");
   Result r3 = wisp(args({"-o", out, gone}), dir, fake_path());
   EXPECT_EQ(r3.status, 1);
-  EXPECT_EQ(r3.err, "error: " + gone + ": yt-dlp failed: [youtube] gone: Video unavailable. This video has been removed\n");
+  EXPECT_EQ(r3.err,
+            "error: " + gone + ": yt-dlp failed: [youtube] gone: Video unavailable. This video has been removed\n");
 }
 
 TEST_F(Urls, MissingYtDlpIsNamed) {

@@ -1,9 +1,9 @@
 // cli_test: the `wisp` executable as a user runs it (exit status, console
 // lines, output files), on the golden micro model written by `wisp dev make-model`.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -83,20 +83,18 @@ std::string Cli::work_, Cli::model_, Cli::setup_error_;
 // the peak RSS, the compute type and threads (issue 4's keys), and with
 // --stages the time of each of the encoder's stages.
 TEST_F(Cli, BenchPrintsTheMeasuresAsJson) {
-  RunResult r = run("bench --model " + quote(model_) +
-                    " --threads 1 --compute_type int8 --repeats 1 --json --stages");
+  RunResult r = run("bench --model " + quote(model_) + " --threads 1 --compute_type int8 --repeats 1 --json --stages");
   ASSERT_EQ(r.status, 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
-  for (const char* key : {"encoder_ms", "decode_ms_per_token", "batch5_ms_per_token",
-                          "prompt_ms_per_token", "peak_rss_mb", "load_ms", "cross_kv_ms"}) {
+  for (const char* key : {"encoder_ms", "decode_ms_per_token", "batch5_ms_per_token", "prompt_ms_per_token",
+                          "peak_rss_mb", "load_ms", "cross_kv_ms"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_GT(j[key].get<double>(), 0.0) << key;
   }
   EXPECT_EQ(j["compute_type"], "int8");
   EXPECT_EQ(j["threads"], 1);
   double sum = 0;
-  for (const char* stage : {"convolutions", "layer_norms", "qkv", "attention", "attention_out",
-                            "mlp_in", "mlp_out"}) {
+  for (const char* stage : {"convolutions", "layer_norms", "qkv", "attention", "attention_out", "mlp_in", "mlp_out"}) {
     ASSERT_TRUE(j["encoder_stages_ms"].contains(stage)) << stage;
     EXPECT_GT(j["encoder_stages_ms"][stage].get<double>(), 0.0) << stage;
     sum += j["encoder_stages_ms"][stage].get<double>();
@@ -115,15 +113,17 @@ TEST_F(Cli, SeedFormatAndSrtNextToInput) {
   fs::copy_file(kData + "/formats/jfk_s16_16k_mono.wav", dir + "/jfk_s16_16k_mono.wav");
   // Greedy without fallback, as the golden case micro-jfk-auto (openai's CLI
   // defaults are beam search with fallback).
-  RunResult r = run("transcribe --model " + quote(model_) +
-                    " --beam_size None --temperature_increment_on_fallback None " +
-                    quote(dir + "/jfk_s16_16k_mono.wav"));
+  RunResult r =
+      run("transcribe --model " + quote(model_) + " --beam_size None --temperature_increment_on_fallback None " +
+          quote(dir + "/jfk_s16_16k_mono.wav"));
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("Detected language 'hr' with probability 0.026025\n"), std::string::npos) << r.out;
   // Detected language, every segment as "[0.36s -> 6.70s]  text", run time, Completed.
   EXPECT_TRUE(std::regex_search(r.out, std::regex("^Detected language '[a-z]+' with probability [0-9]\\.[0-9]{6}\n")))
       << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("\n\\[0\\.36s -> 5\\.58s\\]  \xe3\x81\x99\n\\[5\\.58s -> 23\\.36s\\]  \xe3\x81\x99\n"))) << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("\n\\[0\\.36s -> 5\\.58s\\]  \xe3\x81\x99\n\\[5\\.58s -> 23\\.36s\\]  \xe3\x81\x99\n")))
+      << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\nrun time =[0-9]+\\.[0-9]+(e-[0-9]+)?\n"))) << r.out;
   EXPECT_NE(r.out.find("Completed: " + dir + "/jfk_s16_16k_mono.wav\n"), std::string::npos) << r.out;
   std::string srt = slurp(dir + "/jfk_s16_16k_mono.wav.srt");
@@ -137,8 +137,10 @@ TEST_F(Cli, SeedFormatAndSrtNextToInput) {
 
 TEST_F(Cli, AllFormatsIntoOutputDir) {
   std::string out = fresh_dir("all");
-  RunResult r = run("transcribe --model " + quote(model_) + " --language en --beam-size None --temperature_increment_on_fallback None --output-format all --output_dir " +
-              quote(out) + " --threads 2 " + quote(kData + "/formats/jfk_s16_16k_mono.wav"));
+  RunResult r =
+      run("transcribe --model " + quote(model_) +
+          " --language en --beam-size None --temperature_increment_on_fallback None --output-format all --output_dir " +
+          quote(out) + " --threads 2 " + quote(kData + "/formats/jfk_s16_16k_mono.wav"));
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out.find("Detected language"), std::string::npos);  // given, not detected
   for (const char* ext : {"txt", "vtt", "srt", "tsv", "json"}) {
@@ -159,8 +161,10 @@ TEST_F(Cli, EveryFormatTranscribes) {
     files.append(" ").append(quote(file.string()));  // not " " + ...: GCC 12's false -Wrestrict
     ++n;
   }
-  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
-              files);
+  RunResult r =
+      run("transcribe --model " + quote(model_) +
+          " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " +
+          quote(out) + files);
   ASSERT_EQ(r.status, 0) << r.out;
   int srt = 0;
   for (const auto& e : fs::directory_iterator(out)) srt += e.path().extension() == ".srt";
@@ -174,8 +178,10 @@ TEST_F(Cli, BadInputsFailAloneAndTheRestGoesOn) {
     files.append(" ").append(quote(file.string()));  // not " " + ...: GCC 12's false -Wrestrict
   }
   files.append(" ").append(quote(work_ + "/does_not_exist.wav"));
-  RunResult r = run("transcribe --model " + quote(model_) + " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " + quote(out) +
-              files);
+  RunResult r =
+      run("transcribe --model " + quote(model_) +
+          " -l en --verbose False --sample_len 8 --beam_size None --temperature_increment_on_fallback None -o " +
+          quote(out) + files);
   EXPECT_EQ(r.status, 1) << r.out;
   auto error_line = [&](const std::string& file, const std::string& cause) {
     std::string needle = "error: " + kData + "/bad/" + file + ": " + cause;
@@ -189,9 +195,11 @@ TEST_F(Cli, BadInputsFailAloneAndTheRestGoesOn) {
   // Exactly five error lines (four bad files and the missing one).
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 5) << r.err;
   // The valid odd ones are transcribed.
-  for (const char* ok : {"silence_60s.wav", "white_noise_30s.wav", "tones_music_30s.wav", "short_0.1s.wav",
-                         "truncated_mid_frame.mp3",
-                         "ASK+NOT+WHAT \xe2\x80\x93 \xc3\x9cn\xc3\xaf""c\xc3\xb6""d\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e test +clip-TFa539R09EQ.mp3"}) {
+  for (const char* ok :
+       {"silence_60s.wav", "white_noise_30s.wav", "tones_music_30s.wav", "short_0.1s.wav", "truncated_mid_frame.mp3",
+        "ASK+NOT+WHAT \xe2\x80\x93 \xc3\x9cn\xc3\xaf"
+        "c\xc3\xb6"
+        "d\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e test +clip-TFa539R09EQ.mp3"}) {
     EXPECT_TRUE(fs::exists(out + "/" + ok + ".srt")) << ok;
   }
 }
@@ -251,8 +259,9 @@ TEST_F(Cli, ComputeTypeFlag) {
 // and in batched mode (two files sharing the batches), and a bad file in
 // the batch fails alone.
 TEST_F(Cli, VadFilterAndBatchSize) {
-  const std::string common = " --model " + quote(model_) +
-                             " -l en --beam_size None --temperature_increment_on_fallback None -f json --verbose False ";
+  const std::string common =
+      " --model " + quote(model_) +
+      " -l en --beam_size None --temperature_increment_on_fallback None -f json --verbose False ";
   auto first_start = [](const std::string& json) {
     const size_t k = json.find("\"start\": ");
     return k == std::string::npos ? -1.0 : std::stod(json.substr(k + 9));
@@ -283,8 +292,8 @@ TEST_F(Cli, VadFilterAndBatchSize) {
 }
 
 TEST_F(Cli, VadPrintsGoldenShapedJsonAndIsolatesBadFiles) {
-  RunResult r = run("vad -f json " + quote(kData + "/formats/jfk_s16_16k_mono.wav") + " " +
-                    quote(kData + "/bad/empty.mp3"));
+  RunResult r =
+      run("vad -f json " + quote(kData + "/formats/jfk_s16_16k_mono.wav") + " " + quote(kData + "/bad/empty.mp3"));
   EXPECT_EQ(r.status, 1) << r.out;
   // One JSON object for the good file, with the golden files' keys and segments
   // (tests/data/vad/jfk_s16_16k_mono.wav.json: silero defaults).

@@ -57,17 +57,28 @@ transcribe::Options case_options(const Case& c, std::string* unsupported) {
       return c.args[++i];
     };
     auto opt_double = [&]() -> std::optional<double> { return std::stod(value()); };
-    if (a == "-l") o.language = value();
-    else if (a == "--task") o.task = value();
-    else if (a == "--initial-prompt") o.initial_prompt = value();
-    else if (a == "--no-timestamps") o.decode.without_timestamps = true;
-    else if (a == "--no-condition-on-previous-text") o.condition_on_previous_text = false;
-    else if (a == "--carry-initial-prompt") o.carry_initial_prompt = true;
-    else if (a == "--clip-timestamps") o.clip_timestamps = value();
-    else if (a == "--max-initial-timestamp") o.decode.max_initial_timestamp = std::stof(value());
-    else if (a == "--logprob-threshold") o.logprob_threshold = opt_double();
-    else if (a == "--no-speech-threshold") o.no_speech_threshold = opt_double();
-    else if (a == "--compression-ratio-threshold") o.compression_ratio_threshold = opt_double();
+    if (a == "-l")
+      o.language = value();
+    else if (a == "--task")
+      o.task = value();
+    else if (a == "--initial-prompt")
+      o.initial_prompt = value();
+    else if (a == "--no-timestamps")
+      o.decode.without_timestamps = true;
+    else if (a == "--no-condition-on-previous-text")
+      o.condition_on_previous_text = false;
+    else if (a == "--carry-initial-prompt")
+      o.carry_initial_prompt = true;
+    else if (a == "--clip-timestamps")
+      o.clip_timestamps = value();
+    else if (a == "--max-initial-timestamp")
+      o.decode.max_initial_timestamp = std::stof(value());
+    else if (a == "--logprob-threshold")
+      o.logprob_threshold = opt_double();
+    else if (a == "--no-speech-threshold")
+      o.no_speech_threshold = opt_double();
+    else if (a == "--compression-ratio-threshold")
+      o.compression_ratio_threshold = opt_double();
     else if (a == "--temperatures") {
       std::string v = value();
       o.temperatures.clear();
@@ -78,11 +89,16 @@ transcribe::Options case_options(const Case& c, std::string* unsupported) {
         if (comma == std::string::npos) break;
         pos = comma + 1;
       }
-    } else if (a == "--seed") o.seed = std::stoull(value());
-    else if (a == "--beam-size") o.decode.beam_size = std::stoi(value());
-    else if (a == "--patience") o.decode.patience = std::stof(value());
-    else if (a == "--length-penalty") o.decode.length_penalty = std::stof(value());
-    else if (a == "--word-timestamps") o.word_timestamps = true;
+    } else if (a == "--seed")
+      o.seed = std::stoull(value());
+    else if (a == "--beam-size")
+      o.decode.beam_size = std::stoi(value());
+    else if (a == "--patience")
+      o.decode.patience = std::stof(value());
+    else if (a == "--length-penalty")
+      o.decode.length_penalty = std::stof(value());
+    else if (a == "--word-timestamps")
+      o.word_timestamps = true;
     else {
       // An option this engine does not know (each takes a value).
       if (unsupported->empty()) *unsupported = a;
@@ -98,9 +114,9 @@ std::string TypeUnderTest::name() const {
 
 std::vector<TypeUnderTest> fast_types() {
   using nn::ComputeType;
-  return {{ComputeType::kFloat16},     {ComputeType::kBFloat16},
+  return {{ComputeType::kFloat16},      {ComputeType::kBFloat16},
           {ComputeType::kInt8, "wisp"}, {ComputeType::kInt8, "onednn"},
-          {ComputeType::kInt8Float32}, {ComputeType::kInt8BFloat16},
+          {ComputeType::kInt8Float32},  {ComputeType::kInt8BFloat16},
           {ComputeType::kAuto}};
 }
 
@@ -133,8 +149,7 @@ class Int8EncoderScope {
 
 model::Model golden_model(const std::string& name) {
   if (name.rfind("scripted-", 0) == 0) {
-    return model::load_ggml(std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-" + name +
-                            "-f16.bin");
+    return model::load_ggml(std::string(WISP_TESTDATA_DIR) + "/golden/scripted/models/ggml-" + name + "-f16.bin");
   }
   // "micro-s1" -> preset "micro", seed 1; "micro-en-s2"; "micro-v3-s3"; "tiny-s4".
   const size_t dash = name.rfind("-s");
@@ -166,16 +181,20 @@ const transcribe::Engine& engine_for_path(const std::string& path) {
 }
 
 const transcribe::Engine& engine_for_f16(const std::string& name) {
-  return cached_engine("f16:" + name, [&] {
-    const size_t dash = name.rfind("-s");
-    auto dims = model::preset_dims(name.substr(0, dash));
-    if (!dims) throw std::runtime_error("unknown golden model " + name);
-    return model::make_random_model(*dims, std::stoull(name.substr(dash + 2)), true, WISP_ASSETS_DIR);
-  }, {});
+  return cached_engine("f16:" + name,
+                       [&] {
+                         const size_t dash = name.rfind("-s");
+                         auto dims = model::preset_dims(name.substr(0, dash));
+                         if (!dims) throw std::runtime_error("unknown golden model " + name);
+                         return model::make_random_model(*dims, std::stoull(name.substr(dash + 2)), true,
+                                                         WISP_ASSETS_DIR);
+                       },
+                       {});
 }
 
 const transcribe::Engine& engine_for(const std::string& name, const TypeUnderTest& type) {
-  return cached_engine(name + "/" + type.name(), [&] { return golden_model(name); }, type);
+  return cached_engine(
+      name + "/" + type.name(), [&] { return golden_model(name); }, type);
 }
 
 }  // namespace wisp::golden

@@ -16,12 +16,12 @@ namespace wisp::golden {
 
 struct Case {
   std::string name;
-  std::string dir;        // tests/data/golden/.../<name>
-  std::string model;      // "micro-s1", "scripted-eot-s1", ...
-  std::string audio;      // path under tests/data/testdata
+  std::string dir;    // tests/data/golden/.../<name>
+  std::string model;  // "micro-s1", "scripted-eot-s1", ...
+  std::string audio;  // path under tests/data/testdata
   std::vector<std::string> args;
   bool scripted = false;
-  nlohmann::json ref;     // ref.json
+  nlohmann::json ref;  // ref.json
 };
 
 // Every case under tests/data/golden/cases and tests/data/golden/scripted/cases.

@@ -63,8 +63,7 @@ bool near_tie(const nlohmann::json& w, size_t j) {
   if (!w.contains("steps") || j >= w["steps"].size()) return false;
   const auto& s = w["steps"][j];
   if (s.contains("margin") && s["margin"].is_number() && s["margin"].get<double>() < kNearTie) return true;
-  if (s.contains("ts_margin") && s["ts_margin"].is_number() &&
-      std::abs(s["ts_margin"].get<double>()) < kNearTie)
+  if (s.contains("ts_margin") && s["ts_margin"].is_number() && std::abs(s["ts_margin"].get<double>()) < kNearTie)
     return true;
   return false;
 }
@@ -95,7 +94,8 @@ void expect_matches_reference(const Case& c, const transcribe::Engine& engine, c
   const auto& ref = c.ref;
   EXPECT_EQ(t.language, ref["language"].get<std::string>());
   if (ref.contains("language_probs") && detected == ref["language"].get<std::string>()) {
-    EXPECT_NEAR(detected_p, ref["language_probs"][detected].get<double>(), c.scripted ? tol.prob : kRandomLanguageProbTol);
+    EXPECT_NEAR(detected_p, ref["language_probs"][detected].get<double>(),
+                c.scripted ? tol.prob : kRandomLanguageProbTol);
   }
 
   // Window by window.
@@ -115,10 +115,9 @@ void expect_matches_reference(const Case& c, const transcribe::Engine& engine, c
       continue;
     }
     ASSERT_FALSE(c.scripted) << c.name << ": window " << i << " differs at step " << j;
-    ASSERT_TRUE(near_tie(rw, j)) << c.name << ": window " << i << " (seek " << windows[i].seek
-                                 << ") differs at step " << j << " where the reference is not tied: ref "
-                                 << (j < rtok.size() ? rtok[j] : -1) << " ours "
-                                 << (j < ours.size() ? ours[j] : -1);
+    ASSERT_TRUE(near_tie(rw, j)) << c.name << ": window " << i << " (seek " << windows[i].seek << ") differs at step "
+                                 << j << " where the reference is not tied: ref " << (j < rtok.size() ? rtok[j] : -1)
+                                 << " ours " << (j < ours.size() ? ours[j] : -1);
     diverged_seek = windows[i].seek;
     std::printf("[ note ] %s: window %zu diverges at near-tied step %zu (allowed)\n", c.name.c_str(), i, j);
     break;
@@ -162,18 +161,17 @@ void expect_matches_reference(const Case& c, const transcribe::Engine& engine, c
         EXPECT_NEAR(s.words[w].start, rw[w]["start"].get<double>(), kWordTimeTol);
         EXPECT_NEAR(s.words[w].end, rw[w]["end"].get<double>(), kWordTimeTol);
         EXPECT_NEAR(s.words[w].probability, rw[w]["probability"].get<double>(), kWordProbTol);
-        max_word_time_error = std::max({max_word_time_error,
-                                        std::abs(s.words[w].start - rw[w]["start"].get<double>()),
+        max_word_time_error = std::max({max_word_time_error, std::abs(s.words[w].start - rw[w]["start"].get<double>()),
                                         std::abs(s.words[w].end - rw[w]["end"].get<double>())});
-        max_word_prob_error = std::max(
-            max_word_prob_error, std::abs(s.words[w].probability - rw[w]["probability"].get<double>()));
+        max_word_prob_error =
+            std::max(max_word_prob_error, std::abs(s.words[w].probability - rw[w]["probability"].get<double>()));
         ++n_words;
       }
     }
   }
   if (n_words > 0)
-    std::printf("[ note ] %s: %d words, max time error %.6f s, max probability error %.2e\n",
-                c.name.c_str(), n_words, max_word_time_error, max_word_prob_error);
+    std::printf("[ note ] %s: %d words, max time error %.6f s, max probability error %.2e\n", c.name.c_str(), n_words,
+                max_word_time_error, max_word_prob_error);
   EXPECT_EQ(t.word_timestamps, opt.word_timestamps);
   if (diverged_seek < 0) {
     EXPECT_EQ(t.text, ref["text"].get<std::string>());
@@ -280,9 +278,9 @@ TEST(Formats, Float16FormatsMatchTheGgmlF16Weights) {
     const char* path;
     const char* golden_case;
   };
-  for (const Fixture f : {Fixture{"micro-s1/openai/micro-s1.pt", "micro-jfk-en"},
-                          Fixture{"micro-s1/hf-f16-sharded", "micro-5min-en"},
-                          Fixture{"micro-v3-s3/ct2-float16", "microv3-jfk-auto"}}) {
+  for (const Fixture f :
+       {Fixture{"micro-s1/openai/micro-s1.pt", "micro-jfk-en"}, Fixture{"micro-s1/hf-f16-sharded", "micro-5min-en"},
+        Fixture{"micro-v3-s3/ct2-float16", "microv3-jfk-auto"}}) {
     SCOPED_TRACE(f.path);
     const Case c = load_case(golden_case_dir(f.golden_case));
     expect_same_transcript(transcript_of(engine_for_path(format_fixture(f.path)), c),
@@ -316,15 +314,16 @@ std::vector<std::string> scripted_case_dirs() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Types, ScriptedTest, ::testing::Combine(::testing::ValuesIn(scripted_case_dirs()), ::testing::ValuesIn(fast_types())),
-    [](const ::testing::TestParamInfo<ScriptedTest::ParamType>& info) {
-      std::string n = std::get<1>(info.param).name() + "_" +
-                      std::filesystem::path(std::get<0>(info.param)).filename().string();
-      for (char& ch : n)
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Types, ScriptedTest,
+                         ::testing::Combine(::testing::ValuesIn(scripted_case_dirs()),
+                                            ::testing::ValuesIn(fast_types())),
+                         [](const ::testing::TestParamInfo<ScriptedTest::ParamType>& info) {
+                           std::string n = std::get<1>(info.param).name() + "_" +
+                                           std::filesystem::path(std::get<0>(info.param)).filename().string();
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
 
 }  // namespace
 }  // namespace wisp::golden

@@ -52,8 +52,8 @@ class ModelsCli : public ::testing::Test {
     const std::string d = dir_.string();
     return "env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy -u ALL_PROXY "
            "-u HF_HUB_OFFLINE -u HF_TOKEN -u HF_HUB_CACHE -u WISP_CACHE -u XDG_CACHE_HOME "
-           "no_proxy=127.0.0.1 NO_PROXY=127.0.0.1 HOME='" + d + "/home' HF_HOME='" + d + "/hf' HF_ENDPOINT='" +
-           endpoint + "' ";
+           "no_proxy=127.0.0.1 NO_PROXY=127.0.0.1 HOME='" +
+           d + "/home' HF_HOME='" + d + "/hf' HF_ENDPOINT='" + endpoint + "' ";
   }
   RunResult run(const std::string& args, const std::string& env_prefix = "") {
     const std::string out = (dir_ / "out.txt").string(), err = (dir_ / "err.txt").string();
@@ -71,10 +71,12 @@ TEST_F(ModelsCli, NameDownloadsThenTranscribesListsAndVerifies) {
   FakeHub hub((dir_ / "served").string(), dir_.string());
   const std::string e = env(hub.endpoint());
   const std::string fast = " -l en --sample_len 8 --beam_size None --temperature_increment_on_fallback None -f txt ";
-  RunResult r = run("transcribe --model tiny --trace_model" + fast + "-o '" + (dir_ / "out").string() + "' '" + kClip + "'", e);
+  RunResult r =
+      run("transcribe --model tiny --trace_model" + fast + "-o '" + (dir_ / "out").string() + "' '" + kClip + "'", e);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("model: wisp cache: ggml-tiny.bin at " + wisp_cache() + "/ggml-tiny.bin: not there"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("downloading ggml-tiny.bin: 100%"), std::string::npos) << r.err;
   EXPECT_EQ(slurp(wisp_cache() + "/ggml-tiny.bin"), slurp(model_));
   EXPECT_TRUE(fs::exists(dir_ / "out/jfk.flac.txt"));
@@ -134,8 +136,11 @@ TEST_F(ModelsCli, OfflineAndMissingFilesSayWhatToDo) {
 
   r = run("models download base.en", e);
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("cannot download " + hub.endpoint() + "/ggerganov/whisper.cpp/resolve/main/ggml-base.en.bin: "
-                       "HTTP 404"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot download " + hub.endpoint() +
+                       "/ggerganov/whisper.cpp/resolve/main/ggml-base.en.bin: "
+                       "HTTP 404"),
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("put the file at " + wisp_cache() + "/ggml-base.en.bin"), std::string::npos) << r.err;
   EXPECT_TRUE(hub.requests().size() == 1u);
 }

@@ -120,8 +120,8 @@ struct Tally {
 };
 
 // The type's teacher-forced decode of one float32 window.
-void measure_window(const nn::Whisper& net, const Tokenizer& tok, const CaseRun& run, const Window& w,
-                    Tally& t, bool verbose) {
+void measure_window(const nn::Whisper& net, const Tokenizer& tok, const CaseRun& run, const Window& w, Tally& t,
+                    bool verbose) {
   decoding::DecodeOptions forced = w.options;
   forced.forced_tokens = w.result.tokens;
   forced.forced_tokens.push_back(tok.special().eot);
@@ -130,8 +130,8 @@ void measure_window(const nn::Whisper& net, const Tokenizer& tok, const CaseRun&
   const decoding::DecodeResult ours = decoding::decode_window(src, tok, forced, nullptr, &trace);
   long agreed = 0;
   for (const decoding::StepTrace& s : trace) agreed += s.preferred == s.token ? 1 : 0;
-  const decoding::FallbackOptions fallback{{0.0}, run.options.compression_ratio_threshold,
-                                           run.options.logprob_threshold, run.options.no_speech_threshold};
+  const decoding::FallbackOptions fallback{
+      {0.0}, run.options.compression_ratio_threshold, run.options.logprob_threshold, run.options.no_speech_threshold};
   const double lp_threshold = run.options.logprob_threshold.value_or(-INFINITY);
   const bool same = skips(ours, run.options) == skips(w.result, run.options) &&
                     decoding::needs_fallback(ours, fallback) == decoding::needs_fallback(w.result, fallback) &&

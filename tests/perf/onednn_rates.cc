@@ -58,8 +58,7 @@ void measure(const Product& p, dt ta, dt tb, dt tc, int threads) {
     dnnl::stream st(eng);
     const tag plain = p.a.size() == 3 ? tag::abc : tag::ab;
     const dnnl::memory::desc ad(p.a, ta, plain), bd(p.b, tb, plain), cd(p.c, tc, plain);
-    const dnnl::matmul::primitive_desc pd(
-        dnnl::matmul::desc(ad, dnnl::memory::desc(p.b, tb, tag::any), cd), eng);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(ad, dnnl::memory::desc(p.b, tb, tag::any), cd), eng);
     const dnnl::matmul prim(pd);
     dnnl::memory a(ad, eng), b_plain(bd, eng), b(pd.weights_desc(), eng), c(cd, eng);
     // Values of the encoder's magnitudes (u8 around the zero point 128,
@@ -77,8 +76,8 @@ void measure(const Product& p, dt ta, dt tb, dt tc, int threads) {
     }
     double macs = static_cast<double>(p.c.back());
     for (const auto d : p.a) macs *= static_cast<double>(d);
-    std::printf("%-34s %-8s %2d threads %9.3f ms %8.1f GMAC/s  %s\n", p.what, types, threads,
-                best * 1e3, macs / best / 1e9, pd.impl_info_str());
+    std::printf("%-34s %-8s %2d threads %9.3f ms %8.1f GMAC/s  %s\n", p.what, types, threads, best * 1e3,
+                macs / best / 1e9, pd.impl_info_str());
   } catch (const dnnl::error& e) {
     std::printf("%-34s %-8s %2d threads: no matmul (%s)\n", p.what, types, threads, e.what());
   }
@@ -86,8 +85,7 @@ void measure(const Product& p, dt ta, dt tb, dt tc, int threads) {
 
 // One window's self-attention of a model of width s with n_head heads, per
 // heads-per-task choice and thread count: best of 5 after a warm-up.
-void measure_attention(const char* model, int64_t s, int64_t n_head,
-                       const std::vector<int>& threads) {
+void measure_attention(const char* model, int64_t s, int64_t n_head, const std::vector<int>& threads) {
   using namespace wisp::kernels;
   const int64_t n = 1500;
   const CpuFeatures cpu = detect_cpu();
@@ -119,11 +117,12 @@ void measure_attention(const char* model, int64_t s, int64_t n_head,
         // One more run for where the time goes (thread-ms of the tasks).
         OnednnEncoder::AttentionTimes at;
         e->attention(a, ws.data(), t, &at);
-        std::printf("attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s"
-                    "  [prepare %.2f ms; thread-ms: qk %.2f softmax %.2f pv %.2f output %.2f]\n",
-                    model, static_cast<long long>(n_head), static_cast<long long>(g),
-                    g == pick && e == &enc ? " (default)" : "          ", t, best * 1e3,
-                    e->attention_impl().c_str(), at.prepare, at.qk, at.softmax, at.pv, at.output);
+        std::printf(
+            "attention %-5s %2lld heads, %lld per task%s %2d threads %9.3f ms  %s"
+            "  [prepare %.2f ms; thread-ms: qk %.2f softmax %.2f pv %.2f output %.2f]\n",
+            model, static_cast<long long>(n_head), static_cast<long long>(g),
+            g == pick && e == &enc ? " (default)" : "          ", t, best * 1e3, e->attention_impl().c_str(),
+            at.prepare, at.qk, at.softmax, at.pv, at.output);
       }
     }
   }

@@ -4,11 +4,11 @@
 // and a few tokens per window.
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -139,15 +139,16 @@ class Serve : public ::testing::Test {
     work_ = (fs::temp_directory_path() / ("wisp_serve_" + std::to_string(::getpid()))).string();
     fs::create_directories(work_);
     model_ = work_ + "/micro.bin";
-    const std::string cmd = kWisp + " dev make-model --preset micro --seed 1 --dtype f32 -o " + model_ + " >/dev/null 2>&1";
+    const std::string cmd =
+        kWisp + " dev make-model --preset micro --seed 1 --dtype f32 -o " + model_ + " >/dev/null 2>&1";
     // No ASSERTs here: a fatal failure makes gtest skip the tests, and ctest
     // counts skipped tests as passed. SetUp() fails each test instead.
     if (std::system(cmd.c_str()) != 0) {
       setup_error_ = "dev make-model failed";
       return;
     }
-    server_ = new ServeProcess({"--model", model_, "--threads", "1", "--max_concurrency", "4", "--api_key", kKey,
-                                "--max_upload_mb", "1"});
+    server_ = new ServeProcess(
+        {"--model", model_, "--threads", "1", "--max_concurrency", "4", "--api_key", kKey, "--max_upload_mb", "1"});
     if (server_->port() <= 0) setup_error_ = "wisp serve did not start: " + server_->log();
   }
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
@@ -194,9 +195,9 @@ TEST_F(Serve, SubtitleShapes) {
 
 TEST_F(Serve, VerboseJsonWithWords) {
   auto c = server_->client();
-  auto r = c.Post("/v1/audio/transcriptions",
-                  form(kJfk, {{"response_format", "verbose_json"}, {"timestamp_granularities[]", "word"},
-                              {"timestamp_granularities[]", "segment"}}));
+  auto r = c.Post("/v1/audio/transcriptions", form(kJfk, {{"response_format", "verbose_json"},
+                                                          {"timestamp_granularities[]", "word"},
+                                                          {"timestamp_granularities[]", "segment"}}));
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const json j = json::parse(r->body);
@@ -213,8 +214,7 @@ TEST_F(Serve, VerboseJsonWithWords) {
 }
 
 TEST_F(Serve, WordGranularityNeedsVerboseJson) {
-  auto r = server_->client().Post("/v1/audio/transcriptions",
-                                  form(kJfk, {{"timestamp_granularities[]", "word"}}));
+  auto r = server_->client().Post("/v1/audio/transcriptions", form(kJfk, {{"timestamp_granularities[]", "word"}}));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(error_of(r)["param"], "timestamp_granularities");
@@ -287,8 +287,7 @@ TEST_F(Serve, ModelsHealthMetrics) {
   auto m = httplib::Client("127.0.0.1", server_->port()).Get("/metrics");
   ASSERT_TRUE(m);
   ASSERT_EQ(m->status, 200);
-  EXPECT_NE(m->body.find("wisp_requests_total{route=\"/v1/audio/transcriptions\",status=\"200\"}"),
-            std::string::npos);
+  EXPECT_NE(m->body.find("wisp_requests_total{route=\"/v1/audio/transcriptions\",status=\"200\"}"), std::string::npos);
   EXPECT_GT(metric(m->body, "wisp_audio_seconds_total"), 10.0);
   EXPECT_GT(metric(m->body, "wisp_realtime_factor"), 0.0);
   EXPECT_GE(metric(m->body, "wisp_queue_depth"), 0.0);
@@ -343,9 +342,9 @@ TEST_F(Serve, SigtermFinishesRunningRequestsAndRefusesNewOnes) {
   auto running = std::async(std::launch::async, [&] {
     httplib::Client lc("127.0.0.1", one.port());
     lc.set_read_timeout(300, 0);
-    auto r = lc.Post("/v1/audio/transcriptions",
-                     httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""},
-                                                     {"model", "whisper-1", "", ""}});
+    auto r = lc.Post(
+        "/v1/audio/transcriptions",
+        httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""}, {"model", "whisper-1", "", ""}});
     return r ? r->status : -1;
   });
   auto poll = [&](const std::function<bool()>& done) {
@@ -375,15 +374,14 @@ TEST_F(Serve, SigtermFinishesRunningRequestsAndRefusesNewOnes) {
 TEST_F(Serve, QueueFullAndDisconnectCancels) {
   // --health_stall_s 0: any work in flight counts as stuck, so /health's
   // 503 can be seen without wedging the loop for real.
-  ServeProcess one({"--model", model_, "--threads", "1", "--max_concurrency", "1", "--max_queue", "1",
-                    "--health_stall_s", "0"});
+  ServeProcess one(
+      {"--model", model_, "--threads", "1", "--max_concurrency", "1", "--max_queue", "1", "--health_stall_s", "0"});
   ASSERT_GT(one.port(), 0) << one.log();
   auto slow = [&] {
     httplib::Client c("127.0.0.1", one.port());
     c.set_read_timeout(2, 0);  // gives up (and disconnects) long before the 11 windows are done
-    auto r = c.Post("/v1/audio/transcriptions",
-                    httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""},
-                                                    {"model", "whisper-1", "", ""}});
+    auto r = c.Post("/v1/audio/transcriptions", httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""},
+                                                                                {"model", "whisper-1", "", ""}});
     return r ? r->status : -1;
   };
   httplib::Client c("127.0.0.1", one.port());

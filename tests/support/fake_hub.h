@@ -29,8 +29,8 @@ class FakeHub {
     const std::string script = std::string(WISP_TESTDATA_DIR) + "/../models/fake_hub.py";
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::execl("/usr/bin/python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file",
-              port_file_.c_str(), "--log", log_.c_str(), "--mode", mode.c_str(), static_cast<char*>(nullptr));
+      ::execl("/usr/bin/python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file", port_file_.c_str(),
+              "--log", log_.c_str(), "--mode", mode.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     for (int i = 0; i < 200 && !std::filesystem::exists(port_file_); ++i)

@@ -46,7 +46,7 @@ TEST(SpeechMap, MapsTimesBackAsFasterWhisper) {
   EXPECT_DOUBLE_EQ(map.original_time(11.0, std::nullopt, true), 31.0);  // an end stays in its region
   EXPECT_DOUBLE_EQ(map.original_time(11.0), 50.0);                      // a start goes to the next
   EXPECT_DOUBLE_EQ(map.original_time(15.0), 54.0);
-  EXPECT_DOUBLE_EQ(map.original_time(30.0), 69.0);  // past the end: the last region
+  EXPECT_DOUBLE_EQ(map.original_time(30.0), 69.0);    // past the end: the last region
   EXPECT_DOUBLE_EQ(map.original_time(1.234), 21.23);  // Python round(x, 2)
   // Words: both ends by the region of the word's midpoint.
   Segment s;
@@ -58,14 +58,14 @@ TEST(SpeechMap, MapsTimesBackAsFasterWhisper) {
   EXPECT_DOUBLE_EQ(s.start, 30.8);
   EXPECT_DOUBLE_EQ(s.end, 51.0);
 
-  const auto chunks = group_speech(std::vector<vad::SpeechSegment>{{0, 10 * kRate}, {12 * kRate, 32 * kRate},
-                                                                  {40 * kRate, 45 * kRate}},
-                                   30.0);
+  const auto chunks = group_speech(
+      std::vector<vad::SpeechSegment>{{0, 10 * kRate}, {12 * kRate, 32 * kRate}, {40 * kRate, 45 * kRate}}, 30.0);
   ASSERT_EQ(chunks.size(), 2u);  // 10 + 20 s, then 5 s
   EXPECT_EQ(chunks[0].regions.size(), 2u);
   EXPECT_DOUBLE_EQ(chunks[1].offset, 30.0);
   EXPECT_DOUBLE_EQ(chunks[1].duration, 5.0);
-  const auto concat = concatenate_speech(std::vector<float>(100, 1.0f), std::vector<vad::SpeechSegment>{{10, 20}, {50, 55}});
+  const auto concat =
+      concatenate_speech(std::vector<float>(100, 1.0f), std::vector<vad::SpeechSegment>{{10, 20}, {50, 55}});
   EXPECT_EQ(concat.size(), 15u);
 }
 
