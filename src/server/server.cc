@@ -77,6 +77,27 @@ Server::Server(const transcribe::Engine& engine, ServerConfig config)
 
 Server::~Server() { stop(); }
 
+// cpp-httplib's own refusals, in words a client can act on.
+ApiError Server::refusal(int status, const httplib::Request& q) const {
+  switch (status) {
+    case 413:
+      return ApiError(
+          413,
+          "the upload is larger than the server's limit of " + std::to_string(config_.max_upload_bytes >> 20) + " MB",
+          "invalid_request_error", "file", "file_too_large");
+    case 404: return ApiError(404, "no route " + q.method + " " + q.path, "invalid_request_error", "", "unknown_url");
+    case 400:
+      return ApiError(400,
+                      "malformed request: its request line, headers or multipart body could not be read "
+                      "(too long, malformed, or too slow to arrive)",
+                      "invalid_request_error");
+    case 414: return ApiError(414, "the request URI is too long", "invalid_request_error");
+    default:
+      return ApiError(status, "the request could not be served (HTTP " + std::to_string(status) + ")",
+                      "invalid_request_error");
+  }
+}
+
 void Server::install_routes() {
   httplib::Server& h = *http_;
   // Handlers wait on their transcriptions: enough HTTP threads for every
@@ -105,14 +126,7 @@ void Server::install_routes() {
   h.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& q, httplib::Response& r) {
     if (!r.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     const int status = r.status;
-    ApiError e = status == 413 ? ApiError(413,
-                                          "the upload is larger than the server's limit of " +
-                                              std::to_string(config_.max_upload_bytes >> 20) + " MB",
-                                          "invalid_request_error", "file", "file_too_large")
-                 : status == 404
-                     ? ApiError(404, "no route " + q.method + " " + q.path, "invalid_request_error", "", "unknown_url")
-                     : ApiError(status, "the request could not be served (HTTP " + std::to_string(status) + ")",
-                                "invalid_request_error");
+    const ApiError e = refusal(status, q);
     reply_error(r, route_label(q.path), e);
     return httplib::Server::HandlerResponse::Handled;
   }));

@@ -57,6 +57,7 @@ class Server {
 
  private:
   void install_routes();
+  ApiError refusal(int status, const httplib::Request& q) const;
   void handle_audio(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
   void handle_models(const httplib::Request& req, httplib::Response& res);
   void handle_model(const httplib::Request& req, httplib::Response& res);

@@ -2,10 +2,13 @@
 // cpp-httplib's client, on the micro model `wisp dev make-model` writes.
 // Requests keep decoding short on random weights: no temperature fallback
 // and a few tokens per window.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -133,6 +136,52 @@ double metric(const std::string& page, const std::string& name) {
   return std::stod(m[1]);
 }
 
+// Sends `request` as raw bytes over one connection and reads until the
+// server closes it or `seconds` pass: what cpp-httplib's client would refuse
+// to send. `stall` keeps the connection open without sending more.
+std::string raw_http(int port, const std::string& request, int seconds = 30) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "<connect failed>";
+  }
+  for (size_t sent = 0; sent < request.size();) {
+    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer and close before reading everything
+    sent += static_cast<size_t>(n);
+  }
+  std::string reply;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+// The status code of a raw reply ("HTTP/1.1 400 Bad Request" -> 400), 0 if none.
+int status_of(const std::string& reply) {
+  std::smatch m;
+  if (!std::regex_search(reply, m, std::regex("^HTTP/1\\.1 ([0-9]{3}) "))) return 0;
+  return std::stoi(m[1]);
+}
+
+std::string post_form(const std::string& content_type, const std::string& body, long content_length = -1) {
+  return "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + kKey +
+         "\r\nContent-Type: " + content_type +
+         "\r\nContent-Length: " + std::to_string(content_length < 0 ? static_cast<long>(body.size()) : content_length) +
+         "\r\nConnection: close\r\n\r\n" + body;
+}
+
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -147,6 +196,9 @@ class Serve : public ::testing::Test {
       setup_error_ = "dev make-model failed";
       return;
     }
+    // The server's temp folder: tests check that requests leave nothing there.
+    fs::create_directories(work_ + "/tmp");
+    ::setenv("TMPDIR", (work_ + "/tmp").c_str(), 1);
     server_ = new ServeProcess(
         {"--model", model_, "--threads", "1", "--max_concurrency", "4", "--api_key", kKey, "--max_upload_mb", "1"});
     if (server_->port() <= 0) setup_error_ = "wisp serve did not start: " + server_->log();
@@ -305,6 +357,92 @@ TEST_F(Serve, ConcurrentRequestsAreBatched) {
   auto m = httplib::Client("127.0.0.1", server_->port()).Get("/metrics");
   ASSERT_TRUE(m);
   EXPECT_GT(metric(m->body, "wisp_batch_size_max"), 1.0) << "no decoder steps were batched";
+}
+
+// What cpp-httplib's client would not send: every request gets an answer in
+// OpenAI's error shape or a closed connection, and the server serves on.
+TEST_F(Serve, HostileRequestsAreAnsweredAndTheServerLivesOn) {
+  const int port = server_->port();
+  const std::string head = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  // One header line of 100 kB (cpp-httplib's limit is 8 kB a line), and a URI of 20 kB.
+  std::string reply = raw_http(port, head + "X-Big: " + std::string(100000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  EXPECT_NE(reply.find("\"invalid_request_error\""), std::string::npos) << reply;
+  reply = raw_http(port, "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_of(reply), 414) << reply;
+  // Malformed multipart: no boundary, no closing boundary, a part without headers,
+  // a boundary that never appears, and a body shorter than its Content-Length
+  // (the server's read times out; it answers 400 and closes).
+  const std::string wav = slurp(kJfk);
+  reply = raw_http(port, post_form("multipart/form-data", "abc"));
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  reply =
+      raw_http(port, post_form("multipart/form-data; boundary=XYZ",
+                               "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.flac\"\r\n\r\n" +
+                                   wav.substr(0, 1000)));
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  reply = raw_http(port,
+                   post_form("multipart/form-data; boundary=XYZ", "--XYZ\r\nno-colon-here\r\n\r\nabc\r\n--XYZ--\r\n"));
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  reply = raw_http(port, post_form("multipart/form-data; boundary=XYZ", "just some bytes, no parts"));
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  reply = raw_http(port, post_form("multipart/form-data; boundary=XYZ", "--XYZ\r\n", 100000));
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  // A Content-Length that is not a number, and one far over the upload limit.
+  reply = raw_http(port, "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + kKey +
+                             "\r\nContent-Length: lots\r\nConnection: "
+                             "close\r\n\r\n");
+  EXPECT_EQ(status_of(reply), 400) << reply;
+  reply = raw_http(port, post_form("multipart/form-data; boundary=XYZ", "", 1L << 40));
+  EXPECT_EQ(status_of(reply), 413) << reply;
+  // Slow clients: two connections that send half a request line and stall
+  // hold no one up; the server drops them after its read timeout.
+  std::vector<std::future<std::string>> slow;
+  for (int i = 0; i < 2; ++i)
+    slow.push_back(std::async(std::launch::async, [port] { return raw_http(port, "GET /hea", 60); }));
+  auto r = server_->client().Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  for (auto& f : slow) {
+    const std::string stalled = f.get();
+    EXPECT_TRUE(stalled.empty() || status_of(stalled) == 400) << stalled;
+  }
+  auto health = server_->client().Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+// Nothing a client sends names a file the server opens: paths with dot
+// segments are routes that do not exist, a model id is only compared, an
+// upload's filename is only a label, and uploads leave no temp file.
+TEST_F(Serve, PathTricksReadAndWriteNothingOnDisk) {
+  const int port = server_->port();
+  for (const std::string path : {"/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/v1/../../../etc/passwd",
+                                 "/v1/audio/../../../../etc/passwd"}) {
+    const std::string reply = raw_http(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(status_of(reply), 404) << path << ": " << reply;
+    EXPECT_EQ(reply.find("root:"), std::string::npos) << path;
+  }
+  auto model = server_->client().Get("/v1/models/..%2f..%2f..%2fetc%2fpasswd");
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->status, 404);
+  EXPECT_EQ(model->body.find("root:"), std::string::npos);
+  // Filenames that climb out of any folder: transcribed like any upload.
+  auto plain = server_->client().Post("/v1/audio/transcriptions", form(kJfk));
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(plain->status, 200);
+  const std::string target = work_ + "/escaped.flac";
+  for (const std::string& name : std::vector<std::string>{"../../../../../.." + target, target, "..\\..\\x.flac"}) {
+    auto items = form(kJfk);
+    items[0].filename = name;
+    auto r = server_->client().Post("/v1/audio/transcriptions", items);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << name;
+    EXPECT_EQ(r->body, plain->body) << name;
+  }
+  EXPECT_FALSE(fs::exists(target));
+  // No temp files: uploads are decoded from memory (the server's TMPDIR is work_/tmp).
+  EXPECT_TRUE(fs::is_empty(work_ + "/tmp"));
 }
 
 TEST_F(Serve, StreamsServerSentEvents) {
