@@ -107,6 +107,10 @@ void add_batch_flags(CLI::App* cmd, BatchOptions& o) {
   cmd->add_flag(flag_names("overwrite"), o.overwrite, "transcribe again inputs whose outputs are done");
   cmd->add_option(flag_names("max_attempts"), o.max_attempts, "attempts at a failing input over all runs")
       ->capture_default_str();
+  cmd->add_option(flag_names("shard"), o.shard,
+                  "K/N: transcribe only the K-th of N shares of the sorted inputs (no database needed); auto: "
+                  "the Slurm array task's (SLURM_ARRAY_TASK_ID/COUNT); auto/N: index from Slurm or "
+                  "JOB_COMPLETION_INDEX (Kubernetes indexed job)");
   cmd->add_option(flag_names("progress"), o.progress,
                   "auto (bars on a terminal, else one line per file), bars or plain")
       ->capture_default_str();
@@ -138,6 +142,8 @@ int run_batch(const transcribe::Engine& engine, const transcribe::Options& optio
   cfg.overwrite = batch.overwrite;
   cfg.max_attempts = batch.max_attempts;
   cfg.batch_size = batch.batch_size;
+  if (!batch.shard.empty())
+    cfg.shard = jobs::parse_shard(batch.shard, [](const char* name) { return std::getenv(name); });
   ProgressMode mode = pick_mode(batch.progress);
 
   StopSignals signals;

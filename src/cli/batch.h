@@ -27,6 +27,7 @@ struct BatchOptions {
   std::string progress = "auto";  // auto, bars, plain
   std::string model_path;         // --model, captured after parsing (options hash)
   int batch_size = 0;             // throughput mode when > 0 (set by `wisp transcribe`)
+  std::string shard;              // --shard K/N, auto, auto/N ("": all inputs)
 };
 
 // Registers the batch runner's own flags on `wisp transcribe` (and makes the

@@ -229,9 +229,11 @@ void Console::plan(const jobs::Plan& p) {
   // One file to do and nothing else to say: the seed script's output starts
   // with the file's own lines.
   std::string t;
-  if (p.inputs != 1 || p.todo != 1) {
-    t = "Batch: " + std::to_string(p.inputs) + (p.inputs == 1 ? " input" : " inputs") + ", " + std::to_string(p.todo) +
-        " to transcribe";
+  if (p.inputs != 1 || p.todo != 1 || p.shard.count > 1) {
+    t = "Batch: " + std::to_string(p.inputs) + (p.inputs == 1 ? " input" : " inputs");
+    if (p.shard.count > 1)
+      t += " (shard " + jobs::to_string(p.shard) + " of " + std::to_string(p.inputs + p.other_shards) + ")";
+    t += ", " + std::to_string(p.todo) + " to transcribe";
     if (p.skipped) t += ", " + std::to_string(p.skipped) + " done earlier (skipped; --overwrite redoes them)";
     if (p.busy) t += ", " + std::to_string(p.busy) + " running in another wisp";
     if (!p.gave_up.empty()) t += ", " + std::to_string(p.gave_up.size()) + " failed earlier (not retried)";

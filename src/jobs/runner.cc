@@ -285,11 +285,28 @@ class BatchRun {
       for (const std::string& a : cfg_.inputs) named += (named.empty() ? "" : ", ") + a;
       throw Error("no media files found in " + named);
     }
+    keep_shard();
     plan_.inputs = set_.files.size();
     plan_.ignored = set_.ignored;
     for (const std::string& p : set_.unmatched) plan_.problems.push_back({p, "no file matches"});
     for (const PathError& e : set_.errors) plan_.problems.push_back(e);
     plan_.ledger_path = cfg_.ledger_path.empty() ? default_ledger_path(cfg_.output_dir, set_.roots) : cfg_.ledger_path;
+  }
+
+  // --shard: only this process's share of the inputs, dealt in key order.
+  void keep_shard() {
+    plan_.shard = cfg_.shard;
+    if (cfg_.shard.count <= 1) return;
+    std::vector<size_t> order(set_.files.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return set_.files[a].key < set_.files[b].key; });
+    std::vector<bool> keep(order.size());
+    for (size_t rank = 0; rank < order.size(); ++rank) keep[order[rank]] = in_shard(rank, cfg_.shard);
+    std::vector<Input> mine;
+    for (size_t i = 0; i < set_.files.size(); ++i)
+      if (keep[i]) mine.push_back(std::move(set_.files[i]));
+    plan_.other_shards = set_.files.size() - mine.size();
+    set_.files = std::move(mine);
   }
 
   std::vector<std::string> planned_outputs(const Input& in, const std::optional<Job>& row) const {

@@ -27,6 +27,7 @@
 
 #include "jobs/inputs.h"
 #include "jobs/prefetch.h"
+#include "jobs/shard.h"
 #include "output/writers.h"
 #include "transcribe/transcribe.h"
 
@@ -46,6 +47,7 @@ struct BatchConfig {
   // taken in groups and their speech chunks share decoder batches.
   int batch_size = 0;
   double chunk_seconds = 30.0;
+  Shard shard;  // this process's share of the inputs (shard.h)
 };
 
 // <output_dir or the folder holding every input>/.wisp/ledger.sqlite (no
@@ -81,6 +83,8 @@ struct Plan {
   std::vector<Failure> problems;     // unmatched globs, unreadable folders, output clashes
   std::vector<std::string> ignored;  // files in folders that are not media
   size_t removed_temps = 0;          // temp files of killed writers, removed
+  Shard shard;                       // count > 1: `inputs` counts this shard's only
+  size_t other_shards = 0;           // inputs found that belong to the other shards
   std::string ledger_path;
 };
 

@@ -358,6 +358,46 @@ TEST_F(Batch, TwoWispsShareOneFolder) {
   EXPECT_EQ(count(ra.out, "Completed: ") + count(rb.out, "Completed: "), 12u) << ra.out << rb.out;
 }
 
+// --shard K/N without a database: three processes split a folder, each input
+// in exactly one shard; `--shard auto` takes Slurm's array variables.
+TEST_F(Batch, ShardsSplitAFolderWithoutOverlap) {
+  std::string dir = fresh("shards");
+  std::vector<std::string> files = good_files(dir, 10);
+  std::vector<std::string> outs;
+  size_t completed = 0;
+  for (const char* shard : {"1/3", "2/3"}) {
+    Result r = wisp(args({"--verbose", "False", "--shard", shard}, {dir}));
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find(std::string("(shard ") + shard + " of 10)"), std::string::npos) << r.out;
+    completed += count(r.out, "Completed: ");
+    outs.push_back(r.out);
+  }
+  ::setenv("SLURM_ARRAY_TASK_ID", "7", 1);  // --array=5-7: the third of three
+  ::setenv("SLURM_ARRAY_TASK_MIN", "5", 1);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "3", 1);
+  Result r = wisp(args({"--verbose", "False", "--shard", "auto"}, {dir}));
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  ::unsetenv("SLURM_ARRAY_TASK_MIN");
+  ::unsetenv("SLURM_ARRAY_TASK_COUNT");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("(shard 3/3 of 10)"), std::string::npos) << r.out;
+  completed += count(r.out, "Completed: ");
+  outs.push_back(r.out);
+  // 10 inputs dealt round-robin: 4, 3, 3; every file done once.
+  EXPECT_EQ(count(outs[0], "Completed: "), 4u) << outs[0];
+  EXPECT_EQ(completed, 10u);
+  for (const std::string& f : files) {
+    EXPECT_TRUE(fs::exists(f + ".srt")) << f;
+    size_t owners = 0;
+    for (const std::string& out : outs) owners += count(out, "Completed: " + f + "\n") > 0;
+    EXPECT_EQ(owners, 1u) << f;
+  }
+  // A bad spec is a usage error, before any work.
+  Result bad = wisp(args({"--shard", "4/3"}, {dir}));
+  EXPECT_EQ(bad.status, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("--shard 4/3"), std::string::npos) << bad.err;
+}
+
 // Ctrl-C: the current file goes back to pending, nothing of it is written,
 // exit status 130; the next run finishes it.
 TEST_F(Batch, InterruptMarksPendingAndExits130) {

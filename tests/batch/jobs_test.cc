@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "jobs/options_hash.h"
 #include "jobs/prefetch.h"
 #include "jobs/runner.h"
+#include "jobs/shard.h"
 
 namespace {
 
@@ -302,6 +304,56 @@ TEST(OptionsHash, ChangesWithWhatChangesTheResult) {
 }
 
 // ---- prefetch -------------------------------------------------------------
+
+// --shard: K/N, Slurm arrays (with a minimum and a step), Kubernetes
+// indexed jobs, and the errors; every input in exactly one shard.
+TEST(Shard, ParsesSpecsAndEnvironment) {
+  std::map<std::string, std::string> vars;
+  auto env = [&vars](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+  Shard s = parse_shard("2/8", env);
+  EXPECT_EQ(s.index, 1);
+  EXPECT_EQ(s.count, 8);
+  EXPECT_EQ(to_string(s), "2/8");
+  EXPECT_EQ(parse_shard("1/1", env).count, 1);
+  for (const char* bad : {"0/3", "4/3", "3", "a/b", "1/0", "-1/3", "1/", "/3", "", "auto"})
+    EXPECT_THROW(parse_shard(bad, env), wisp::Error) << bad;
+  // Slurm: --array=1-4 gives ids 1..4, count 4, min 1.
+  vars = {{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "4"}, {"SLURM_ARRAY_TASK_MIN", "1"}};
+  s = parse_shard("auto", env);
+  EXPECT_EQ(s.index, 2);
+  EXPECT_EQ(s.count, 4);
+  // --array=0-30:10 gives ids 0, 10, 20, 30.
+  vars = {{"SLURM_ARRAY_TASK_ID", "20"},
+          {"SLURM_ARRAY_TASK_COUNT", "4"},
+          {"SLURM_ARRAY_TASK_MIN", "0"},
+          {"SLURM_ARRAY_TASK_STEP", "10"}};
+  EXPECT_EQ(parse_shard("auto", env).index, 2);
+  vars["SLURM_ARRAY_TASK_ID"] = "15";
+  EXPECT_THROW(parse_shard("auto", env), wisp::Error);
+  vars["SLURM_ARRAY_TASK_ID"] = "x";
+  EXPECT_THROW(parse_shard("auto", env), wisp::Error);
+  // Kubernetes: the index only; N on the command line.
+  vars = {{"JOB_COMPLETION_INDEX", "0"}};
+  s = parse_shard("auto/5", env);
+  EXPECT_EQ(s.index, 0);
+  EXPECT_EQ(s.count, 5);
+  EXPECT_THROW(parse_shard("auto", env), wisp::Error);  // no count
+  vars = {{"JOB_COMPLETION_INDEX", "5"}};
+  EXPECT_THROW(parse_shard("auto/5", env), wisp::Error);  // index not below N
+  vars.clear();
+  EXPECT_THROW(parse_shard("auto/5", env), wisp::Error);
+  // Each rank in exactly one of N shards.
+  for (int n : {1, 2, 3, 7}) {
+    for (size_t rank = 0; rank < 50; ++rank) {
+      int owners = 0;
+      for (int k = 0; k < n; ++k) owners += in_shard(rank, Shard{k, n});
+      EXPECT_EQ(owners, 1) << rank << " of " << n;
+    }
+  }
+}
 
 TEST(Prefetch, InOrderWithErrorsAndBoundedMemory) {
   // Sizes in floats; the budget is 10000 bytes (2500 floats), two ahead.
