@@ -6,6 +6,8 @@
 # and --no-install-recommends leaves it out.
 # libcurl4-openssl-dev: model downloads; python3: the fake hub server of the download tests.
 # libcpp-httplib-dev: `wisp serve` (its pkg-config also pulls libssl-dev, zlib and brotli headers).
+# libpq-dev: the PostgreSQL job queue (`wisp queue`, `wisp worker`); postgresql-15 (test-only):
+# the throwaway server its tests start on 127.0.0.1 (tests/queue/pg_cluster.sh).
 # Test-only: nodejs + npm run the official openai client and puppeteer-core
 # against `wisp serve` (tests/server/openai_client, pinned by its
 # package-lock.json; `npm ci` below); chromium is the headless browser of the
@@ -17,7 +19,7 @@ PACKAGES="build-essential cmake pkg-config git
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev
   libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libcli11-dev libgtest-dev zlib1g-dev libsqlite3-dev
   libcurl4-openssl-dev python3
-  libcpp-httplib-dev chromium"
+  libcpp-httplib-dev chromium libpq-dev postgresql-15"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs npm"
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLIENT_DIR="$HERE/../tests/server/openai_client"

@@ -22,6 +22,10 @@ std::function<int()> add_bench_command(CLI::App& app);
 std::function<int()> add_models_command(CLI::App& app);
 // Registers `wisp serve` (OpenAI's audio API over HTTP).
 std::function<int()> add_serve_command(CLI::App& app);
+// Registers `wisp queue` (add, retry, cancel, purge, export: the PostgreSQL job queue).
+std::function<int()> add_queue_command(CLI::App& app);
+// Registers `wisp worker` (transcribes the queue's jobs).
+std::function<int()> add_worker_command(CLI::App& app);
 
 // Every long flag is accepted with '_' and with '-' (openai spells them with
 // '_'): "--output_dir" -> "--output_dir,--output-dir".

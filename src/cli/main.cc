@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
   auto run_bench = wisp::cli::add_bench_command(app);
   auto run_models = wisp::cli::add_models_command(app);
   auto run_serve = wisp::cli::add_serve_command(app);
+  auto run_queue = wisp::cli::add_queue_command(app);
+  auto run_worker = wisp::cli::add_worker_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -88,6 +90,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return run_bench();
     if (app.got_subcommand("models")) return run_models();
     if (app.got_subcommand("serve")) return run_serve();
+    if (app.got_subcommand("queue")) return run_queue();
+    if (app.got_subcommand("worker")) return run_worker();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -1,0 +1,251 @@
+#include "queue/worker.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "audio/audio.h"
+#include "common/error.h"
+#include "queue/schema.h"
+
+namespace wisp::queue {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Temp files of `output` (write_file_atomic's "<output>.tmp.<pid>.<hex>")
+// left by an earlier holder of the job that was killed mid-write: only the
+// job's holder writes its outputs, and the job is ours now.
+void remove_stale_temps(const std::string& output) {
+  const fs::path path(output);
+  const std::string prefix = path.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(path.parent_path().empty() ? "." : path.parent_path(), ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (it->path().filename().string().rfind(prefix, 0) == 0) fs::remove(it->path(), ec);
+  }
+}
+
+// Renews the current job's lease and the worker's heartbeat on a connection
+// of its own, so that a long window's decode never lets the lease run out.
+class Heartbeat {
+ public:
+  Heartbeat(const WorkerConfig& config) : config_(config), thread_([this] { loop(); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void hold(long long job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = job;
+    lost_ = false;
+  }
+  void drop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = 0;
+  }
+  bool lost() const { return lost_; }
+
+ private:
+  void loop() {
+    std::unique_ptr<Db> db;
+    const auto period = std::chrono::duration<double>(std::max(0.2, config_.lease_s / 3));
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      const long long job = job_;
+      lock.unlock();
+      try {
+        if (!db) db = std::make_unique<Db>(config_.url);
+        heartbeat(*db, config_.info.id, job ? std::optional<long long>(job) : std::nullopt);
+        if (job && !renew(*db, job, config_.info.id, config_.lease_s)) lost_ = true;
+      } catch (const Error&) {
+        db.reset();  // unreachable now: the lease keeps running; try again next period
+      }
+      lock.lock();
+      cv_.wait_for(lock, period, [this] { return stop_; });
+    }
+  }
+
+  const WorkerConfig& config_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  long long job_ = 0;
+  std::atomic<bool> lost_{false};
+  std::thread thread_;
+};
+
+class Worker {
+ public:
+  Worker(const transcribe::Engine& engine, const transcribe::Options& options, const WorkerConfig& config,
+         WorkerEvents& events, const std::function<bool()>& should_stop)
+      : engine_(engine), options_(options), config_(config), events_(events), should_stop_(should_stop) {}
+
+  WorkerSummary run() {
+    connect();
+    try {
+      Heartbeat heartbeat(config_);
+      auto idle_since = Clock::now();
+      while (!stopping()) {
+        if (config_.max_jobs > 0 && handled_ >= config_.max_jobs) break;
+        std::optional<Claimed> job = next_job();
+        if (!job) {
+          if (config_.idle_exit_s >= 0 && seconds_since(idle_since) >= config_.idle_exit_s) break;
+          sleep(config_.poll_s);
+          continue;
+        }
+        heartbeat.hold(job->id);
+        run_job(*job, heartbeat);
+        heartbeat.drop();
+        ++handled_;
+        idle_since = Clock::now();
+      }
+      sum_.interrupted = stopping();
+      with_retry([&] { worker_stopped(*db_, config_.info.id); });
+    } catch (const Error&) {
+      // Stopped while the database was unreachable: a job held now comes
+      // back to the queue when its lease runs out.
+      if (!stopping()) throw;
+      sum_.interrupted = true;
+    }
+    return sum_;
+  }
+
+ private:
+  bool stopping() const { return should_stop_ && should_stop_(); }
+
+  void sleep(double seconds) {
+    const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < end && !stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  void connect() {
+    with_retry([&] {
+      db_ = std::make_unique<Db>(config_.url);
+      migrate(*db_);
+      register_worker(*db_, config_.info);
+    });
+  }
+
+  // Runs a database step, waiting out a restart or a cut connection (a new
+  // connection each try) until it succeeds or the worker is stopped.
+  template <class F>
+  void with_retry(F&& step) {
+    for (;;) {
+      try {
+        if (!db_) db_ = std::make_unique<Db>(config_.url);
+        step();
+        return;
+      } catch (const Error& e) {
+        if (stopping() && db_) throw;
+        events_.waiting(e.what());
+        db_.reset();
+        sleep(1.0);
+        if (stopping()) throw;
+      }
+    }
+  }
+
+  std::optional<Claimed> next_job() {
+    std::optional<Claimed> job;
+    with_retry([&] {
+      fail_expired(*db_);
+      job = claim(*db_, config_.info.id, config_.kind, config_.lease_s);
+    });
+    return job;
+  }
+
+  void run_job(const Claimed& job, const Heartbeat& heartbeat) {
+    events_.job_start(job);
+    const auto t0 = Clock::now();
+    double audio_s = 0;
+    Transcript tr;
+    try {
+      const std::vector<float> samples = audio::load_audio(job.input);
+      audio_s = static_cast<double>(samples.size()) / audio::kSampleRate;
+      transcribe::Callbacks cb;
+      cb.on_segment = [&](const Segment& s) { events_.segment(s); };
+      cb.should_stop = [&] { return stopping() || heartbeat.lost(); };
+      tr = transcribe::transcribe(engine_, samples, options_, cb);
+    } catch (const transcribe::Cancelled&) {
+      if (heartbeat.lost()) return end(job, false, "the job was taken over or cancelled", true);
+      with_retry([&] { release(*db_, job.id, config_.info.id); });  // stopping: give it back
+      return end(job, false, "stopped; the job went back to the queue", false);
+    } catch (const std::exception& e) {
+      return failed(job, e.what(), seconds_since(t0));
+    }
+    try {
+      finish(job, tr, audio_s, seconds_since(t0));
+    } catch (const std::exception& e) {
+      failed(job, e.what(), seconds_since(t0));
+    }
+  }
+
+  // Outputs first (each file written whole: temp + rename), then the job
+  // done in one transaction with the outputs stored in the database.
+  void finish(const Claimed& job, const Transcript& tr, double audio_s, double wall_s) {
+    std::vector<std::pair<std::string, std::string>> stored;
+    for (size_t i = 0; i < job.formats.size() && i < job.outputs.size(); ++i) {
+      std::string content = output::render(tr, job.formats[i], config_.writer);
+      if (job.store == "db") {
+        stored.emplace_back(job.formats[i], std::move(content));
+        continue;
+      }
+      const fs::path parent = fs::path(job.outputs[i]).parent_path();
+      std::error_code ec;
+      if (!parent.empty()) fs::create_directories(parent, ec);
+      remove_stale_temps(job.outputs[i]);
+      output::write_file_atomic(job.outputs[i], content);
+    }
+    bool ours = false;
+    with_retry([&] { ours = complete(*db_, job.id, config_.info.id, audio_s, wall_s, stored); });
+    if (!ours) return end(job, false, "the job was taken over or cancelled before it completed", true);
+    with_retry([&] { worker_finished_job(*db_, config_.info.id, true, audio_s, wall_s); });
+    ++sum_.done;
+    sum_.audio_seconds += audio_s;
+    sum_.wall_seconds += wall_s;
+    events_.job_end(job, true, "", false);
+  }
+
+  void failed(const Claimed& job, const std::string& error, double wall_s) {
+    with_retry([&] {
+      fail(*db_, job.id, config_.info.id, error, wall_s);
+      worker_finished_job(*db_, config_.info.id, false, 0, wall_s);
+    });
+    ++sum_.failed;
+    events_.job_end(job, false, error, false);
+  }
+
+  void end(const Claimed& job, bool ok, const std::string& why, bool lost) {
+    sum_.lost += lost;
+    events_.job_end(job, ok, why, lost);
+  }
+
+  const transcribe::Engine& engine_;
+  const transcribe::Options& options_;
+  const WorkerConfig& config_;
+  WorkerEvents& events_;
+  const std::function<bool()>& should_stop_;
+  std::unique_ptr<Db> db_;
+  int handled_ = 0;
+  WorkerSummary sum_;
+};
+
+}  // namespace
+
+WorkerSummary run_worker(const transcribe::Engine& engine, const transcribe::Options& options,
+                         const WorkerConfig& config, WorkerEvents& events, const std::function<bool()>& should_stop) {
+  return Worker(engine, options, config, events, should_stop).run();
+}
+
+}  // namespace wisp::queue
