@@ -18,6 +18,7 @@
 #include "jobs/inputs.h"
 #include "jobs/options_hash.h"
 #include "jobs/runner.h"
+#include "jobs/url_inputs.h"
 #include "output/writers.h"
 #include "queue/queue.h"
 #include "queue/schema.h"
@@ -69,17 +70,17 @@ int run_add(QueueArgs& a) {
   for (const std::string& f : p.formats) formats += (formats.empty() ? "" : ",") + f;
   int status = 0;
   for (const jobs::Input& in : set.files) {
-    if (in.url) {
-      std::fprintf(stderr, "error: %s: URLs cannot be queued yet; transcribe them with wisp transcribe\n",
-                   in.path.c_str());
-      status = 1;
-      continue;
-    }
-    queue::NewJob j{in.key, formats, {}};
-    for (const std::string& f : p.formats) {
+    queue::NewJob j{in.key, formats, {}, out_dir};
+    // A URL's outputs are named after it when its name is known now, else
+    // (a page) by the worker after the download (jobs/url_inputs.h).
+    const std::vector<std::string> planned =
+        in.url ? jobs::planned_url_outputs(in.key, out_dir, p.formats, {}) : std::vector<std::string>{};
+    for (size_t i = 0; i < p.formats.size(); ++i) {
       std::error_code ec;
-      const std::string path = fs::absolute(jobs::output_path(in, out_dir, f), ec).lexically_normal().string();
-      j.outputs.push_back(a.store == "db" ? fs::path(path).filename().string() : path);
+      const std::string path =
+          in.url ? (planned.empty() ? "" : planned[i])
+                 : fs::absolute(jobs::output_path(in, out_dir, p.formats[i]), ec).lexically_normal().string();
+      if (!path.empty()) j.outputs.push_back(a.store == "db" ? fs::path(path).filename().string() : path);
     }
     jobs.push_back(std::move(j));
   }

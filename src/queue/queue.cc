@@ -50,11 +50,11 @@ size_t add_jobs(Db& db, const JobKind& kind, const std::vector<NewJob>& jobs, co
     size_t added = 0;
     for (const NewJob& j : jobs) {
       added += db.exec(
-                     "INSERT INTO wisp_jobs (input, model, options_hash, formats, outputs, store, max_attempts) "
-                     "VALUES ($1, $2, $3, $4, ARRAY(SELECT json_array_elements_text($5::json)), $6, $7) "
-                     "ON CONFLICT (input, model, options_hash) DO NOTHING RETURNING id",
-                     {j.input, kind.model, kind.options_hash, j.formats, json(j.outputs).dump(), options.store,
-                      std::to_string(options.max_attempts)})
+                     "INSERT INTO wisp_jobs (input, model, options_hash, formats, output_dir, outputs, store, "
+                     "max_attempts) VALUES ($1, $2, $3, $4, $5, ARRAY(SELECT json_array_elements_text($6::json)), "
+                     "$7, $8) ON CONFLICT (input, model, options_hash) DO NOTHING RETURNING id",
+                     {j.input, kind.model, kind.options_hash, j.formats, j.output_dir, json(j.outputs).dump(),
+                      options.store, std::to_string(options.max_attempts)})
                    .size();
     }
     return added;
@@ -75,12 +75,13 @@ std::optional<Claimed> claim(Db& db, const std::string& worker, const JobKind& k
       "  UPDATE wisp_jobs j SET state = 'running', worker = $1, attempts = j.attempts + 1,"
       "         lease_until = now() + make_interval(secs => $4::double precision), started_at = now()"
       "  FROM picked WHERE j.id = picked.id"
-      "  RETURNING j.id, j.input, j.formats, array_to_json(j.outputs)::text, j.store, j.attempts, picked.previous),"
+      "  RETURNING j.id, j.input, j.formats, array_to_json(j.outputs)::text, j.store, j.attempts, j.output_dir,"
+      "            picked.previous),"
       " logged AS ("
       "  INSERT INTO wisp_job_events (job_id, worker, event, detail)"
       "  SELECT id, $1, 'claimed', CASE WHEN previous IS NOT NULL THEN 'lease of ' || previous || ' ran out' END"
       "  FROM taken)"
-      " SELECT id, input, formats, array_to_json, store, attempts FROM taken",
+      " SELECT id, input, formats, array_to_json, store, attempts, output_dir FROM taken",
       {worker, kind.model, kind.options_hash, number(lease_s)});
   if (rows.empty()) return std::nullopt;
   const Row& r = rows[0];
@@ -91,6 +92,7 @@ std::optional<Claimed> claim(Db& db, const std::string& worker, const JobKind& k
   c.outputs = json_strings(r[3]);
   c.store = r[4].value_or("files");
   c.attempt = static_cast<int>(as_ll(r[5]));
+  c.output_dir = r[6].value_or("");
   return c;
 }
 
@@ -103,23 +105,22 @@ bool renew(Db& db, long long job, const std::string& worker, double lease_s) {
 }
 
 bool complete(Db& db, long long job, const std::string& worker, double audio_s, double wall_s,
-              const std::vector<std::pair<std::string, std::string>>& db_outputs) {
+              const std::vector<std::string>& outputs, const std::vector<StoredOutput>& stored) {
   return db.transaction([&] {
     const std::string id = std::to_string(job);
     const bool ours = !db.exec(
                              "UPDATE wisp_jobs SET state = 'done', lease_until = NULL, finished_at = now(), "
-                             "error = NULL, audio_seconds = $3, wall_seconds = $4 "
+                             "error = NULL, audio_seconds = $3, wall_seconds = $4, "
+                             "outputs = ARRAY(SELECT json_array_elements_text($5::json)) "
                              "WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING id",
-                             {id, worker, number(audio_s), number(wall_s)})
+                             {id, worker, number(audio_s), number(wall_s), json(outputs).dump()})
                            .empty();
     if (!ours) return false;
-    for (const auto& [format, content] : db_outputs) {
+    for (const StoredOutput& o : stored) {
       db.exec(
-          "INSERT INTO wisp_outputs (job_id, format, name, content) "
-          "SELECT $1, $2, outputs[array_position(string_to_array(formats, ','), $2)], decode($3, 'hex') "
-          "FROM wisp_jobs WHERE id = $1 "
-          "ON CONFLICT (job_id, format) DO UPDATE SET content = EXCLUDED.content",
-          {id, format, hex(content)});
+          "INSERT INTO wisp_outputs (job_id, format, name, content) VALUES ($1, $2, $3, decode($4, 'hex')) "
+          "ON CONFLICT (job_id, format) DO UPDATE SET name = EXCLUDED.name, content = EXCLUDED.content",
+          {id, o.format, o.name, hex(o.content)});
     }
     db.exec("INSERT INTO wisp_job_events (job_id, worker, event) VALUES ($1, $2, 'completed')", {id, worker});
     return true;

@@ -27,9 +27,10 @@ struct JobKind {
 };
 
 struct NewJob {
-  std::string input;                 // absolute path
+  std::string input;                 // absolute path, or an http(s) URL
   std::string formats;               // "srt,txt"
-  std::vector<std::string> outputs;  // one path (files) or name (db) per format
+  std::vector<std::string> outputs;  // one path (files) or name (db) per format; empty: named by the worker
+  std::string output_dir;            // for outputs the worker names (a page's, once downloaded)
 };
 
 struct AddOptions {
@@ -45,7 +46,8 @@ struct Claimed {
   long long id = 0;
   std::string input;
   std::vector<std::string> formats;
-  std::vector<std::string> outputs;
+  std::vector<std::string> outputs;  // empty: the worker names them (a URL whose name only its download tells)
+  std::string output_dir;
   std::string store;
   int attempt = 0;  // 1 on the first claim
 };
@@ -58,10 +60,16 @@ std::optional<Claimed> claim(Db& db, const std::string& worker, const JobKind& k
 // lease ran out and another took it, or it was cancelled).
 bool renew(Db& db, long long job, const std::string& worker, double lease_s);
 
-// Marks the job done, with its db outputs (format, content) in the same
-// transaction; false when the job was no longer this worker's.
+// An output kept in the database (--store db).
+struct StoredOutput {
+  std::string format, name, content;
+};
+
+// Marks the job done with the outputs it wrote (paths or names) and its
+// stored outputs, in one transaction; false when the job was no longer this
+// worker's.
 bool complete(Db& db, long long job, const std::string& worker, double audio_s, double wall_s,
-              const std::vector<std::pair<std::string, std::string>>& db_outputs);
+              const std::vector<std::string>& outputs, const std::vector<StoredOutput>& stored);
 
 // A failed attempt: back to pending while attempts < max_attempts, else
 // failed with `error`.

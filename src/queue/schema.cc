@@ -18,6 +18,7 @@ CREATE TABLE wisp_jobs (
   model         text NOT NULL,
   options_hash  text NOT NULL,
   formats       text NOT NULL,
+  output_dir    text NOT NULL DEFAULT '',
   outputs       text[] NOT NULL,
   store         text NOT NULL DEFAULT 'files' CHECK (store IN ('files', 'db')),
   state         text NOT NULL DEFAULT 'pending'

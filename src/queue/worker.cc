@@ -9,6 +9,7 @@
 
 #include "audio/audio.h"
 #include "common/error.h"
+#include "jobs/url_inputs.h"
 #include "queue/schema.h"
 
 namespace wisp::queue {
@@ -169,9 +170,17 @@ class Worker {
     events_.job_start(job);
     const auto t0 = Clock::now();
     double audio_s = 0;
+    std::string url_name;  // a URL's name, known once fetched
     Transcript tr;
     try {
-      const std::vector<float> samples = audio::load_audio(job.input);
+      std::vector<float> samples;
+      if (jobs::is_url(job.input)) {
+        jobs::UrlAudio fetched = jobs::load_url_audio(job.input, {});
+        samples = std::move(fetched.samples);
+        url_name = fetched.name;
+      } else {
+        samples = audio::load_audio(job.input);
+      }
       audio_s = static_cast<double>(samples.size()) / audio::kSampleRate;
       transcribe::Callbacks cb;
       cb.on_segment = [&](const Segment& s) { events_.segment(s); };
@@ -185,30 +194,44 @@ class Worker {
       return failed(job, e.what(), seconds_since(t0));
     }
     try {
-      finish(job, tr, audio_s, seconds_since(t0));
+      finish(job, output_names(job, url_name), tr, audio_s, seconds_since(t0));
     } catch (const std::exception& e) {
       failed(job, e.what(), seconds_since(t0));
     }
   }
 
+  // The job's planned outputs, or for a URL added before its name was known
+  // (a page), the outputs named after what was downloaded.
+  std::vector<std::string> output_names(const Claimed& job, const std::string& url_name) const {
+    if (!job.outputs.empty()) return job.outputs;
+    if (url_name.empty()) throw Error("no output name for " + job.input);
+    std::vector<std::string> out;
+    for (const std::string& f : job.formats) {
+      const std::string path = jobs::url_output_path(url_name, job.output_dir, f);
+      out.push_back(job.store == "db" ? fs::path(path).filename().string() : path);
+    }
+    return out;
+  }
+
   // Outputs first (each file written whole: temp + rename), then the job
   // done in one transaction with the outputs stored in the database.
-  void finish(const Claimed& job, const Transcript& tr, double audio_s, double wall_s) {
-    std::vector<std::pair<std::string, std::string>> stored;
-    for (size_t i = 0; i < job.formats.size() && i < job.outputs.size(); ++i) {
+  void finish(const Claimed& job, const std::vector<std::string>& outputs, const Transcript& tr, double audio_s,
+              double wall_s) {
+    std::vector<StoredOutput> stored;
+    for (size_t i = 0; i < job.formats.size() && i < outputs.size(); ++i) {
       std::string content = output::render(tr, job.formats[i], config_.writer);
       if (job.store == "db") {
-        stored.emplace_back(job.formats[i], std::move(content));
+        stored.push_back({job.formats[i], outputs[i], std::move(content)});
         continue;
       }
-      const fs::path parent = fs::path(job.outputs[i]).parent_path();
+      const fs::path parent = fs::path(outputs[i]).parent_path();
       std::error_code ec;
       if (!parent.empty()) fs::create_directories(parent, ec);
-      remove_stale_temps(job.outputs[i]);
-      output::write_file_atomic(job.outputs[i], content);
+      remove_stale_temps(outputs[i]);
+      output::write_file_atomic(outputs[i], content);
     }
     bool ours = false;
-    with_retry([&] { ours = complete(*db_, job.id, config_.info.id, audio_s, wall_s, stored); });
+    with_retry([&] { ours = complete(*db_, job.id, config_.info.id, audio_s, wall_s, outputs, stored); });
     if (!ours) return end(job, false, "the job was taken over or cancelled before it completed", true);
     with_retry([&] { worker_finished_job(*db_, config_.info.id, true, audio_s, wall_s); });
     ++sum_.done;

@@ -262,6 +262,45 @@ TEST_F(Queue, StoreInDatabaseExportRetryCancelPurge) {
   EXPECT_NE(log.find("--queue"), std::string::npos) << log;
 }
 
+// URLs: a direct media URL is fetched by the worker and its output named
+// after it; a URL that answers 404 fails with that cause (tests/batch/media_server.py).
+TEST_F(Queue, UrlsAreFetchedByTheWorker) {
+  const std::string srv = work_ + "/media";
+  fs::create_directories(srv);
+  const pid_t server = ::fork();
+  if (server == 0) {
+    const std::string script = std::string(WISP_TESTDATA_DIR) + "/../batch/media_server.py";
+    ::execl("/usr/bin/python3", "python3", script.c_str(), "--root", kData.c_str(), "--port-file",
+            (srv + "/port").c_str(), "--log", (srv + "/log").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // media_server.py writes its port once it listens.
+  for (int i = 0; i < 400 && slurp(srv + "/port").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  int port = 0;
+  std::ifstream(srv + "/port") >> port;
+  ASSERT_GT(port, 0);
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  const std::string out = work_ + "/urlout";
+  std::string log;
+  ASSERT_EQ(
+      run(add_args({"--max_attempts", "1", "-o", out, base + "/media/jfk.flac", base + "/media/missing.flac"}), &log),
+      0)
+      << log;
+  EXPECT_NE(log.find("Queued 2 new jobs"), std::string::npos) << log;
+  ASSERT_EQ(run(worker_args({"--idle_exit", "0"}), &log), 0) << log;
+  ::kill(server, SIGTERM);
+  ::waitpid(server, nullptr, 0);
+  EXPECT_TRUE(fs::exists(out + "/jfk.flac.srt")) << log;
+  const auto s = states();
+  EXPECT_EQ(s.at(base + "/media/jfk.flac"), "done");
+  EXPECT_EQ(s.at(base + "/media/missing.flac"), "failed");
+  wisp::queue::Db db(url_);
+  const auto err = db.exec("SELECT error FROM wisp_jobs WHERE state = 'failed'");
+  ASSERT_EQ(err.size(), 1u);
+  EXPECT_NE(err[0][0].value_or("").find("404"), std::string::npos) << err[0][0].value_or("");
+}
+
 // SIGTERM gives the current job back: pending again, the attempt not
 // counted, a 'released' event; the worker exits 130.
 TEST_F(Queue, SigtermReturnsTheCurrentJob) {
