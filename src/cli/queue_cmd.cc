@@ -40,8 +40,9 @@ std::string queue_url(const std::string& flag) {
 // machine to machine) and the hash of the options that change its outputs.
 queue::JobKind job_kind(const TranscribeArgs& a, const Prepared& p) {
   if (a.model.empty()) throw Error("--model is required");
-  if (a.batch_size > 0) throw Error("--batch_size is not supported by the queue yet: workers run one job at a time");
-  return {a.model, jobs::options_hash("", p.options, p.writer, a.compute_type, false)};
+  // Throughput mode cuts files at pauses, so it is part of the kind; the
+  // batch size is not (a chunk decodes the same in any batch).
+  return {a.model, jobs::options_hash("", p.options, p.writer, a.compute_type, a.batch_size > 0)};
 }
 
 struct QueueArgs {
@@ -179,6 +180,7 @@ int run_worker(WorkerArgs& a) {
   config.idle_exit_s = a.idle_exit;
   config.poll_s = a.poll_s;
   config.writer = p.writer;
+  config.batch_size = a.transcribe.batch_size;
   const std::string model_path = model_path_for(a.transcribe.model, a.transcribe.model_source, p.verbose);
   std::unique_ptr<transcribe::Engine> engine = load_engine(a.transcribe, model_path, p);
 

@@ -1,5 +1,6 @@
 #include "queue/worker.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -11,6 +12,7 @@
 #include "common/error.h"
 #include "jobs/url_inputs.h"
 #include "queue/schema.h"
+#include "transcribe/batched.h"
 
 namespace wisp::queue {
 namespace {
@@ -46,15 +48,16 @@ class Heartbeat {
     cv_.notify_all();
     thread_.join();
   }
-  void hold(long long job) {
+  void hold(std::vector<long long> jobs) {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = job;
+    jobs_ = std::move(jobs);
     lost_ = false;
   }
   void drop() {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = 0;
+    jobs_.clear();
   }
+  // A held job is no longer this worker's (taken over or cancelled).
   bool lost() const { return lost_; }
 
  private:
@@ -63,12 +66,13 @@ class Heartbeat {
     const auto period = std::chrono::duration<double>(std::max(0.2, config_.lease_s / 3));
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
-      const long long job = job_;
+      const std::vector<long long> jobs = jobs_;
       lock.unlock();
       try {
         if (!db) db = std::make_unique<Db>(config_.url);
-        heartbeat(*db, config_.info.id, job ? std::optional<long long>(job) : std::nullopt);
-        if (job && !renew(*db, job, config_.info.id, config_.lease_s)) lost_ = true;
+        heartbeat(*db, config_.info.id, jobs.empty() ? std::nullopt : std::optional<long long>(jobs.front()));
+        for (long long job : jobs)
+          if (!renew(*db, job, config_.info.id, config_.lease_s)) lost_ = true;
       } catch (const Error&) {
         db.reset();  // unreachable now: the lease keeps running; try again next period
       }
@@ -81,7 +85,7 @@ class Heartbeat {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  long long job_ = 0;
+  std::vector<long long> jobs_;
   std::atomic<bool> lost_{false};
   std::thread thread_;
 };
@@ -99,16 +103,21 @@ class Worker {
       auto idle_since = Clock::now();
       while (!stopping()) {
         if (config_.max_jobs > 0 && handled_ >= config_.max_jobs) break;
-        std::optional<Claimed> job = next_job();
-        if (!job) {
+        std::vector<Claimed> jobs = next_jobs();
+        if (jobs.empty()) {
           if (config_.idle_exit_s >= 0 && seconds_since(idle_since) >= config_.idle_exit_s) break;
           sleep(config_.poll_s);
           continue;
         }
-        heartbeat.hold(job->id);
-        run_job(*job, heartbeat);
+        std::vector<long long> ids;
+        for (const Claimed& j : jobs) ids.push_back(j.id);
+        heartbeat.hold(ids);
+        if (config_.batch_size > 0)
+          run_group(jobs);
+        else
+          run_job(jobs.front(), heartbeat);
         heartbeat.drop();
-        ++handled_;
+        handled_ += static_cast<int>(jobs.size());
         idle_since = Clock::now();
       }
       sum_.interrupted = stopping();
@@ -157,13 +166,84 @@ class Worker {
     }
   }
 
-  std::optional<Claimed> next_job() {
-    std::optional<Claimed> job;
-    with_retry([&] {
-      fail_expired(*db_);
-      job = claim(*db_, config_.info.id, config_.kind, config_.lease_s);
-    });
-    return job;
+  // One job, or in throughput mode up to 2 x batch_size (and --max_jobs).
+  std::vector<Claimed> next_jobs() {
+    size_t want = config_.batch_size > 0 ? static_cast<size_t>(2 * config_.batch_size) : 1;
+    if (config_.max_jobs > 0) want = std::min(want, static_cast<size_t>(config_.max_jobs - handled_));
+    std::vector<Claimed> jobs;
+    with_retry([&] { fail_expired(*db_); });
+    while (jobs.size() < want) {
+      std::optional<Claimed> job;
+      with_retry([&] { job = claim(*db_, config_.info.id, config_.kind, config_.lease_s); });
+      if (!job) break;
+      jobs.push_back(std::move(*job));
+    }
+    return jobs;
+  }
+
+  // Throughput mode: the group's audio decoded, its speech chunks
+  // transcribed together, each job then done or failed on its own.
+  void run_group(const std::vector<Claimed>& jobs) {
+    const auto t0 = Clock::now();
+    std::vector<std::vector<float>> audio(jobs.size());
+    std::vector<std::string> names(jobs.size()), errors(jobs.size());
+    std::vector<transcribe::BatchInput> inputs;
+    std::vector<size_t> index;  // input -> job
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      events_.job_start(jobs[i]);
+      try {
+        if (jobs::is_url(jobs[i].input)) {
+          jobs::UrlAudio fetched = jobs::load_url_audio(jobs[i].input, {});
+          audio[i] = std::move(fetched.samples);
+          names[i] = fetched.name;
+        } else {
+          audio[i] = audio::load_audio(jobs[i].input);
+        }
+        inputs.push_back({audio[i]});
+        index.push_back(i);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (!errors[i].empty()) failed(jobs[i], errors[i], 0);
+    if (inputs.empty()) return;
+    transcribe::BatchedOptions bo;
+    bo.batch_size = config_.batch_size;
+    bo.chunk_seconds = config_.chunk_seconds;
+    transcribe::Callbacks cb;
+    cb.should_stop = [&] { return stopping(); };
+    std::vector<transcribe::BatchResult> results;
+    try {
+      results = transcribe::transcribe_batched(engine_, inputs, options_, bo, nullptr, cb);
+    } catch (const std::exception& e) {  // invalid options: every job of the group fails
+      results.assign(inputs.size(), transcribe::BatchResult{});
+      for (auto& r : results) r.error = e.what();
+    }
+    double total_audio = 0;
+    for (size_t k = 0; k < inputs.size(); ++k) total_audio += static_cast<double>(inputs[k].samples.size());
+    const double wall = seconds_since(t0);
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const Claimed& job = jobs[index[k]];
+      const double audio_s = static_cast<double>(inputs[k].samples.size()) / audio::kSampleRate;
+      // The group's wall time, shared out by audio length.
+      const double share = total_audio > 0 ? wall * static_cast<double>(inputs[k].samples.size()) / total_audio : 0;
+      if (results[k].cancelled) {
+        with_retry([&] { release(*db_, job.id, config_.info.id); });
+        end(job, false, "stopped; the job went back to the queue", false);
+        continue;
+      }
+      if (!results[k].transcript) {
+        failed(job, results[k].error, share);
+        continue;
+      }
+      for (const Segment& seg : results[k].transcript->segments) events_.segment(seg);
+      try {
+        finish(job, output_names(job, names[index[k]]), *results[k].transcript, audio_s, share);
+      } catch (const std::exception& e) {
+        failed(job, e.what(), share);
+      }
+    }
   }
 
   void run_job(const Claimed& job, const Heartbeat& heartbeat) {

@@ -26,6 +26,11 @@ struct WorkerConfig {
   double idle_exit_s = -1;  // < 0: wait for jobs forever
   double poll_s = 1;        // between claims when the queue is empty
   output::WriterOptions writer;
+  // Throughput mode (transcribe/batched.h) when batch_size > 0: the worker
+  // claims up to 2 x batch_size jobs at once and decodes their speech
+  // chunks together.
+  int batch_size = 0;
+  double chunk_seconds = 30;
 };
 
 // What the worker tells its display (called on the worker's thread).

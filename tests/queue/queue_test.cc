@@ -301,6 +301,29 @@ TEST_F(Queue, UrlsAreFetchedByTheWorker) {
   EXPECT_NE(err[0][0].value_or("").find("404"), std::string::npos) << err[0][0].value_or("");
 }
 
+// Throughput mode: jobs added with --batch_size are another kind (files cut
+// at pauses); a worker with --batch_size claims several and decodes them
+// together, with the outputs `wisp transcribe --batch_size` writes.
+TEST_F(Queue, BatchedWorkerMatchesTranscribeBatchSize) {
+  const std::string dir = work_ + "/batched";
+  const std::vector<std::string> good = make_inputs(dir, 6, 0);
+  std::string log;
+  ASSERT_EQ(run(add_args({"--batch_size", "4", dir}), &log), 0) << log;
+  ASSERT_EQ(run(worker_args({"--idle_exit", "0"}), &log), 0) << log;  // sequential: not its kind
+  EXPECT_NE(log.find("0 done"), std::string::npos) << log;
+  ASSERT_EQ(run(worker_args({"--idle_exit", "0", "--batch_size", "4"}), &log), 0) << log;
+  EXPECT_NE(log.find("6 done"), std::string::npos) << log;
+  std::vector<std::string> cli =
+      with_fast({"transcribe", "--model", model_, "-t", "1", "--batch_size", "4", "-o", work_ + "/batched_cli", dir});
+  ASSERT_EQ(run(cli, &log), 0) << log;
+  for (const std::string& f : good) {
+    const std::string name = fs::path(f).filename().string() + ".srt";
+    const std::string queued = slurp(f + ".srt");
+    EXPECT_FALSE(queued.empty()) << f;
+    EXPECT_EQ(queued, slurp(work_ + "/batched_cli/" + name)) << f;
+  }
+}
+
 // SIGTERM gives the current job back: pending again, the attempt not
 // counted, a 'released' event; the worker exits 130.
 TEST_F(Queue, SigtermReturnsTheCurrentJob) {
