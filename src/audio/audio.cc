@@ -174,6 +174,16 @@ FormatPtr open_input(const std::string& path, bool quiet) {
     throw_open_failure(path, err);
   }
   FormatPtr fmt(raw);
+  // Under AVPROBE_SCORE_RETRY libavformat warns "misdetection possible":
+  // random bytes pass as a few MPEG audio frames. ffmpeg would decode them
+  // to noise; wisp says what they are. Real media scores far above (a
+  // recognised header or run of frames; a matching extension alone is 50).
+  if (fmt->probe_score < AVPROBE_SCORE_RETRY) {
+    if (quiet) return nullptr;
+    throw NotMedia("not a media file, or too damaged to recognise (it resembles " +
+                   std::string(fmt->iformat->name).substr(0, std::string(fmt->iformat->name).find(',')) +
+                   " only by chance: probe score " + std::to_string(fmt->probe_score) + " of 100)");
+  }
   // A failure here only means some parameters stay unknown; fftools goes on
   // as long as there are streams.
   avformat_find_stream_info(fmt.get(), nullptr);

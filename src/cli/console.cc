@@ -240,8 +240,8 @@ void Console::plan(const jobs::Plan& p) {
     t += "; ledger " + p.ledger_path + "\n";
   }
   if (!p.ignored.empty()) {
-    t += "Ignored " + std::to_string(p.ignored.size()) +
-         (p.ignored.size() == 1 ? " file that is not media:" : " files that are not media:");
+    t += "Skipped " + std::to_string(p.ignored.size()) +
+         (p.ignored.size() == 1 ? " non-media file:" : " non-media files:");
     for (size_t i = 0; i < p.ignored.size() && i < 5; ++i) t += " " + p.ignored[i];
     if (p.ignored.size() > 5) t += " ...";
     t += "\n";

@@ -94,7 +94,7 @@ int run_add(QueueArgs& a) {
   const size_t added = queue::add_jobs(db, kind, jobs, {a.store, a.max_attempts});
   std::printf("Queued %zu new job%s (%zu already queued) for model %s, options %s\n", added, added == 1 ? "" : "s",
               jobs.size() - added, kind.model.c_str(), kind.options_hash.c_str());
-  if (!set.ignored.empty()) std::printf("Ignored %zu files that are not media\n", set.ignored.size());
+  if (!set.ignored.empty()) std::printf("Skipped %zu non-media files\n", set.ignored.size());
   return status;
 }
 

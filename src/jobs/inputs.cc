@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,22 @@ namespace fs = std::filesystem;
 constexpr const char* kOutputExts[] = {".txt", ".vtt", ".srt", ".tsv", ".json"};
 
 bool is_hidden(const std::string& name) { return !name.empty() && name[0] == '.'; }
+
+// Named like audio or video: such a file in a folder is an input even when
+// its content is not media (a scraper's saved 404 page, an ID3 tag with no
+// audio), so that it fails with its cause instead of vanishing.
+bool has_media_extension(const std::string& name) {
+  static const char* const kExtensions[] = {"mp3",  "wav",  "flac", "m4a", "m4b", "aac", "ogg", "oga", "opus",
+                                            "webm", "mkv",  "mka",  "mp4", "m4v", "mov", "avi", "wma", "wmv",
+                                            "aif",  "aiff", "amr",  "3gp", "ts",  "flv", "mpg", "mpeg"};
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return false;
+  std::string ext = name.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* e : kExtensions)
+    if (ext == e) return true;
+  return false;
+}
 
 // output::write_file_atomic's temp files: "<name>.tmp.<pid>.<suffix>".
 bool is_temp_name(const std::string& name) {
@@ -92,7 +109,7 @@ struct Walker {
       if (!e.is_regular_file(sec)) continue;  // sockets, fifos, dangling links, linked folders
       if (is_temp_name(name) || is_output_of_sibling(name, names)) continue;
       const audio::MediaProbe m = audio::probe_media(e.path().string());
-      if (m.media)
+      if (m.media || has_media_extension(name))
         add_file(e.path(), rel.string(), m.duration);
       else
         out.ignored.push_back(e.path().string());

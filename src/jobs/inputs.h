@@ -11,8 +11,9 @@
 //   symlinked folders are not followed (no loops). wisp's own files are
 //   skipped without probing: outputs (<sibling file name>.txt|vtt|srt|tsv|json)
 //   and atomic-write temp files (<name>.tmp.<pid>.<suffix>). Every other file
-//   is an input when audio::probe_media() says it is media; the rest are listed in
-//   `ignored`.
+//   is an input when audio::probe_media() says it is media or its name has a
+//   media extension (.mp3, .wav, .mp4, ...: a saved error page named .mp3
+//   then fails with its cause); the rest are listed in `ignored`.
 // - A glob pattern (an argument with * ? or [ that does not exist as a path)
 //   matches per path component with fnmatch(FNM_PERIOD) (hidden names only by
 //   a pattern that starts with '.'); "**" matches any number of folders.
@@ -45,7 +46,7 @@ struct PathError {
 struct InputSet {
   std::vector<Input> files;
   std::vector<std::string> unmatched;  // glob patterns that matched nothing
-  std::vector<std::string> ignored;    // files in folders that are not media
+  std::vector<std::string> ignored;    // files in folders that are not media and not named like media
   std::vector<PathError> errors;       // unreadable folders
   // Folders the inputs were named from: a folder argument itself, a file's
   // parent, a glob's fixed leading folders (for the default ledger place).

@@ -189,9 +189,9 @@ TEST_F(Batch, FiftyFilesBadOnesFailAloneThenEverythingIsSkipped) {
   std::vector<std::string> good = good_files(raw, 46);
   copy("bad/corrupt_header.wav", raw + "/s1/corrupt_header.wav");
   copy("bad/video_no_audio.mp4", raw + "/s2/video_no_audio.mp4");
-  copy("bad/empty.mp3", raw + "/empty.mp3");  // not media by content: ignored in a folder...
+  copy("bad/empty.mp3", raw + "/empty.mp3");  // not media by content, but named like media: inputs
   copy("bad/not_audio.mp3", raw + "/not_audio.mp3");
-  // ...but an input when named: the list names them, the folder, and a duplicate.
+  // The list names the folder, them again, and a duplicate.
   std::ofstream(dir + "/list.txt") << raw << "\n"
                                    << raw + "/empty.mp3\n"
                                    << raw + "/not_audio.mp3\n"
@@ -396,6 +396,36 @@ TEST_F(Batch, ShardsSplitAFolderWithoutOverlap) {
   Result bad = wisp(args({"--shard", "4/3"}, {dir}));
   EXPECT_EQ(bad.status, 2) << bad.out << bad.err;
   EXPECT_NE(bad.err.find("--shard 4/3"), std::string::npos) << bad.err;
+}
+
+// Hostile files in a folder: named like media but not media (a scraper's
+// saved 404 page, an empty file, random bytes, an ID3 tag with no audio)
+// fail with their cause; other non-media files are skipped and counted.
+TEST_F(Batch, FilesNamedLikeMediaFailWithTheirCause) {
+  std::string dir = fresh("hostile");
+  good_files(dir, 1);
+  std::ofstream(dir + "/saved_404.mp3") << "<!DOCTYPE html><html><body>404 Not Found</body></html>";
+  std::ofstream(dir + "/empty.wav");
+  {
+    std::ofstream f(dir + "/random.flac", std::ios::binary);
+    std::mt19937 rng(7);
+    for (int i = 0; i < 4096; ++i) f.put(static_cast<char>(rng()));
+  }
+  {
+    std::ofstream f(dir + "/id3_only.mp3", std::ios::binary);  // an ID3v2 header and 0 bytes of tags
+    f.write("ID3\x04\x00\x00\x00\x00\x00\x00", 10);
+  }
+  std::ofstream(dir + "/notes.txt") << "not media";
+  Result r = wisp(args({"--verbose", "False"}, {dir}));
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("Skipped 1 non-media file: " + dir + "/notes.txt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 done, 0 skipped (done earlier), 4 failed; 5 inputs"), std::string::npos) << r.out;
+  for (const char* bad : {"saved_404.mp3", "empty.wav", "random.flac", "id3_only.mp3"}) {
+    const std::string line = "error: " + dir + "/" + bad + ": ";
+    const size_t at = r.err.find(line);
+    ASSERT_NE(at, std::string::npos) << bad << "\n" << r.err;
+    EXPECT_GT(r.err.find('\n', at), at + line.size()) << "no cause for " << bad;  // a cause follows
+  }
 }
 
 // Ctrl-C: the current file goes back to pending, nothing of it is written,

@@ -204,11 +204,12 @@ TEST(Inputs, FolderWalkSkipsHiddenOutputsTempsAndNonMedia) {
   write(r + "/b.flac.srt", "1\n00:00:00,000 --> 00:00:01,000\nx\n\n");
   write(r + "/b.flac.json", "{}");
   write(r + "/readme.txt", "hello");
+  write(r + "/saved_404.MP3", "<html>Not Found</html>");  // named like media: an input that will fail
   copy(kData + "/formats/jfk.flac", r + "/out/skipme.flac");
   InputSet s = discover_inputs({r}, {r + "/out"});
-  EXPECT_EQ(names(s, r), (std::vector<std::string>{"a/z.mp3", "b.flac", "noextension"}));
+  EXPECT_EQ(names(s, r), (std::vector<std::string>{"a/z.mp3", "b.flac", "noextension", "saved_404.MP3"}));
   EXPECT_EQ(s.ignored, std::vector<std::string>{r + "/readme.txt"});
-  ASSERT_EQ(s.files.size(), 3u);
+  ASSERT_EQ(s.files.size(), 4u);
   EXPECT_EQ(s.files[0].path, r + "/a/z.mp3");  // shown under the folder as given
   EXPECT_EQ(s.files[0].rel_dir, "a");
   EXPECT_EQ(s.files[1].rel_dir, "");
