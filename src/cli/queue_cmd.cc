@@ -15,6 +15,7 @@
 #include "cli/model_source.h"
 #include "cli/transcribe_flags.h"
 #include "common/error.h"
+#include "common/python_text.h"
 #include "jobs/inputs.h"
 #include "jobs/options_hash.h"
 #include "jobs/runner.h"
@@ -71,6 +72,12 @@ int run_add(QueueArgs& a) {
   for (const std::string& f : p.formats) formats += (formats.empty() ? "" : ",") + f;
   int status = 0;
   for (const jobs::Input& in : set.files) {
+    if (!is_valid_utf8(in.key) || !is_valid_utf8(out_dir)) {
+      // PostgreSQL's text holds UTF-8 only.
+      std::fprintf(stderr, "error: %s: its path is not valid UTF-8 and cannot be queued; rename it\n", in.path.c_str());
+      status = 1;
+      continue;
+    }
     queue::NewJob j{in.key, formats, {}, out_dir};
     // A URL's outputs are named after it when its name is known now, else
     // (a page) by the worker after the download (jobs/url_inputs.h).

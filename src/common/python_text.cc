@@ -59,6 +59,16 @@ std::string python_strip(std::string_view text) {
   return std::string(text.substr(begin, end - begin));
 }
 
+bool is_valid_utf8(std::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp;
+    const size_t len = decode_utf8(text, pos, &cp);
+    if (len == 0) return false;
+    pos += len;
+  }
+  return true;
+}
+
 size_t python_len(std::string_view text) {
   size_t n = 0;
   for (size_t pos = 0; pos < text.size(); ++n) {

@@ -25,6 +25,10 @@ bool is_python_space(char32_t c);
 // U+3000). `text` is UTF-8; invalid bytes are never stripped.
 std::string python_strip(std::string_view text);
 
+// True when every byte of `text` belongs to a valid UTF-8 sequence (file
+// names on Linux are bytes and need not be).
+bool is_valid_utf8(std::string_view text);
+
 // Python's len(str) of UTF-8 text: the number of code points (an invalid byte
 // counts as one, as Python's surrogateescape would make it).
 size_t python_len(std::string_view text);

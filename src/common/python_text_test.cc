@@ -25,6 +25,15 @@ TEST(PythonStrip, UnicodeWhitespace) {
   EXPECT_EQ(python_strip(" \xc3"), "\xc3");
 }
 
+TEST(Utf8, ValidOrNot) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("plain / 日本語 / 😀"));
+  EXPECT_FALSE(is_valid_utf8("bad\xff"));
+  EXPECT_FALSE(is_valid_utf8("\xc3"));          // truncated
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));      // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));  // a surrogate
+}
+
 TEST(PythonLen, CountsCodePoints) {
   EXPECT_EQ(python_len(""), 0u);
   EXPECT_EQ(python_len("abc"), 3u);

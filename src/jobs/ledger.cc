@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/python_text.h"
 
 namespace wisp::jobs {
 namespace {
@@ -48,15 +49,44 @@ constexpr const char* kColumns =
 
 double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
-std::string outputs_json(const std::vector<std::string>& outputs) { return nlohmann::json(outputs).dump(); }
+// The outputs as a JSON array. A path that is not valid UTF-8 (Linux file
+// names are bytes; JSON strings cannot hold them) is stored as {"hex": ...}
+// so that it reads back byte for byte.
+std::string outputs_json(const std::vector<std::string>& outputs) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const std::string& o : outputs) {
+    if (is_valid_utf8(o)) {
+      a.push_back(o);
+      continue;
+    }
+    static const char* digits = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char c : o) hex += {digits[c >> 4], digits[c & 15]};
+    a.push_back({{"hex", hex}});
+  }
+  return a.dump();
+}
 
 std::vector<std::string> parse_outputs(const std::string& text) {
+  std::vector<std::string> out;
   try {
     auto j = nlohmann::json::parse(text);
-    if (j.is_array()) return j.get<std::vector<std::string>>();
+    if (!j.is_array()) return {};
+    for (const auto& e : j) {
+      if (e.is_string()) {
+        out.push_back(e.get<std::string>());
+      } else {
+        const std::string hex = e.at("hex").get<std::string>();
+        std::string bytes;
+        for (size_t i = 0; i + 1 < hex.size(); i += 2)
+          bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+        out.push_back(bytes);
+      }
+    }
   } catch (const std::exception&) {
+    return {};
   }
-  return {};
+  return out;
 }
 
 // One prepared statement; finalized on scope exit.

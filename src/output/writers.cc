@@ -209,7 +209,18 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     const std::uint64_t r = (std::uint64_t{entropy()} << 32) ^ entropy();
     char suffix[32];
     std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
-    tmp = path + ".tmp." + std::to_string(::getpid()) + "." + suffix;
+    const std::string tail = ".tmp." + std::to_string(::getpid()) + "." + suffix;
+    // A name near the file system's 255-byte limit keeps a shorter prefix in
+    // its temp name (whole UTF-8 sequences), so long names can be written.
+    const size_t slash = path.rfind('/');
+    const size_t name_len = path.size() - (slash == std::string::npos ? 0 : slash + 1);
+    constexpr size_t kNameMax = 255;
+    size_t keep = path.size();
+    if (name_len + tail.size() > kNameMax) {
+      keep = path.size() - (name_len + tail.size() - kNameMax);
+      while (keep > 0 && (static_cast<unsigned char>(path[keep]) & 0xC0) == 0x80) --keep;
+    }
+    tmp = path.substr(0, keep) + tail;
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST) throw failure(errno);
   }

@@ -428,6 +428,23 @@ TEST_F(Batch, FilesNamedLikeMediaFailWithTheirCause) {
   }
 }
 
+// Odd names: a newline, bytes that are not UTF-8 (the ledger keeps them byte
+// for byte, so the next run skips them), and a 240-byte name (its temp file
+// name is shortened to stay under the 255-byte limit).
+TEST_F(Batch, OddFileNamesAreTranscribedAndSkippedNextRun) {
+  std::string dir = fresh("odd names");
+  const std::vector<std::string> names = {"new\nline.flac", "bad\xff\xfeutf8.flac", std::string(240, 'n') + ".flac"};
+  for (const std::string& n : names) copy("formats/jfk.flac", dir + "/" + n);
+  Result r1 = wisp(args({"--verbose", "False"}, {dir}));
+  EXPECT_EQ(r1.status, 0) << r1.out << r1.err;
+  EXPECT_NE(r1.out.find("Summary: 3 done"), std::string::npos) << r1.out;
+  for (const std::string& n : names) EXPECT_TRUE(fs::exists(dir + "/" + n + ".srt")) << n;
+  EXPECT_TRUE(temp_files(dir).empty());
+  Result r2 = wisp(args({"--verbose", "False"}, {dir}));
+  EXPECT_EQ(r2.status, 0) << r2.out << r2.err;
+  EXPECT_NE(r2.out.find("Summary: 0 done, 3 skipped"), std::string::npos) << r2.out;
+}
+
 // Ctrl-C: the current file goes back to pending, nothing of it is written,
 // exit status 130; the next run finishes it.
 TEST_F(Batch, InterruptMarksPendingAndExits130) {
