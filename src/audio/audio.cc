@@ -446,9 +446,17 @@ std::vector<float> decode_all(const std::string& path) {
 
 }  // namespace
 
+// A stream that decodes to nothing (a WAV header without data, a video
+// whose audio track is empty) is an outcome to report, not an empty
+// transcript marked done (openai's load_audio would return an empty array).
+static std::vector<float> not_empty(std::vector<float> samples) {
+  if (samples.empty()) throw Error("no audio: the audio stream decodes to 0 samples");
+  return samples;
+}
+
 std::vector<float> load_audio(const std::string& path) {
   try {
-    return decode_all(path);
+    return not_empty(decode_all(path));
   } catch (const std::bad_alloc&) {
     throw Error("out of memory while decoding audio");
   }
@@ -458,7 +466,7 @@ std::vector<float> load_audio_url(const std::string& url, const NetOptions& net)
   try {
     FormatPtr fmt = open_url(url, net);
     int64_t size = fmt->pb != nullptr ? avio_size(fmt->pb) : 0;  // Content-Length, when sent
-    return decode_stream(std::move(fmt), {std::max<int64_t>(size, 0), true});
+    return not_empty(decode_stream(std::move(fmt), {std::max<int64_t>(size, 0), true}));
   } catch (const std::bad_alloc&) {
     throw Error("out of memory while decoding audio");
   }

@@ -270,6 +270,14 @@ TEST_F(AudioFiles, MostlyUndecodableMp3Throws) {
   EXPECT_EQ(err.rfind("not a media file, or too damaged to recognise (it resembles mp3", 0), 0u) << err;
 }
 
+// A WAV header with no data: an error saying so, not an empty transcript.
+TEST_F(AudioFiles, ZeroSamplesIsAnError) {
+  std::vector<char> wav = {'R', 'I', 'F', 'F', 36, 0, 0,   0,   'W', 'A',  'V', 'E', 'f', 'm', 't',
+                           ' ', 16,  0,   0,   0,  1, 0,   1,   0,   -128, 62,  0,   0,   0,   125,
+                           0,   0,   2,   0,   16, 0, 'd', 'a', 't', 'a',  0,   0,   0,   0};
+  EXPECT_EQ(error_of(write("zero.wav", wav)), "no audio: the audio stream decodes to 0 samples");
+}
+
 // Random bytes pass libavformat's probe as a few MPEG audio frames (ffmpeg
 // warns "misdetection possible" and decodes noise); wisp refuses them.
 TEST_F(AudioFiles, RandomBytesAreNotMedia) {
