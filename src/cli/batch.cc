@@ -157,6 +157,7 @@ int run_batch(const transcribe::Engine& engine, const transcribe::Options& optio
   }
   console.summary(summary);
   if (summary.interrupted) return 130;
+  if (!summary.stopped.empty()) return 1;
   return summary.failed ? 1 : 0;
 }
 

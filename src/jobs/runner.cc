@@ -236,6 +236,9 @@ class BatchRun {
         sum_.interrupted = true;
         sum_.interrupted_input = t.input->path;
         break;
+      } catch (const output::DiskFull& e) {
+        stop_for_full_disk(t, e.what());
+        break;
       } catch (const std::exception& e) {
         finish_failed(t, end, e.what(), seconds_since(t0));
       }
@@ -246,7 +249,7 @@ class BatchRun {
   // Throughput mode: groups of files whose chunks share the decoder batches.
   void run_batched() {
     start_prefetch();
-    for (bool more = true; more && !sum_.interrupted;) {
+    for (bool more = true; more && !sum_.interrupted && sum_.stopped.empty();) {
       std::vector<Next> group = next_group(&more);
       if (group.empty()) break;
       run_group(group);
@@ -525,6 +528,10 @@ class BatchRun {
     for (size_t i = 0; i < group.size(); ++i) {
       Next& n = group[i];
       transcribe::BatchResult& r = results[i];
+      if (!sum_.stopped.empty()) {  // the disk filled up: the rest of the group waits for the next run
+        ledger_->mark_pending(n.end.input->key);
+        continue;
+      }
       // The group's wall time, shared out by audio length.
       const double share = audio > 0 ? wall * n.end.duration / audio : 0.0;
       if (r.cancelled) {
@@ -538,6 +545,9 @@ class BatchRun {
         for (const Segment& seg : r.transcript->segments) reporter_.segment(seg);
         try {
           finish_done(*n.todo, n.end, *r.transcript, share);
+        } catch (const output::DiskFull& e) {
+          stop_for_full_disk(*n.todo, e.what());
+          continue;
         } catch (const std::exception& e) {
           finish_failed(*n.todo, n.end, e.what(), share);
         }
@@ -570,6 +580,14 @@ class BatchRun {
     stats_.finish(true, end.duration);
     ++sum_.done;
     sum_.audio_seconds += end.duration;
+  }
+
+  // Outputs cannot be written (no space left): not this input's fault, and
+  // every input after it would fail the same way. It goes back to pending
+  // (outputs written before it stay whole: each is a rename) and the batch stops.
+  void stop_for_full_disk(Todo& t, const std::string& why) {
+    ledger_->mark_pending(t.input->key);
+    sum_.stopped = why + "; " + t.input->path + " is back to pending";
   }
 
   void finish_failed(Todo& t, FileEnd& end, const std::string& error, double wall) {

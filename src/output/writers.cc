@@ -196,7 +196,13 @@ std::string format_timestamp(double seconds, bool always_include_hours, const ch
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
-  const auto failure = [&](int err) { return Error("cannot write " + path + ": " + errno_text(err)); };
+  // A full disk (or quota) stops a batch rather than failing input after
+  // input: DiskFull says so.
+  const auto fail = [&](int err) {
+    const std::string what = "cannot write " + path + ": " + errno_text(err);
+    if (err == ENOSPC || err == EDQUOT) throw DiskFull(what);
+    throw Error(what);
+  };
 
   // A unique temp name next to the target, so the final rename stays within
   // one file system. O_EXCL makes a clash (another writer, a stale temp) a
@@ -222,29 +228,29 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     }
     tmp = path.substr(0, keep) + tail;
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) throw failure(errno);
+    if (fd < 0 && errno != EEXIST) fail(errno);
   }
-  if (fd < 0) throw failure(EEXIST);
+  if (fd < 0) fail(EEXIST);
 
   const auto abandon = [&](int err) {
     if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
-    return failure(err);
+    fail(err);
   };
   size_t done = 0;
   while (done < content.size()) {
     const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw abandon(errno);
+      abandon(errno);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) throw abandon(errno);
+  if (::fsync(fd) != 0) abandon(errno);
   const int closed = ::close(fd);
   fd = -1;
-  if (closed != 0) throw abandon(errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw abandon(errno);
+  if (closed != 0) abandon(errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) abandon(errno);
 
   // Make the rename itself durable; the file is complete either way, so a
   // folder that cannot be opened or synced is not an error.

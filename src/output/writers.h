@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "transcript/transcript.h"
 
 namespace wisp::output {
@@ -63,8 +64,15 @@ bool is_known_format(const std::string& format);
 std::string render(const Transcript& t, const std::string& format);
 std::string render(const Transcript& t, const std::string& format, const WriterOptions& options);
 
+// The file system is full (ENOSPC) or the user's quota is (EDQUOT).
+class DiskFull : public Error {
+ public:
+  using Error::Error;
+};
+
 // Writes `content` to `path` atomically (temp + fsync + rename). Throws
-// wisp::Error "cannot write <path>: <cause>" and leaves no temp file behind.
+// wisp::Error "cannot write <path>: <cause>" (DiskFull when the disk is) and
+// leaves no temp file behind.
 void write_file_atomic(const std::string& path, const std::string& content);
 
 // openai utils.py format_timestamp: [HH:]MM:SS.mmm, with `decimal` "," for SRT.

@@ -101,7 +101,7 @@ class Worker {
     try {
       Heartbeat heartbeat(config_);
       auto idle_since = Clock::now();
-      while (!stopping()) {
+      while (!stopping() && !disk_full_) {
         if (config_.max_jobs > 0 && handled_ >= config_.max_jobs) break;
         std::vector<Claimed> jobs = next_jobs();
         if (jobs.empty()) {
@@ -120,7 +120,7 @@ class Worker {
         handled_ += static_cast<int>(jobs.size());
         idle_since = Clock::now();
       }
-      sum_.interrupted = stopping();
+      sum_.interrupted = stopping() || disk_full_;
       with_retry([&] { worker_stopped(*db_, config_.info.id); });
     } catch (const Error&) {
       // Stopped while the database was unreachable: a job held now comes
@@ -238,8 +238,14 @@ class Worker {
         continue;
       }
       for (const Segment& seg : results[k].transcript->segments) events_.segment(seg);
+      if (disk_full_) {  // the rest of the group goes back too
+        with_retry([&] { release(*db_, job.id, config_.info.id); });
+        continue;
+      }
       try {
         finish(job, output_names(job, names[index[k]]), *results[k].transcript, audio_s, share);
+      } catch (const output::DiskFull& e) {
+        give_back_for_full_disk(job, e.what());
       } catch (const std::exception& e) {
         failed(job, e.what(), share);
       }
@@ -275,9 +281,19 @@ class Worker {
     }
     try {
       finish(job, output_names(job, url_name), tr, audio_s, seconds_since(t0));
+    } catch (const output::DiskFull& e) {
+      give_back_for_full_disk(job, e.what());
     } catch (const std::exception& e) {
       failed(job, e.what(), seconds_since(t0));
     }
+  }
+
+  // No space for the outputs: not the job's fault, and the next ones would
+  // fail alike. The job goes back untried and the worker stops.
+  void give_back_for_full_disk(const Claimed& job, const std::string& why) {
+    with_retry([&] { release(*db_, job.id, config_.info.id); });
+    disk_full_ = true;
+    end(job, false, why + "; the job went back to the queue and this worker stops", false);
   }
 
   // The job's planned outputs, or for a URL added before its name was known
@@ -341,6 +357,7 @@ class Worker {
   const std::function<bool()>& should_stop_;
   std::unique_ptr<Db> db_;
   int handled_ = 0;
+  bool disk_full_ = false;
   WorkerSummary sum_;
 };
 

@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -443,6 +445,45 @@ TEST_F(Batch, OddFileNamesAreTranscribedAndSkippedNextRun) {
   Result r2 = wisp(args({"--verbose", "False"}, {dir}));
   EXPECT_EQ(r2.status, 0) << r2.out << r2.err;
   EXPECT_NE(r2.out.find("Summary: 0 done, 3 skipped"), std::string::npos) << r2.out;
+}
+
+// A full disk while writing outputs: the batch stops with one clear line,
+// the input goes back to pending, no partial or temp file is left, and the
+// same command finishes the batch once there is space. The output folder is
+// a 64 kB tmpfs filled up (mounting needs CAP_SYS_ADMIN: skipped without).
+TEST_F(Batch, FullDiskStopsTheBatchAndTheNextRunFinishes) {
+  const std::string dir = fresh("fulldisk");
+  good_files(dir + "/in", 3);
+  const std::string out = dir + "/out";
+  fs::create_directories(out);
+  if (::mount("tmpfs", out.c_str(), "tmpfs", 0, "size=64k") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount(path.c_str()); }
+  } unmount{out};
+  {
+    std::ofstream filler(out + "/filler", std::ios::binary);
+    const std::string block(1024, 'x');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+    }
+  }
+  const std::vector<std::string> a =
+      args({"--verbose", "False", "-o", out, "--ledger", dir + "/ledger.sqlite"}, {dir + "/in"});
+  Result r1 = wisp(a);
+  EXPECT_EQ(r1.status, 1) << r1.out << r1.err;
+  EXPECT_NE(r1.out.find("Stopped: cannot write " + out), std::string::npos) << r1.out;
+  EXPECT_NE(r1.out.find("No space left on device; "), std::string::npos) << r1.out;
+  EXPECT_NE(r1.out.find("Summary: 0 done, 0 skipped (done earlier), 0 failed"), std::string::npos) << r1.out;
+  EXPECT_TRUE(temp_files(out).empty());
+  {
+    Ledger l(dir + "/ledger.sqlite");
+    for (const Job& j : l.all()) EXPECT_EQ(j.state, State::pending) << j.path;
+  }
+  fs::remove(out + "/filler");
+  Result r2 = wisp(a);
+  EXPECT_EQ(r2.status, 0) << r2.out << r2.err;
+  EXPECT_NE(r2.out.find("Summary: 3 done"), std::string::npos) << r2.out;
 }
 
 // Ctrl-C: the current file goes back to pending, nothing of it is written,
