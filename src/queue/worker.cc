@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -51,11 +52,13 @@ class Heartbeat {
   void hold(std::vector<long long> jobs) {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_ = std::move(jobs);
+    ++generation_;
     lost_ = false;
   }
   void drop() {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_.clear();
+    ++generation_;
   }
   // A held job is no longer this worker's (taken over or cancelled).
   bool lost() const { return lost_; }
@@ -67,16 +70,20 @@ class Heartbeat {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       const std::vector<long long> jobs = jobs_;
+      const uint64_t generation = generation_;
       lock.unlock();
+      bool lost = false;
       try {
         if (!db) db = std::make_unique<Db>(config_.url);
         heartbeat(*db, config_.info.id, jobs.empty() ? std::nullopt : std::optional<long long>(jobs.front()));
-        for (long long job : jobs)
-          if (!renew(*db, job, config_.info.id, config_.lease_s)) lost_ = true;
+        for (long long job : jobs) lost |= !renew(*db, job, config_.info.id, config_.lease_s);
       } catch (const Error&) {
         db.reset();  // unreachable now: the lease keeps running; try again next period
       }
       lock.lock();
+      // Only for the jobs still held: the worker may have finished them
+      // (and taken others) while the renewal ran.
+      if (lost && generation == generation_) lost_ = true;
       cv_.wait_for(lock, period, [this] { return stop_; });
     }
   }
@@ -86,6 +93,7 @@ class Heartbeat {
   std::condition_variable cv_;
   bool stop_ = false;
   std::vector<long long> jobs_;
+  uint64_t generation_ = 0;  // changes with every hold() and drop()
   std::atomic<bool> lost_{false};
   std::thread thread_;
 };

@@ -238,9 +238,11 @@ TEST_F(Queue, StoreInDatabaseExportRetryCancelPurge) {
   const std::vector<std::string> good = make_inputs(dir, 2, 1);
   std::string log;
   ASSERT_EQ(run(add_args({"--store", "db", "--max_attempts", "1", dir, bad_files(dir, 1)[0]}), &log), 0) << log;
-  ASSERT_EQ(run(worker_args({"--idle_exit", "0"}), &log), 0) << log;
+  std::string worker_log;
+  ASSERT_EQ(run(worker_args({"--idle_exit", "0"}), &worker_log), 0) << worker_log;
   for (const std::string& f : good) EXPECT_FALSE(fs::exists(f + ".srt")) << f;
   ASSERT_EQ(run({"queue", "export", "--queue", url_, work_ + "/exported"}, &log), 0) << log;
+  EXPECT_NE(log.find("Exported 2 files"), std::string::npos) << log << worker_log;
   EXPECT_NE(log.find("Exported 2 files"), std::string::npos) << log;
   for (const std::string& f : good) {
     const std::string srt = slurp(work_ + "/exported/" + fs::path(f).filename().string() + ".srt");
