@@ -87,8 +87,7 @@ template <int RA, int RB, class TB>
     if (p == k) {
       // All RA x 4 lane sums in one transposition, stored a row of 4 at a
       // time: beside the 48 steps of a k = 384 product, summing and storing
-      // each output alone took about as long (a few-row product in L2 ran
-      // 1.5x faster without it, with the same bits).
+      // each output alone took about as long (docs/design/kernels.md).
       v8f parts[8] = {};
       for (int i = 0; i < RA; ++i) {
         for (int j = 0; j < 4; ++j) parts[i * 4 + j] = acc[i][j];

@@ -389,7 +389,7 @@ void gemm_any(int64_t m, int64_t n, int64_t k, const int16_t* a, int64_t lda, co
   // are few row blocks (a decoding step's one row, prompts, attention).
   // Tasks go out one at a time; with >= 16 per thread the last one to
   // finish idles its partner for 1/16 of a thread's share at most (the
-  // encoder's 1500-row products have 16 row blocks of ~2 ms at 2 threads).
+  // encoder's 1500-row products have 16 row blocks per thread at 2 threads).
   // Products of a few rows (decoding) keep ~4 per thread: theirs are short.
   const int64_t per_thread = m >= 64 ? 16 : 4;
   int64_t col_groups = 1;

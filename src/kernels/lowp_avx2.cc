@@ -263,7 +263,7 @@ template <class T>
 // the broadcast pair and one product (ymm14/15), all 16 registers, so the
 // sums leave through memory (a 384-byte store per tile, next to kp steps of
 // 12 multiplies). Per multiply it issues 1/2 broadcast and 1/6 panel load
-// against the 4-row tile's 1/2 and 1/4, which measured ~6% faster on Zen 3.
+// against the 4-row tile's 1/2 and 1/4 (docs/design/kernels.md).
 // R = 5 leaves row 5 out (ymm10/11 stay zero): a 5-sequence decoding step,
 // which otherwise took a 4-row pass and a 1-row pass over each panel (as
 // long as 6 rows in one).
@@ -371,9 +371,8 @@ template <int MR, class T>
     // int8 panels here are a decoding step's weights and each sequence's
     // cross-attention K/V, read once per step from memory (they do not fit
     // in the caches together): prefetching 1 KB ahead keeps more loads in
-    // flight than the hardware prefetcher alone (single-sequence decoding
-    // ~10% faster in `wisp bench`, docs/design/decoder.md). A prefetch past
-    // the end of the panels does not fault.
+    // flight than the hardware prefetcher alone (docs/design/decoder.md).
+    // A prefetch past the end of the panels does not fault.
     if constexpr (sizeof(T) == 1) {
       _mm_prefetch(reinterpret_cast<const char*>(panel + p * 32) + 1024, _MM_HINT_T0);
     }

@@ -136,12 +136,7 @@ void panel_rows(int64_t m, int64_t kp, const int16_t* a, int64_t lda, const T* p
 // Panels one or two at a time. Two share each broadcast row value, which
 // pays with many rows; a decoding step's few rows instead stream its
 // weights from memory, and one panel at a time reads them in a single
-// sequential stream. On a Zen 5 (docs/design/decoder.md):
-// an int8 [51865][768] product with one row and cold caches (the logits of
-// small) took 1.40-1.55 ms on one thread that way, against 2.78-2.96 ms two
-// panels at a time (2.33-2.68 ms with a software prefetch 1 KB ahead of each
-// stream, as lowp_avx2.cc's tile); a beam search step's 5 rows, `wisp bench`
-// batch of 5, base: 0.49-0.55 ms per token against 0.68-0.79.
+// sequential stream, about twice as fast (docs/design/decoder.md).
 constexpr int64_t kStreamRows = 8;
 
 template <bool kVnni, class T>

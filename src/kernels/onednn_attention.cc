@@ -205,10 +205,8 @@ OnednnEncoder::Impl::Block OnednnEncoder::Impl::make_block(int64_t rows) const {
 }
 
 // oneDNN's first implementation of an attention product, or the first
-// whose name lacks avoid_impl where that one has it. On an AMX Xeon,
-// oneDNN 2.6's brg:avx512_core_amx_int8 took 0.56 ms for a task's Q K^T
-// (6 heads x 64 queries, k = 64, a 1500-wide int32 output) against 0.32
-// ms for its brg:avx512_core_vnni, and 0.134 against 0.12 ms for P V
+// whose name lacks avoid_impl where that one has it: on these short
+// products AMX's implementation is slower than VNNI's
 // (docs/design/int8-encoder-onednn.md, "Attention").
 dnnl::matmul::primitive_desc OnednnEncoder::Impl::attention_pd(const dnnl::matmul::desc& d) const {
   dnnl::matmul::primitive_desc first(d, user_scratchpad(), eng);
@@ -389,7 +387,7 @@ void OnednnEncoder::attend(const float* v, int64_t ldv, float* out_rows, int64_t
   // Each task's products run on its own thread. With one thread the region
   // below is inactive, so oneDNN would open the first active level itself,
   // on omp_get_max_threads() threads: two small matmuls per task, each a
-  // fork and join (1-thread tiny encoder 827-853 ms before, 490-505 after).
+  // fork and join (docs/design/int8-encoder-onednn.md, "Attention").
   // The ICV set inside is the implicit task's and ends with the region.
 #pragma omp parallel num_threads(n_threads)
   {

@@ -70,11 +70,10 @@ inline constexpr int64_t kOnednnQueryBlock = 64;
 // n_ctx per head) fit in a core's L2 (l2_bytes; 0: unknown, no limit), and
 // at least 1. The Q K^T product writes those scores and the softmax reads
 // them back: beyond L2 both go through the L3, which on an AMX Xeon made
-// that product ~2.7x slower than P V for the same multiply-adds. Fewer heads
-// per task mean more, smaller oneDNN calls: on a Zen 5 (1 MB L2) base's
-// attention took 10.1 ms per layer with 1 head per task (half the L2, the
-// rule before) and 7.7 with 2 (docs/design/int8-encoder-onednn.md,
-// "Attention"). Tiny's 6 heads: 3 per task on a 2 MB L2, 2 on 1 MB.
+// that product much slower than P V for the same multiply-adds. Fewer heads
+// per task mean more, smaller oneDNN calls, so the rule takes as many as
+// fit (docs/design/int8-encoder-onednn.md, "Attention"). Tiny's 6 heads: 3
+// per task on a 2 MB L2, 2 on 1 MB.
 int64_t attention_heads_per_task(int64_t n_head, int64_t n_ctx, int64_t l2_bytes);
 
 // A Linear weight [n][k] prepared for OnednnEncoder::linear.

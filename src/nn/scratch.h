@@ -3,9 +3,8 @@
 //
 // A window's encoder activations and oneDNN workspace are tens of MB (~25
 // for tiny, ~100 for large). Allocated per window, every page of them
-// faults in again on first touch, each one cleared by the kernel: ~7k
-// faults for a tiny window (docs/design/model-loading.md, "Scratch
-// memory"), several ms of a ~100 ms pass on the CPUs the encoder targets.
+// faults in again on first touch, each one cleared by the kernel
+// (docs/design/model-loading.md, "Scratch memory", has the cost).
 // whisper.cpp likewise keeps its compute buffers in its state. Blocks are
 // 64-byte aligned (common/layout.h), as are the regions laid out in them.
 #pragma once
