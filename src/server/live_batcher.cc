@@ -46,29 +46,6 @@ BatcherStats LiveBatcher::stats() const {
   return stats_;
 }
 
-void LiveBatcher::submit(Request& r) {
-  std::unique_lock<std::mutex> lock(mu_);
-  pending_.push_back(&r);
-  cv_exec_.notify_all();
-  cv_done_.wait(lock, [&] { return r.done; });
-  if (r.error) std::rethrow_exception(r.error);
-}
-
-void LiveBatcher::exclusive(const std::function<void()>& fn) {
-  Request r;
-  r.job = &fn;
-  submit(r);
-}
-
-std::vector<float> LiveBatcher::step(nn::DecoderState& state, std::span<const int> tokens, int n_new) {
-  Request r;
-  r.state = &state;
-  r.tokens = tokens;
-  r.n_new = n_new;
-  submit(r);
-  return std::move(r.logits);
-}
-
 // Every pending exclusive job, and decoder steps up to max_batch_ (the rest
 // stay pending for the next round, first come first served).
 std::vector<LiveBatcher::Request*> LiveBatcher::take_round() {

@@ -32,7 +32,7 @@ struct BatcherStats {
   std::chrono::steady_clock::time_point last_round;  // heartbeat of the executor
 };
 
-class LiveBatcher : public transcribe::NetworkGate {
+class LiveBatcher : public transcribe::BatchingGate {
  public:
   // n_threads: compute threads of the executor. max_batch: decoder steps in
   // one round at most (the rest run in the next round).
@@ -54,22 +54,16 @@ class LiveBatcher : public transcribe::NetworkGate {
   };
 
   int n_threads() const override { return n_threads_; }
-  void exclusive(const std::function<void()>& fn) override;
-  std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) override;
 
   BatcherStats stats() const;
 
  private:
   using Request = transcribe::GateRequest;
-  void submit(Request& r);
   void executor();
   std::vector<Request*> take_round();  // with mu_ held
 
   const int n_threads_;
   const int max_batch_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_exec_, cv_done_;
-  std::vector<Request*> pending_;
   BatcherStats stats_;
   bool quit_ = false;
   std::thread exec_;

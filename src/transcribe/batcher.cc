@@ -48,7 +48,7 @@ void StepBatcher::run_all(int64_t n_jobs, int width, const std::function<void(in
   for (std::thread& t : threads) t.join();
 }
 
-void StepBatcher::submit(Request& r) {
+void BatchingGate::submit(GateRequest& r) {
   std::unique_lock<std::mutex> lock(mu_);
   pending_.push_back(&r);
   cv_exec_.notify_all();
@@ -56,14 +56,14 @@ void StepBatcher::submit(Request& r) {
   if (r.error) std::rethrow_exception(r.error);
 }
 
-void StepBatcher::exclusive(const std::function<void()>& fn) {
-  Request r;
+void BatchingGate::exclusive(const std::function<void()>& fn) {
+  GateRequest r;
   r.job = &fn;
   submit(r);
 }
 
-std::vector<float> StepBatcher::step(nn::DecoderState& state, std::span<const int> tokens, int n_new) {
-  Request r;
+std::vector<float> BatchingGate::step(nn::DecoderState& state, std::span<const int> tokens, int n_new) {
+  GateRequest r;
   r.state = &state;
   r.tokens = tokens;
   r.n_new = n_new;

@@ -41,7 +41,24 @@ struct GateRequest {
 // requests. Returns the number of decoder steps batched.
 int run_gate_round(const std::vector<GateRequest*>& round, int n_threads);
 
-class StepBatcher : public NetworkGate {
+// The callers' side of a batching gate (StepBatcher, the server's
+// LiveBatcher): a request is queued for the executor, which is woken, and
+// the caller waits until the executor has run it.
+class BatchingGate : public NetworkGate {
+ public:
+  void exclusive(const std::function<void()>& fn) override;
+  std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) override;
+
+ protected:
+  // Queues `r`, wakes the executor, and waits until it is done.
+  void submit(GateRequest& r);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_exec_, cv_done_;
+  std::vector<GateRequest*> pending_;  // with mu_
+};
+
+class StepBatcher : public BatchingGate {
  public:
   // n_threads: compute threads of the executor (OpenMP, oneDNN).
   explicit StepBatcher(int n_threads);
@@ -55,8 +72,6 @@ class StepBatcher : public NetworkGate {
   void run_all(int64_t n_jobs, int width, const std::function<void(int64_t)>& job);
 
   int n_threads() const override { return n_threads_; }
-  void exclusive(const std::function<void()>& fn) override;
-  std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) override;
 
   // Counters for the benchmark and tests: executor rounds and the decoder
   // steps they batched.
@@ -66,13 +81,9 @@ class StepBatcher : public NetworkGate {
 
  private:
   using Request = GateRequest;
-  void submit(Request& r);
   void executor();
 
   int n_threads_;
-  std::mutex mu_;
-  std::condition_variable cv_exec_, cv_done_;
-  std::vector<Request*> pending_;
   int active_ = 0;  // workers inside a job
   bool quit_ = false;
   int64_t rounds_ = 0, steps_ = 0;
