@@ -26,6 +26,7 @@
 #include "model/model.h"
 #include "output/writers.h"
 #include "transcribe/transcribe.h"
+#include "wisp_process.h"
 
 namespace {
 
@@ -67,54 +68,32 @@ size_t count(const std::string& text, const std::string& needle) {
   return n;
 }
 
-struct Result {
-  int status = -1;  // exit status, or 128 + signal
-  std::string out, err;
-  double seconds = 0;
-};
+using Result = wisp_test::ProcessResult;
 
-// A running `wisp`, stdout and stderr to files.
-class Child {
+// A running `wisp` (tests/support/wisp_process.h), its stdout and stderr in
+// files under `dir` that wait() removes.
+class Child : public wisp_test::WispProcess {
  public:
-  Child(const std::vector<std::string>& args, const std::string& dir, const std::string& stdin_path = "/dev/null") {
-    static int n = 0;
-    out_ = dir + "/.out" + std::to_string(n);
-    err_ = dir + "/.err" + std::to_string(n++);
-    t0_ = Clock::now();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int in = ::open(stdin_path.c_str(), O_RDONLY);
-      int o = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(in, 0);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
-      std::vector<char*> argv{const_cast<char*>(kWisp.c_str())};
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(kWisp.c_str(), argv.data());
-      ::_exit(127);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  std::string out() const { return slurp(out_); }
+  Child(const std::vector<std::string>& args, const std::string& dir, const std::string& stdin_path = "/dev/null")
+      : Child(args, dir, stdin_path, next_number()) {}
   Result wait() {
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    Result r;
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.seconds = std::chrono::duration<double>(Clock::now() - t0_).count();
-    r.out = slurp(out_);
-    r.err = slurp(err_);
-    fs::remove(out_);
-    fs::remove(err_);
+    Result r = WispProcess::wait();
+    fs::remove(dir_ + "/.out" + std::to_string(n_));
+    fs::remove(dir_ + "/.err" + std::to_string(n_));
     return r;
   }
 
  private:
-  pid_t pid_ = -1;
-  std::string out_, err_;
-  Clock::time_point t0_;
+  Child(const std::vector<std::string>& args, const std::string& dir, const std::string& stdin_path, int n)
+      : WispProcess(args, dir + "/.out" + std::to_string(n), dir + "/.err" + std::to_string(n), stdin_path),
+        dir_(dir),
+        n_(n) {}
+  static int next_number() {
+    static int n = 0;
+    return n++;
+  }
+  std::string dir_;
+  int n_;
 };
 
 class Batch : public ::testing::Test {

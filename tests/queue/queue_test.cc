@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "queue/db.h"
+#include "wisp_process.h"
 
 namespace {
 
@@ -57,34 +58,12 @@ std::string shell(const std::string& cmd, int* status = nullptr) {
   return out;
 }
 
-// A running `wisp`, its output in a file.
-class Child {
+// A running `wisp` (tests/support/wisp_process.h), stdout and stderr in one file.
+class Child : public wisp_test::WispProcess {
  public:
-  Child(const std::vector<std::string>& args, const std::string& log) : log_(log) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv{const_cast<char*>(kWisp.c_str())};
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(kWisp.c_str(), argv.data());
-      ::_exit(127);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  void kill(int sig) const { ::kill(pid_, sig); }
-  int wait() {
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-  std::string log() const { return slurp(log_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string log_;
+  Child(const std::vector<std::string>& args, const std::string& log) : WispProcess(args, log) {}
+  int wait() { return WispProcess::wait().status; }
+  std::string log() const { return out(); }
 };
 
 class Queue : public ::testing::Test {
