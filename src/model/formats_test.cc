@@ -331,6 +331,40 @@ std::string rewrite_header(const std::string& file, const std::function<void(nlo
   return out + text + file.substr(8 + n);
 }
 
+// Truncated anywhere: the .pt zip, the safetensors file and CTranslate2's
+// model.bin cut at every power of two, at each header's edges and one byte
+// short. Every cut is one error line naming the model; none crashes or loads.
+TEST_F(FormatsTest, TruncatedAnywhereIsAnErrorNotACrash) {
+  struct Case {
+    std::string fixture, folder, file;  // file: relative to the copied folder ("" the copy itself)
+  };
+  for (const Case& c :
+       {Case{"micro-s1/openai/micro-s1.pt", "cut.pt", ""}, Case{"micro-s1/hf", "cut-hf", "model.safetensors"},
+        Case{"micro-s1/ct2-int8_float16", "cut-ct2", "model.bin"}}) {
+    const std::string copy = copy_fixture(c.fixture, c.folder);
+    const std::string file = c.file.empty() ? copy : copy + "/" + c.file;
+    const std::string whole = slurp(file);
+    std::vector<size_t> cuts = {0, whole.size() - 1, whole.size() / 2};
+    for (size_t n = 1; n < whole.size(); n *= 2) cuts.insert(cuts.end(), {n - 1, n, n + 1});
+    if (c.file == "model.safetensors") {  // the 8-byte header length, then the JSON header
+      uint64_t header = 0;
+      std::memcpy(&header, whole.data(), 8);
+      cuts.insert(cuts.end(), {7, 8, 9, 8 + header - 1, 8 + header, 8 + header + 1});
+    }
+    for (size_t cut : cuts) {
+      if (cut >= whole.size()) continue;
+      spit(file, whole.substr(0, cut));
+      SCOPED_TRACE(c.folder + " cut at " + std::to_string(cut) + " of " + std::to_string(whole.size()));
+      const std::string msg = load_error(copy);
+      EXPECT_FALSE(msg.empty()) << "loaded";
+      EXPECT_NE(msg.find("model '" + copy), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+    spit(file, whole);
+    EXPECT_EQ(load_error(copy), "") << c.folder << " restored";
+  }
+}
+
 TEST_F(FormatsTest, RejectsBrokenHuggingFaceFolders) {
   const std::string dir = copy_fixture("micro-s1/hf", "hf");
   const std::string st = dir + "/model.safetensors";
