@@ -567,6 +567,7 @@ class BatchRun {
   // Outputs of an input: each written whole (temp + rename) before the
   // ledger says done, so "done" always means "all outputs exist".
   void finish_done(Todo& t, FileEnd& end, const Transcript& tr, double wall) {
+    if (changed_since_planned(t)) return leave_for_next_run(t, end, wall);
     for (size_t i = 0; i < cfg_.formats.size(); ++i) {
       fs::path parent = fs::path(t.outputs[i]).parent_path();
       std::error_code ec;
@@ -580,6 +581,23 @@ class BatchRun {
     stats_.finish(true, end.duration);
     ++sum_.done;
     sum_.audio_seconds += end.duration;
+  }
+
+  // An input whose size or mtime moved since the batch planned it: a file
+  // still being downloaded, transcribed from what was there. It gets no
+  // outputs and stays pending, so the next run takes the whole file.
+  bool changed_since_planned(const Todo& t) const {
+    if (t.input->url) return false;
+    const FileStat now = stat_input(*t.input);
+    return now.size != t.claim.input_size || now.mtime_ns != t.claim.input_mtime_ns;
+  }
+
+  void leave_for_next_run(Todo& t, FileEnd& end, double wall) {
+    ledger_->mark_pending(t.input->key);
+    end.wall = wall;
+    end.error = "changed while it was transcribed (still being written?); left pending for the next run";
+    stats_.finish(false, 0);
+    sum_.failures.push_back({t.input->path, end.error});
   }
 
   // Outputs cannot be written (no space left): not this input's fault, and

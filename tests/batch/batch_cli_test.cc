@@ -465,6 +465,40 @@ TEST_F(Batch, FullDiskStopsTheBatchAndTheNextRunFinishes) {
   EXPECT_NE(r2.out.find("Summary: 3 done"), std::string::npos) << r2.out;
 }
 
+// A file still being written (a download): it grows while it is
+// transcribed, so it gets no outputs and stays pending; the next run, on
+// the finished file, does it.
+TEST_F(Batch, FileGrowingWhileTranscribedIsLeftPending) {
+  const std::string dir = fresh("growing");
+  const std::string input = dir + "/download.flac";
+  copy("formats/jfk_lead5min_silence.flac", input);
+  Child c(args({"--verbose", "False"}, {input}), work_);
+  const std::string key = fs::canonical(input).string();
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    if (fs::exists(dir + "/.wisp/ledger.sqlite")) {
+      try {
+        Ledger l(dir + "/.wisp/ledger.sqlite");
+        const auto j = l.get(key);
+        running = j && j->state == State::running;
+      } catch (const std::exception&) {
+      }
+    }
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(running);
+  std::ofstream(input, std::ios::app | std::ios::binary) << std::string(4096, '\0');  // more bytes arrive
+  Result r = c.wait();
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("error: " + input + ": changed while it was transcribed"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(input + ".srt"));
+  EXPECT_EQ(Ledger(dir + "/.wisp/ledger.sqlite").get(key)->state, State::pending);
+  Result again = wisp(args({"--verbose", "False"}, {input}));
+  EXPECT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(fs::exists(input + ".srt"));
+}
+
 // Ctrl-C: the current file goes back to pending, nothing of it is written,
 // exit status 130; the next run finishes it.
 TEST_F(Batch, InterruptMarksPendingAndExits130) {
