@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/hex.h"
 #include "common/python_text.h"
 
 namespace wisp::jobs {
@@ -59,10 +60,7 @@ std::string outputs_json(const std::vector<std::string>& outputs) {
       a.push_back(o);
       continue;
     }
-    static const char* digits = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : o) hex += {digits[c >> 4], digits[c & 15]};
-    a.push_back({{"hex", hex}});
+    a.push_back({{"hex", to_hex(o)}});
   }
   return a.dump();
 }
@@ -76,11 +74,7 @@ std::vector<std::string> parse_outputs(const std::string& text) {
       if (e.is_string()) {
         out.push_back(e.get<std::string>());
       } else {
-        const std::string hex = e.at("hex").get<std::string>();
-        std::string bytes;
-        for (size_t i = 0; i + 1 < hex.size(); i += 2)
-          bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-        out.push_back(bytes);
+        out.push_back(from_hex(e.at("hex").get<std::string>()));
       }
     }
   } catch (const std::exception&) {

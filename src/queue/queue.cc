@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/hex.h"
 
 namespace wisp::queue {
 namespace {
@@ -24,17 +25,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
   for (size_t p; (p = s.find(sep, start)) != std::string::npos; start = p + 1)
     out.push_back(s.substr(start, p - start));
   out.push_back(s.substr(start));
-  return out;
-}
-
-std::string hex(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
   return out;
 }
 
@@ -120,7 +110,7 @@ bool complete(Db& db, long long job, const std::string& worker, double audio_s, 
       db.exec(
           "INSERT INTO wisp_outputs (job_id, format, name, content) VALUES ($1, $2, $3, decode($4, 'hex')) "
           "ON CONFLICT (job_id, format) DO UPDATE SET name = EXCLUDED.name, content = EXCLUDED.content",
-          {id, o.format, o.name, hex(o.content)});
+          {id, o.format, o.name, to_hex(o.content)});
     }
     db.exec("INSERT INTO wisp_job_events (job_id, worker, event) VALUES ($1, $2, 'completed')", {id, worker});
     return true;
@@ -240,10 +230,7 @@ std::vector<std::pair<std::string, std::string>> stored_outputs(Db& db) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const Row& r : db.exec("SELECT o.name, encode(o.content, 'hex') FROM wisp_outputs o JOIN wisp_jobs j ON "
                               "j.id = o.job_id WHERE j.state = 'done' ORDER BY o.job_id, o.format")) {
-    std::string bytes;
-    const std::string& h = r[1].value_or("");
-    for (size_t i = 0; i + 1 < h.size(); i += 2) bytes += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-    out.emplace_back(r[0].value_or(""), std::move(bytes));
+    out.emplace_back(r[0].value_or(""), from_hex(r[1].value_or("")));
   }
   return out;
 }
