@@ -41,6 +41,7 @@
 #include <fstream>
 #include <memory>
 #include <new>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -234,6 +235,8 @@ int pick_audio_stream(const AVFormatContext* fmt) {
 // The first reservation comes from the container's duration, but never more
 // than the file could plausibly expand to, so a lying header cannot make us
 // allocate gigabytes up front; beyond that the buffer grows by half of itself.
+// A streaming reader drains it as it goes (consume), so it then holds only
+// what one packet decodes to.
 class PcmSink {
  public:
   void reserve_for(double seconds, int64_t file_bytes) {
@@ -251,6 +254,22 @@ class PcmSink {
       samples_.reserve(samples_.size() + std::max(n, grow));
     }
     for (std::size_t i = 0; i < n; ++i) samples_.push_back(static_cast<float>(s[i]) / 32768.0f);
+    total_ += static_cast<int64_t>(n);
+  }
+
+  std::size_t available() const { return samples_.size() - read_; }
+  int64_t total() const { return total_; }
+
+  // Moves up to out.size() waiting samples into `out`.
+  std::size_t consume(std::span<float> out) {
+    const std::size_t n = std::min(out.size(), available());
+    std::copy_n(samples_.begin() + static_cast<std::ptrdiff_t>(read_), n, out.begin());
+    read_ += n;
+    if (read_ == samples_.size()) {
+      samples_.clear();
+      read_ = 0;
+    }
+    return n;
   }
 
   std::vector<float> take() {
@@ -264,6 +283,8 @@ class PcmSink {
 
  private:
   std::vector<float> samples_;
+  std::size_t read_ = 0;  // samples_[0, read_) were consumed
+  int64_t total_ = 0;     // samples appended since the start
 };
 
 // The auto-inserted aresample filter: any decoded format -> s16 mono 16 kHz.
@@ -341,122 +362,149 @@ struct DecodeStats {
   int64_t failed = 0;
 };
 
-// Sends one packet (null: drain) and converts every frame it yields, like
-// fftools process_input_packet/decode_audio.
-void decode_packet(AVCodecContext* dec, const AVPacket* pkt, AVFrame* frame, Resampler& resampler, PcmSink& sink,
-                   DecodeStats& stats) {
-  int err = avcodec_send_packet(dec, pkt);
-  if (err < 0 && err != AVERROR_EOF) {
-    ++stats.failed;  // a damaged packet is dropped; decoding goes on
-    return;
-  }
-  for (;;) {
-    err = avcodec_receive_frame(dec, frame);
-    if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
-    if (err < 0) {
-      ++stats.failed;
-      return;
-    }
-    ++stats.ok;
-    resampler.push(frame, sink);
-    av_frame_unref(frame);
-  }
-}
-
 int64_t file_size(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
 }
 
-// How decode_stream treats its input.
+// How a Decoder treats its input.
 struct StreamSource {
   int64_t size_bytes = 0;     // bounds the first reservation (0: unknown)
   bool strict_reads = false;  // a read error fails (a URL) instead of ending the audio (a file)
 };
 
-std::vector<float> decode_stream(FormatPtr fmt, const StreamSource& source) {
-  int index = pick_audio_stream(fmt.get());
-  if (index < 0) throw NotMedia("no audio stream");
-  AVStream* stream = fmt->streams[index];
-  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
-    if (static_cast<int>(i) != index) fmt->streams[i]->discard = AVDISCARD_ALL;
+// The chosen audio stream of an open container, decoded packet by packet
+// into a PcmSink, like fftools' input loop.
+class Decoder {
+ public:
+  Decoder(FormatPtr fmt, const StreamSource& source) : fmt_(std::move(fmt)), source_(source) {
+    open_decoder();
+    pkt_.reset(av_packet_alloc());
+    frame_.reset(av_frame_alloc());
+    if (!pkt_ || !frame_) throw Error("out of memory");
   }
 
-  const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
-  if (codec == nullptr) {
-    throw Error(std::string("unsupported audio codec: ") + avcodec_get_name(stream->codecpar->codec_id));
-  }
-  CodecPtr dec(avcodec_alloc_context3(codec));
-  if (!dec) throw Error("out of memory");
-  int err = avcodec_parameters_to_context(dec.get(), stream->codecpar);
-  if (err < 0) throw Error("cannot open " + std::string(codec->name) + " decoder: " + av_error_text(err));
-  if (dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC && dec->ch_layout.nb_channels > 0) {
-    int n = dec->ch_layout.nb_channels;
-    av_channel_layout_uninit(&dec->ch_layout);
-    av_channel_layout_default(&dec->ch_layout, n);
-  }
-  dec->pkt_timebase = stream->time_base;
-  AVDictionary* dopts_raw = nullptr;
-  av_dict_set(&dopts_raw, "threads", "auto", 0);  // -threads 0
-  err = avcodec_open2(dec.get(), codec, &dopts_raw);
-  av_dict_free(&dopts_raw);
-  if (err < 0) throw Error("cannot open " + std::string(codec->name) + " decoder: " + av_error_text(err));
+  PcmSink& sink() { return sink_; }
+  bool done() const { return done_; }
 
-  PcmSink sink;
-  double seconds = 0;
-  if (stream->duration != AV_NOPTS_VALUE && stream->duration > 0) {
-    seconds = static_cast<double>(stream->duration) * av_q2d(stream->time_base);
-  } else if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0) {
-    seconds = static_cast<double>(fmt->duration) / AV_TIME_BASE;
+  // The container's idea of the stream's length in seconds (0: unknown).
+  double duration_hint() const {
+    const AVStream* stream = fmt_->streams[index_];
+    if (stream->duration != AV_NOPTS_VALUE && stream->duration > 0)
+      return static_cast<double>(stream->duration) * av_q2d(stream->time_base);
+    if (fmt_->duration != AV_NOPTS_VALUE && fmt_->duration > 0)
+      return static_cast<double>(fmt_->duration) / AV_TIME_BASE;
+    return 0;
   }
-  sink.reserve_for(seconds, source.size_bytes);
 
-  PacketPtr pkt(av_packet_alloc());
-  FramePtr frame(av_frame_alloc());
-  if (!pkt || !frame) throw Error("out of memory");
-  Resampler resampler;
-  DecodeStats stats;
-  // fftools treats every read error as the end of the input.
-  while (av_read_frame(fmt.get(), pkt.get()) >= 0) {
-    if (pkt->stream_index == index) {
-      decode_packet(dec.get(), pkt.get(), frame.get(), resampler, sink, stats);
+  // Reads and decodes one packet; at the end of the input drains the
+  // decoder and the resampler and sets done(). fftools treats every read
+  // error as the end of the input.
+  void step() {
+    if (done_) return;
+    if (av_read_frame(fmt_.get(), pkt_.get()) >= 0) {
+      if (pkt_->stream_index == index_) decode_packet(pkt_.get());
+      av_packet_unref(pkt_.get());
+      return;
     }
-    av_packet_unref(pkt.get());
+    finish();
   }
-  // A stream cut off by the network is not the end of its audio. The I/O
-  // context keeps the transfer's error (demuxers may report it as EOF);
-  // content errors, which end a file's audio, stay as they are.
-  if (source.strict_reads && fmt->pb != nullptr && fmt->pb->error < 0 && fmt->pb->error != AVERROR_EOF)
-    throw Error("transfer failed: " + av_error_text(fmt->pb->error));
-  decode_packet(dec.get(), nullptr, frame.get(), resampler, sink, stats);
-  resampler.flush(sink);
 
-  // ffmpeg.c main(): exit status 69 when failed decode calls exceed
-  // max_error_rate (2/3) of all counted calls; whisper then raises.
-  if (3 * stats.failed > 2 * (stats.ok + stats.failed)) {
-    throw Error("cannot decode audio: " + std::to_string(stats.failed) + " of " +
-                std::to_string(stats.ok + stats.failed) + " packets are damaged");
+ private:
+  void open_decoder() {
+    index_ = pick_audio_stream(fmt_.get());
+    if (index_ < 0) throw NotMedia("no audio stream");
+    AVStream* stream = fmt_->streams[index_];
+    for (unsigned i = 0; i < fmt_->nb_streams; ++i) {
+      if (static_cast<int>(i) != index_) fmt_->streams[i]->discard = AVDISCARD_ALL;
+    }
+    const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
+    if (codec == nullptr) {
+      throw Error(std::string("unsupported audio codec: ") + avcodec_get_name(stream->codecpar->codec_id));
+    }
+    dec_.reset(avcodec_alloc_context3(codec));
+    if (!dec_) throw Error("out of memory");
+    int err = avcodec_parameters_to_context(dec_.get(), stream->codecpar);
+    if (err < 0) throw Error("cannot open " + std::string(codec->name) + " decoder: " + av_error_text(err));
+    if (dec_->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC && dec_->ch_layout.nb_channels > 0) {
+      int n = dec_->ch_layout.nb_channels;
+      av_channel_layout_uninit(&dec_->ch_layout);
+      av_channel_layout_default(&dec_->ch_layout, n);
+    }
+    dec_->pkt_timebase = stream->time_base;
+    AVDictionary* dopts_raw = nullptr;
+    av_dict_set(&dopts_raw, "threads", "auto", 0);  // -threads 0
+    err = avcodec_open2(dec_.get(), codec, &dopts_raw);
+    av_dict_free(&dopts_raw);
+    if (err < 0) throw Error("cannot open " + std::string(codec->name) + " decoder: " + av_error_text(err));
   }
-  return sink.take();
-}
 
-std::vector<float> decode_all(const std::string& path) {
-  return decode_stream(open_input(path, /*quiet=*/false), {file_size(path), false});
+  // Sends one packet (null: drain) and converts every frame it yields, like
+  // fftools process_input_packet/decode_audio.
+  void decode_packet(const AVPacket* pkt) {
+    int err = avcodec_send_packet(dec_.get(), pkt);
+    if (err < 0 && err != AVERROR_EOF) {
+      ++stats_.failed;  // a damaged packet is dropped; decoding goes on
+      return;
+    }
+    for (;;) {
+      err = avcodec_receive_frame(dec_.get(), frame_.get());
+      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
+      if (err < 0) {
+        ++stats_.failed;
+        return;
+      }
+      ++stats_.ok;
+      resampler_.push(frame_.get(), sink_);
+      av_frame_unref(frame_.get());
+    }
+  }
+
+  void finish() {
+    done_ = true;
+    // A stream cut off by the network is not the end of its audio. The I/O
+    // context keeps the transfer's error (demuxers may report it as EOF);
+    // content errors, which end a file's audio, stay as they are.
+    if (source_.strict_reads && fmt_->pb != nullptr && fmt_->pb->error < 0 && fmt_->pb->error != AVERROR_EOF)
+      throw Error("transfer failed: " + av_error_text(fmt_->pb->error));
+    decode_packet(nullptr);
+    resampler_.flush(sink_);
+    // ffmpeg.c main(): exit status 69 when failed decode calls exceed
+    // max_error_rate (2/3) of all counted calls; whisper then raises.
+    if (3 * stats_.failed > 2 * (stats_.ok + stats_.failed)) {
+      throw Error("cannot decode audio: " + std::to_string(stats_.failed) + " of " +
+                  std::to_string(stats_.ok + stats_.failed) + " packets are damaged");
+    }
+    // A stream that decodes to nothing (a WAV header without data, a video
+    // whose audio track is empty) is an outcome to report, not an empty
+    // transcript marked done (openai's load_audio would return an empty array).
+    if (sink_.total() == 0) throw Error("no audio: the audio stream decodes to 0 samples");
+  }
+
+  FormatPtr fmt_;
+  StreamSource source_;
+  int index_ = -1;
+  CodecPtr dec_;
+  PacketPtr pkt_;
+  FramePtr frame_;
+  Resampler resampler_;
+  DecodeStats stats_;
+  PcmSink sink_;
+  bool done_ = false;
+};
+
+std::vector<float> decode_stream(FormatPtr fmt, const StreamSource& source) {
+  Decoder decoder(std::move(fmt), source);
+  decoder.sink().reserve_for(decoder.duration_hint(), source.size_bytes);
+  while (!decoder.done()) decoder.step();
+  return decoder.sink().take();
 }
 
 }  // namespace
 
-// A stream that decodes to nothing (a WAV header without data, a video
-// whose audio track is empty) is an outcome to report, not an empty
-// transcript marked done (openai's load_audio would return an empty array).
-static std::vector<float> not_empty(std::vector<float> samples) {
-  if (samples.empty()) throw Error("no audio: the audio stream decodes to 0 samples");
-  return samples;
-}
-
 std::vector<float> load_audio(const std::string& path) {
   try {
-    return not_empty(decode_all(path));
+    return decode_stream(open_input(path, /*quiet=*/false), {file_size(path), false});
   } catch (const std::bad_alloc&) {
     throw Error("out of memory while decoding audio");
   }
@@ -466,10 +514,42 @@ std::vector<float> load_audio_url(const std::string& url, const NetOptions& net)
   try {
     FormatPtr fmt = open_url(url, net);
     int64_t size = fmt->pb != nullptr ? avio_size(fmt->pb) : 0;  // Content-Length, when sent
-    return not_empty(decode_stream(std::move(fmt), {std::max<int64_t>(size, 0), true}));
+    return decode_stream(std::move(fmt), {std::max<int64_t>(size, 0), true});
   } catch (const std::bad_alloc&) {
     throw Error("out of memory while decoding audio");
   }
+}
+
+struct AudioReader::Impl {
+  Impl(FormatPtr fmt, const StreamSource& source) : decoder(std::move(fmt), source) {}
+  Decoder decoder;
+};
+
+AudioReader::AudioReader(const std::string& path) {
+  try {
+    impl_ = std::make_unique<Impl>(open_input(path, /*quiet=*/false), StreamSource{file_size(path), false});
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory while decoding audio");
+  }
+}
+
+AudioReader::~AudioReader() = default;
+AudioReader::AudioReader(AudioReader&&) noexcept = default;
+AudioReader& AudioReader::operator=(AudioReader&&) noexcept = default;
+
+std::size_t AudioReader::read(std::span<float> out) {
+  Decoder& d = impl_->decoder;
+  std::size_t n = 0;
+  try {
+    while (n < out.size()) {
+      n += d.sink().consume(out.subspan(n));
+      if (n == out.size() || d.done()) break;
+      d.step();
+    }
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory while decoding audio");
+  }
+  return n;
 }
 
 }  // namespace wisp::audio

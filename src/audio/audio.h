@@ -3,6 +3,9 @@
 // Media decoding with FFmpeg's libavformat/libavcodec/libswresample.
 #pragma once
 
+#include <cstddef>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +40,26 @@ class NotMedia : public Error {
 //   "unsupported audio codec: <codec>", "cannot decode audio: <why>".
 // "not a media file" and "no audio stream" are thrown as NotMedia.
 std::vector<float> load_audio(const std::string& path);
+
+// A file's audio as load_audio decodes it, a piece at a time, so that a long
+// input need not be held whole (features/mel_stream.h reads it twice). The
+// pieces put together are load_audio(path), bit for bit. The constructor
+// throws what load_audio throws on opening; read() throws what it throws
+// while decoding ("cannot decode audio: ...", "no audio: ...").
+class AudioReader {
+ public:
+  explicit AudioReader(const std::string& path);
+  ~AudioReader();
+  AudioReader(AudioReader&&) noexcept;
+  AudioReader& operator=(AudioReader&&) noexcept;
+
+  // Fills `out` with the next samples; fewer only at the end (0: done).
+  std::size_t read(std::span<float> out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 struct NetOptions {
   // A connection or transfer silent for this long fails (libavformat's

@@ -128,6 +128,25 @@ INSTANTIATE_TEST_SUITE_P(TestData, MatchesFfmpegCli, testing::ValuesIn(kReferenc
                            return "file" + std::to_string(info.index);
                          });
 
+// AudioReader's pieces, of any size, put together are load_audio's samples.
+TEST_P(MatchesFfmpegCli, ReaderPiecesAreLoadAudio) {
+  const Reference& ref = GetParam();
+  for (std::size_t piece : {std::size_t{1}, std::size_t{1000}, std::size_t{480000}}) {
+    if (piece == 1 && ref.samples > 200000) continue;  // one sample at a time is slow, not different
+    AudioReader reader(kData + ref.file);
+    std::vector<float> all, buf(piece);
+    for (std::size_t got; (got = reader.read(buf)) > 0;) {
+      all.insert(all.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
+      if (got < piece) {
+        EXPECT_EQ(reader.read(buf), 0u) << "a short read must be the end";
+        break;
+      }
+    }
+    ASSERT_EQ(all.size(), ref.samples) << piece;
+    EXPECT_EQ(fnv1a(to_s16(all)), ref.fnv) << piece;
+  }
+}
+
 // Every clip in formats/ must be in the table above.
 TEST(Audio, EveryFormatsClipHasAReference) {
   std::set<std::string> listed;
@@ -275,7 +294,16 @@ TEST_F(AudioFiles, ZeroSamplesIsAnError) {
   std::vector<char> wav = {'R', 'I', 'F', 'F', 36, 0, 0,   0,   'W', 'A',  'V', 'E', 'f', 'm', 't',
                            ' ', 16,  0,   0,   0,  1, 0,   1,   0,   -128, 62,  0,   0,   0,   125,
                            0,   0,   2,   0,   16, 0, 'd', 'a', 't', 'a',  0,   0,   0,   0};
-  EXPECT_EQ(error_of(write("zero.wav", wav)), "no audio: the audio stream decodes to 0 samples");
+  const std::string path = write("zero.wav", wav);
+  EXPECT_EQ(error_of(path), "no audio: the audio stream decodes to 0 samples");
+  AudioReader reader(path);
+  std::vector<float> buf(100);
+  try {
+    reader.read(buf);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "no audio: the audio stream decodes to 0 samples");
+  }
 }
 
 // Random bytes pass libavformat's probe as a few MPEG audio frames (ffmpeg
