@@ -30,13 +30,10 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "features/fft.h"
+#include "features/mel_frames.h"
 
 namespace wisp::features {
-namespace {
-
-constexpr int kNBins = kNFft / 2 + 1;  // 201 one-sided frequency bins
-constexpr int kCenterPad = kNFft / 2;  // torch.stft(center=True) pads n_fft / 2
-constexpr int kTileFrames = 32;        // frames transposed into the output at once
+namespace detail {
 
 void check_filters(const model::MelFilters& f) {
   if (f.n_mels <= 0) throw Error("mel filters: n_mels must be positive");
@@ -49,17 +46,9 @@ void check_filters(const model::MelFilters& f) {
   }
 }
 
-// (n_samples + padding) / 160 frames, checked against int and size_t limits.
-int frame_count(size_t n_samples, int padding, int n_mels) {
-  if (padding < 0) throw Error("log_mel_spectrogram: negative padding " + std::to_string(padding));
-  const uint64_t total = static_cast<uint64_t>(n_samples) + static_cast<uint64_t>(padding);
-  const uint64_t frames = total / kHopLength;
-  if (frames > static_cast<uint64_t>(INT_MAX) ||
-      frames * static_cast<uint64_t>(n_mels) > std::numeric_limits<size_t>::max() / 8) {
-    throw Error("log_mel_spectrogram: input too long (" + std::to_string(n_samples) + " samples)");
-  }
-  return static_cast<int>(frames);
-}
+namespace {
+
+constexpr int kTileFrames = 32;  // frames transposed into the output at once
 
 // torch.hann_window(400) (periodic=True): 0.5 - 0.5 cos(2 pi j / 400).
 std::vector<double> hann_window() {
@@ -74,36 +63,106 @@ std::vector<double> hann_window() {
 // clamp(min=1e-10) then log10.
 inline float log_energy(double energy) { return std::log10(std::max(static_cast<float>(energy), 1e-10f)); }
 
-// torch.maximum(log_spec, log_spec.max() - 8.0) then (log_spec + 4.0) / 4.0,
-// in float32 like the tensors they act on.
-inline float finish(float v, float floor) { return (std::max(v, floor) + 4.0f) / 4.0f; }
+// Sample at signal index j of the centred, padded signal.
+double padded_at(const SignalView& s, int64_t j) {
+  if (s.reflect) {
+    if (j < 0) j = -j;
+    if (j >= s.total) j = 2 * (s.total - 1) - j;
+  }
+  if (j < 0 || j >= s.n) return 0.0;
+  return static_cast<double>(s.data[static_cast<size_t>(j - s.begin)]);
+}
+
+}  // namespace
 
 // Each filter row is a Slaney triangle touching a handful of the 201 bins;
 // summing only its nonzero span gives the dense product's value (the skipped
 // terms are exact zeros) at a fraction of the cost. Derived from whatever
 // filters the model carries, so any filter bank stays correct.
-struct SparseFilters {
-  std::vector<int> lo, hi;     // nonzero span [lo, hi) per row
-  std::vector<double> weight;  // dense [n_mels][201] in double
-};
-
-SparseFilters make_sparse(const model::MelFilters& f) {
-  SparseFilters s;
-  s.lo.resize(f.n_mels);
-  s.hi.resize(f.n_mels);
-  s.weight.assign(f.data.begin(), f.data.end());
+FrameMaker::FrameMaker(const model::MelFilters& f) : n_mels_(f.n_mels), fft_(kNFft), window_(hann_window()) {
+  check_filters(f);
+  lo_.resize(f.n_mels);
+  hi_.resize(f.n_mels);
+  weight_.assign(f.data.begin(), f.data.end());
   for (int m = 0; m < f.n_mels; ++m) {
     const float* row = f.data.data() + static_cast<size_t>(m) * kNBins;
     int lo = 0, hi = kNBins;
     while (lo < hi && row[lo] == 0.0f) ++lo;
     while (hi > lo && row[hi - 1] == 0.0f) --hi;
-    s.lo[m] = lo;
-    s.hi[m] = hi;
+    lo_[m] = lo;
+    hi_[m] = hi;
   }
-  return s;
+}
+
+float FrameMaker::compute(const SignalView& sig, int64_t t0_all, int64_t t1_all, float* out, int64_t stride,
+                          int n_threads) const {
+  std::mutex max_mutex;
+  float global_max = -std::numeric_limits<float>::infinity();
+  const int n_mels = n_mels_;
+  const int64_t data_end = sig.begin + static_cast<int64_t>(sig.data.size());
+  parallel_for(t1_all - t0_all, n_threads, 4 * kTileFrames, [&](int64_t begin, int64_t end) {
+    // Scratch for this chunk of frames, reused for every frame in it.
+    std::vector<double> frame(kNFft), power(kNBins), work(fft_.work_size());
+    std::vector<float> tile(static_cast<size_t>(kTileFrames) * n_mels);
+    float local_max = -std::numeric_limits<float>::infinity();
+    for (int64_t i0 = begin; i0 < end; i0 += kTileFrames) {
+      const int64_t i1 = std::min<int64_t>(end, i0 + kTileFrames);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t start = (t0_all + i) * kHopLength - kCenterPad;
+        if (start >= sig.begin && start + kNFft <= std::min(sig.n, data_end)) {
+          const float* src = sig.data.data() + (start - sig.begin);
+          for (int j = 0; j < kNFft; ++j) frame[j] = static_cast<double>(src[j]) * window_[j];
+        } else {
+          for (int j = 0; j < kNFft; ++j) frame[j] = padded_at(sig, start + j) * window_[j];
+        }
+        fft_.power(frame, power, work);
+        float* col = tile.data() + static_cast<size_t>(i - i0) * n_mels;
+        for (int m = 0; m < n_mels; ++m) {
+          const double* w = weight_.data() + static_cast<size_t>(m) * kNBins;
+          double acc = 0.0;
+          for (int k = lo_[m]; k < hi_[m]; ++k) acc += w[k] * power[k];
+          const float v = log_energy(acc);
+          col[m] = v;
+          local_max = std::max(local_max, v);
+        }
+      }
+      // Transpose the tile into the mel-major output.
+      const int64_t count = i1 - i0;
+      for (int m = 0; m < n_mels; ++m) {
+        float* dst = out + static_cast<size_t>(m) * stride + i0;
+        for (int64_t i = 0; i < count; ++i) dst[i] = tile[static_cast<size_t>(i) * n_mels + m];
+      }
+    }
+    std::lock_guard<std::mutex> lock(max_mutex);
+    global_max = std::max(global_max, local_max);
+  });
+  return global_max;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::check_filters;
+using detail::finish;
+using detail::kCenterPad;
+using detail::kNBins;
+
+// (n_samples + padding) / 160 frames, checked against int and size_t limits.
+int frame_count(size_t n_samples, int padding, int n_mels) {
+  if (padding < 0) throw Error("log_mel_spectrogram: negative padding " + std::to_string(padding));
+  const uint64_t total = static_cast<uint64_t>(n_samples) + static_cast<uint64_t>(padding);
+  const uint64_t frames = total / kHopLength;
+  if (frames > static_cast<uint64_t>(INT_MAX) ||
+      frames * static_cast<uint64_t>(n_mels) > std::numeric_limits<size_t>::max() / 8) {
+    throw Error("log_mel_spectrogram: input too long (" + std::to_string(n_samples) + " samples)");
+  }
+  return static_cast<int>(frames);
 }
 
 }  // namespace
+
+int mel_frame_count(int64_t n_samples, int padding) { return frame_count(static_cast<size_t>(n_samples), padding, 1); }
 
 Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model::MelFilters& filters, int n_threads) {
   check_filters(filters);
@@ -115,64 +174,14 @@ Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model
   if (n_frames == 0) return mel;
   mel.data.resize(static_cast<size_t>(n_mels) * n_frames);
 
-  const RealFft fft(kNFft);
-  const std::vector<double> window = hann_window();
-  const SparseFilters sparse = make_sparse(filters);
+  const detail::FrameMaker maker(filters);
   const int64_t n = static_cast<int64_t>(samples.size());
-  const int64_t total = n + padding;  // L: the signal after F.pad(audio, (0, padding))
   // torch's reflect padding needs L > 200. Shorter signals (only possible
   // with padding < 201) are centred with zeros instead of failing: they give
   // at most one frame, and a transcription of them is silence either way.
-  const bool reflect = total > kCenterPad;
-  // Sample at signal index j of the centred, padded signal.
-  auto padded_at = [&](int64_t j) -> double {
-    if (reflect) {
-      if (j < 0) j = -j;
-      if (j >= total) j = 2 * (total - 1) - j;
-    }
-    return (j >= 0 && j < n) ? static_cast<double>(samples[static_cast<size_t>(j)]) : 0.0;
-  };
-
+  const detail::SignalView signal{samples, 0, n, n + padding, n + padding > kCenterPad};
   float* out = mel.data.data();
-  std::mutex max_mutex;
-  float global_max = -std::numeric_limits<float>::infinity();
-
-  parallel_for(n_frames, n_threads, 4 * kTileFrames, [&](int64_t begin, int64_t end) {
-    // Scratch for this chunk of frames, reused for every frame in it.
-    std::vector<double> frame(kNFft), power(kNBins), work(fft.work_size());
-    std::vector<float> tile(static_cast<size_t>(kTileFrames) * n_mels);
-    float local_max = -std::numeric_limits<float>::infinity();
-    for (int64_t t0 = begin; t0 < end; t0 += kTileFrames) {
-      const int64_t t1 = std::min<int64_t>(end, t0 + kTileFrames);
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t start = t * kHopLength - kCenterPad;
-        if (start >= 0 && start + kNFft <= n) {
-          const float* src = samples.data() + start;
-          for (int j = 0; j < kNFft; ++j) frame[j] = static_cast<double>(src[j]) * window[j];
-        } else {
-          for (int j = 0; j < kNFft; ++j) frame[j] = padded_at(start + j) * window[j];
-        }
-        fft.power(frame, power, work);
-        float* col = tile.data() + static_cast<size_t>(t - t0) * n_mels;
-        for (int m = 0; m < n_mels; ++m) {
-          const double* w = sparse.weight.data() + static_cast<size_t>(m) * kNBins;
-          double acc = 0.0;
-          for (int k = sparse.lo[m]; k < sparse.hi[m]; ++k) acc += w[k] * power[k];
-          const float v = log_energy(acc);
-          col[m] = v;
-          local_max = std::max(local_max, v);
-        }
-      }
-      // Transpose the tile into the [n_mels][n_frames] output.
-      const int64_t count = t1 - t0;
-      for (int m = 0; m < n_mels; ++m) {
-        float* dst = out + static_cast<size_t>(m) * n_frames + t0;
-        for (int64_t i = 0; i < count; ++i) dst[i] = tile[static_cast<size_t>(i) * n_mels + m];
-      }
-    }
-    std::lock_guard<std::mutex> lock(max_mutex);
-    global_max = std::max(global_max, local_max);
-  });
+  const float global_max = maker.compute(signal, 0, n_frames, out, n_frames, n_threads);
 
   const float floor = global_max - 8.0f;
   parallel_for(static_cast<int64_t>(mel.data.size()), n_threads, int64_t{1} << 16, [&](int64_t begin, int64_t end) {
@@ -205,7 +214,7 @@ Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding, c
     }
   }
 
-  const std::vector<double> window = hann_window();
+  const std::vector<double> window = detail::hann_window();
   std::vector<double> frame(kNFft), spectrum(2 * kNBins);
   float max_value = -std::numeric_limits<float>::infinity();
   for (int t = 0; t < n_frames; ++t) {
@@ -219,7 +228,7 @@ Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding, c
         const double p = spectrum[2 * k] * spectrum[2 * k] + spectrum[2 * k + 1] * spectrum[2 * k + 1];
         acc += static_cast<double>(filters.data[static_cast<size_t>(m) * kNBins + k]) * p;
       }
-      const float v = log_energy(acc);
+      const float v = detail::log_energy(acc);
       mel.data[static_cast<size_t>(m) * n_frames + t] = v;
       max_value = std::max(max_value, v);
     }

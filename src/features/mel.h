@@ -6,6 +6,7 @@
 // mel filters, log10 with a 1e-10 clamp, floor at (global max - 8), (x + 4) / 4.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct Mel {
 // counts as 1. Signals of 200 samples or fewer (padding included), which
 // torch's reflect padding rejects, are centred with zeros instead.
 Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model::MelFilters& filters, int n_threads);
+
+// (n_samples + padding) / 160: the frames log_mel_spectrogram gives.
+int mel_frame_count(int64_t n_samples, int padding);
 
 // Plain reference twin of log_mel_spectrogram (same contract, one thread):
 // materialised padded signal, O(n^2) DFT, dense filter product. Slow; for

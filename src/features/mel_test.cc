@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "features/fft.h"
 #include "features/mel.h"
+#include "features/mel_stream.h"
 
 namespace wisp::features {
 namespace {
@@ -386,6 +387,105 @@ TEST(MelWindow, BadArgumentsThrow) {
 }
 
 // ---------------------------------------------------------------- speed ----
+
+// ------------------------------------------------------ streaming ----
+
+// A SampleSource over `audio` that hands out at most `piece` samples per
+// read, counting how often it was opened.
+SampleSource pieces_of(const std::vector<float>& audio, std::size_t piece, int* opened) {
+  return [&audio, piece, opened] {
+    ++*opened;
+    return SampleReader([&audio, piece, pos = std::size_t{0}](std::span<float> out) mutable {
+      const std::size_t n = std::min({out.size(), piece, audio.size() - pos});
+      std::copy_n(audio.begin() + static_cast<std::ptrdiff_t>(pos), n, out.begin());
+      pos += n;
+      return n;
+    });
+  };
+}
+
+MelScan scan_of(const std::vector<float>& audio, std::size_t piece, int padding, const model::MelFilters& f,
+                int threads) {
+  int opened = 0;
+  return scan_mel(pieces_of(audio, piece, &opened)(), f, padding, threads);
+}
+
+// The two passes give mel_window of the whole spectrogram bit for bit: edges
+// that reflect the signal or run into the padding, pieces smaller than a
+// frame, windows read forward with overlaps, jumps past frames never
+// computed, and a window before the last one (the source opened again).
+TEST(MelStream, WindowsEqualTheWholeSpectrogram) {
+  struct Case {
+    std::size_t n;
+    int padding;
+    std::size_t piece;
+  };
+  const Case cases[] = {{16000 * 95 + 123, kChunkSamples, 48000},
+                        {16000 * 70, kChunkSamples, 77},
+                        {5123, 0, 1000},
+                        {201, 0, 7},
+                        {250, 3, 1},
+                        {120, 81, 50},
+                        {0, 170, 10},
+                        {16000 * 40, 37, 480000},
+                        {0, kChunkSamples, 5}};
+  for (int n_mels : {80, 128}) {
+    const model::MelFilters filters = load_filters(n_mels);
+    for (const Case& c : cases) {
+      SCOPED_TRACE("n " + std::to_string(c.n) + " padding " + std::to_string(c.padding) + " piece " +
+                   std::to_string(c.piece) + " mels " + std::to_string(n_mels));
+      const std::vector<float> audio = noise(c.n, static_cast<uint32_t>(c.n + c.padding + 3));
+      const Mel whole = log_mel_spectrogram(audio, c.padding, filters, 2);
+      const MelScan scan = scan_of(audio, c.piece, c.padding, filters, 2);
+      EXPECT_EQ(scan.n_samples, static_cast<int64_t>(c.n));
+      int opened = 0;
+      MelWindows windows(pieces_of(audio, c.piece, &opened), scan, filters, c.padding, 3);
+      ASSERT_EQ(windows.n_frames(), whole.n_frames);
+      const int f = whole.n_frames;
+      const std::vector<std::pair<int, int>> asks = {{0, 3000},      {0, 1100},
+                                                     {2500, 3000},   {2900, 100},
+                                                     {4000, 3000},   {f - 1500, 3000},
+                                                     {f + 10, 3000}, {std::max(0, f / 2), 2000},
+                                                     {f - 1, 1},     {1, 0}};
+      for (auto [offset, n] : asks) {
+        if (offset < 0) continue;
+        ASSERT_EQ(windows.window(offset, n), mel_window(whole, offset, n)) << "offset " << offset << " n " << n;
+      }
+      EXPECT_GE(opened, 1);
+    }
+  }
+}
+
+TEST(MelStream, ThreadsAndPiecesDoNotChangeTheScan) {
+  const model::MelFilters filters = load_filters(80);
+  const std::vector<float> audio = noise(16000 * 50 + 9, 11);
+  const MelScan one = scan_of(audio, audio.size(), kChunkSamples, filters, 1);
+  for (std::size_t piece : {std::size_t{1} << 10, std::size_t{160}, std::size_t{480000}}) {
+    for (int threads : {1, 2, 3}) {
+      const MelScan other = scan_of(audio, piece, kChunkSamples, filters, threads);
+      EXPECT_EQ(other.n_samples, one.n_samples);
+      EXPECT_EQ(other.max_log, one.max_log) << piece << " " << threads;
+    }
+  }
+}
+
+// Audio that is shorter on the second read than the scan said (a file
+// rewritten between the passes) is an error, not a silent wrong floor.
+TEST(MelStream, AudioThatChangedBetweenPassesIsAnError) {
+  const model::MelFilters filters = load_filters(80);
+  const std::vector<float> audio = noise(16000 * 45, 12);
+  const MelScan scan = scan_of(audio, 4096, kChunkSamples, filters, 1);
+  const std::vector<float> shorter(audio.begin(), audio.begin() + 16000 * 40);
+  int opened = 0;
+  MelWindows windows(pieces_of(shorter, 4096, &opened), scan, filters, kChunkSamples, 1);
+  EXPECT_NO_THROW(windows.window(0, 1000));
+  try {
+    windows.window(3000, 3000);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the audio changed while it was read"), std::string::npos) << e.what();
+  }
+}
 
 TEST(MelSpeed, FiveMinutesOfNoise) {
   // Informative timing only (no time limit is asserted: machines are shared).
