@@ -107,6 +107,10 @@ void add_batch_flags(CLI::App* cmd, BatchOptions& o) {
   cmd->add_flag(flag_names("overwrite"), o.overwrite, "transcribe again inputs whose outputs are done");
   cmd->add_option(flag_names("max_attempts"), o.max_attempts, "attempts at a failing input over all runs")
       ->capture_default_str();
+  cmd->add_option(flag_names("stream_after"), o.stream_after,
+                  "seconds: longer audio is not held in memory but decoded twice, window by window (the same "
+                  "transcript, memory flat with duration; not with --batch_size or --vad_filter); -1: always held")
+      ->capture_default_str();
   cmd->add_option(flag_names("shard"), o.shard,
                   "K/N: transcribe only the K-th of N shares of the sorted inputs (no database needed); auto: "
                   "the Slurm array task's (SLURM_ARRAY_TASK_ID/COUNT); auto/N: index from Slurm or "
@@ -141,6 +145,7 @@ int run_batch(const transcribe::Engine& engine, const transcribe::Options& optio
   cfg.model_path = batch.model_path;
   cfg.overwrite = batch.overwrite;
   cfg.max_attempts = batch.max_attempts;
+  cfg.stream_after_seconds = batch.stream_after;
   cfg.batch_size = batch.batch_size;
   if (!batch.shard.empty())
     cfg.shard = jobs::parse_shard(batch.shard, [](const char* name) { return std::getenv(name); });

@@ -24,6 +24,7 @@ struct BatchOptions {
   std::string ledger;      // empty: jobs::default_ledger_path()
   bool overwrite = false;
   int max_attempts = 2;
+  double stream_after = 600;      // jobs::BatchConfig::stream_after_seconds
   std::string progress = "auto";  // auto, bars, plain
   std::string model_path;         // --model, captured after parsing (options hash)
   int batch_size = 0;             // throughput mode when > 0 (set by `wisp transcribe`)

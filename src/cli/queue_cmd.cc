@@ -170,6 +170,7 @@ struct WorkerArgs {
   double lease_s = 60;
   int max_jobs = 0;
   double idle_exit = -1;
+  double stream_after = 600;
   double poll_s = 1;
 };
 
@@ -188,6 +189,7 @@ int run_worker(WorkerArgs& a) {
   config.poll_s = a.poll_s;
   config.writer = p.writer;
   config.batch_size = a.transcribe.batch_size;
+  config.stream_after_seconds = a.stream_after;
   const std::string model_path = model_path_for(a.transcribe.model, a.transcribe.model_source, p.verbose);
   std::unique_ptr<transcribe::Engine> engine = load_engine(a.transcribe, model_path, p);
 
@@ -255,6 +257,9 @@ std::function<int()> add_worker_command(CLI::App& app) {
   cmd->add_option(flag_names("lease_s"), a->lease_s, "seconds a claimed job stays ours without a heartbeat")
       ->capture_default_str();
   cmd->add_option(flag_names("max_jobs"), a->max_jobs, "stop after this many jobs (0: no limit)")
+      ->capture_default_str();
+  cmd->add_option(flag_names("stream_after"), a->stream_after,
+                  "seconds: longer audio is decoded twice, window by window, instead of held in memory; -1: held")
       ->capture_default_str();
   cmd->add_option(flag_names("idle_exit"), a->idle_exit, "stop when the queue has been empty this many seconds")
       ->capture_default_str();

@@ -45,13 +45,13 @@ void produce(const std::shared_ptr<Prefetcher::Shared>& s) {
     item.index = i;
     auto t0 = std::chrono::steady_clock::now();
     try {
-      item.samples = s->loader(s->paths[i]);
+      item.audio = s->loader(s->paths[i]);
     } catch (const std::exception& e) {
       item.error = e.what();
       if (item.error.empty()) item.error = "cannot decode audio";
     }
     item.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    size_t bytes = item.samples.capacity() * sizeof(float);
+    size_t bytes = item.audio.bytes();
     std::lock_guard lock(s->m);
     if (s->stop) break;
     s->held += bytes;

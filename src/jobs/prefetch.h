@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "jobs/load.h"
+
 namespace wisp::jobs {
 
 struct PrefetchLimits {
@@ -24,13 +26,13 @@ struct PrefetchLimits {
 
 class Prefetcher {
  public:
-  using Loader = std::function<std::vector<float>(const std::string& path)>;
+  using Loader = std::function<LoadedAudio(const std::string& path)>;
   // Expected decoded size in bytes of paths[i] (before decoding it).
   using Estimator = std::function<size_t(size_t index)>;
 
   struct Item {
     size_t index = 0;
-    std::vector<float> samples;
+    LoadedAudio audio;
     std::string error;  // what the loader threw ("" when it succeeded)
     double decode_seconds = 0;
     std::shared_ptr<void> lease;  // gives the bytes back to the budget when the item dies

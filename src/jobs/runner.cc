@@ -19,6 +19,7 @@
 #include "audio/probe.h"
 #include "common/error.h"
 #include "jobs/ledger.h"
+#include "jobs/load.h"
 #include "jobs/options_hash.h"
 #include "jobs/url_inputs.h"
 #include "nn/compute_type.h"
@@ -228,7 +229,8 @@ class BatchRun {
       cb.should_stop = [this] { return stop_requested(); };
       cb.on_window = [this](const transcribe::WindowReport& w) { count_window(w); };
       try {
-        Transcript tr = transcribe::transcribe(engine_, n.samples, options_, cb);
+        Transcript tr = n.audio.streamed ? transcribe::transcribe(engine_, *n.audio.streamed, options_, cb)
+                                         : transcribe::transcribe(engine_, n.audio.samples, options_, cb);
         reporter_.run_time(seconds_since(t0));
         finish_done(t, end, tr, seconds_since(t0));
       } catch (const transcribe::Cancelled&) {
@@ -240,7 +242,11 @@ class BatchRun {
         stop_for_full_disk(t, e.what());
         break;
       } catch (const std::exception& e) {
-        finish_failed(t, end, e.what(), seconds_since(t0));
+        // A stream read again (load.h) fails when the file changed meanwhile.
+        if (changed_since_planned(t))
+          leave_for_next_run(t, end, seconds_since(t0));
+        else
+          finish_failed(t, end, e.what(), seconds_since(t0));
       }
       reporter_.file_end(end, stats_.snapshot());
     }
@@ -275,7 +281,7 @@ class BatchRun {
   struct Next {
     Todo* todo = nullptr;
     FileEnd end;
-    std::vector<float> samples;
+    LoadedAudio audio;
     std::shared_ptr<void> lease;  // Prefetcher::Item::lease
   };
 
@@ -405,18 +411,31 @@ class BatchRun {
   void start_prefetch() {
     std::vector<std::string> paths;
     std::vector<size_t> expected;
+    const double stream_after = stream_after_seconds();
     for (const Todo& t : todo_) {
       paths.push_back(t.input->path);
-      expected.push_back(expected_bytes(t));
+      size_t bytes = expected_bytes(t);
+      if (stream_after >= 0 && !t.input->url)
+        bytes = std::min(bytes, static_cast<size_t>(stream_after * audio::kSampleRate * sizeof(float) * 1.02));
+      expected.push_back(bytes);
     }
     // The loader and the estimator own what they use: after a Ctrl-C the
     // producer is abandoned and may outlive this run (prefetch.h).
     urls_ = std::make_shared<UrlFetcher>(UrlOptions{});
     prefetch_.emplace(
         paths, cfg_.prefetch,
-        [urls = urls_](const std::string& p) { return is_url(p) ? urls->load(p) : audio::load_audio(p); },
+        [urls = urls_, filters = engine_.mel_filters(), stream_after](const std::string& p) {
+          return is_url(p) ? LoadedAudio{urls->load(p), nullptr} : load_file(p, filters, stream_after);
+        },
         [expected = std::move(expected)](size_t i) { return expected[i]; });
     stats_.start();
+  }
+
+  // Files longer than this are streamed (load.h); -1: none. The batched
+  // mode and the VAD filter cut chunks out of the whole audio, so they keep it.
+  double stream_after_seconds() const {
+    const bool vad_filter = options_.vad_filter && options_.clip_timestamps == "0";
+    return cfg_.batch_size > 0 || vad_filter ? -1 : cfg_.stream_after_seconds;
   }
 
   // A fetched URL's outputs, named now that its name is known; the cause
@@ -471,8 +490,8 @@ class BatchRun {
         reporter_.file_end(end, stats_.snapshot());
         continue;
       }
-      t.duration = end.duration = static_cast<double>(item->samples.size()) / audio::kSampleRate;
-      out = Next{&t, end, std::move(item->samples), std::move(item->lease)};
+      t.duration = end.duration = static_cast<double>(item->audio.n_samples()) / audio::kSampleRate;
+      out = Next{&t, end, std::move(item->audio), std::move(item->lease)};
       return true;
     }
   }
@@ -508,7 +527,7 @@ class BatchRun {
     std::vector<transcribe::BatchInput> inputs;
     double audio = 0;
     for (Next& n : group) {
-      inputs.push_back({n.samples});
+      inputs.push_back({n.audio.samples});  // whole: stream_after() is off in this mode
       audio += n.end.duration;
       reporter_.file_start({n.end.number, n.end.input, n.end.duration}, stats_.snapshot());
     }

@@ -43,6 +43,9 @@ struct BatchConfig {
   bool overwrite = false;
   int max_attempts = 2;
   PrefetchLimits prefetch;
+  // Sequential mode: audio longer than this is not held in memory but read
+  // twice, window by window (load.h); < 0: always held.
+  double stream_after_seconds = 600;
   // Throughput mode (transcribe/batched.h) when batch_size > 0: files are
   // taken in groups and their speech chunks share decoder batches.
   int batch_size = 0;

@@ -11,6 +11,7 @@
 
 #include "audio/audio.h"
 #include "common/error.h"
+#include "jobs/load.h"
 #include "jobs/url_inputs.h"
 #include "queue/schema.h"
 #include "transcribe/batched.h"
@@ -267,19 +268,22 @@ class Worker {
     std::string url_name;  // a URL's name, known once fetched
     Transcript tr;
     try {
-      std::vector<float> samples;
+      jobs::LoadedAudio audio;
       if (jobs::is_url(job.input)) {
         jobs::UrlAudio fetched = jobs::load_url_audio(job.input, {});
-        samples = std::move(fetched.samples);
+        audio.samples = std::move(fetched.samples);
         url_name = fetched.name;
       } else {
-        samples = audio::load_audio(job.input);
+        // The VAD filter cuts its speech out of the whole audio: held.
+        const bool vad_filter = options_.vad_filter && options_.clip_timestamps == "0";
+        audio = jobs::load_file(job.input, engine_.mel_filters(), vad_filter ? -1 : config_.stream_after_seconds);
       }
-      audio_s = static_cast<double>(samples.size()) / audio::kSampleRate;
+      audio_s = static_cast<double>(audio.n_samples()) / audio::kSampleRate;
       transcribe::Callbacks cb;
       cb.on_segment = [&](const Segment& s) { events_.segment(s); };
       cb.should_stop = [&] { return stopping() || heartbeat.lost(); };
-      tr = transcribe::transcribe(engine_, samples, options_, cb);
+      tr = audio.streamed ? transcribe::transcribe(engine_, *audio.streamed, options_, cb)
+                          : transcribe::transcribe(engine_, audio.samples, options_, cb);
     } catch (const transcribe::Cancelled&) {
       if (heartbeat.lost()) return end(job, false, "the job was taken over or cancelled", true);
       with_retry([&] { release(*db_, job.id, config_.info.id); });  // stopping: give it back

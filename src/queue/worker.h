@@ -30,6 +30,8 @@ struct WorkerConfig {
   // claims up to 2 x batch_size jobs at once and decodes their speech
   // chunks together.
   int batch_size = 0;
+  // One job at a time: audio longer than this is streamed (jobs/load.h); < 0: held.
+  double stream_after_seconds = 600;
   double chunk_seconds = 30;
 };
 

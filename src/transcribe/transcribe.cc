@@ -147,27 +147,50 @@ Engine::Engine(model::Model&& model, nn::ComputeType type, int n_threads)
 
 namespace {
 
-// The padded log-mel spectrogram, computed through the gate.
-struct Features {
-  features::Mel mel;
-  int content_frames = 0;
-  Features(const Engine& engine, std::span<const float> samples, NetworkGate& gate) {
-    // Pad 30 seconds of silence to the input audio, for slicing.
-    gate.exclusive([&] {
-      mel = features::log_mel_spectrogram(samples, features::kChunkSamples, engine.mel_filters(), gate.n_threads());
-    });
-    content_frames = mel.n_frames - kNFrames;
-  }
-  // Encoder output of the mel window [offset, offset + n_frames), run through the gate.
-  std::vector<float> encode(const Engine& engine, int offset, int n_frames, NetworkGate& gate) const {
-    std::vector<float> out;
-    gate.exclusive([&] { out = engine.net().encode(features::mel_window(mel, offset, n_frames), gate.n_threads()); });
-    return out;
-  }
+// The audio transcribe() works on: samples in memory, or a stream.
+struct AudioRef {
+  std::span<const float> samples;
+  const StreamedAudio* streamed = nullptr;
 };
 
-Transcript transcribe_audio(const Engine& engine, std::span<const float> samples, const Options& opt,
-                            const Callbacks& cb, NetworkGate& gate);
+// The padded log-mel spectrogram (30 s of silence appended to the audio, for
+// slicing), computed through the gate: whole for samples in memory, window
+// by window for a stream (the same floats).
+class Features {
+ public:
+  Features(const Engine& engine, const AudioRef& audio, NetworkGate& gate) {
+    const model::MelFilters& filters = engine.mel_filters();
+    if (audio.streamed) {
+      stream_ = std::make_unique<features::MelWindows>(audio.streamed->source, audio.streamed->scan, filters,
+                                                       features::kChunkSamples, gate.n_threads());
+      content_frames = stream_->n_frames() - kNFrames;
+    } else {
+      gate.exclusive([&] {
+        mel_ = features::log_mel_spectrogram(audio.samples, features::kChunkSamples, filters, gate.n_threads());
+      });
+      content_frames = mel_.n_frames - kNFrames;
+    }
+  }
+  int content_frames = 0;
+
+  // Encoder output of the mel window [offset, offset + n_frames), run through the gate.
+  std::vector<float> encode(const Engine& engine, int offset, int n_frames, NetworkGate& gate) {
+    std::vector<float> out;
+    gate.exclusive([&] {
+      std::vector<float> window =
+          stream_ ? stream_->window(offset, n_frames) : features::mel_window(mel_, offset, n_frames);
+      out = engine.net().encode(window, gate.n_threads());
+    });
+    return out;
+  }
+
+ private:
+  features::Mel mel_;
+  std::unique_ptr<features::MelWindows> stream_;
+};
+
+Transcript transcribe_audio(const Engine& engine, const AudioRef& audio, const Options& opt, const Callbacks& cb,
+                            NetworkGate& gate);
 
 }  // namespace
 
@@ -186,7 +209,7 @@ std::vector<vad::SpeechSegment> speech_regions(const Engine& engine, std::span<c
 Transcript transcribe(const Engine& engine, std::span<const float> samples, const Options& opt, const Callbacks& cb,
                       NetworkGate& gate) {
   // faster-whisper: the VAD filter applies only without clip_timestamps.
-  if (!opt.vad_filter || opt.clip_timestamps != "0") return transcribe_audio(engine, samples, opt, cb, gate);
+  if (!opt.vad_filter || opt.clip_timestamps != "0") return transcribe_audio(engine, {samples}, opt, cb, gate);
   std::vector<vad::SpeechSegment> regions;
   gate.exclusive([&] { regions = speech_regions(engine, samples, opt.vad, gate.n_threads()); });
   const std::vector<float> speech = concatenate_speech(samples, regions);
@@ -199,7 +222,7 @@ Transcript transcribe(const Engine& engine, std::span<const float> samples, cons
       cb.on_segment(m);
     };
   }
-  Transcript out = transcribe_audio(engine, speech, opt, mapped, gate);
+  Transcript out = transcribe_audio(engine, {speech}, opt, mapped, gate);
   restore_timestamps(out.segments, map);
   return out;
 }
@@ -207,7 +230,7 @@ Transcript transcribe(const Engine& engine, std::span<const float> samples, cons
 std::pair<std::string, double> detect_language(const Engine& engine, std::span<const float> samples, const Options& opt,
                                                NetworkGate& gate) {
   if (!engine.tokenizer().is_multilingual()) throw Error("language detection needs a multilingual model");
-  const Features f(engine, samples, gate);
+  Features f(engine, {samples}, gate);
   auto encode = [&](int offset, int n_frames) { return f.encode(engine, offset, n_frames, gate); };
   return detect(encode, f.content_frames, engine.tokenizer(), engine.net(), opt, gate);
 }
@@ -241,13 +264,13 @@ void check_options(const Options& opt) {
 // timestamps, keep the segments and the prompt for the next window.
 class TranscribeTask {
  public:
-  TranscribeTask(const Engine& engine, std::span<const float> samples, const Options& opt, const Callbacks& cb,
+  TranscribeTask(const Engine& engine, const AudioRef& audio, const Options& opt, const Callbacks& cb,
                  NetworkGate& gate)
       : engine_(engine),
         tok_(engine.tokenizer()),
         sp_(tok_.special()),
         dims_(engine.dims()),
-        samples_(samples),
+        audio_(audio),
         opt_(opt),
         cb_(cb),
         gate_(gate),
@@ -255,7 +278,7 @@ class TranscribeTask {
 
   Transcript run() {
     check_options(opt_);
-    features_.emplace(engine_, samples_, gate_);
+    features_.emplace(engine_, audio_, gate_);
     content_frames_ = features_->content_frames;
     out_.language = choose_language();
     plan_clips();
@@ -528,7 +551,7 @@ class TranscribeTask {
   const Tokenizer& tok_;
   const SpecialTokens& sp_;
   const model::Dims& dims_;
-  std::span<const float> samples_;
+  const AudioRef audio_;
   const Options& opt_;
   const Callbacks& cb_;
   NetworkGate& gate_;
@@ -552,11 +575,41 @@ class TranscribeTask {
   Transcript out_;
 };
 
-Transcript transcribe_audio(const Engine& engine, std::span<const float> samples, const Options& opt,
-                            const Callbacks& cb, NetworkGate& gate) {
-  return TranscribeTask(engine, samples, opt, cb, gate).run();
+Transcript transcribe_audio(const Engine& engine, const AudioRef& audio, const Options& opt, const Callbacks& cb,
+                            NetworkGate& gate) {
+  return TranscribeTask(engine, audio, opt, cb, gate).run();
+}
+
+// Every sample of a stream, for the paths that need the whole audio.
+std::vector<float> read_all(const features::SampleSource& source) {
+  std::vector<float> all;
+  features::SampleReader reader = source();
+  std::vector<float> piece(features::kChunkSamples);
+  for (std::size_t got; (got = reader(piece)) > 0;) all.insert(all.end(), piece.begin(), piece.begin() + got);
+  return all;
 }
 
 }  // namespace
+
+StreamedAudio scan_audio(const Engine& engine, features::SampleSource source, int n_threads) {
+  features::SampleReader reader = source();
+  features::MelScan scan =
+      features::scan_mel(reader, engine.mel_filters(), features::kChunkSamples, std::max(1, n_threads));
+  return {std::move(source), scan};
+}
+
+Transcript transcribe(const Engine& engine, const StreamedAudio& audio, const Options& opt, const Callbacks& cb) {
+  DirectGate gate(std::max(1, opt.n_threads));
+  return transcribe(engine, audio, opt, cb, gate);
+}
+
+Transcript transcribe(const Engine& engine, const StreamedAudio& audio, const Options& opt, const Callbacks& cb,
+                      NetworkGate& gate) {
+  if (opt.vad_filter && opt.clip_timestamps == "0") {
+    const std::vector<float> samples = read_all(audio.source);
+    return transcribe(engine, samples, opt, cb, gate);
+  }
+  return transcribe_audio(engine, {{}, &audio}, opt, cb, gate);
+}
 
 }  // namespace wisp::transcribe

@@ -17,6 +17,7 @@
 
 #include "common/error.h"
 #include "decoding/decoding.h"
+#include "features/mel_stream.h"
 #include "model/model.h"
 #include "nn/whisper.h"
 #include "timing/timing.h"
@@ -150,6 +151,24 @@ Transcript transcribe(const Engine& engine, std::span<const float> samples, cons
 // runs this on worker threads; options.n_threads is then ignored in favour
 // of the gate's).
 Transcript transcribe(const Engine& engine, std::span<const float> samples, const Options& options,
+                      const Callbacks& callbacks, NetworkGate& gate);
+
+// Audio too long to hold (features/mel_stream.h): transcribe() reads it from
+// `source` window by window, with the scan's maximum for openai's global
+// floor, and gives the transcript the in-memory samples would give, bit for
+// bit. scan_audio makes the scan (the first pass over the audio).
+struct StreamedAudio {
+  features::SampleSource source;
+  features::MelScan scan;
+};
+StreamedAudio scan_audio(const Engine& engine, features::SampleSource source, int n_threads = 1);
+
+// Transcribes streamed audio. Memory does not grow with its duration, except
+// with options.vad_filter, which reads the whole audio into memory first
+// (Silero's speech regions are cut from the whole).
+Transcript transcribe(const Engine& engine, const StreamedAudio& audio, const Options& options,
+                      const Callbacks& callbacks = {});
+Transcript transcribe(const Engine& engine, const StreamedAudio& audio, const Options& options,
                       const Callbacks& callbacks, NetworkGate& gate);
 
 // Silero VAD speech regions of 16 kHz mono samples (get_speech_timestamps),

@@ -499,6 +499,54 @@ TEST_F(Batch, FileGrowingWhileTranscribedIsLeftPending) {
   EXPECT_TRUE(fs::exists(input + ".srt"));
 }
 
+// A file longer than --stream_after is decoded twice, window by window
+// (jobs/load.h), and its outputs are the ones the file held in memory gives,
+// byte for byte (the JSON holds every field of every segment).
+TEST_F(Batch, StreamedLongFileGivesTheSameOutputs) {
+  const std::string held = fresh("held"), streamed = fresh("streamed");
+  copy("formats/jfk_lead5min_silence.flac", held + "/a.flac");
+  copy("formats/jfk_lead5min_silence.flac", streamed + "/a.flac");
+  for (const std::string flag : {"--word_timestamps", "--condition_on_previous_text"}) {
+    const std::string value = flag == "--word_timestamps" ? "True" : "False";
+    Result r1 = wisp(args({"--stream_after", "-1", "-f", "json", flag, value, "--overwrite"}, {held + "/a.flac"}));
+    ASSERT_EQ(r1.status, 0) << r1.out << r1.err;
+    Result r2 = wisp(args({"--stream_after", "60", "-f", "json", flag, value, "--overwrite"}, {streamed + "/a.flac"}));
+    ASSERT_EQ(r2.status, 0) << r2.out << r2.err;
+    EXPECT_EQ(slurp(streamed + "/a.flac.json"), slurp(held + "/a.flac.json")) << flag;
+    EXPECT_GT(slurp(held + "/a.flac.json").size(), 100u);
+  }
+}
+
+// A streamed file rewritten while it is transcribed (the second pass reads
+// other audio than the scan did) gets no outputs and stays pending.
+TEST_F(Batch, StreamedFileRewrittenWhileTranscribedIsLeftPending) {
+  const std::string dir = fresh("rewritten");
+  const std::string input = dir + "/long.flac";
+  copy("formats/jfk_lead5min_silence.flac", input);
+  Child c(args({"--verbose", "False", "--stream_after", "10"}, {input}), work_);
+  const std::string key = fs::canonical(input).string();
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    if (fs::exists(dir + "/.wisp/ledger.sqlite")) {
+      try {
+        Ledger l(dir + "/.wisp/ledger.sqlite");
+        const auto j = l.get(key);
+        running = j && j->state == State::running;
+      } catch (const std::exception&) {
+      }
+    }
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(running);
+  fs::resize_file(input, fs::file_size(input) / 3);  // cut short under the reader
+  Result r = c.wait();
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("error: " + input + ": changed while it was transcribed"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(input + ".srt"));
+  EXPECT_EQ(Ledger(dir + "/.wisp/ledger.sqlite").get(key)->state, State::pending);
+}
+
 // Ctrl-C: the current file goes back to pending, nothing of it is written,
 // exit status 130; the next run finishes it.
 TEST_F(Batch, InterruptMarksPendingAndExits130) {

@@ -368,7 +368,7 @@ TEST(Prefetch, InOrderWithErrorsAndBoundedMemory) {
       [&](const std::string& path) {
         ++loaded;
         if (path == "bad") throw wisp::Error("not a media file");
-        return std::vector<float>(sizes[std::stoul(path)], 1.0f);
+        return LoadedAudio{std::vector<float>(sizes[std::stoul(path)], 1.0f), nullptr};
       },
       [&](size_t i) { return i < sizes.size() ? sizes[i] * sizeof(float) : size_t{0}; });
   for (size_t i = 0; i < paths.size(); ++i) {
@@ -376,7 +376,7 @@ TEST(Prefetch, InOrderWithErrorsAndBoundedMemory) {
     ASSERT_TRUE(item);
     EXPECT_EQ(item->index, i);
     if (i < sizes.size()) {
-      EXPECT_EQ(item->samples.size(), sizes[i]);
+      EXPECT_EQ(item->audio.samples.size(), sizes[i]);
       EXPECT_TRUE(item->error.empty());
       // While the consumer works on file i, the next one is decoded (the
       // large one only once nothing else is held)...
@@ -404,7 +404,7 @@ TEST(Prefetch, CancelWhileWaitingAndAbandon) {
   Prefetcher p({"slow"}, {},
                [release](const std::string&) {
                  while (!*release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                 return std::vector<float>(10);
+                 return LoadedAudio{std::vector<float>(10), nullptr};
                },
                {});
   auto t0 = std::chrono::steady_clock::now();
