@@ -90,7 +90,7 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
       ep.bias = lin.bias();
       w.onednn->linear_staged(lin.ow, ep, ws, n_threads);
     } else {
-      apply_linear(lin, encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false, n_threads, p.isa);
+      lin.apply(encoder_out.data(), d.n_audio_state, n_ctx, kv.data(), 2 * s, false, n_threads, p.isa);
     }
     const int64_t n_head = d.n_text_head, dh = s / n_head;
     if (p.int_attention) {
@@ -338,7 +338,7 @@ class DecoderPass {
   void mlp_half(size_t l) {
     const BlockW& b = w.dec_blocks[l];
     layer_norm(b.mlp_ln, x.data(), h.data(), n, s, n_threads);
-    if (b.mlp_fc.quantized()) {  // GELU in the kernel's epilogue
+    if (b.mlp_fc.fuses_gelu()) {  // GELU in the kernel's epilogue
       linear(b.mlp_fc, h.data(), s, mlp_hidden.data(), 4 * s, false, true);
     } else {
       linear(b.mlp_fc, h.data(), s, mlp_hidden.data(), 4 * s, false, false);
@@ -434,18 +434,13 @@ class DecoderPass {
   // y = x l^T + b (+= if acc; GELU if gelu) over the row groups, so that each
   // state's rows get the arithmetic they get alone (row_groups).
   void linear(const LinearW& l, const float* xin, int64_t ldx, float* y, int64_t ldy, bool acc, bool gelu) {
-    for (const RowGroup& g : l.quantized() ? groups8 : groups_any) {
+    const bool lowp = l.storage == LinearStorage::kLowp;
+    for (const RowGroup& g : lowp ? groups8 : groups_any) {
       const int64_t rows = g.r1 - g.r0;
-      if (g.few && rows > kernels::kSmallGemmRows && !gelu) {
-        const float* x = xin + g.r0 * ldx;
-        float* yg = y + g.r0 * ldy;
-        if (!l.wh.empty()) {
-          kernels::linear_few_rows_h({x, ldx, rows, l.in, l.wh.data(), l.bias(), l.out, yg, ldy, acc}, n_threads);
-        } else {
-          kernels::linear_few_rows({x, ldx, rows, l.in, l.w.data(), l.bias(), l.out, yg, ldy, acc}, n_threads);
-        }
+      if (g.few && rows > kernels::kSmallGemmRows && !gelu && !lowp) {
+        l.apply_few_rows(xin + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads);
       } else {
-        apply_linear(l, xin + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
+        l.apply(xin + g.r0 * ldx, ldx, rows, y + g.r0 * ldy, ldy, acc, n_threads, isa, gelu);
       }
     }
   }

@@ -135,7 +135,7 @@ class PortablePath : public EncoderPath {
     float* a = p_.region(p_.at.a);
     p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.attn_ln, p_.x, h, n_ctx, s, p_.n_threads); });
     p_.timed(&Whisper::EncoderStages::qkv,
-             [&] { apply_linear(b.attn_qkv, h, s, n_ctx, qkv, 3 * s, false, p_.n_threads, p_.w.prec.isa); });
+             [&] { b.attn_qkv.apply(h, s, n_ctx, qkv, 3 * s, false, p_.n_threads, p_.w.prec.isa); });
     const kernels::AttentionArgs args = kernels::fused_self_attention(qkv, n_ctx, s, p_.w.dims.n_audio_head, a);
     p_.timed(&Whisper::EncoderStages::attention, [&] {
       if (p_.w.prec.int_attention) {
@@ -155,8 +155,8 @@ class PortablePath : public EncoderPath {
     p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.mlp_ln, p_.x, h, n_ctx, s, p_.n_threads); });
     p_.timed(&Whisper::EncoderStages::mlp_in, [&] {
       // Quantized weights take the GELU in the GEMM's epilogue.
-      const bool fused = b.mlp_fc.quantized();
-      apply_linear(b.mlp_fc, h, s, n_ctx, mlp, 4 * s, false, p_.n_threads, p_.w.prec.isa, fused);
+      const bool fused = b.mlp_fc.fuses_gelu();
+      b.mlp_fc.apply(h, s, n_ctx, mlp, 4 * s, false, p_.n_threads, p_.w.prec.isa, fused);
       if (!fused) kernels::gelu(mlp, n_ctx * 4 * s, p_.n_threads);
     });
     p_.timed(&Whisper::EncoderStages::mlp_out, [&] { project_add(b.mlp_proj, mlp, 4 * s); });
@@ -165,7 +165,7 @@ class PortablePath : public EncoderPath {
  private:
   // x += in . l + bias (the output projections, with the residual).
   void project_add(const LinearW& l, const float* in, int64_t ldin) {
-    apply_linear(l, in, ldin, p_.n_ctx(), p_.x, p_.s(), true, p_.n_threads, p_.w.prec.isa);
+    l.apply(in, ldin, p_.n_ctx(), p_.x, p_.s(), true, p_.n_threads, p_.w.prec.isa);
   }
 
   EncoderPass p_;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,8 +23,10 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "model/fp16.h"
 #include "model/random_model.h"
 #include "nn/scratch.h"
+#include "nn/weights.h"
 #include "nn/whisper.h"
 
 namespace wisp::nn {
@@ -676,6 +679,43 @@ TEST(Decoder, HalfStoredEmbeddingGivesTheFloatLogits) {
     const auto la = a.decode(more, 4, 2, true), lb = b.decode(more, 4, 2, true);
     EXPECT_LT(rel_err(la, lb), 1e-5);
   }
+}
+
+// The storage alone picks the kernel: an f16-exact weight kept as halves
+// gives the fp32 weight's bits, in the plain and the few-row products;
+// storages without such a kernel refuse instead of reading an empty weight.
+TEST(Linear, StorageSelectsTheKernel) {
+  LinearW f32;
+  f32.in = 96;
+  f32.out = 40;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 0.5f);
+  for (int64_t i = 0; i < f32.in * f32.out; ++i) f32.w.push_back(model::half_to_float(model::float_to_half(dist(rng))));
+  for (int64_t i = 0; i < f32.out; ++i) f32.b.push_back(dist(rng));
+  LinearW half = f32;
+  half.storage = LinearStorage::kExactHalf;
+  half.wh.clear();
+  for (float v : half.w) half.wh.push_back(model::float_to_half(v));
+  half.w.clear();
+  for (int64_t n : {1, 3, 12}) {
+    std::vector<float> x(static_cast<size_t>(n * f32.in));
+    for (float& v : x) v = dist(rng);
+    std::vector<float> want(static_cast<size_t>(n * f32.out)), got(want.size());
+    f32.apply(x.data(), f32.in, n, want.data(), f32.out, false, 2, kernels::Isa::kGeneric);
+    half.apply(x.data(), f32.in, n, got.data(), f32.out, false, 2, kernels::Isa::kGeneric);
+    EXPECT_EQ(got, want) << n << " rows";
+    f32.apply_few_rows(x.data(), f32.in, n, want.data(), f32.out, false, 2);
+    half.apply_few_rows(x.data(), f32.in, n, got.data(), f32.out, false, 2);
+    EXPECT_EQ(got, want) << n << " rows, few-row kernels";
+  }
+  std::vector<float> x(static_cast<size_t>(f32.in)), y(static_cast<size_t>(f32.out));
+  EXPECT_THROW(f32.apply(x.data(), f32.in, 1, y.data(), f32.out, true, 1, kernels::Isa::kGeneric, true), Error);
+  LinearW dnn;
+  dnn.storage = LinearStorage::kOnednn;
+  EXPECT_THROW(dnn.apply(x.data(), f32.in, 1, y.data(), f32.out, false, 1, kernels::Isa::kGeneric), Error);
+  LinearW lowp;
+  lowp.storage = LinearStorage::kLowp;
+  EXPECT_THROW(lowp.apply_few_rows(x.data(), f32.in, 1, y.data(), f32.out, false, 1), Error);
 }
 
 // The real tiny architecture (preset tiny, seed 4): timings to report, not

@@ -18,24 +18,44 @@
 
 namespace wisp::nn {
 
-// PyTorch Linear: y = x w^T + b, w row-major [out][in] (used as is: the GEMM
-// reads it transposed). Under a compute type other than float32 the weight
-// lives in q (converted once) and w is empty.
+// How a Linear layer holds its weight; the storage alone picks the kernel.
+enum class LinearStorage {
+  kF32,        // w: fp32 [out][in] (the golden path)
+  kExactHalf,  // wh: an fp32 weight whose every value is an IEEE half (an f16
+               // checkpoint), kept as those halves, which widen back exactly
+               // (kernels::linear_h): the same bits from half the bytes
+  kLowp,       // q: the compute type's storage (f16, bf16, int8 with scales)
+  kOnednn,     // ow: int8 in oneDNN's layout, for kernels::OnednnEncoder
+};
+
+// PyTorch Linear, y = x w^T + b, owning its weight in one storage (only
+// that member is filled). The weight is row-major [out][in] in every
+// storage: the GEMMs read it transposed.
 struct LinearW {
   int64_t in = 0, out = 0;
-  std::vector<float> w;  // [out][in]
-  std::vector<float> b;  // [out]; empty = no bias
-  kernels::QMatrix q;    // w in the compute type's storage, if not fp32
-  // float32 decoder weights that are all IEEE halves (an f16 checkpoint):
-  // those halves (w empty), which widen back exactly (kernels::linear_h),
-  // so the decoder's steps read half the bytes for the same bits.
-  std::vector<uint16_t> wh;
-  // The encoder's int8 weights in oneDNN's layout, when the encoder runs
-  // kernels::OnednnEncoder (Precision::onednn_encoder; q is then empty).
-  kernels::OnednnWeight ow;
-  bool quantized() const { return w.empty() && wh.empty() && q.n > 0; }
+  LinearStorage storage = LinearStorage::kF32;
+  std::vector<float> w;      // kF32
+  std::vector<uint16_t> wh;  // kExactHalf
+  kernels::QMatrix q;        // kLowp
+  kernels::OnednnWeight ow;  // kOnednn
+  std::vector<float> b;      // [out]; empty = no bias
+
   // The bias for a kernel's epilogue: nullptr when there is none.
   const float* bias() const { return b.empty() ? nullptr : b.data(); }
+  // The low-precision kernels apply GELU in their epilogue.
+  bool fuses_gelu() const { return storage == LinearStorage::kLowp; }
+  size_t bytes() const;
+
+  // y[n][ldy] = x[n][ldx] w^T + b, or y += that if accumulate; with gelu
+  // (only without accumulate) y = gelu(x w^T + b). kLowp runs on `isa`.
+  // Throws wisp::Error for kOnednn (kernels::OnednnEncoder applies those).
+  void apply(const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate, int n_threads,
+             kernels::Isa isa, bool gelu = false) const;
+  // The same for a few rows (the decoder's steps) on the kernels that read
+  // each weight once for all of them (kernels::linear_few_rows); kF32 and
+  // kExactHalf only, without gelu.
+  void apply_few_rows(const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate,
+                      int n_threads) const;
 };
 
 // What a compute type (compute_type.h) stores and runs.
@@ -122,10 +142,5 @@ inline constexpr float kLayerNormEps = 1e-5f;
 
 // Forward helpers shared by the encoder and decoder (whisper.cc).
 void layer_norm(const LayerNormW& ln, const float* x, float* y, int64_t n, int64_t d, int n_threads);
-// y[n][ldy] = x[n][ldx] w^T + b, or y += that if accumulate; quantized
-// weights run the low-precision kernels on `isa`. With gelu (only without
-// accumulate) y = gelu(x w^T + b).
-void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate,
-                  int n_threads, kernels::Isa isa, bool gelu = false);
 
 }  // namespace wisp::nn

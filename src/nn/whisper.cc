@@ -119,7 +119,10 @@ LayerNormW load_ln(TensorSource& m, const std::string& name, int64_t d) {
 }
 
 LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_t out, bool bias = true) {
-  LinearW l{in, out, m.take(name + ".weight", {out, in}), {}, {}, {}, {}};
+  LinearW l;
+  l.in = in;
+  l.out = out;
+  l.w = m.take(name + ".weight", {out, in});
   if (bias) l.b = m.take(name + ".bias", {out});
   return l;
 }
@@ -127,7 +130,8 @@ LinearW load_linear(TensorSource& m, const std::string& name, int64_t in, int64_
 // Stacks Linears with the same input width into one (rows concatenated); a
 // Linear without bias contributes zeros to the bias.
 LinearW stack(const std::vector<LinearW>& parts) {
-  LinearW s{parts.front().in, 0, {}, {}, {}, {}, {}};
+  LinearW s;
+  s.in = parts.front().in;
   for (const LinearW& p : parts) {
     s.out += p.out;
     s.w.insert(s.w.end(), p.w.begin(), p.w.end());
@@ -225,10 +229,11 @@ void convert(LinearW& l, kernels::WeightType type, bool rows, bool panels,
     // The decoder's matrix-vector products are passes over the weights:
     // f16-exact ones go as halves (the same bits, half the bytes). The
     // encoder's (and the cross K/V's) big GEMMs stay on oneDNN's fp32 path.
-    if (rows && !panels) move_to_halves(l.w, l.wh);
+    if (rows && !panels && move_to_halves(l.w, l.wh)) l.storage = LinearStorage::kExactHalf;
     return;
   }
   l.q = kernels::make_qmatrix(l.w.data(), l.out, l.in, type, rows, panels);
+  l.storage = LinearStorage::kLowp;
   if (input_mean != nullptr && !input_mean->empty()) {
     if (l.b.empty()) l.b.assign(static_cast<size_t>(l.out), 0.0f);
     correct_bias(l.w.data(), l.in, l.q, *input_mean, l.b);
@@ -242,6 +247,7 @@ void convert_onednn(LinearW& l, kernels::WeightType type, const kernels::OnednnE
   convert(l, type, true, false, input_mean);
   l.ow = dnn.prepare(l.q);
   l.q = kernels::QMatrix();
+  l.storage = LinearStorage::kOnednn;
 }
 
 // Encoder blocks run GEMMs over 1500 rows (int8: panels only); decoder
@@ -473,22 +479,38 @@ Precision precision_for(ComputeType t) {
   return p;
 }
 
-void apply_linear(const LinearW& l, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate,
-                  int n_threads, kernels::Isa isa, bool gelu) {
-  const float* bias = l.bias();
-  if (l.quantized()) {
-    kernels::qlinear(x, ldx, n, l.q, bias, y, ldy, accumulate, gelu, n_threads, isa);
-    return;
+void LinearW::apply(const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate, int n_threads,
+                    kernels::Isa isa, bool gelu) const {
+  if (gelu && accumulate) throw Error("Linear: gelu with accumulate");
+  switch (storage) {
+    case LinearStorage::kLowp: kernels::qlinear(x, ldx, n, q, bias(), y, ldy, accumulate, gelu, n_threads, isa); return;
+    case LinearStorage::kExactHalf:
+      kernels::linear_h({x, ldx, n, in, wh.data(), bias(), out, y, ldy, accumulate}, n_threads);
+      break;
+    case LinearStorage::kF32:
+      kernels::linear({x, ldx, n, in, w.data(), bias(), out, y, ldy, accumulate}, n_threads);
+      break;
+    case LinearStorage::kOnednn: throw Error("Linear: oneDNN weights run through kernels::OnednnEncoder");
   }
-  if (!l.wh.empty()) {
-    kernels::linear_h({x, ldx, n, l.in, l.wh.data(), bias, l.out, y, ldy, accumulate}, n_threads);
-  } else {
-    kernels::linear({x, ldx, n, l.in, l.w.data(), bias, l.out, y, ldy, accumulate}, n_threads);
+  if (gelu)
+    for (int64_t r = 0; r < n; ++r) kernels::gelu(y + r * ldy, out, n_threads);
+}
+
+void LinearW::apply_few_rows(const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy, bool accumulate,
+                             int n_threads) const {
+  switch (storage) {
+    case LinearStorage::kExactHalf:
+      kernels::linear_few_rows_h({x, ldx, n, in, wh.data(), bias(), out, y, ldy, accumulate}, n_threads);
+      return;
+    case LinearStorage::kF32:
+      kernels::linear_few_rows({x, ldx, n, in, w.data(), bias(), out, y, ldy, accumulate}, n_threads);
+      return;
+    default: throw Error("Linear: few-row products need fp32 or exact-half weights");
   }
-  if (gelu) {
-    if (accumulate) throw Error("apply_linear: gelu with accumulate");
-    for (int64_t r = 0; r < n; ++r) kernels::gelu(y + r * ldy, l.out, n_threads);
-  }
+}
+
+size_t LinearW::bytes() const {
+  return (w.size() + b.size()) * sizeof(float) + wh.size() * sizeof(uint16_t) + q.bytes() + ow.bytes();
 }
 
 Whisper::Whisper(const model::Model& model, ComputeType type, int n_threads) {
@@ -513,13 +535,7 @@ size_t Whisper::weight_bytes() const {
   const Weights& w = *w_;
   size_t n = 0;
   auto vec = [&](const std::vector<float>& v) { n += v.size() * sizeof(float); };
-  auto lin = [&](const LinearW& l) {
-    vec(l.w);
-    vec(l.b);
-    n += l.wh.size() * sizeof(uint16_t);
-    n += l.q.bytes();
-    n += l.ow.bytes();
-  };
+  auto lin = [&](const LinearW& l) { n += l.bytes(); };
   for (const auto* v :
        {&w.conv1_w, &w.conv1_b, &w.conv2_w, &w.conv2_b, &w.enc_pos, &w.tok_emb, &w.logits_bias, &w.dec_pos})
     vec(*v);
