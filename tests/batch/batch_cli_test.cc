@@ -22,6 +22,7 @@
 
 #include "audio/audio.h"
 #include "jobs/ledger.h"
+#include "jobs/load.h"
 #include "jobs/runner.h"
 #include "model/model.h"
 #include "output/writers.h"
@@ -637,10 +638,11 @@ TEST_F(Batch, FileBeingTranscribedCountsAgainstPrefetchBudget) {
   std::string dir = fresh("prefetch");
   copy("synthetic/en_coastline_5min.flac", dir + "/a_long.flac");
   copy("formats/jfk.flac", dir + "/b.flac");
-  auto held = [](const std::string& path) { return wisp::audio::load_audio(path).capacity() * sizeof(float); };
-  const size_t a = held(dir + "/a_long.flac"), b = held(dir + "/b.flac");
-
   const wisp::transcribe::Engine engine(wisp::model::load_ggml(model_));
+  auto held = [&](const std::string& path) {
+    return wisp::jobs::load_file(path, engine.mel_filters(), wisp::jobs::BatchConfig{}.stream_after_seconds).bytes();
+  };
+  const size_t a = held(dir + "/a_long.flac"), b = held(dir + "/b.flac");
   wisp::transcribe::Options opt;
   opt.language = "en";
   opt.decode.sample_len = 8;
