@@ -1,5 +1,6 @@
 #include "jobs/load.h"
 
+#include <algorithm>
 #include <span>
 
 #include "audio/audio.h"
@@ -10,6 +11,7 @@ namespace wisp::jobs {
 namespace {
 
 constexpr std::size_t kPiece = 30 * audio::kSampleRate;
+constexpr std::size_t kReserveMax = std::size_t{3600} * audio::kSampleRate;  // an hour
 
 // Opens `path` from its start at every call (each pass of MelWindows).
 features::SampleSource file_source(const std::string& path) {
@@ -28,13 +30,13 @@ LoadedAudio load_file(const std::string& path, const model::MelFilters& filters,
   LoadedAudio out;
   std::vector<float> piece(kPiece);
   std::size_t got = 0;
-  // Short audio, the usual case, is decoded once and kept.
+  // Short audio, the usual case, is decoded once and kept. Reserving up to
+  // the limit costs address space, not memory: pages count once written, and
+  // no growth copies the samples.
+  out.samples.reserve(std::min(limit, kReserveMax) + kPiece);
   while (out.samples.size() <= limit && (got = reader.read(piece)) > 0)
     out.samples.insert(out.samples.end(), piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(got));
-  if (out.samples.size() <= limit) {
-    out.samples.shrink_to_fit();
-    return out;
-  }
+  if (out.samples.size() <= limit) return out;
   // Too long: the rest only passes through the scan, and the transcription
   // decodes the file again.
   features::MelScanner scanner(filters, features::kChunkSamples, 1);

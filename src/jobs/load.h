@@ -21,8 +21,9 @@ struct LoadedAudio {
   std::shared_ptr<const transcribe::StreamedAudio> streamed;  // read again when transcribed
 
   int64_t n_samples() const { return streamed ? streamed->scan.n_samples : static_cast<int64_t>(samples.size()); }
-  // What it holds now (a stream: its buffers, about 10 MB, are counted as 0).
-  size_t bytes() const { return samples.capacity() * sizeof(float); }
+  // The memory it holds (the samples; a stream's buffers, about 10 MB, count
+  // as 0). Reserved capacity never written is not memory.
+  size_t bytes() const { return samples.size() * sizeof(float); }
 };
 
 // Decodes a local file as audio::load_audio does. Audio longer than
