@@ -3,6 +3,8 @@
 // Media decoding with FFmpeg's libavformat/libavcodec/libswresample.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,12 @@ class NotMedia : public Error {
 //   "unsupported audio codec: <codec>", "cannot decode audio: <why>".
 // "not a media file" and "no audio stream" are thrown as NotMedia.
 std::vector<float> load_audio(const std::string& path);
+
+// load_audio over bytes in memory (libavformat reads them through a custom
+// AVIOContext): the same decoding, stream choice and errors, except that
+// "cannot open" cannot happen and no file name helps the format probe, as
+// for a file whose name has no extension. `bytes` must stay alive for the call.
+std::vector<float> load_audio_memory(std::span<const uint8_t> bytes);
 
 struct NetOptions {
   // A connection or transfer silent for this long fails (libavformat's

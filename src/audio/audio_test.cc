@@ -123,6 +123,18 @@ TEST_P(MatchesFfmpegCli, SampleCountAndChecksum) {
   EXPECT_EQ(fnv1a(to_s16(pcm)), ref.fnv);
 }
 
+// The same bytes from memory decode to the same samples (the fuzz harness
+// tests/fuzz/audio_fuzz.cc drives this entry point).
+TEST_P(MatchesFfmpegCli, SameFromMemory) {
+  const Reference& ref = GetParam();
+  std::ifstream in(kData + ref.file, std::ios::binary);
+  const std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  ASSERT_FALSE(bytes.empty());
+  std::vector<float> pcm = load_audio_memory(bytes);
+  ASSERT_EQ(pcm.size(), ref.samples);
+  EXPECT_EQ(fnv1a(to_s16(pcm)), ref.fnv);
+}
+
 INSTANTIATE_TEST_SUITE_P(TestData, MatchesFfmpegCli, testing::ValuesIn(kReferences),
                          [](const testing::TestParamInfo<Reference>& info) {
                            return "file" + std::to_string(info.index);
@@ -199,6 +211,26 @@ TEST(Audio, ErrorCauses) {
             "corrupt or unsupported wav header: Invalid data found when processing input");
   EXPECT_EQ(error_of(kData + "no/such/file.wav"), "cannot open: No such file or directory");
   EXPECT_EQ(error_of(kData + "formats"), "cannot open: Is a directory");
+}
+
+std::string memory_error_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  try {
+    load_audio_memory(bytes);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// From memory, the causes are those of the same file.
+TEST(Audio, MemoryErrorCauses) {
+  for (const char* name : {"bad/empty.mp3", "bad/not_audio.mp3", "bad/video_no_audio.mp4", "bad/corrupt_header.wav"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(memory_error_of(kData + name), error_of(kData + name));
+  }
+  EXPECT_THROW(load_audio_memory(std::span<const uint8_t>()), Error);
 }
 
 // FFmpeg must not print anything (its logs would interleave with the CLI's).
