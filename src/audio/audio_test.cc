@@ -310,6 +310,17 @@ TEST_F(AudioFiles, ZeroSamplesIsAnError) {
   EXPECT_EQ(error_of(write("zero.wav", wav)), "no audio: the audio stream decodes to 0 samples");
 }
 
+// A header may claim any rate; resampling 2 GHz to 16 kHz held swr_init for
+// seconds and gigabytes (tests/fuzz/audio_fuzz.cc), so such rates are refused.
+TEST_F(AudioFiles, AbsurdSampleRateIsRefused) {
+  std::vector<char> wav = {'R', 'I', 'F', 'F', 40,  0,   0,   0,   'W',  'A', 'V', 'E', 'f', 'm', 't', ' ',
+                           16,  0,   0,   0,   1,   0,   1,   0,   -128, 62,  101, 120, 0,   0,   0,   0,
+                           2,   0,   16,  0,   'd', 'a', 't', 'a', 4,    0,   0,   0,   1,   0,   2,   0};
+  EXPECT_EQ(error_of(write("rate.wav", wav)), "cannot decode audio: sample rate 2019901056 Hz is over 768000");
+  wav[26] = 0, wav[27] = 0;  // 16000 Hz: the same file decodes
+  EXPECT_EQ(load_audio(write("rate16k.wav", wav)).size(), 2u);
+}
+
 // Random bytes pass libavformat's probe as a few MPEG audio frames (ffmpeg
 // warns "misdetection possible" and decodes noise); wisp refuses them.
 TEST_F(AudioFiles, RandomBytesAreNotMedia) {
