@@ -5,6 +5,8 @@
 # fuzzes a scratch copy of the seed corpus (build-fuzz/corpus-work/HARNESS, kept
 # between runs), writes crashers to build-fuzz/crashes/HARNESS/, and prints the
 # executions, the time, exec/s and any crash file. RUNS caps the executions.
+# libFuzzer stops at its first finding: fix it, add the crasher to
+# tests/fuzz/corpus/HARNESS, run again.
 # One job, one worker: the machine is shared (nice -n 10).
 set -eu
 if [ $# -lt 2 ]; then
@@ -40,17 +42,21 @@ run_one() {
   crashes=$build/crashes/$name
   mkdir -p "$work" "$crashes"
   cp -n "$root/tests/fuzz/corpus/$name"/* "$work"/ 2>/dev/null || true
-  log=$build/fuzz-$name.log
+  log=$build/logs/$name-$(date -u +%Y%m%dT%H%M%S).log
+  mkdir -p "$build/logs"
   status=0
+  start=$(date +%s)
   nice -n 10 "$build/${name}_fuzz" "$work" -max_total_time="$seconds" -runs="$runs" -rss_limit_mb=2048 \
     -timeout=10 -max_len="$(max_len "$name")" -artifact_prefix="$crashes/" -print_final_stats=1 \
     >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  # libFuzzer's own count when it ends normally; the wall time when it stops at a finding.
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
+  secs=${secs:-$(($(date +%s) - start))}
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-  echo "$name: ${execs:-?} executions in ${secs:-?} s (${rate:-?} exec/s), exit $status, log $log"
-  grep -h "^artifact_prefix\|Test unit written to" "$log" || true
-  ls "$crashes" | sed "s|^|  crash file: $crashes/|"
+  echo "$name: ${execs:-?} executions in $secs s (${rate:-?} exec/s), exit $status, log $log"
+  # This run's finding, if any (earlier ones stay in $crashes).
+  sed -n 's/.*Test unit written to \(.*\)/  crash file: \1/p' "$log"
 }
 
 if [ "$1" = all ]; then
