@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,6 +61,12 @@ class AudioReader {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// load_audio over bytes in memory (libavformat reads them through a custom
+// AVIOContext): the same decoding, stream choice and errors, except that
+// "cannot open" cannot happen and no file name helps the format probe, as
+// for a file whose name has no extension. `bytes` must stay alive for the call.
+std::vector<float> load_audio_memory(std::span<const uint8_t> bytes);
 
 struct NetOptions {
   // A connection or transfer silent for this long fails (libavformat's

@@ -123,6 +123,18 @@ TEST_P(MatchesFfmpegCli, SampleCountAndChecksum) {
   EXPECT_EQ(fnv1a(to_s16(pcm)), ref.fnv);
 }
 
+// The same bytes from memory decode to the same samples (the fuzz harness
+// tests/fuzz/audio_fuzz.cc drives this entry point).
+TEST_P(MatchesFfmpegCli, SameFromMemory) {
+  const Reference& ref = GetParam();
+  std::ifstream in(kData + ref.file, std::ios::binary);
+  const std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  ASSERT_FALSE(bytes.empty());
+  std::vector<float> pcm = load_audio_memory(bytes);
+  ASSERT_EQ(pcm.size(), ref.samples);
+  EXPECT_EQ(fnv1a(to_s16(pcm)), ref.fnv);
+}
+
 INSTANTIATE_TEST_SUITE_P(TestData, MatchesFfmpegCli, testing::ValuesIn(kReferences),
                          [](const testing::TestParamInfo<Reference>& info) {
                            return "file" + std::to_string(info.index);
@@ -220,6 +232,26 @@ TEST(Audio, ErrorCauses) {
   EXPECT_EQ(error_of(kData + "formats"), "cannot open: Is a directory");
 }
 
+std::string memory_error_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  try {
+    load_audio_memory(bytes);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// From memory, the causes are those of the same file.
+TEST(Audio, MemoryErrorCauses) {
+  for (const char* name : {"bad/empty.mp3", "bad/not_audio.mp3", "bad/video_no_audio.mp4", "bad/corrupt_header.wav"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(memory_error_of(kData + name), error_of(kData + name));
+  }
+  EXPECT_THROW(load_audio_memory(std::span<const uint8_t>()), Error);
+}
+
 // FFmpeg must not print anything (its logs would interleave with the CLI's).
 TEST(Audio, FfmpegStaysQuiet) {
   testing::internal::CaptureStderr();
@@ -304,6 +336,17 @@ TEST_F(AudioFiles, ZeroSamplesIsAnError) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "no audio: the audio stream decodes to 0 samples");
   }
+}
+
+// A header may claim any rate; resampling 2 GHz to 16 kHz held swr_init for
+// seconds and gigabytes (tests/fuzz/audio_fuzz.cc), so such rates are refused.
+TEST_F(AudioFiles, AbsurdSampleRateIsRefused) {
+  std::vector<char> wav = {'R', 'I', 'F', 'F', 40,  0,   0,   0,   'W',  'A', 'V', 'E', 'f', 'm', 't', ' ',
+                           16,  0,   0,   0,   1,   0,   1,   0,   -128, 62,  101, 120, 0,   0,   0,   0,
+                           2,   0,   16,  0,   'd', 'a', 't', 'a', 4,    0,   0,   0,   1,   0,   2,   0};
+  EXPECT_EQ(error_of(write("rate.wav", wav)), "cannot decode audio: sample rate 2019901056 Hz is over 768000");
+  wav[26] = 0, wav[27] = 0;  // 16000 Hz: the same file decodes
+  EXPECT_EQ(load_audio(write("rate16k.wav", wav)).size(), 2u);
 }
 
 // Random bytes pass libavformat's probe as a few MPEG audio frames (ffmpeg

@@ -87,7 +87,8 @@ void sgemm_bt_h(const GemmBtHalf& g, int n_threads) {
   for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
     const int64_t nb = std::min(kBlock, n - j0);
     parallel_for(nb, n_threads, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) widen_row(b + (j0 + r) * ldb, k, wide.data() + r * k);
+      // g's members, not the bindings: clang before 16 cannot capture structured bindings.
+      for (int64_t r = r0; r < r1; ++r) widen_row(g.b + (j0 + r) * g.ldb, g.k, wide.data() + r * g.k);
     });
     sgemm(false, true, m, nb, k, 1.0f, a, lda, wide.data(), k, beta, c + j0, ldc, n_threads);
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -28,7 +29,24 @@ typedef float v8f __attribute__((vector_size(32)));
 // lowp_avx2.cc) 8 at a time; elsewhere one by one (GCC 12 also widens
 // _Float16 vectors one element at a time).
 [[gnu::always_inline]] inline float widen(float x) { return x; }
+#if defined(__clang__) && __clang_major__ < 15
+// clang before 15 has no _Float16 on x86 (the libFuzzer build, tests/fuzz):
+// the same exact widening by hand.
+[[gnu::always_inline]] inline float widen(uint16_t x) {
+  const uint32_t sign = static_cast<uint32_t>(x & 0x8000u) << 16;
+  const uint32_t exp = (x >> 10) & 0x1fu, man = x & 0x3ffu;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(man), -24);  // zero or subnormal
+    return sign ? -f : f;
+  }
+  const uint32_t bits = sign | (exp == 31 ? 0x7f800000u | (man << 13) : ((exp + 112) << 23) | (man << 13));
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+#else
 [[gnu::always_inline]] inline float widen(uint16_t x) { return static_cast<float>(std::bit_cast<_Float16>(x)); }
+#endif
 [[gnu::always_inline]] inline void load8(v8f& v, const uint16_t* p) {
 #ifdef __F16C__
   const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

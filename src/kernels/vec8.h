@@ -79,14 +79,14 @@ template <class V, class T>
 
 // [x0 + x4, x1 + x5, x2 + x6, x3 + x7, y0 + y4, y1 + y5, y2 + y6, y3 + y7]
 [[gnu::always_inline]] inline F8 half_sums(F8 x, F8 y) {
-  return __builtin_shuffle(x, y, I8{0, 1, 2, 3, 8, 9, 10, 11}) +
-         __builtin_shuffle(x, y, I8{4, 5, 6, 7, 12, 13, 14, 15});
+  return __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11) +
+         __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
 // vhaddps: [x0 + x1, x2 + x3, y0 + y1, y2 + y3, x4 + x5, x6 + x7, y4 + y5, y6 + y7]
 [[gnu::always_inline]] inline F8 pair_sums(F8 x, F8 y) {
-  return __builtin_shuffle(x, y, I8{0, 2, 8, 10, 4, 6, 12, 14}) +
-         __builtin_shuffle(x, y, I8{1, 3, 9, 11, 5, 7, 13, 15});
+  return __builtin_shufflevector(x, y, 0, 2, 8, 10, 4, 6, 12, 14) +
+         __builtin_shufflevector(x, y, 1, 3, 9, 11, 5, 7, 13, 15);
 }
 
 // {lane_sum(a[0]), ..., lane_sum(a[7])} with the same additions, eight at

@@ -110,6 +110,12 @@ std::vector<double> temperature_schedule(const Fields& f) {
   if (f.text("temperature_increment_on_fallback")) inc = f.number("temperature_increment_on_fallback");
   if (inc && *inc <= 0)
     throw bad_field("temperature_increment_on_fallback", "temperature_increment_on_fallback must be > 0 (or None)");
+  // A client's tiny increment would make the schedule (and the fallback
+  // decodes) as long as it likes: 1e-30 asked for 1e30 temperatures.
+  constexpr double kMaxTemperatures = 101;  // 0, 0.01, ..., 1.0
+  if (inc && (1.0 + 1e-6) / *inc >= kMaxTemperatures)
+    throw bad_field("temperature_increment_on_fallback",
+                    "temperature_increment_on_fallback must be at least 0.01 (at most 101 temperatures)");
   if (t > 0 || !inc) return {t};
   std::vector<double> out;
   for (long i = 0; static_cast<double>(i) * *inc <= 1.0 + 1e-6; ++i) out.push_back(static_cast<double>(i) * *inc);

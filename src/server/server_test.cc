@@ -72,6 +72,15 @@ TEST(ServerRequest, BadFieldsAre400sNamingTheField) {
   EXPECT_EQ(error_of(form_with({{"model", "m"}, {"temperature", "3"}})).param, "temperature");
   EXPECT_EQ(error_of(form_with({{"model", "m"}, {"language", "klingon"}})).param, "language");
   EXPECT_EQ(error_of(form_with({{"model", "m"}, {"beam_size", "-2"}})).param, "beam_size");
+  // A schedule of 1e30 temperatures ran the server out of memory (tests/fuzz/server_fuzz.cc).
+  EXPECT_EQ(error_of(form_with({{"model", "m"}, {"temperature_increment_on_fallback", "1e-30"}})).param,
+            "temperature_increment_on_fallback");
+  EXPECT_EQ(error_of(form_with({{"model", "m"}, {"temperature_increment_on_fallback", "0.0099"}})).param,
+            "temperature_increment_on_fallback");
+  EXPECT_EQ(parse_request(form_with({{"model", "m"}, {"temperature_increment_on_fallback", "0.01"}}),
+                          Endpoint::kTranscriptions, {})
+                .options.temperatures.size(),
+            101u);
   // Word timestamps need verbose_json, as OpenAI answers.
   const ApiError e = error_of(form_with({{"model", "m"}, {"timestamp_granularities[]", "word"}}));
   EXPECT_EQ(e.status, 400);

@@ -244,10 +244,10 @@ std::optional<int> Tokenizer::language_token(std::string_view code) const {
 }
 
 std::string Tokenizer::language_code(int id) const {
-  if (special_.n_languages == 0) return {};
-  const int l = id - special_.first_language;
-  if (l < 0 || l >= special_.n_languages) return {};
-  return language_table()[l].code;
+  // Compared before subtracting: id may be any int (id - first_language could overflow).
+  if (special_.n_languages == 0 || id < special_.first_language || id >= special_.first_language + special_.n_languages)
+    return {};
+  return language_table()[id - special_.first_language].code;
 }
 
 std::vector<int> Tokenizer::non_speech_tokens() const {

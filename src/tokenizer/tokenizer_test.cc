@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -262,6 +263,12 @@ TEST(TokenizerLanguages, LanguageTokens) {
     EXPECT_EQ(tok.language_code(tok.special().translate), "");
   }
   EXPECT_EQ(en.language_code(50258), "");
+  // Any int is a valid argument (found by tests/fuzz/tokenizer_fuzz.cc: INT_MIN
+  // - first_language overflowed).
+  for (const int n : {51864, 51865, 51866}) {
+    EXPECT_EQ(tokenizer_for(n).language_code(std::numeric_limits<int>::min()), "");
+    EXPECT_EQ(tokenizer_for(n).language_code(std::numeric_limits<int>::max()), "");
+  }
 }
 
 // --------------------------------------------------------------------- encode

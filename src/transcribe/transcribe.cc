@@ -101,7 +101,8 @@ std::pair<std::string, double> detect(Encode& encode, int content_frames, const 
     auto probs = decoding::detect_language(source, tok);
     const auto& [code, p] = probs.front();
     if (p > opt.language_detection_threshold) return {code, p};
-    auto it = std::find_if(votes.begin(), votes.end(), [&](const auto& v) { return v.first == code; });
+    // probs.front(), not the binding: clang before 16 cannot capture structured bindings.
+    auto it = std::find_if(votes.begin(), votes.end(), [&](const auto& v) { return v.first == probs.front().first; });
     if (it == votes.end())
       votes.push_back({code, {p}});
     else
