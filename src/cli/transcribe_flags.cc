@@ -75,8 +75,13 @@ Prepared prepare(const TranscribeArgs& a) {
   // openai cli(): temperature = tuple(np.arange(temperature, 1.0 + 1e-6, increment)).
   if (auto inc = optional_float(a.temperature_increment_on_fallback, "temperature_increment_on_fallback")) {
     if (*inc <= 0) throw Error("--temperature_increment_on_fallback must be > 0 (or None)");
+    // A tiny increment would ask for as many fallback decodes as it likes
+    // (1e-30: 1e30 temperatures); wisp serve refuses the same (request.cc).
+    const double count = std::ceil((1.0 + 1e-6 - a.temperature) / *inc);
+    if (count > 101)
+      throw Error("--temperature_increment_on_fallback must be at least 0.01 (at most 101 temperatures)");
     opt.temperatures.clear();
-    long n = static_cast<long>(std::ceil((1.0 + 1e-6 - a.temperature) / *inc));
+    const long n = static_cast<long>(count);
     for (long i = 0; i < n; ++i) opt.temperatures.push_back(a.temperature + static_cast<double>(i) * *inc);
     if (opt.temperatures.empty()) opt.temperatures.push_back(a.temperature);
   } else {

@@ -219,6 +219,13 @@ TEST_F(Cli, UsageErrorsAreOneClearLine) {
   ASSERT_NE(named, std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("missing.bin", named + 1), std::string::npos) << r.err;
 
+  // A fallback schedule of 1e30 temperatures is refused, not allocated.
+  r = run("transcribe --model " + quote(model_) + " --temperature_increment_on_fallback 1e-30 " +
+          quote(kData + "/formats/jfk.flac"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("must be at least 0.01"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
   std::string ro = fresh_dir("readonly");
   chmod(ro.c_str(), 0555);
   if (access(ro.c_str(), W_OK) != 0) {  // root can write anywhere; then only the nested case applies
