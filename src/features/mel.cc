@@ -160,19 +160,25 @@ int frame_count(size_t n_samples, int padding, int n_mels) {
   return static_cast<int>(frames);
 }
 
+// The spectrogram's shape for n_samples + padding, zero-filled, after
+// checking the filters and the length.
+Mel zero_mel(size_t n_samples, int padding, const model::MelFilters& filters) {
+  check_filters(filters);
+  Mel mel;
+  mel.n_mels = filters.n_mels;
+  mel.n_frames = frame_count(n_samples, padding, mel.n_mels);
+  mel.data.resize(static_cast<size_t>(mel.n_mels) * mel.n_frames);
+  return mel;
+}
+
 }  // namespace
 
 int mel_frame_count(int64_t n_samples, int padding) { return frame_count(static_cast<size_t>(n_samples), padding, 1); }
 
 Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model::MelFilters& filters, int n_threads) {
-  check_filters(filters);
-  const int n_mels = filters.n_mels;
-  const int n_frames = frame_count(samples.size(), padding, n_mels);
-  Mel mel;
-  mel.n_mels = n_mels;
-  mel.n_frames = n_frames;
+  Mel mel = zero_mel(samples.size(), padding, filters);
+  const int n_frames = mel.n_frames;
   if (n_frames == 0) return mel;
-  mel.data.resize(static_cast<size_t>(n_mels) * n_frames);
 
   const detail::FrameMaker maker(filters);
   const int64_t n = static_cast<int64_t>(samples.size());
@@ -191,14 +197,9 @@ Mel log_mel_spectrogram(std::span<const float> samples, int padding, const model
 }
 
 Mel log_mel_spectrogram_reference(std::span<const float> samples, int padding, const model::MelFilters& filters) {
-  check_filters(filters);
-  const int n_mels = filters.n_mels;
-  const int n_frames = frame_count(samples.size(), padding, n_mels);
-  Mel mel;
-  mel.n_mels = n_mels;
-  mel.n_frames = n_frames;
+  Mel mel = zero_mel(samples.size(), padding, filters);
+  const int n_mels = mel.n_mels, n_frames = mel.n_frames;
   if (n_frames == 0) return mel;
-  mel.data.resize(static_cast<size_t>(n_mels) * n_frames);
 
   // F.pad(audio, (0, padding)), then the centre padding written out in full:
   // reflect (the edge sample not repeated), or zeros for L <= 200.
