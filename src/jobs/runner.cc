@@ -236,8 +236,8 @@ class BatchRun {
         sum_.interrupted = true;
         sum_.interrupted_input = t.input->path;
         break;
-      } catch (const output::DiskFull& e) {
-        stop_for_full_disk(t, e.what());
+      } catch (const output::WritesRefused& e) {
+        stop_for_refused_writes(t, e.what());
         break;
       } catch (const std::exception& e) {
         finish_failed(t, end, e.what(), seconds_since(t0));
@@ -528,7 +528,7 @@ class BatchRun {
     for (size_t i = 0; i < group.size(); ++i) {
       Next& n = group[i];
       transcribe::BatchResult& r = results[i];
-      if (!sum_.stopped.empty()) {  // the disk filled up: the rest of the group waits for the next run
+      if (!sum_.stopped.empty()) {  // writes refused: the rest of the group waits for the next run
         ledger_->mark_pending(n.end.input->key);
         continue;
       }
@@ -545,8 +545,8 @@ class BatchRun {
         for (const Segment& seg : r.transcript->segments) reporter_.segment(seg);
         try {
           finish_done(*n.todo, n.end, *r.transcript, share);
-        } catch (const output::DiskFull& e) {
-          stop_for_full_disk(*n.todo, e.what());
+        } catch (const output::WritesRefused& e) {
+          stop_for_refused_writes(*n.todo, e.what());
           continue;
         } catch (const std::exception& e) {
           finish_failed(*n.todo, n.end, e.what(), share);
@@ -571,7 +571,10 @@ class BatchRun {
     for (size_t i = 0; i < cfg_.formats.size(); ++i) {
       fs::path parent = fs::path(t.outputs[i]).parent_path();
       std::error_code ec;
-      if (!parent.empty()) fs::create_directories(parent, ec);
+      // A folder that cannot be made is the cause to report (a read-only
+      // file system stops the batch), not the ENOENT of the write after it.
+      if (!parent.empty() && !fs::create_directories(parent, ec) && ec)
+        output::throw_write_error(parent.string(), ec.value());
       output::write_file_atomic(t.outputs[i], output::render(tr, cfg_.formats[i], cfg_.writer));
       reporter_.output_written(cfg_.formats[i], t.outputs[i]);
     }
@@ -600,10 +603,11 @@ class BatchRun {
     sum_.failures.push_back({t.input->path, end.error});
   }
 
-  // Outputs cannot be written (no space left): not this input's fault, and
-  // every input after it would fail the same way. It goes back to pending
-  // (outputs written before it stay whole: each is a rename) and the batch stops.
-  void stop_for_full_disk(Todo& t, const std::string& why) {
+  // Outputs cannot be written (no space left, or a read-only file system):
+  // not this input's fault, and every input after it would fail the same
+  // way. It goes back to pending (outputs written before it stay whole: each
+  // is a rename) and the batch stops.
+  void stop_for_refused_writes(Todo& t, const std::string& why) {
     ledger_->mark_pending(t.input->key);
     sum_.stopped = why + "; " + t.input->path + " is back to pending";
   }
