@@ -37,12 +37,21 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct FileStat {
   int64_t size = -1;
   int64_t mtime_ns = -1;
+  // Which file the path names: another file renamed over it has another inode.
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool missing = false;  // stat() said ENOENT: the file is gone
 };
 
 FileStat stat_file(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return {static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+  if (::stat(path.c_str(), &st) != 0) {
+    FileStat none;
+    none.missing = errno == ENOENT;
+    return none;
+  }
+  return {static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec, st.st_dev,
+          st.st_ino, false};
 }
 
 // A URL has no file to stat: its row records -1, which never counts as a change.
@@ -67,7 +76,11 @@ struct Todo {
   std::vector<std::string> outputs;
   Claim claim;
   double duration = -1;  // header estimate, then the decoded length
+  FileStat planned;      // the input as the plan found it
 };
+
+// What became of an input file since the batch planned it.
+enum class Change { none, deleted, replaced, modified };
 
 // Running totals behind BatchStats.
 class Stats {
@@ -342,7 +355,7 @@ class BatchRun {
       return;
     }
     FileStat fst = stat_input(in);
-    Todo t{&in, outputs, {}, in.duration};
+    Todo t{&in, outputs, {}, in.duration, fst};
     t.claim = {cfg_.model_path, hash_, outputs, fst.size, fst.mtime_ns, true, !cfg_.overwrite};
     bool exist = all_exist(outputs);
     if (!row) {
@@ -462,6 +475,8 @@ class BatchRun {
       ++number_;
       FileEnd end{number_, &in, false, "", 0, 0};
       if (item->error.empty() && in.url) item->error = name_url_outputs(t);
+      if (!item->error.empty() && change_since_planned(t) == Change::deleted)
+        item->error = "deleted after the batch found it (" + item->error + ")";
       if (!item->error.empty()) {
         t.duration = 0;  // no audio: out of the batch's total
         ledger_->mark_failed(in.key, item->error, 0, 0);
@@ -567,7 +582,19 @@ class BatchRun {
   // Outputs of an input: each written whole (temp + rename) before the
   // ledger says done, so "done" always means "all outputs exist".
   void finish_done(Todo& t, FileEnd& end, const Transcript& tr, double wall) {
-    if (changed_since_planned(t)) return leave_for_next_run(t, end, wall);
+    switch (change_since_planned(t)) {
+      case Change::none: break;
+      case Change::deleted:
+        // Nothing left for a next run to do: failed, with the cause.
+        return finish_failed(t, end, "deleted while it was transcribed; no outputs written", wall);
+      case Change::replaced:
+        return leave_for_next_run(
+            t, end, wall,
+            "replaced while it was transcribed (another file renamed over it); left pending for the next run");
+      case Change::modified:
+        return leave_for_next_run(
+            t, end, wall, "changed while it was transcribed (still being written?); left pending for the next run");
+    }
     for (size_t i = 0; i < cfg_.formats.size(); ++i) {
       fs::path parent = fs::path(t.outputs[i]).parent_path();
       std::error_code ec;
@@ -586,19 +613,25 @@ class BatchRun {
     sum_.audio_seconds += end.duration;
   }
 
-  // An input whose size or mtime moved since the batch planned it: a file
-  // still being downloaded, transcribed from what was there. It gets no
-  // outputs and stays pending, so the next run takes the whole file.
-  bool changed_since_planned(const Todo& t) const {
-    if (t.input->url) return false;
+  // An input whose file moved since the batch planned it. Its size or mtime
+  // changed: a file still being downloaded, transcribed from what was there.
+  // Another file renamed over it (a new inode; a download tool's finished
+  // file, say): what was transcribed is no longer what the path holds. Both
+  // get no outputs and stay pending, so the next run takes the file as it is
+  // then. Deleted: nothing left to transcribe.
+  Change change_since_planned(const Todo& t) const {
+    if (t.input->url) return Change::none;
     const FileStat now = stat_input(*t.input);
-    return now.size != t.claim.input_size || now.mtime_ns != t.claim.input_mtime_ns;
+    if (now.missing) return Change::deleted;
+    if (now.dev != t.planned.dev || now.ino != t.planned.ino) return Change::replaced;
+    if (now.size != t.claim.input_size || now.mtime_ns != t.claim.input_mtime_ns) return Change::modified;
+    return Change::none;
   }
 
-  void leave_for_next_run(Todo& t, FileEnd& end, double wall) {
+  void leave_for_next_run(Todo& t, FileEnd& end, double wall, const std::string& why) {
     ledger_->mark_pending(t.input->key);
     end.wall = wall;
-    end.error = "changed while it was transcribed (still being written?); left pending for the next run";
+    end.error = why;
     stats_.finish(false, 0);
     sum_.failures.push_back({t.input->path, end.error});
   }

@@ -502,6 +502,68 @@ TEST_F(Batch, FileGrowingWhileTranscribedIsLeftPending) {
   EXPECT_TRUE(fs::exists(input + ".srt"));
 }
 
+// An input deleted while it is transcribed: nothing is left for a next run,
+// so it fails with that cause and gets no outputs; the file after it is done.
+TEST_F(Batch, InputDeletedWhileTranscribedFailsAndTheRestGoesOn) {
+  const std::string dir = fresh("deleted");
+  const std::string input = dir + "/a_long.flac";
+  copy("formats/jfk_lead5min_silence.flac", input);
+  copy("formats/jfk.flac", dir + "/b.flac");
+  const std::string key = fs::canonical(input).string();
+  Child c(args({"--verbose", "False"}, {dir}), work_);
+  ASSERT_TRUE(wait_until_running(dir + "/.wisp/ledger.sqlite", key));
+  ASSERT_TRUE(fs::remove(input));
+  Result r = c.wait();
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(r.err, "error: " + input + ": deleted while it was transcribed; no outputs written\n") << r.err;
+  EXPECT_NE(r.out.find("Summary: 1 done, 0 skipped (done earlier), 1 failed"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(input + ".srt"));
+  EXPECT_TRUE(fs::exists(dir + "/b.flac.srt"));
+  EXPECT_TRUE(temp_files(dir).empty());
+  Ledger l(dir + "/.wisp/ledger.sqlite");
+  const auto a = l.get(key);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->state, State::failed);
+  EXPECT_EQ(a->error, "deleted while it was transcribed; no outputs written");
+  EXPECT_EQ(l.get(fs::canonical(dir + "/b.flac").string())->state, State::done);
+}
+
+// Another file renamed over an input while it is transcribed (a download
+// tool moving its finished file into place): what was transcribed is not
+// what the path holds now, so, as for a file still growing, it gets no
+// outputs and stays pending; the file after it is done, and the next run
+// transcribes the new file.
+TEST_F(Batch, InputReplacedWhileTranscribedIsLeftPending) {
+  const std::string dir = fresh("replaced");
+  const std::string input = dir + "/a_long.flac";
+  copy("formats/jfk_lead5min_silence.flac", input);
+  copy("formats/jfk.flac", dir + "/b.flac");
+  const std::string replacement = work_ + "/replaced_new.flac";  // outside the inputs' folder, same file system
+  copy("formats/jfk.flac", replacement);
+  const std::string key = fs::canonical(input).string();
+  Child c(args({"--verbose", "False"}, {dir}), work_);
+  ASSERT_TRUE(wait_until_running(dir + "/.wisp/ledger.sqlite", key));
+  ASSERT_EQ(::rename(replacement.c_str(), input.c_str()), 0) << std::strerror(errno);
+  Result r = c.wait();
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(r.err,
+            "error: " + input +
+                ": replaced while it was transcribed (another file renamed over it); left pending for the next run\n")
+      << r.err;
+  EXPECT_NE(r.out.find("Summary: 1 done, 0 skipped (done earlier), 1 failed"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(input + ".srt"));
+  EXPECT_TRUE(fs::exists(dir + "/b.flac.srt"));
+  EXPECT_TRUE(temp_files(dir).empty());
+  EXPECT_EQ(Ledger(dir + "/.wisp/ledger.sqlite").get(key)->state, State::pending);
+  Result again = wisp(args({"--verbose", "False"}, {dir}));
+  EXPECT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_NE(again.out.find("Summary: 1 done, 1 skipped (done earlier), 0 failed"), std::string::npos) << again.out;
+  EXPECT_TRUE(fs::exists(input + ".srt"));
+  const auto row = Ledger(dir + "/.wisp/ledger.sqlite").get(key);
+  EXPECT_EQ(row->state, State::done);
+  EXPECT_EQ(row->input_size, static_cast<int64_t>(fs::file_size(input)));  // the new file's
+}
+
 // A read-only output folder, as root too (CI runs as root, where a chmod
 // stops no write): a tmpfs mounted read-only (skipped where mounting is not
 // permitted). Named by -o, it is refused before anything runs. Met in the
