@@ -622,7 +622,7 @@ class BatchRun {
   Change change_since_planned(const Todo& t) const {
     if (t.input->url) return Change::none;
     const FileStat now = stat_input(*t.input);
-    if (now.missing) return Change::deleted;
+    if (now.missing) return t.planned.missing ? Change::none : Change::deleted;  // deleted, or never there
     if (now.dev != t.planned.dev || now.ino != t.planned.ino) return Change::replaced;
     if (now.size != t.claim.input_size || now.mtime_ns != t.claim.input_mtime_ns) return Change::modified;
     return Change::none;
