@@ -59,6 +59,9 @@ case $mode in
     # (batchers, prefetch, server, workers) still run side by side.
     OMP_THREAD_LIMIT=1
     export OMP_THREAD_LIMIT
+    # Clients in the tests wait this many times longer for answers.
+    WISP_TEST_TIMEOUT_SCALE=10
+    export WISP_TEST_TIMEOUT_SCALE
     ;;
   address)
     build=$root/build-asan
@@ -67,6 +70,8 @@ case $mode in
     ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$logs/asan"
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
     export ASAN_OPTIONS UBSAN_OPTIONS
+    WISP_TEST_TIMEOUT_SCALE=3
+    export WISP_TEST_TIMEOUT_SCALE
     ;;
   *) usage ;;
 esac
