@@ -321,7 +321,10 @@ void Console::file_end(const jobs::FileEnd& f, const jobs::BatchStats& s) {
 void Console::summary(const jobs::Summary& s) {
   close();
   std::string t;
-  if (!s.stopped.empty()) t += "Stopped: " + s.stopped + "; free some space and run the same command again.\n";
+  if (!s.stopped.empty())
+    t += "Stopped: " + s.stopped +
+         "; once the outputs can be written (space freed, the file system writable), run the same command "
+         "again.\n";
   if (s.interrupted)
     t += "Interrupted: " +
          (s.interrupted_input.empty() ? std::string("between files") : s.interrupted_input + " is back to pending") +

@@ -38,12 +38,21 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct FileStat {
   int64_t size = -1;
   int64_t mtime_ns = -1;
+  // Which file the path names: another file renamed over it has another inode.
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool missing = false;  // stat() said ENOENT: the file is gone
 };
 
 FileStat stat_file(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return {static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+  if (::stat(path.c_str(), &st) != 0) {
+    FileStat none;
+    none.missing = errno == ENOENT;
+    return none;
+  }
+  return {static_cast<int64_t>(st.st_size), int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec, st.st_dev,
+          st.st_ino, false};
 }
 
 // A URL has no file to stat: its row records -1, which never counts as a change.
@@ -68,7 +77,11 @@ struct Todo {
   std::vector<std::string> outputs;
   Claim claim;
   double duration = -1;  // header estimate, then the decoded length
+  FileStat planned;      // the input as the plan found it
 };
+
+// What became of an input file since the batch planned it.
+enum class Change { none, deleted, replaced, modified };
 
 // Running totals behind BatchStats.
 class Stats {
@@ -238,15 +251,13 @@ class BatchRun {
         sum_.interrupted = true;
         sum_.interrupted_input = t.input->path;
         break;
-      } catch (const output::DiskFull& e) {
-        stop_for_full_disk(t, e.what());
+      } catch (const output::WritesRefused& e) {
+        stop_for_refused_writes(t, e.what());
         break;
       } catch (const std::exception& e) {
-        // A stream read again (load.h) fails when the file changed meanwhile.
-        if (changed_since_planned(t))
-          leave_for_next_run(t, end, seconds_since(t0));
-        else
-          finish_failed(t, end, e.what(), seconds_since(t0));
+        // A stream read again (load.h) fails when the file changed meanwhile:
+        // that is the cause to report.
+        if (!ended_by_change(t, end, seconds_since(t0))) finish_failed(t, end, e.what(), seconds_since(t0));
       }
       reporter_.file_end(end, stats_.snapshot());
     }
@@ -348,7 +359,7 @@ class BatchRun {
       return;
     }
     FileStat fst = stat_input(in);
-    Todo t{&in, outputs, {}, in.duration};
+    Todo t{&in, outputs, {}, in.duration, fst};
     t.claim = {cfg_.model_path, hash_, outputs, fst.size, fst.mtime_ns, true, !cfg_.overwrite};
     bool exist = all_exist(outputs);
     if (!row) {
@@ -481,6 +492,8 @@ class BatchRun {
       ++number_;
       FileEnd end{number_, &in, false, "", 0, 0};
       if (item->error.empty() && in.url) item->error = name_url_outputs(t);
+      if (!item->error.empty() && change_since_planned(t) == Change::deleted)
+        item->error = "deleted after the batch found it (" + item->error + ")";
       if (!item->error.empty()) {
         t.duration = 0;  // no audio: out of the batch's total
         ledger_->mark_failed(in.key, item->error, 0, 0);
@@ -547,7 +560,7 @@ class BatchRun {
     for (size_t i = 0; i < group.size(); ++i) {
       Next& n = group[i];
       transcribe::BatchResult& r = results[i];
-      if (!sum_.stopped.empty()) {  // the disk filled up: the rest of the group waits for the next run
+      if (!sum_.stopped.empty()) {  // writes refused: the rest of the group waits for the next run
         ledger_->mark_pending(n.end.input->key);
         continue;
       }
@@ -564,8 +577,8 @@ class BatchRun {
         for (const Segment& seg : r.transcript->segments) reporter_.segment(seg);
         try {
           finish_done(*n.todo, n.end, *r.transcript, share);
-        } catch (const output::DiskFull& e) {
-          stop_for_full_disk(*n.todo, e.what());
+        } catch (const output::WritesRefused& e) {
+          stop_for_refused_writes(*n.todo, e.what());
           continue;
         } catch (const std::exception& e) {
           finish_failed(*n.todo, n.end, e.what(), share);
@@ -586,11 +599,14 @@ class BatchRun {
   // Outputs of an input: each written whole (temp + rename) before the
   // ledger says done, so "done" always means "all outputs exist".
   void finish_done(Todo& t, FileEnd& end, const Transcript& tr, double wall) {
-    if (changed_since_planned(t)) return leave_for_next_run(t, end, wall);
+    if (ended_by_change(t, end, wall)) return;
     for (size_t i = 0; i < cfg_.formats.size(); ++i) {
       fs::path parent = fs::path(t.outputs[i]).parent_path();
       std::error_code ec;
-      if (!parent.empty()) fs::create_directories(parent, ec);
+      // A folder that cannot be made is the cause to report (a read-only
+      // file system stops the batch), not the ENOENT of the write after it.
+      if (!parent.empty() && !fs::create_directories(parent, ec) && ec)
+        output::throw_write_error(parent.string(), ec.value());
       output::write_file_atomic(t.outputs[i], output::render(tr, cfg_.formats[i], cfg_.writer));
       reporter_.output_written(cfg_.formats[i], t.outputs[i]);
     }
@@ -602,27 +618,56 @@ class BatchRun {
     sum_.audio_seconds += end.duration;
   }
 
-  // An input whose size or mtime moved since the batch planned it: a file
-  // still being downloaded, transcribed from what was there. It gets no
-  // outputs and stays pending, so the next run takes the whole file.
-  bool changed_since_planned(const Todo& t) const {
-    if (t.input->url) return false;
+  // An input whose file moved since the batch planned it. Its size or mtime
+  // changed: a file still being downloaded, transcribed from what was there.
+  // Another file renamed over it (a new inode; a download tool's finished
+  // file, say): what was transcribed is no longer what the path holds. Both
+  // get no outputs and stay pending, so the next run takes the file as it is
+  // then. Deleted: nothing left to transcribe.
+  Change change_since_planned(const Todo& t) const {
+    if (t.input->url) return Change::none;
     const FileStat now = stat_input(*t.input);
-    return now.size != t.claim.input_size || now.mtime_ns != t.claim.input_mtime_ns;
+    if (now.missing) return t.planned.missing ? Change::none : Change::deleted;  // deleted, or never there
+    if (now.dev != t.planned.dev || now.ino != t.planned.ino) return Change::replaced;
+    if (now.size != t.claim.input_size || now.mtime_ns != t.claim.input_mtime_ns) return Change::modified;
+    return Change::none;
   }
 
-  void leave_for_next_run(Todo& t, FileEnd& end, double wall) {
+  // Ends an input whose file changed while it was transcribed (no outputs);
+  // false when it did not change.
+  bool ended_by_change(Todo& t, FileEnd& end, double wall) {
+    switch (change_since_planned(t)) {
+      case Change::none: return false;
+      case Change::deleted:
+        // Nothing left for a next run to do: failed, with the cause.
+        finish_failed(t, end, "deleted while it was transcribed; no outputs written", wall);
+        return true;
+      case Change::replaced:
+        leave_for_next_run(
+            t, end, wall,
+            "replaced while it was transcribed (another file renamed over it); left pending for the next run");
+        return true;
+      case Change::modified:
+        leave_for_next_run(t, end, wall,
+                           "changed while it was transcribed (still being written?); left pending for the next run");
+        return true;
+    }
+    return false;
+  }
+
+  void leave_for_next_run(Todo& t, FileEnd& end, double wall, const std::string& why) {
     ledger_->mark_pending(t.input->key);
     end.wall = wall;
-    end.error = "changed while it was transcribed (still being written?); left pending for the next run";
+    end.error = why;
     stats_.finish(false, 0);
     sum_.failures.push_back({t.input->path, end.error});
   }
 
-  // Outputs cannot be written (no space left): not this input's fault, and
-  // every input after it would fail the same way. It goes back to pending
-  // (outputs written before it stay whole: each is a rename) and the batch stops.
-  void stop_for_full_disk(Todo& t, const std::string& why) {
+  // Outputs cannot be written (no space left, or a read-only file system):
+  // not this input's fault, and every input after it would fail the same
+  // way. It goes back to pending (outputs written before it stay whole: each
+  // is a rename) and the batch stops.
+  void stop_for_refused_writes(Todo& t, const std::string& why) {
     ledger_->mark_pending(t.input->key);
     sum_.stopped = why + "; " + t.input->path + " is back to pending";
   }

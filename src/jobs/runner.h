@@ -110,7 +110,7 @@ struct Summary {
   size_t inputs = 0, done = 0, skipped = 0, failed = 0, busy = 0;
   bool interrupted = false;
   std::string interrupted_input;  // the input that went back to pending ("" between files)
-  std::string stopped;            // why the batch stopped early (the disk is full); "" if it did not
+  std::string stopped;            // why the batch stopped early (outputs refused: disk full, read-only); "" if not
   double audio_seconds = 0;       // transcribed in this run
   double wall_seconds = 0;        // the whole run, setup included
   int64_t decode_calls = 0;       // window decodes, fallback attempts included

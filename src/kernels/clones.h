@@ -14,7 +14,11 @@
 // products (onednn_s8.cc), which only run on AVX-512 VNNI CPUs by default.
 // The kernels every path shares keep the two clones above, so on those
 // CPUs they compute what they always did.
-#if defined(__x86_64__) && !defined(__clang__)
+//
+// Not under ThreadSanitizer (WISP_TSAN): GCC instruments the clones' ifunc
+// resolvers, which run while the dynamic loader relocates the binary,
+// before TSan's runtime exists, and the binary crashes at load.
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define WISP_VECTOR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
 #define WISP_VECTOR_CLONES_512 __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else

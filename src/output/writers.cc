@@ -195,14 +195,18 @@ std::string format_timestamp(double seconds, bool always_include_hours, const ch
   return detail::format_milliseconds(detail::to_milliseconds(seconds), always_include_hours, decimal);
 }
 
+void throw_write_error(const std::string& path, int err) {
+  // A full or read-only file system stops a batch rather than failing input
+  // after input: WritesRefused says so. EACCES does not: permissions are a
+  // folder's, and another input's outputs may go to a writable one.
+  const std::string what = "cannot write " + path + ": " + errno_text(err);
+  if (err == ENOSPC || err == EDQUOT) throw DiskFull(what);
+  if (err == EROFS) throw ReadOnlyFileSystem(what);
+  throw Error(what);
+}
+
 void write_file_atomic(const std::string& path, const std::string& content) {
-  // A full disk (or quota) stops a batch rather than failing input after
-  // input: DiskFull says so.
-  const auto fail = [&](int err) {
-    const std::string what = "cannot write " + path + ": " + errno_text(err);
-    if (err == ENOSPC || err == EDQUOT) throw DiskFull(what);
-    throw Error(what);
-  };
+  const auto fail = [&](int err) { throw_write_error(path, err); };
 
   // A unique temp name next to the target, so the final rename stays within
   // one file system. O_EXCL makes a clash (another writer, a stale temp) a

@@ -64,16 +64,34 @@ bool is_known_format(const std::string& format);
 std::string render(const Transcript& t, const std::string& format);
 std::string render(const Transcript& t, const std::string& format, const WriterOptions& options);
 
-// The file system is full (ENOSPC) or the user's quota is (EDQUOT).
-class DiskFull : public Error {
+// The file system takes no writes at all, whatever the file: every later
+// output there would fail alike, so a batch stops on it (jobs/runner.cc) and
+// a queue worker gives its job back and stops, instead of failing job after job.
+class WritesRefused : public Error {
  public:
   using Error::Error;
 };
 
+// The file system is full (ENOSPC) or the user's quota is (EDQUOT).
+class DiskFull : public WritesRefused {
+ public:
+  using WritesRefused::WritesRefused;
+};
+
+// The file system is mounted read-only (EROFS).
+class ReadOnlyFileSystem : public WritesRefused {
+ public:
+  using WritesRefused::WritesRefused;
+};
+
 // Writes `content` to `path` atomically (temp + fsync + rename). Throws
-// wisp::Error "cannot write <path>: <cause>" (DiskFull when the disk is) and
-// leaves no temp file behind.
+// wisp::Error "cannot write <path>: <cause>" (a WritesRefused when the file
+// system takes no writes) and leaves no temp file behind.
 void write_file_atomic(const std::string& path, const std::string& content);
+
+// Throws what write_file_atomic throws for `err` (an errno) at `path`:
+// "cannot write <path>: <cause>", a WritesRefused for ENOSPC, EDQUOT, EROFS.
+[[noreturn]] void throw_write_error(const std::string& path, int err);
 
 // openai utils.py format_timestamp: [HH:]MM:SS.mmm, with `decimal` "," for SRT.
 // Milliseconds are round(seconds * 1000) with Python's round-half-even.

@@ -253,7 +253,7 @@ class Worker {
       }
       try {
         finish(job, output_names(job, names[index[k]]), *results[k].transcript, audio_s, share);
-      } catch (const output::DiskFull& e) {
+      } catch (const output::WritesRefused& e) {
         give_back_for_full_disk(job, e.what());
       } catch (const std::exception& e) {
         failed(job, e.what(), share);
@@ -293,15 +293,15 @@ class Worker {
     }
     try {
       finish(job, output_names(job, url_name), tr, audio_s, seconds_since(t0));
-    } catch (const output::DiskFull& e) {
+    } catch (const output::WritesRefused& e) {
       give_back_for_full_disk(job, e.what());
     } catch (const std::exception& e) {
       failed(job, e.what(), seconds_since(t0));
     }
   }
 
-  // No space for the outputs: not the job's fault, and the next ones would
-  // fail alike. The job goes back untried and the worker stops.
+  // No space for the outputs, or a read-only file system: not the job's
+  // fault, and the next ones would fail alike. The job goes back untried and the worker stops.
   void give_back_for_full_disk(const Claimed& job, const std::string& why) {
     with_retry([&] { release(*db_, job.id, config_.info.id); });
     disk_full_ = true;

@@ -3,10 +3,12 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <filesystem>
+#include <string>
+#include <string_view>
 
 namespace wisp::server {
 namespace {
@@ -23,9 +25,16 @@ bool address_of(const sockaddr_storage& a, socklen_t len, std::string& host, int
   return true;
 }
 
+// The other descriptors belong to other HTTP threads, which may close
+// (and reuse) them meanwhile: only the connection's two addresses, unique
+// while ours is open, decide, so a descriptor closed or reused under the
+// scan never matches. Sockets are told by their /proc link (a path), not by
+// fstat on a descriptor another thread may be closing.
 bool matches(int fd, const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  char link[64];
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(path.c_str(), link, sizeof link);
+  if (n <= 0 || std::string_view(link, static_cast<size_t>(n)).substr(0, 8) != "socket:[") return false;
   sockaddr_storage a{};
   socklen_t len = sizeof a;
   std::string host;

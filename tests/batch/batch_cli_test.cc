@@ -159,6 +159,22 @@ class Batch : public ::testing::Test {
       if (e.path().filename().string().find(".tmp") != std::string::npos) out.push_back(e.path().string());
     return out;
   }
+  // Waits up to 60 s for the ledger to say `key` is running: its audio is
+  // decoded and its transcription under way.
+  static bool wait_until_running(const std::string& ledger, const std::string& key) {
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline) {
+      if (fs::exists(ledger)) {
+        try {
+          const auto j = Ledger(ledger).get(key);
+          if (j && j->state == State::running) return true;
+        } catch (const std::exception&) {
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
   static std::string work_, model_, setup_error_;
 };
 std::string Batch::work_, Batch::model_, Batch::setup_error_;
@@ -475,20 +491,7 @@ TEST_F(Batch, FileGrowingWhileTranscribedIsLeftPending) {
   copy("formats/jfk_lead5min_silence.flac", input);
   Child c(args({"--verbose", "False"}, {input}), work_);
   const std::string key = fs::canonical(input).string();
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    if (fs::exists(dir + "/.wisp/ledger.sqlite")) {
-      try {
-        Ledger l(dir + "/.wisp/ledger.sqlite");
-        const auto j = l.get(key);
-        running = j && j->state == State::running;
-      } catch (const std::exception&) {
-      }
-    }
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(running);
+  ASSERT_TRUE(wait_until_running(dir + "/.wisp/ledger.sqlite", key));
   std::ofstream(input, std::ios::app | std::ios::binary) << std::string(4096, '\0');  // more bytes arrive
   Result r = c.wait();
   EXPECT_EQ(r.status, 1) << r.out << r.err;
@@ -526,26 +529,134 @@ TEST_F(Batch, StreamedFileRewrittenWhileTranscribedIsLeftPending) {
   copy("formats/jfk_lead5min_silence.flac", input);
   Child c(args({"--verbose", "False", "--stream_after", "10"}, {input}), work_);
   const std::string key = fs::canonical(input).string();
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    if (fs::exists(dir + "/.wisp/ledger.sqlite")) {
-      try {
-        Ledger l(dir + "/.wisp/ledger.sqlite");
-        const auto j = l.get(key);
-        running = j && j->state == State::running;
-      } catch (const std::exception&) {
-      }
-    }
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(running);
+  ASSERT_TRUE(wait_until_running(dir + "/.wisp/ledger.sqlite", key));
   fs::resize_file(input, fs::file_size(input) / 3);  // cut short under the reader
   Result r = c.wait();
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("error: " + input + ": changed while it was transcribed"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(input + ".srt"));
   EXPECT_EQ(Ledger(dir + "/.wisp/ledger.sqlite").get(key)->state, State::pending);
+}
+
+// An input deleted while it is transcribed: nothing is left for a next run,
+// so it fails with that cause and gets no outputs; the file after it is done.
+TEST_F(Batch, InputDeletedWhileTranscribedFailsAndTheRestGoesOn) {
+  const std::string dir = fresh("deleted");
+  const std::string input = dir + "/a_long.flac";
+  copy("formats/jfk_lead5min_silence.flac", input);
+  copy("formats/jfk.flac", dir + "/b.flac");
+  const std::string key = fs::canonical(input).string();
+  Child c(args({"--verbose", "False"}, {dir}), work_);
+  ASSERT_TRUE(wait_until_running(dir + "/.wisp/ledger.sqlite", key));
+  ASSERT_TRUE(fs::remove(input));
+  Result r = c.wait();
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(r.err, "error: " + input + ": deleted while it was transcribed; no outputs written\n") << r.err;
+  EXPECT_NE(r.out.find("Summary: 1 done, 0 skipped (done earlier), 1 failed"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(input + ".srt"));
+  EXPECT_TRUE(fs::exists(dir + "/b.flac.srt"));
+  EXPECT_TRUE(temp_files(dir).empty());
+  Ledger l(dir + "/.wisp/ledger.sqlite");
+  const auto a = l.get(key);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->state, State::failed);
+  EXPECT_EQ(a->error, "deleted while it was transcribed; no outputs written");
+  EXPECT_EQ(l.get(fs::canonical(dir + "/b.flac").string())->state, State::done);
+}
+
+// Another file renamed over an input while it is transcribed (a download
+// tool moving its finished file into place): what was transcribed is not
+// what the path holds now, so, as for a file still growing, it gets no
+// outputs and stays pending; the file after it is done, and the next run
+// transcribes the new file.
+TEST_F(Batch, InputReplacedWhileTranscribedIsLeftPending) {
+  const std::string dir = fresh("replaced");
+  const std::string input = dir + "/a_long.flac";
+  copy("formats/jfk_lead5min_silence.flac", input);
+  copy("formats/jfk.flac", dir + "/b.flac");
+  const std::string replacement = work_ + "/replaced_new.flac";  // outside the inputs' folder, same file system
+  copy("formats/jfk.flac", replacement);
+  const std::string key = fs::canonical(input).string();
+  Child c(args({"--verbose", "False"}, {dir}), work_);
+  ASSERT_TRUE(wait_until_running(dir + "/.wisp/ledger.sqlite", key));
+  ASSERT_EQ(::rename(replacement.c_str(), input.c_str()), 0) << std::strerror(errno);
+  Result r = c.wait();
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(r.err,
+            "error: " + input +
+                ": replaced while it was transcribed (another file renamed over it); left pending for the next run\n")
+      << r.err;
+  EXPECT_NE(r.out.find("Summary: 1 done, 0 skipped (done earlier), 1 failed"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(input + ".srt"));
+  EXPECT_TRUE(fs::exists(dir + "/b.flac.srt"));
+  EXPECT_TRUE(temp_files(dir).empty());
+  EXPECT_EQ(Ledger(dir + "/.wisp/ledger.sqlite").get(key)->state, State::pending);
+  Result again = wisp(args({"--verbose", "False"}, {dir}));
+  EXPECT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_NE(again.out.find("Summary: 1 done, 1 skipped (done earlier), 0 failed"), std::string::npos) << again.out;
+  EXPECT_TRUE(fs::exists(input + ".srt"));
+  const auto row = Ledger(dir + "/.wisp/ledger.sqlite").get(key);
+  EXPECT_EQ(row->state, State::done);
+  EXPECT_EQ(row->input_size, static_cast<int64_t>(fs::file_size(input)));  // the new file's
+}
+
+// A read-only output folder, as root too (CI runs as root, where a chmod
+// stops no write): a tmpfs mounted read-only (skipped where mounting is not
+// permitted). Named by -o, it is refused before anything runs. Met in the
+// middle of a batch (here a subfolder of the output tree; in life a disk
+// remounted read-only after errors), it stops the batch as a full disk
+// does, since every later output would fail alike: one line naming the
+// path and the cause, the input back to pending, the outputs written before
+// it whole, nothing else written; the same command finishes once the
+// folder is writable.
+TEST_F(Batch, ReadOnlyOutputFolderStopsTheBatchAndTheNextRunFinishes) {
+  const std::string dir = fresh("readonly");
+  const std::string in = dir + "/in", out = dir + "/out";
+  copy("speech/en_cards_001.wav", in + "/a/clip.wav");
+  copy("speech/en_one_two_three.wav", in + "/b/deep/clip.wav");
+  copy("speech/en_goforward.wav", in + "/c/clip.wav");
+  fs::create_directories(out + "/b");
+  if (::mount("tmpfs", (out + "/b").c_str(), "tmpfs", MS_RDONLY, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a read-only tmpfs here: " << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount(path.c_str()); }
+  } unmount{out + "/b"};
+
+  const std::string ledger = dir + "/ledger.sqlite";
+  Result refused = wisp(args({"--verbose", "False", "-o", out + "/b", "--ledger", ledger}, {in}));
+  EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("output folder '" + out + "/b' is not writable: Read-only file system"), std::string::npos)
+      << refused.err;
+  EXPECT_FALSE(fs::exists(ledger));
+
+  const std::vector<std::string> a = args({"--verbose", "False", "-o", out, "--ledger", ledger}, {in});
+  Result r1 = wisp(a);
+  EXPECT_EQ(r1.status, 1) << r1.out << r1.err;
+  // The folder that cannot be made is the cause named, not the ENOENT of the write after it.
+  EXPECT_NE(r1.out.find("Stopped: cannot write " + out + "/b/deep: Read-only file system; " + in +
+                        "/b/deep/clip.wav is back to pending"),
+            std::string::npos)
+      << r1.out;
+  EXPECT_NE(r1.out.find("Summary: 1 done, 0 skipped (done earlier), 0 failed"), std::string::npos) << r1.out;
+  EXPECT_TRUE(fs::exists(out + "/a/clip.wav.srt"));
+  EXPECT_TRUE(fs::is_empty(out + "/b"));
+  EXPECT_FALSE(fs::exists(out + "/c"));
+  EXPECT_TRUE(temp_files(out).empty());
+  {
+    Ledger l(ledger);
+    EXPECT_EQ(l.all().size(), 3u);
+    EXPECT_EQ(l.get(fs::canonical(in + "/a/clip.wav").string())->state, State::done);
+    EXPECT_EQ(l.get(fs::canonical(in + "/b/deep/clip.wav").string())->state, State::pending);
+    EXPECT_EQ(l.get(fs::canonical(in + "/c/clip.wav").string())->state, State::pending);
+  }
+  ASSERT_EQ(::mount("tmpfs", (out + "/b").c_str(), "tmpfs", MS_REMOUNT, "size=1m"), 0) << std::strerror(errno);
+  Result r2 = wisp(a);
+  EXPECT_EQ(r2.status, 0) << r2.out << r2.err;
+  EXPECT_NE(r2.out.find("Summary: 2 done, 1 skipped (done earlier), 0 failed"), std::string::npos) << r2.out;
+  EXPECT_TRUE(fs::exists(out + "/b/deep/clip.wav.srt"));
+  EXPECT_TRUE(fs::exists(out + "/c/clip.wav.srt"));
+  EXPECT_TRUE(temp_files(out).empty());
 }
 
 // Ctrl-C: the current file goes back to pending, nothing of it is written,

@@ -34,6 +34,15 @@ const std::string kWisp = std::string(WISP_BINARY_DIR) + "/wisp";
 const std::string kFormats = std::string(WISP_TESTDATA_DIR) + "/testdata/formats";
 const std::string kKey = "sk-test-key";
 
+// How long a client waits for an answer that will come: `seconds` times
+// WISP_TEST_TIMEOUT_SCALE, which scripts/sanitize.sh sets for instrumented
+// builds (a transcription runs many times slower under ThreadSanitizer).
+time_t answer_timeout(time_t seconds) {
+  const char* scale = std::getenv("WISP_TEST_TIMEOUT_SCALE");
+  const long n = scale != nullptr ? std::atol(scale) : 1;
+  return seconds * (n > 1 ? n : 1);
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
@@ -90,7 +99,7 @@ class ServeProcess {
   const std::string& log() const { return log_; }
   httplib::Client client(bool with_key = true) const {
     httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(60, 0);
+    c.set_read_timeout(answer_timeout(60), 0);
     if (with_key) c.set_bearer_token_auth(kKey.c_str());
     return c;
   }
@@ -479,7 +488,7 @@ TEST_F(Serve, SigtermFinishesRunningRequestsAndRefusesNewOnes) {
   httplib::Client c("127.0.0.1", one.port());
   auto running = std::async(std::launch::async, [&] {
     httplib::Client lc("127.0.0.1", one.port());
-    lc.set_read_timeout(300, 0);
+    lc.set_read_timeout(answer_timeout(300), 0);
     auto r = lc.Post(
         "/v1/audio/transcriptions",
         httplib::MultipartFormDataItems{{"file", slurp(kLong), "long.flac", ""}, {"model", "whisper-1", "", ""}});
@@ -523,6 +532,7 @@ TEST_F(Serve, QueueFullAndDisconnectCancels) {
     return r ? r->status : -1;
   };
   httplib::Client c("127.0.0.1", one.port());
+  c.set_read_timeout(answer_timeout(5), 0);  // httplib's default, scaled
   // Waits (up to 20 s, polling /metrics) until the gauge reaches `value`:
   // the order of events, not sleeps that a loaded machine may outrun.
   auto wait_for = [&](const char* gauge, double value) {
