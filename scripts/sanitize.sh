@@ -33,9 +33,11 @@ jobs=${JOBS:-2}
 threaded_targets="wisp batch_cli_test jobs_test batched_test serve_test server_unit_test serve_gate_equal_test
   vad_model_test queue_test"
 # address adds the parsers of untrusted bytes: media, models, tokenizer
-# files, subtitles, URLs and names, the CLI's flags.
+# files, subtitles, URLs and names, the CLI's flags, the spectrogram, and
+# the fuzz corpora replayed (tests/fuzz).
 parser_targets="audio_test model_test formats_test writers_test tokenizer_test output_test models_cache_test
-  url_inputs_test cli_test"
+  url_inputs_test cli_test mel_test ggml_replay pt_replay hf_replay ct2_replay vad_replay audio_replay
+  tokenizer_replay output_replay ledger_replay server_replay"
 # Left out of the default runs: the placeholders CTest registers for the
 # executables not built, compile probes (no code runs), and the node and
 # chromium clients (slow; skipped where node is missing).
@@ -48,6 +50,7 @@ case $mode in
     build=$root/build-tsan
     flags="-DWISP_TSAN=ON -DWISP_SANITIZE=OFF"
     targets=$threaded_targets
+    exclude="$exclude|^fuzz_replay\\."  # single-threaded parsers: the address run replays them
     # Reports go to files too (log_path), so that one in a wisp process
     # whose exit status a test does not check still fails the run.
     TSAN_OPTIONS="suppressions=$root/tests/sanitizers/tsan.supp halt_on_error=1 second_deadlock_stack=1 log_path=$logs/tsan"
