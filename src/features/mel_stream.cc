@@ -175,9 +175,10 @@ struct MelWindows::State {
     const int64_t total = scan.n_samples + padding;
     while (hi < stop) {
       const int64_t t1 = std::min({static_cast<int64_t>(total_frames), hi + kBatchFrames, lo + capacity});
-      buf.drop_before(frame_start(hi));
       read_until(std::min(scan.n_samples, frame_start(t1 - 1) + kNFft));
-      buf.drop_before(frame_start(hi));  // nothing, unless the reader started before hi's window
+      // Samples no frame from hi on reads: those of earlier windows, and
+      // those read through after a jump ahead.
+      buf.drop_before(frame_start(hi));
       const detail::SignalView signal{buf.data, buf.begin, scan.n_samples, total, total > kCenterPad};
       maker.compute(signal, hi, t1, store.data() + (hi - lo), capacity, n_threads);
       hi = t1;
