@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
 #include "common/error.h"
@@ -28,6 +29,7 @@ struct BenchArgs {
   std::string model;
   int threads = 0;
   std::string compute_type = "float32";
+  std::string device = "cpu";
   int repeats = 3;
   bool json = false;
   bool stages = false;
@@ -64,13 +66,15 @@ int run_bench(const BenchArgs& a) {
   if (a.repeats < 1) throw Error("--repeats must be at least 1");
 
   const auto t_load = Clock::now();
-  std::unique_ptr<nn::Whisper> net;
+  std::unique_ptr<nn::Network> net;
   {
     // Tensor by tensor out of the file into the compute type, a layer per
     // thread: the peak is the converted weights plus a layer in fp32 per thread.
     model::Model m = model::load_model(model_path_for(a.model, a.model_source, false), model::Loading::kDeferTensors);
-    net = std::make_unique<nn::Whisper>(std::move(m), type, threads);
+    net = backend::make_network(std::move(m), backend::NetworkOptions{type, threads, backend::parse_device(a.device)});
   }
+  // The CPU network's kernel choices, reported with the times.
+  const auto* cpu = dynamic_cast<const nn::Whisper*>(net.get());
   const double load_ms = ms_since(t_load);
   const model::Dims& d = net->dims();
 
@@ -84,14 +88,15 @@ int run_bench(const BenchArgs& a) {
   // keys and values): encode() then set_audio(). cross_kv_ms is the second
   // part alone.
   std::vector<float> audio;
-  nn::DecoderState one(*net, 1);
+  std::unique_ptr<nn::Decoder> one_state = net->new_decoder(1);
+  nn::Decoder& one = *one_state;
   const double encoder_ms = median_ms(a.repeats, [&] {
     audio = net->encode(mel, threads);
     one.set_audio(audio, threads);
   });
   const double cross_kv_ms = median_ms(a.repeats, [&] { one.set_audio(audio, threads); });
   // Where the encoder's time goes: its stages, the mean of `repeats` passes.
-  nn::Whisper::EncoderStages st;
+  nn::EncoderStages st;
   if (a.stages) {
     for (int r = 0; r < a.repeats; ++r) net->encode(mel, threads, &st);
   }
@@ -111,7 +116,8 @@ int run_bench(const BenchArgs& a) {
                                      }) /
                            n_steps;
   // A batch of 5 sequences (a 5-beam search step), one token each, 64 steps.
-  nn::DecoderState five(*net, 5);
+  std::unique_ptr<nn::Decoder> five_state = net->new_decoder(5);
+  nn::Decoder& five = *five_state;
   five.set_audio(audio, threads);
   const int n_batch_steps = std::min(64, d.n_text_ctx);
   const double batch5_ms = median_ms(a.repeats,
@@ -134,7 +140,7 @@ int run_bench(const BenchArgs& a) {
   const char* ct = nn::compute_type_name(net->compute_type());
   const char* isa = kernels::isa_name(kernels::default_isa());
   // The int8 encoder's products: oneDNN (8-bit activations) or wisp's own.
-  const char* enc = net->onednn_encoder() ? "onednn-u8" : isa;
+  const char* enc = cpu == nullptr ? "cuda" : (cpu->onednn_encoder() ? "onednn-u8" : isa);
   if (a.json) {
     nlohmann::ordered_json j;
     j["model"] = a.model;
@@ -142,7 +148,8 @@ int run_bench(const BenchArgs& a) {
     j["threads"] = threads;
     j["isa"] = isa;
     j["encoder_kernels"] = enc;
-    if (net->onednn_encoder()) j["attention_heads_per_task"] = net->attention_heads_per_task();
+    j["device"] = net->device();
+    if (cpu != nullptr && cpu->onednn_encoder()) j["attention_heads_per_task"] = cpu->attention_heads_per_task();
     j["load_ms"] = load_ms;
     j["encoder_ms"] = encoder_ms;
     j["cross_kv_ms"] = cross_kv_ms;
@@ -160,6 +167,7 @@ int run_bench(const BenchArgs& a) {
     return 0;
   }
   std::printf("model          %s\n", a.model.c_str());
+  std::printf("device         %s\n", net->device().c_str());
   std::printf("compute type   %s (%s kernels, encoder %s), %d thread%s\n", ct, isa, enc, threads,
               threads == 1 ? "" : "s");
   std::printf("load           %10.1f ms  (weights %.1f MB)\n", load_ms, net->weight_bytes() / 1e6);
@@ -187,6 +195,7 @@ std::function<int()> add_bench_command(CLI::App& app) {
   std::string types;
   for (const std::string& n : nn::compute_type_names()) types += (types.empty() ? "" : ", ") + n;
   cmd->add_option(flag_names("compute_type"), args->compute_type, types)->capture_default_str();
+  cmd->add_option(flag_names("device"), args->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option(flag_names("repeats"), args->repeats, "timed runs per measure (median)")->capture_default_str();
   cmd->add_flag(flag_names("json"), args->json, "print one JSON object");
   cmd->add_flag(flag_names("stages"), args->stages,

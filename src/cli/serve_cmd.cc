@@ -10,8 +10,10 @@
 #include <memory>
 #include <thread>
 
+#include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
+#include "cli/transcribe_flags.h"
 #include "common/error.h"
 #include "model/model.h"
 #include "nn/compute_type.h"
@@ -32,6 +34,7 @@ struct ServeArgs {
   int max_queue = 16;
   int max_upload_mb = 25;
   std::string compute_type = "float32";
+  std::string device = "auto";
   int threads = 0;
   int sample_len = 0;
   double health_stall_s = 120;
@@ -74,9 +77,13 @@ int run(const ServeArgs& a) {
   config.scheduler.stall_seconds = a.health_stall_s;
   config.defaults.sample_len = a.sample_len;
 
-  const nn::ComputeType type = nn::parse_compute_type(a.compute_type);
+  backend::NetworkOptions net;
+  net.type = nn::parse_compute_type(a.compute_type);
+  net.n_threads = config.scheduler.n_threads;
+  net.device = device_for(a.device);
   const std::string path = model_path_for(a.model, a.model_source, true);
-  transcribe::Engine engine(model::load_model(path, model::Loading::kDeferTensors), type, config.scheduler.n_threads);
+  transcribe::Engine engine(model::load_model(path, model::Loading::kDeferTensors), net);
+  report_device(net.device, engine.net());
   server::Server srv(engine, config);
   const int port = srv.bind();
 
@@ -129,6 +136,8 @@ std::function<int()> add_serve_command(CLI::App& app) {
   std::string types;
   for (const std::string& n : nn::compute_type_names()) types += (types.empty() ? "" : ", ") + n;
   cmd->add_option(flag_names("compute_type"), args->compute_type, "network precision: " + types)->capture_default_str();
+  cmd->add_option(flag_names("device"), args->device, "auto (a CUDA GPU when one is usable), cpu, cuda or cuda:N")
+      ->capture_default_str();
   cmd->add_option(flag_names("threads", "-t"), args->threads, "compute threads (0: all cores)")->capture_default_str();
   cmd->add_option(flag_names("sample_len"), args->sample_len,
                   "default maximum tokens per window (0: 224; the form field sample_len overrides)")

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/vad_flags.h"
 #include "common/error.h"
@@ -167,12 +168,21 @@ Prepared prepare(const TranscribeArgs& a) {
   return Prepared{std::move(opt), writer, std::move(formats), parse_bool(a.verbose, "verbose")};
 }
 
+backend::Device device_for(const std::string& flag) { return backend::resolve_device(backend::parse_device(flag)); }
+
+void report_device(const backend::Device& device, const nn::Network& net) {
+  if (device.kind == backend::Device::Kind::kCuda)
+    std::fprintf(stderr, "wisp: running on %s (%s)\n", net.device().c_str(), nn::compute_type_name(net.compute_type()));
+}
+
 std::unique_ptr<transcribe::Engine> load_engine(const TranscribeArgs& a, const std::string& model_path, Prepared& p) {
-  const nn::ComputeType compute_type = nn::parse_compute_type(a.compute_type);
+  backend::NetworkOptions net;
+  net.type = nn::parse_compute_type(a.compute_type);
+  net.n_threads = p.options.n_threads;
+  net.device = device_for(a.device);
   std::unique_ptr<transcribe::Engine> engine;
   try {
-    engine = std::make_unique<transcribe::Engine>(model::load_model(model_path, model::Loading::kDeferTensors),
-                                                  compute_type, p.options.n_threads);
+    engine = std::make_unique<transcribe::Engine>(model::load_model(model_path, model::Loading::kDeferTensors), net);
   } catch (const Error& e) {
     // The loader's errors name the file already ("model 'PATH': ..."); the
     // network's (a tensor of the wrong shape) do not.
@@ -182,6 +192,7 @@ std::unique_ptr<transcribe::Engine> load_engine(const TranscribeArgs& a, const s
   }
   if (!a.alignment_heads.empty())
     p.options.alignment_heads = timing::parse_alignment_heads(a.alignment_heads, engine->dims());
+  report_device(net.device, engine->net());
   return engine;
 }
 
@@ -197,6 +208,10 @@ void add_decoding_flags(CLI::App* cmd, TranscribeArgs& a) {
   cmd->add_option(flag_names("compute_type"), a.compute_type,
                   "network precision: " + types +
                       " (float32 reproduces openai/whisper; auto: the fastest this CPU runs, int8 with AVX2)")
+      ->capture_default_str();
+  cmd->add_option(flag_names("device"), a.device,
+                  "where the network runs: auto (a CUDA GPU when one is usable, else the CPU), cpu, cuda or cuda:N; "
+                  "a GPU runs float32, float16 (compute_type auto) and bfloat16")
       ->capture_default_str();
   cmd->add_option(flag_names("output_dir", "-o"), a.output_dir, "folder for the outputs (default: next to each input)");
   cmd->add_option(flag_names("output_format", "-f"), a.output_format, "txt, vtt, srt, tsv, json or all")

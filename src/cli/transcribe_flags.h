@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "cli/batch.h"
 #include "cli/model_source.h"
 #include "output/writers.h"
@@ -28,6 +29,7 @@ struct TranscribeArgs {
   std::string task = "transcribe";
   int threads = 0;
   std::string compute_type = "float32";
+  std::string device = "auto";
   std::string output_dir;
   std::string output_format = "srt";
   std::optional<std::string> initial_prompt;
@@ -85,6 +87,12 @@ struct Prepared {
   bool verbose = true;
 };
 Prepared prepare(const TranscribeArgs& args);
+
+// --device resolved (auto: a GPU when one is usable). Throws wisp::Error
+// for a GPU asked for that cannot be used.
+backend::Device device_for(const std::string& flag);
+// Says once on stderr where the network runs, when that is a GPU.
+void report_device(const backend::Device& device, const nn::Network& net);
 
 // Loads the model at `model_path` for `args`; sets the options' alignment
 // heads (which need the model's dimensions).

@@ -19,6 +19,7 @@
 namespace wisp::nn {
 
 struct DecoderState::Impl {
+  const Whisper* net = nullptr;
   const Whisper::Weights* w = nullptr;
   int n_seq = 0;
   int n_past = 0;
@@ -40,6 +41,7 @@ struct DecoderState::Impl {
 DecoderState::DecoderState(const Whisper& model, int n_seq) : impl_(std::make_unique<Impl>()) {
   if (n_seq < 1) throw Error("decoder state needs at least one sequence, got " + std::to_string(n_seq));
   const model::Dims& d = model.dims();
+  impl_->net = &model;
   impl_->w = &model.weights();
   impl_->n_seq = n_seq;
   const size_t cache = static_cast<size_t>(n_seq) * d.n_text_ctx * d.n_text_state;
@@ -55,6 +57,7 @@ DecoderState::~DecoderState() = default;
 DecoderState::DecoderState(DecoderState&&) noexcept = default;
 DecoderState& DecoderState::operator=(DecoderState&&) noexcept = default;
 
+const Network& DecoderState::network() const { return *impl_->net; }
 int DecoderState::n_past() const { return impl_->n_past; }
 int DecoderState::n_seq() const { return impl_->n_seq; }
 void DecoderState::clear() { impl_->n_past = 0; }
@@ -63,10 +66,7 @@ void DecoderState::set_audio(std::span<const float> encoder_out, int n_threads) 
   const Whisper::Weights& w = *impl_->w;
   const model::Dims& d = w.dims;
   const int64_t n_ctx = d.n_audio_ctx, s = d.n_text_state;
-  if (static_cast<int64_t>(encoder_out.size()) != n_ctx * d.n_audio_state) {
-    throw Error("decoder audio features have " + std::to_string(encoder_out.size()) + " values, expected " +
-                std::to_string(n_ctx) + " x " + std::to_string(d.n_audio_state));
-  }
+  check_audio_features(d, encoder_out);
   n_threads = std::max(1, n_threads);
   const Precision& p = w.prec;
   std::vector<float> kv_tmp;
@@ -154,21 +154,7 @@ std::vector<RowGroup> row_groups(const std::vector<int64_t>& rows_per_part, int6
 }
 
 void check_step(const DecoderState::Impl& st, std::span<const int> tokens, int n_new) {
-  const model::Dims& d = st.w->dims;
-  if (!st.has_audio) throw Error("decoder: decode() before set_audio()");
-  if (n_new < 1 || static_cast<int64_t>(tokens.size()) != static_cast<int64_t>(st.n_seq) * n_new) {
-    throw Error("decoder: got " + std::to_string(tokens.size()) + " tokens, expected " + std::to_string(st.n_seq) +
-                " sequences x " + std::to_string(n_new));
-  }
-  if (st.n_past + n_new > d.n_text_ctx) {
-    throw Error("decoder: " + std::to_string(st.n_past + n_new) + " positions exceed the text context of " +
-                std::to_string(d.n_text_ctx));
-  }
-  for (int t : tokens) {
-    if (t < 0 || t >= d.n_vocab) {
-      throw Error("decoder: token id " + std::to_string(t) + " outside the vocabulary of " + std::to_string(d.n_vocab));
-    }
-  }
+  nn::check_step(st.w->dims, StepShape{st.n_seq, st.n_past, st.has_audio}, tokens, n_new);
 }
 
 // The decoder forward pass for the new tokens of one or more states that
@@ -502,11 +488,7 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
   const model::Dims& d = st.w->dims;
   check_step(st, tokens, n_new);
   if (capture != nullptr) {
-    for (auto [layer, head] : capture->heads) {
-      if (layer < 0 || layer >= d.n_text_layer || head < 0 || head >= d.n_text_head) {
-        throw Error("decoder: no cross-attention head (" + std::to_string(layer) + ", " + std::to_string(head) + ")");
-      }
-    }
+    check_capture(d, *capture);
     capture->qk.assign(capture->heads.size() * st.n_seq * n_new * d.n_audio_ctx, 0.0f);
   }
   std::vector<Part> parts(1);
@@ -516,18 +498,16 @@ std::vector<float> DecoderState::decode(std::span<const int> tokens, int n_new, 
   return std::move(forward(parts, n_threads, all_positions, capture).front());
 }
 
-void decode_batch(std::span<DecoderStep> steps, int n_threads) {
+std::unique_ptr<Decoder> Whisper::new_decoder(int n_seq) const { return std::make_unique<DecoderState>(*this, n_seq); }
+
+void Whisper::decode_batch(std::span<DecoderStep> steps, int n_threads) const {
   if (steps.empty()) return;
+  check_batch(steps);
   std::vector<Part> parts;
-  const Whisper::Weights* w = nullptr;
   for (DecoderStep& step : steps) {
-    if (step.state == nullptr || step.logits == nullptr) throw Error("decode_batch: null state or output");
-    DecoderState::Impl& st = *step.state->impl_;
-    if (w == nullptr) w = st.w;
-    if (st.w != w) throw Error("decode_batch: states of different networks");
-    for (const Part& pt : parts) {
-      if (pt.st == &st) throw Error("decode_batch: the same state twice in one step");
-    }
+    auto* state = dynamic_cast<DecoderState*>(step.state);
+    if (state == nullptr || state->impl_->net != this) throw Error("decode_batch: states of different networks");
+    DecoderState::Impl& st = *state->impl_;
     check_step(st, step.tokens, step.n_new);
     parts.push_back(Part{&st, step.tokens, step.n_new, 0});
   }
@@ -537,54 +517,30 @@ void decode_batch(std::span<DecoderStep> steps, int n_threads) {
 
 void DecoderState::reorder(std::span<const int> source) {
   Impl& st = *impl_;
-  if (static_cast<int>(source.size()) != st.n_seq) {
-    throw Error("decoder: reorder got " + std::to_string(source.size()) + " sources for " + std::to_string(st.n_seq) +
-                " sequences");
-  }
-  for (int src : source) {
-    if (src < 0 || src >= st.n_seq) {
-      throw Error("decoder: reorder source " + std::to_string(src) + " out of range");
-    }
-  }
   const model::Dims& d = st.w->dims;
   const size_t seq_stride = static_cast<size_t>(d.n_text_ctx) * d.n_text_state;
   const size_t n_head = static_cast<size_t>(d.n_text_head);
   const size_t d_head = static_cast<size_t>(d.n_text_state) / n_head;
   const size_t head_stride = static_cast<size_t>(d.n_text_ctx) * d_head;
-  // Sequence i continues source[i]'s history. The first sequence to take a
-  // source takes its slot as it is; a later one takes a slot no sequence
-  // continues and gets a copy of each head's first n_past rows. A beam
-  // search's reorder is then mostly a renaming (before, every moved
-  // sequence's cache was copied twice, 5% of a beam-search transcription).
-  const size_t n = static_cast<size_t>(st.n_seq);
-  std::vector<int> next(n, -1);
-  std::vector<bool> taken(n, false), kept(n, false);  // by source; by slot
-  for (size_t i = 0; i < n; ++i) {
-    const size_t src = static_cast<size_t>(source[i]);
-    if (taken[src]) continue;
-    taken[src] = true;
-    next[i] = st.slot[src];
-    kept[static_cast<size_t>(next[i])] = true;
-  }
+  // A beam search's reorder is mostly a renaming of slots (before, every
+  // moved sequence's cache was copied twice, 5% of a beam-search
+  // transcription); the copies take each head's first n_past rows.
+  ReorderPlan plan = plan_reorder(st.slot, source);
   const size_t used = static_cast<size_t>(st.n_past) * d_head;
-  size_t free_slot = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (next[i] >= 0) continue;
-    while (kept[free_slot]) ++free_slot;
-    kept[free_slot] = true;
-    next[i] = static_cast<int>(free_slot);
-    const size_t from = static_cast<size_t>(st.slot[static_cast<size_t>(source[i])]);
-    if (used == 0) continue;
-    for (auto* caches : {&st.k_cache, &st.v_cache}) {
-      for (std::vector<float>& c : *caches) {
-        for (size_t h = 0; h < n_head; ++h) {
-          std::memcpy(c.data() + free_slot * seq_stride + h * head_stride,
-                      c.data() + from * seq_stride + h * head_stride, sizeof(float) * used);
+  if (used > 0) {
+    for (const SlotCopy& c : plan.copies) {
+      for (auto* caches : {&st.k_cache, &st.v_cache}) {
+        for (std::vector<float>& cache : *caches) {
+          for (size_t h = 0; h < n_head; ++h) {
+            std::memcpy(cache.data() + static_cast<size_t>(c.to) * seq_stride + h * head_stride,
+                        cache.data() + static_cast<size_t>(c.from) * seq_stride + h * head_stride,
+                        sizeof(float) * used);
+          }
         }
       }
     }
   }
-  st.slot = std::move(next);
+  st.slot = std::move(plan.slot);
 }
 
 }  // namespace wisp::nn

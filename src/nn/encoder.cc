@@ -58,9 +58,9 @@ struct EncoderScratch {
 // fn(), its time added to stages->*stage when stages is set (wisp bench --stages).
 class StageTimer {
  public:
-  explicit StageTimer(Whisper::EncoderStages* stages) : stages_(stages) {}
+  explicit StageTimer(EncoderStages* stages) : stages_(stages) {}
   template <typename Fn>
-  void operator()(double Whisper::EncoderStages::*stage, Fn&& fn) const {
+  void operator()(double EncoderStages::*stage, Fn&& fn) const {
     if (stages_ == nullptr) {
       fn();
       return;
@@ -71,7 +71,7 @@ class StageTimer {
   }
 
  private:
-  Whisper::EncoderStages* stages_;
+  EncoderStages* stages_;
 };
 
 // What every path of one window's pass shares: the weights, the residual
@@ -110,7 +110,7 @@ class PortablePath : public EncoderPath {
     const Precision& prec = p_.w.prec;
     const int64_t n_frames = 2 * p_.n_ctx(), s = p_.s();
     float* c1 = p_.region(p_.at.c1);
-    p_.timed(&Whisper::EncoderStages::convolutions, [&] {
+    p_.timed(&EncoderStages::convolutions, [&] {
       if (prec.int_conv) {
         kernels::conv1d_k3_s8(xt, n_frames, d.n_mels, p_.w.conv1_taps, p_.w.conv1_b.data(), s, 1, c1, p_.n_threads,
                               prec.isa);
@@ -133,18 +133,18 @@ class PortablePath : public EncoderPath {
     float* h = p_.region(p_.at.h);
     float* qkv = p_.region(p_.at.qkv);
     float* a = p_.region(p_.at.a);
-    p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.attn_ln, p_.x, h, n_ctx, s, p_.n_threads); });
-    p_.timed(&Whisper::EncoderStages::qkv,
+    p_.timed(&EncoderStages::layer_norms, [&] { layer_norm(b.attn_ln, p_.x, h, n_ctx, s, p_.n_threads); });
+    p_.timed(&EncoderStages::qkv,
              [&] { b.attn_qkv.apply(h, s, n_ctx, qkv, 3 * s, false, p_.n_threads, p_.w.prec.isa); });
     const kernels::AttentionArgs args = kernels::fused_self_attention(qkv, n_ctx, s, p_.w.dims.n_audio_head, a);
-    p_.timed(&Whisper::EncoderStages::attention, [&] {
+    p_.timed(&EncoderStages::attention, [&] {
       if (p_.w.prec.int_attention) {
         kernels::attention_s16(args, p_.n_threads, p_.w.prec.isa);
       } else {
         kernels::attention(args, p_.n_threads);
       }
     });
-    p_.timed(&Whisper::EncoderStages::attention_out, [&] { project_add(b.attn_out, a, s); });
+    p_.timed(&EncoderStages::attention_out, [&] { project_add(b.attn_out, a, s); });
   }
 
   // Layer norm, the first layer and its GELU, the second with the residual.
@@ -152,14 +152,14 @@ class PortablePath : public EncoderPath {
     const int64_t n_ctx = p_.n_ctx(), s = p_.s();
     float* h = p_.region(p_.at.h);
     float* mlp = p_.region(p_.at.mlp);
-    p_.timed(&Whisper::EncoderStages::layer_norms, [&] { layer_norm(b.mlp_ln, p_.x, h, n_ctx, s, p_.n_threads); });
-    p_.timed(&Whisper::EncoderStages::mlp_in, [&] {
+    p_.timed(&EncoderStages::layer_norms, [&] { layer_norm(b.mlp_ln, p_.x, h, n_ctx, s, p_.n_threads); });
+    p_.timed(&EncoderStages::mlp_in, [&] {
       // Quantized weights take the GELU in the GEMM's epilogue.
       const bool fused = b.mlp_fc.fuses_gelu();
       b.mlp_fc.apply(h, s, n_ctx, mlp, 4 * s, false, p_.n_threads, p_.w.prec.isa, fused);
       if (!fused) kernels::gelu(mlp, n_ctx * 4 * s, p_.n_threads);
     });
-    p_.timed(&Whisper::EncoderStages::mlp_out, [&] { project_add(b.mlp_proj, mlp, 4 * s); });
+    p_.timed(&EncoderStages::mlp_out, [&] { project_add(b.mlp_proj, mlp, 4 * s); });
   }
 
  private:
@@ -180,7 +180,7 @@ class OnednnPath : public EncoderPath {
 
   void stem(const float* xt) override {
     const Whisper::Weights& w = p_.w;
-    p_.timed(&Whisper::EncoderStages::convolutions, [&] {
+    p_.timed(&EncoderStages::convolutions, [&] {
       dnn_.stem(w.conv1_dnn, w.conv1_b.data(), w.conv2_dnn, w.conv2_b.data(), w.enc_pos.data(), xt, p_.x, ws_,
                 p_.n_threads);
     });
@@ -191,23 +191,23 @@ class OnednnPath : public EncoderPath {
     float* qkv = p_.region(p_.at.qkv);
     float* a = p_.region(p_.at.a);
     const float scale = attention_scale(s / p_.w.dims.n_audio_head);
-    p_.timed(&Whisper::EncoderStages::layer_norms, [&] {
+    p_.timed(&EncoderStages::layer_norms, [&] {
       dnn_.stage_layernorm(p_.x, b.attn_ln.w.data(), b.attn_ln.b.data(), kLayerNormEps, ws_, p_.n_threads);
     });
-    p_.timed(&Whisper::EncoderStages::qkv,
+    p_.timed(&EncoderStages::qkv,
              [&] { dnn_.qkv_project(b.attn_qkv.ow, b.attn_qkv.bias(), scale, qkv, s, ws_, p_.n_threads); });
-    p_.timed(&Whisper::EncoderStages::attention, [&] { dnn_.attend(qkv, s, a, s, ws_, p_.n_threads); });
-    p_.timed(&Whisper::EncoderStages::attention_out,
+    p_.timed(&EncoderStages::attention, [&] { dnn_.attend(qkv, s, a, s, ws_, p_.n_threads); });
+    p_.timed(&EncoderStages::attention_out,
              [&] { dnn_.linear(b.attn_out.ow, a, s, residual(b.attn_out), ws_, p_.n_threads); });
   }
 
   void mlp_half(const BlockW& b) override {
-    p_.timed(&Whisper::EncoderStages::layer_norms, [&] {
+    p_.timed(&EncoderStages::layer_norms, [&] {
       dnn_.stage_layernorm(p_.x, b.mlp_ln.w.data(), b.mlp_ln.b.data(), kLayerNormEps, ws_, p_.n_threads);
     });
-    p_.timed(&Whisper::EncoderStages::mlp_in,
+    p_.timed(&EncoderStages::mlp_in,
              [&] { dnn_.linear_gelu_restage(b.mlp_fc.ow, b.mlp_fc.bias(), ws_, p_.n_threads); });
-    p_.timed(&Whisper::EncoderStages::mlp_out,
+    p_.timed(&EncoderStages::mlp_out,
              [&] { dnn_.linear_staged(b.mlp_proj.ow, residual(b.mlp_proj), ws_, p_.n_threads); });
   }
 
@@ -236,10 +236,7 @@ std::vector<float> Whisper::encode(std::span<const float> mel, int n_threads, En
   const model::Dims& d = w.dims;
   n_threads = std::max(1, n_threads);
   const int64_t n_frames = 2 * static_cast<int64_t>(d.n_audio_ctx);
-  if (static_cast<int64_t>(mel.size()) != d.n_mels * n_frames) {
-    throw Error("encoder input has " + std::to_string(mel.size()) + " values, expected " + std::to_string(d.n_mels) +
-                " mels x " + std::to_string(n_frames) + " frames");
-  }
+  check_mel(d, mel);
   const EncoderScratch at(w, n_threads);
   ScratchPool::Lease block(w.scratch);
   uint8_t* base = block->reserve(at.bytes);

@@ -468,7 +468,7 @@ TEST(Encoder, OneAndTwoThreadsAgree) {
 TEST(Encoder, StageTimesCoverTheCall) {
   const auto mel = read_f32(kGolden + "micro-jfk-en/mel.f32");
   const auto plain = micro().encode(mel, 2);
-  Whisper::EncoderStages st;
+  EncoderStages st;
   const auto t0 = std::chrono::steady_clock::now();
   const auto timed = micro().encode(mel, 2, &st);
   const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

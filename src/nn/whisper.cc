@@ -175,23 +175,6 @@ std::vector<float> load_conv(TensorSource& m, const std::string& name, int64_t c
   return packed;
 }
 
-void check_dims(const model::Dims& d) {
-  if (d.n_mels < 1 || d.n_audio_ctx < 1 || d.n_audio_state < 1 || d.n_audio_head < 1 || d.n_audio_layer < 0 ||
-      d.n_vocab < 1 || d.n_text_ctx < 1 || d.n_text_state < 1 || d.n_text_head < 1 || d.n_text_layer < 0) {
-    throw Error("model dims are not all positive");
-  }
-  if (d.n_audio_state % d.n_audio_head != 0 || d.n_text_state % d.n_text_head != 0) {
-    throw Error("model width is not a multiple of its head count");
-  }
-  // The decoder's cross-attention key/value Linears are [n_text_state][n_text_state]
-  // applied to the audio features (openai MultiHeadAttention).
-  if (d.n_audio_state != d.n_text_state) {
-    throw Error(
-        "model has n_audio_state != n_text_state, which Whisper's cross-attention "
-        "does not allow");
-  }
-}
-
 // Rows of the token embedding converted at a time (a multiple of the
 // int8 panels' 16 rows): 6 MB of fp32 for tiny, 20 MB for large.
 constexpr int64_t kEmbeddingSlice = 4096;

@@ -224,7 +224,7 @@ std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::strin
   return out;
 }
 
-std::vector<WordTiming> find_alignment(nn::DecoderState& state, const Tokenizer& tokenizer,
+std::vector<WordTiming> find_alignment(nn::Decoder& state, const Tokenizer& tokenizer,
                                        std::span<const int> sot_sequence, std::string_view language,
                                        std::span<const int> text_tokens, int num_frames, std::span<const Head> heads,
                                        int n_threads, int medfilt_width) {

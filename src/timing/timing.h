@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "nn/whisper.h"
+#include "nn/network.h"
 #include "timing/alignment_heads.h"
 #include "tokenizer/tokenizer.h"
 #include "transcript/transcript.h"
@@ -91,7 +91,7 @@ std::vector<WordTiming> words_from_matrix(const Tokenizer& tokenizer, std::strin
 // [*sot_sequence, no_timestamps, *text_tokens, eot] and aligns. num_frames:
 // the window's mel frames (segment_size). Returns nothing for no text tokens.
 // Throws wisp::Error when heads is empty or a head does not exist.
-std::vector<WordTiming> find_alignment(nn::DecoderState& state, const Tokenizer& tokenizer,
+std::vector<WordTiming> find_alignment(nn::Decoder& state, const Tokenizer& tokenizer,
                                        std::span<const int> sot_sequence, std::string_view language,
                                        std::span<const int> text_tokens, int num_frames, std::span<const Head> heads,
                                        int n_threads, int medfilt_width = 7);
@@ -122,7 +122,7 @@ struct WordOptions {
 // timing.py add_word_timestamps for the segments of one window: the text
 // tokens (< eot) of all segments aligned in one decoder pass, then
 // assign_word_timestamps. Nothing happens for no segments.
-void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state, const Tokenizer& tokenizer,
+void add_word_timestamps(std::span<Segment> segments, nn::Decoder& state, const Tokenizer& tokenizer,
                          std::span<const int> sot_sequence, std::string_view language, int num_frames,
                          const WordOptions& options, double last_speech_timestamp, int n_threads);
 

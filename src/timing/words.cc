@@ -223,7 +223,7 @@ void assign_word_timestamps(std::span<Segment> segments, std::vector<WordTiming>
   }
 }
 
-void add_word_timestamps(std::span<Segment> segments, nn::DecoderState& state, const Tokenizer& tokenizer,
+void add_word_timestamps(std::span<Segment> segments, nn::Decoder& state, const Tokenizer& tokenizer,
                          std::span<const int> sot_sequence, std::string_view language, int num_frames,
                          const WordOptions& options, double last_speech_timestamp, int n_threads) {
   if (segments.empty()) return;

@@ -62,7 +62,7 @@ void BatchingGate::exclusive(const std::function<void()>& fn) {
   submit(r);
 }
 
-std::vector<float> BatchingGate::step(nn::DecoderState& state, std::span<const int> tokens, int n_new) {
+std::vector<float> BatchingGate::step(nn::Decoder& state, std::span<const int> tokens, int n_new) {
   GateRequest r;
   r.state = &state;
   r.tokens = tokens;

@@ -28,7 +28,7 @@ namespace wisp::transcribe {
 // LiveBatcher): an exclusive job, or a decoder step whose logits come back.
 struct GateRequest {
   const std::function<void()>* job = nullptr;  // exclusive job, or
-  nn::DecoderState* state = nullptr;           // a decoder step
+  nn::Decoder* state = nullptr;                // a decoder step
   std::span<const int> tokens;
   int n_new = 0;
   std::vector<float> logits;
@@ -47,7 +47,7 @@ int run_gate_round(const std::vector<GateRequest*>& round, int n_threads);
 class BatchingGate : public NetworkGate {
  public:
   void exclusive(const std::function<void()>& fn) override;
-  std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) override;
+  std::vector<float> step(nn::Decoder& state, std::span<const int> tokens, int n_new) override;
 
  protected:
   // Queues `r`, wakes the executor, and waits until it is done.

@@ -14,7 +14,7 @@
 #include <span>
 #include <vector>
 
-#include "nn/whisper.h"
+#include "nn/network.h"
 
 namespace wisp::transcribe {
 
@@ -30,9 +30,9 @@ class NetworkGate {
   virtual int own_threads() const { return 1; }
   // Runs fn with the network and the compute threads to itself.
   virtual void exclusive(const std::function<void()>& fn) = 0;
-  // One decoder step of `state` (DecoderState::decode without capture; the
+  // One decoder step of `state` (Decoder::decode without capture; the
   // last position's logits), possibly batched with other transcriptions'.
-  virtual std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) = 0;
+  virtual std::vector<float> step(nn::Decoder& state, std::span<const int> tokens, int n_new) = 0;
 };
 
 class DirectGate : public NetworkGate {
@@ -41,7 +41,7 @@ class DirectGate : public NetworkGate {
   int n_threads() const override { return n_threads_; }
   int own_threads() const override { return n_threads_; }
   void exclusive(const std::function<void()>& fn) override { fn(); }
-  std::vector<float> step(nn::DecoderState& state, std::span<const int> tokens, int n_new) override {
+  std::vector<float> step(nn::Decoder& state, std::span<const int> tokens, int n_new) override {
     return state.decode(tokens, n_new, n_threads_, false);
   }
 

@@ -25,7 +25,7 @@ long python_round(double x) { return static_cast<long>(std::nearbyint(x)); }
 // reached through the gate (a batched step in batched mode).
 class NetSource : public decoding::LogitsSource {
  public:
-  NetSource(const nn::Whisper& net, std::vector<float> audio, NetworkGate& gate)
+  NetSource(const nn::Network& net, std::vector<float> audio, NetworkGate& gate)
       : net_(net), audio_(std::move(audio)), gate_(gate) {}
 
   int n_vocab() const override { return net_.dims().n_vocab; }
@@ -47,22 +47,22 @@ class NetSource : public decoding::LogitsSource {
   // alignment pass (timing.py find_alignment runs the model on the same mel
   // window): the decoding state when it is one already, so neither the
   // encoder nor the cross-attention K/V run twice.
-  nn::DecoderState& single_state() {
+  nn::Decoder& single_state() {
     if (!state_ || state_->n_seq() != 1) make_state(1);
     return *state_;
   }
 
  private:
   void make_state(int n_seq) {
-    state_ = std::make_unique<nn::DecoderState>(net_, n_seq);
+    state_ = net_.new_decoder(n_seq);
     // cross-attention K/V once per window
     gate_.exclusive([&] { state_->set_audio(audio_, gate_.n_threads()); });
   }
 
-  const nn::Whisper& net_;
+  const nn::Network& net_;
   std::vector<float> audio_;
   NetworkGate& gate_;
-  std::unique_ptr<nn::DecoderState> state_;
+  std::unique_ptr<nn::Decoder> state_;
 };
 
 std::vector<double> parse_clip_timestamps(const std::string& spec) {
@@ -91,7 +91,7 @@ std::vector<double> parse_clip_timestamps(const std::string& spec) {
 // vote (the first window whose top probability beats the threshold wins, else
 // the most frequent top language with its highest probability).
 template <class Encode>
-std::pair<std::string, double> detect(Encode& encode, int content_frames, const Tokenizer& tok, const nn::Whisper& net,
+std::pair<std::string, double> detect(Encode& encode, int content_frames, const Tokenizer& tok, const nn::Network& net,
                                       const Options& opt, NetworkGate& gate) {
   const int n_windows = std::max(1, opt.language_detection_segments);
   std::vector<std::pair<std::string, std::vector<double>>> votes;  // in first-seen order
@@ -132,15 +132,26 @@ const vad::SileroVad& Engine::vad() const {
 }
 
 Engine::Engine(const model::Model& model, nn::ComputeType type, int n_threads)
-    : net_(model, type, n_threads), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+    : net_(backend::make_network(model, backend::NetworkOptions{type, n_threads, {}})),
+      tokenizer_(model.vocab, model.dims.n_vocab),
+      filters_(model.mel_filters) {
   check_filters(filters_, model.dims);
 }
 
-// nn::Whisper(Model&&) takes only the tensors out of `model`; the
+Engine::Engine(model::Model&& model, nn::ComputeType type, int n_threads)
+    : Engine(std::move(model), backend::NetworkOptions{type, n_threads, {}}) {}
+
+Engine::Engine(const model::Model& model, std::unique_ptr<nn::Network> net)
+    : net_(std::move(net)), tokenizer_(model.vocab, model.dims.n_vocab), filters_(model.mel_filters) {
+  if (!net_ || !(net_->dims() == model.dims)) throw Error("engine: the network was not built for this model");
+  check_filters(filters_, model.dims);
+}
+
+// make_network(Model&&) takes only the tensors out of `model`; the
 // vocabulary and mel filters it leaves are read after it (members are
 // initialised in declaration order, net_ first).
-Engine::Engine(model::Model&& model, nn::ComputeType type, int n_threads)
-    : net_(std::move(model), type, n_threads),
+Engine::Engine(model::Model&& model, const backend::NetworkOptions& options)
+    : net_(backend::make_network(std::move(model), options)),
       tokenizer_(model.vocab, model.dims.n_vocab),
       filters_(model.mel_filters) {
   check_filters(filters_, model.dims);
@@ -492,7 +503,7 @@ class TranscribeTask {
   // and the hallucination check. False when the window is skipped as a
   // hallucination (its segments are dropped).
   bool add_words(NetSource& source, const Window& w, bool single_timestamp_ending, std::vector<Segment>& current) {
-    nn::DecoderState& state = source.single_state();
+    nn::Decoder& state = source.single_state();
     gate_.exclusive([&] {
       timing::add_word_timestamps(current, state, tok_, sot_sequence_, out_.language, static_cast<int>(w.size),
                                   word_opt_, last_speech_timestamp_, gate_.n_threads());

@@ -15,11 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include "backend/backend.h"
 #include "common/error.h"
 #include "decoding/decoding.h"
 #include "features/mel_stream.h"
 #include "model/model.h"
-#include "nn/whisper.h"
+#include "nn/network.h"
 #include "timing/timing.h"
 #include "tokenizer/tokenizer.h"
 #include "transcript/transcript.h"
@@ -40,19 +41,24 @@ class Engine {
   // `type`: the network's compute type (nn/compute_type.h; float32 is the
   // golden path). The rvalue form takes the weights out of `model` tensor by
   // tensor, so loading holds about one copy of them instead of two.
-  // n_threads: threads that convert the weights (nn::Whisper).
+  // n_threads: threads that convert the weights. These run on the CPU.
   explicit Engine(const model::Model& model, nn::ComputeType type = nn::ComputeType::kFloat32, int n_threads = 1);
   explicit Engine(model::Model&& model, nn::ComputeType type = nn::ComputeType::kFloat32, int n_threads = 1);
-  const nn::Whisper& net() const { return net_; }
+  // The network on options.device (backend::make_network: --device).
+  Engine(model::Model&& model, const backend::NetworkOptions& options);
+  // A network built elsewhere for `model` (tests: the CUDA network over its
+  // host executor). Throws wisp::Error if its dims are not the model's.
+  Engine(const model::Model& model, std::unique_ptr<nn::Network> net);
+  const nn::Network& net() const { return *net_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   const model::MelFilters& mel_filters() const { return filters_; }
-  const model::Dims& dims() const { return net_.dims(); }
+  const model::Dims& dims() const { return net_->dims(); }
   // The Silero VAD model (assets/silero-vad), loaded on first use.
   // Thread-safe. Throws wisp::Error if it cannot be loaded.
   const vad::SileroVad& vad() const;
 
  private:
-  nn::Whisper net_;
+  std::unique_ptr<nn::Network> net_;
   Tokenizer tokenizer_;
   model::MelFilters filters_;
   mutable std::once_flag vad_once_;

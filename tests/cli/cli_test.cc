@@ -261,6 +261,32 @@ TEST_F(Cli, ComputeTypeFlag) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// --device: cpu runs here; auto runs on a GPU when one is usable (said once
+// on stderr) and on the CPU otherwise; cuda without a usable GPU, and a
+// name that is no device, are one clear line with status 2.
+TEST_F(Cli, DeviceFlag) {
+  const std::string jfk = quote(kData + "/formats/jfk.flac");
+  const std::string fast = " -l en --beam_size None --temperature_increment_on_fallback None --verbose False ";
+  RunResult r =
+      run("transcribe --model " + quote(model_) + fast + "--device cpu -o " + quote(fresh_dir("cpu")) + " " + jfk);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.err.find("running on"), std::string::npos) << r.err;
+  const bool gpu = run("bench --model " + quote(model_) + " --device cuda --repeats 1 --json").status == 0;
+  r = run("transcribe --model " + quote(model_) + fast + "-o " + quote(fresh_dir("auto")) + " " + jfk);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.err.find("wisp: running on cuda:0") != std::string::npos, gpu) << r.err;
+  if (!gpu) {
+    r = run("transcribe --model " + quote(model_) + " --device cuda:0 " + jfk);
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("device cuda:0: "), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  r = run("transcribe --model " + quote(model_) + " --device tpu " + jfk);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("device 'tpu'"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 // Throughput mode and the VAD filter from the command line: speech that
 // starts after 300 s of silence comes out at 300 s, in sequential VAD mode
 // and in batched mode (two files sharing the batches), and a bad file in

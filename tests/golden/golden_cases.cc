@@ -10,8 +10,12 @@
 #include <optional>
 #include <stdexcept>
 
+#include "backend/backend.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#ifdef WISP_HAVE_CUDA
+#include "cuda/cuda_network.h"
+#endif
 
 namespace wisp::golden {
 namespace fs = std::filesystem;
@@ -109,15 +113,31 @@ transcribe::Options case_options(const Case& c, std::string* unsupported) {
 }
 
 std::string TypeUnderTest::name() const {
-  return std::string(nn::compute_type_name(type)) + (int8_encoder ? std::string("_") + int8_encoder : "");
+  std::string n = std::string(nn::compute_type_name(type)) + (int8_encoder ? std::string("_") + int8_encoder : "");
+  if (std::string(device) != "cpu") n += std::string("_") + (std::string(device) == "cuda" ? "cuda" : "hostcuda");
+  return n;
+}
+
+bool cuda_built() {
+#ifdef WISP_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
 }
 
 std::vector<TypeUnderTest> fast_types() {
   using nn::ComputeType;
-  return {{ComputeType::kFloat16},      {ComputeType::kBFloat16},
-          {ComputeType::kInt8, "wisp"}, {ComputeType::kInt8, "onednn"},
-          {ComputeType::kInt8Float32},  {ComputeType::kInt8BFloat16},
-          {ComputeType::kAuto}};
+  std::vector<TypeUnderTest> types = {{ComputeType::kFloat16},      {ComputeType::kBFloat16},
+                                      {ComputeType::kInt8, "wisp"}, {ComputeType::kInt8, "onednn"},
+                                      {ComputeType::kInt8Float32},  {ComputeType::kInt8BFloat16},
+                                      {ComputeType::kAuto}};
+  // On a GPU, its half types too (the CUDA backend runs no int8).
+  if (backend::cuda_usable()) {
+    types.push_back({ComputeType::kFloat16, nullptr, "cuda"});
+    types.push_back({ComputeType::kBFloat16, nullptr, "cuda"});
+  }
+  return types;
 }
 
 namespace {
@@ -170,7 +190,21 @@ const transcribe::Engine& cached_engine(const std::string& key, const std::funct
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   Int8EncoderScope scope(type.int8_encoder);
-  auto engine = std::make_unique<transcribe::Engine>(load(), type.type);
+  std::unique_ptr<transcribe::Engine> engine;
+  const std::string device = type.device;
+  if (device == "cpu") {
+    engine = std::make_unique<transcribe::Engine>(load(), type.type);
+  } else if (device == "cuda") {
+    engine = std::make_unique<transcribe::Engine>(
+        load(), backend::NetworkOptions{type.type, 1, backend::Device{backend::Device::Kind::kCuda, 0}});
+  } else {
+#ifdef WISP_HAVE_CUDA
+    const model::Model m = load();
+    engine = std::make_unique<transcribe::Engine>(m, cuda::make_host_network(m, type.type));
+#else
+    throw std::runtime_error("device host-cuda needs the CUDA backend (WISP_CUDA)");
+#endif
+  }
   return *cache.emplace(key, std::move(engine)).first->second;
 }
 

@@ -35,10 +35,13 @@ transcribe::Options case_options(const Case& c, std::string* unsupported);
 // A compute type as the tests run it: `int8_encoder` ("onednn" or "wisp")
 // forces the int8 encoder's kernels (WISP_INT8_ENCODER, nn/weights.h
 // Precision) while the network is built; null leaves the CPU's choice.
+// `device`: "cpu"; "cuda" (GPU 0); or "host-cuda", the CUDA network over the
+// host twins of its kernels (cuda::make_host_network), which runs anywhere.
 struct TypeUnderTest {
   nn::ComputeType type = nn::ComputeType::kFloat32;
   const char* int8_encoder = nullptr;
-  std::string name() const;  // "int8_onednn", "float16", ...
+  const char* device = "cpu";
+  std::string name() const;  // "int8_onednn", "float16", "float16_cuda", ...
 };
 inline void PrintTo(const TypeUnderTest& t, std::ostream* os) { *os << t.name(); }
 
@@ -56,5 +59,9 @@ const transcribe::Engine& engine_for_f16(const std::string& model_name);
 // on lowp.h's kernels and on oneDNN's 8-bit path, int8_float32,
 // int8_bfloat16 and auto (float32, the golden path, is not in the list).
 std::vector<TypeUnderTest> fast_types();
+
+// True if this build has the CUDA backend (CMake WISP_CUDA); the "cuda" and
+// "host-cuda" devices need it. A GPU also needs backend::cuda_usable().
+bool cuda_built();
 
 }  // namespace wisp::golden

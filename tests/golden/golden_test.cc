@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "audio/audio.h"
+#include "backend/backend.h"
 #include "golden/golden_cases.h"
 #include "output/writers.h"
 
@@ -348,6 +349,53 @@ INSTANTIATE_TEST_SUITE_P(Types, ScriptedTest,
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// The CUDA network (src/cuda) keeps openai's decisions: on a GPU in
+// float32, every case by the golden rule; anywhere, its logic over the host
+// twins of its kernels on short cases that reach every part of it (beam
+// search reorders, word timestamps' captured scores, 128 mels, language
+// detection, translation, fallback with prompts). Its half types on a GPU
+// are in ScriptedTest (fast_types()) and tests/perf/fidelity_test.
+class DeviceGoldenTest : public ::testing::TestWithParam<std::tuple<std::string, TypeUnderTest>> {};
+
+TEST_P(DeviceGoldenTest, MatchesOpenaiWhisper) {
+  const auto& [dir, type] = GetParam();
+  if (!cuda_built()) GTEST_SKIP() << "built without the CUDA backend (WISP_CUDA)";
+  std::string why;
+  if (std::string(type.device) == "cuda" && !backend::cuda_usable(&why)) GTEST_SKIP() << "no GPU: " << why;
+  const Case c = load_case(dir);
+  expect_matches_reference(c, engine_for(c.model, type), c.scripted ? kScripted : kRandom);
+}
+
+std::vector<std::string> host_cuda_case_dirs() {
+  std::vector<std::string> out;
+  for (const std::string& dir : case_dirs()) {
+    const std::string name = std::filesystem::path(dir).filename().string();
+    for (const char* wanted : {"micro-jfk-en", "micro-jfk-beam5", "micro-jfk-words", "microv3-jfk-auto",
+                               "scripted-eot-jfk-translate", "scripted-fallback-jfk-prompt"})
+      if (name == wanted) out.push_back(dir);
+  }
+  return out;
+}
+
+std::string device_case_name(const ::testing::TestParamInfo<DeviceGoldenTest::ParamType>& info) {
+  std::string n =
+      std::get<1>(info.param).name() + "_" + std::filesystem::path(std::get<0>(info.param)).filename().string();
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(HostCuda, DeviceGoldenTest,
+                         ::testing::Combine(::testing::ValuesIn(host_cuda_case_dirs()),
+                                            ::testing::Values(TypeUnderTest{nn::ComputeType::kFloat32, nullptr,
+                                                                            "host-cuda"})),
+                         device_case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, DeviceGoldenTest,
+                         ::testing::Combine(::testing::ValuesIn(case_dirs()),
+                                            ::testing::Values(TypeUnderTest{nn::ComputeType::kFloat32, nullptr,
+                                                                            "cuda"})),
+                         device_case_name);
 
 }  // namespace
 }  // namespace wisp::golden

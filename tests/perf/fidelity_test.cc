@@ -37,11 +37,11 @@ using golden::TypeUnderTest;
 // decoding::LogitsSource over one encoded window.
 class Source : public decoding::LogitsSource {
  public:
-  Source(const nn::Whisper& net, std::vector<float> audio) : net_(net), audio_(std::move(audio)) {}
+  Source(const nn::Network& net, std::vector<float> audio) : net_(net), audio_(std::move(audio)) {}
   int n_vocab() const override { return net_.dims().n_vocab; }
   int n_text_ctx() const override { return net_.dims().n_text_ctx; }
   void begin(int n_seq) override {
-    state_ = std::make_unique<nn::DecoderState>(net_, n_seq);
+    state_ = net_.new_decoder(n_seq);
     state_->set_audio(audio_, 1);
   }
   std::vector<float> next_logits(std::span<const int> tokens, int n_new) override {
@@ -50,9 +50,9 @@ class Source : public decoding::LogitsSource {
   void reorder(std::span<const int> source) override { state_->reorder(source); }
 
  private:
-  const nn::Whisper& net_;
+  const nn::Network& net_;
   std::vector<float> audio_;
-  std::unique_ptr<nn::DecoderState> state_;
+  std::unique_ptr<nn::Decoder> state_;
 };
 
 // One float32 decoding call at temperature 0: where, with what, and what it gave.
@@ -120,7 +120,7 @@ struct Tally {
 };
 
 // The type's teacher-forced decode of one float32 window.
-void measure_window(const nn::Whisper& net, const Tokenizer& tok, const CaseRun& run, const Window& w, Tally& t,
+void measure_window(const nn::Network& net, const Tokenizer& tok, const CaseRun& run, const Window& w, Tally& t,
                     bool verbose) {
   decoding::DecodeOptions forced = w.options;
   forced.forced_tokens = w.result.tokens;
