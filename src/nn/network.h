@@ -123,8 +123,10 @@ class Network {
   // One decoder forward pass for several states at once (each with its own
   // caches, audio window and position; distinct states of this network):
   // the weights are read once per step instead of once per state
-  // (continuous batching). Each state's logits and caches are bit for bit
-  // what state->decode(tokens, n_new, n_threads) gives. Throws wisp::Error
+  // (continuous batching). Each state's logits and caches are what
+  // state->decode(tokens, n_new, n_threads) gives: bit for bit on the CPU
+  // (and the CUDA network's host executor); on a GPU the products may
+  // differ in the last bits with the batch's shape. Throws wisp::Error
   // as decode() does, and for a state of another network or one given twice.
   virtual void decode_batch(std::span<DecoderStep> steps, int n_threads) const = 0;
 };

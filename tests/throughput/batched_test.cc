@@ -179,6 +179,26 @@ TEST(Batched, PerChunkEqualsTheSequentialDecoderAlone) {
   EXPECT_LT(stats.rounds, stats.steps);
 }
 
+// Batched mode on the CUDA network's logic: its decode_batch (every state's
+// rows in one pass, attention by row descriptors) gives each chunk what the
+// sequential decoder gives it alone, over the host twins of its kernels. (On
+// a GPU, cuBLAS picks its kernels by shape, so a batch may differ from a
+// state alone in the last bits: nn/network.h.)
+TEST(Batched, OnTheCudaNetworkPerChunkEqualsTheSequentialDecoderAlone) {
+  if (!golden::cuda_built()) GTEST_SKIP() << "built without the CUDA backend (WISP_CUDA)";
+  const auto audio = first_seconds(audio::load_audio(kData + "synthetic/en_coastline_5min.flac"), 60.0);
+  const Engine& engine = golden::engine_for("micro-s1", {nn::ComputeType::kFloat32, nullptr, "host-cuda"});
+  Options o = quick_options();
+  BatchedOptions b;
+  b.batch_size = 4;
+  BatchStats stats;
+  const std::vector<BatchInput> in = {{audio}};
+  const auto got = transcribe_batched(engine, in, o, b, &stats);
+  ASSERT_EQ(got.size(), 1u);
+  expect_per_chunk_equal(engine, audio, o, b, got[0], false);
+  EXPECT_GE(stats.max_batch, 2);
+}
+
 // Scripted logits make every chunk fail at temperature 0 and pass later: a
 // chunk that fails re-enters the batch at the next temperature.
 TEST(Batched, TemperatureFallbackWithScriptedLogits) {
