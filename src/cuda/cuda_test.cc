@@ -21,34 +21,17 @@
 #include "cuda/cuda_network.h"
 #include "cuda/executor.h"
 #include "cuda/reference.h"
+#include "float_files.h"
 #include "model/random_model.h"
 #include "nn/whisper.h"
 
 namespace wisp::cuda {
 namespace {
 
+using testing_support::read_f32;
+using testing_support::rel_err;
+
 const std::string kGolden = std::string(WISP_TESTDATA_DIR) + "/golden/cases/micro-jfk-en/";
-
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) ADD_FAILURE() << "cannot open " << path;
-  const auto size = static_cast<size_t>(f.tellg());
-  std::vector<float> v(size / sizeof(float));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-  return v;
-}
-
-// max |a - b| / max |b|
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double diff = 0.0, ref = 0.0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    ref = std::max(ref, std::fabs(static_cast<double>(b[i])));
-  }
-  return diff / ref;
-}
 
 const model::Model& micro_model() {
   static const model::Model m = model::make_random_model(*model::preset_dims("micro"), 1, false, WISP_ASSETS_DIR);

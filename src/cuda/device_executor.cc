@@ -166,58 +166,27 @@ class DeviceExecutor final : public Executor {
           "cublasGemmStridedBatchedEx");
     }
   }
-  void run(const ops::Convert& a) override {
-    on();
-    ops::convert_rows(a, stream_);
-    launched("convert_rows");
-  }
-  void run(const ops::Im2col& a) override {
-    on();
-    ops::im2col_k3(a, stream_);
-    launched("im2col_k3");
-  }
-  void run(const ops::BiasAct& a) override {
-    on();
-    ops::bias_act(a, stream_);
-    launched("bias_act");
-  }
-  void run(const ops::LayerNorm& a) override {
-    on();
-    ops::layer_norm(a, stream_);
-    launched("layer_norm");
-  }
-  void run(const ops::ToHeads& a) override {
-    on();
-    ops::to_heads(a, stream_);
-    launched("to_heads");
-  }
-  void run(const ops::Softmax& a) override {
-    on();
-    ops::softmax_rows(a, stream_);
-    launched("softmax_rows");
-  }
-  void run(const ops::Embed& a) override {
-    on();
-    ops::embed(a, stream_);
-    launched("embed");
-  }
-  void run(const ops::AppendKv& a) override {
-    on();
-    ops::append_kv(a, stream_);
-    launched("append_kv");
-  }
-  void run(const ops::DecoderAttention& a) override {
-    on();
-    ops::decoder_attention(a, stream_);
-    launched("decoder_attention");
-  }
+  void run(const ops::Convert& a) override { launch(ops::convert_rows, a, "convert_rows"); }
+  void run(const ops::Im2col& a) override { launch(ops::im2col_k3, a, "im2col_k3"); }
+  void run(const ops::BiasAct& a) override { launch(ops::bias_act, a, "bias_act"); }
+  void run(const ops::LayerNorm& a) override { launch(ops::layer_norm, a, "layer_norm"); }
+  void run(const ops::ToHeads& a) override { launch(ops::to_heads, a, "to_heads"); }
+  void run(const ops::Softmax& a) override { launch(ops::softmax_rows, a, "softmax_rows"); }
+  void run(const ops::Embed& a) override { launch(ops::embed, a, "embed"); }
+  void run(const ops::AppendKv& a) override { launch(ops::append_kv, a, "append_kv"); }
+  void run(const ops::DecoderAttention& a) override { launch(ops::decoder_attention, a, "decoder_attention"); }
 
  private:
   // The calling thread's current device becomes this one (cheap when it is).
   void on() const { check(cudaSetDevice(index_), "cudaSetDevice"); }
-  // A launch's own errors (a bad configuration); faults inside the kernel
-  // come back from the next sync().
-  static void launched(const char* what) { check(cudaGetLastError(), what); }
+  // A kernel on this GPU's stream, and the launch's own errors (a bad
+  // configuration); faults inside the kernel come back from the next sync().
+  template <class Args>
+  void launch(void (*kernel)(const Args&, cudaStream_t), const Args& a, const char* what) {
+    on();
+    kernel(a, stream_);
+    check(cudaGetLastError(), what);
+  }
 
   int index_;
   std::string name_;

@@ -13,21 +13,14 @@
 #include <vector>
 
 #include "common/error.h"
+#include "float_files.h"
 #include "model/random_model.h"
 #include "nn/whisper.h"
 
 namespace wisp::nn {
 namespace {
 
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) ADD_FAILURE() << "cannot open " << path;
-  const auto size = static_cast<size_t>(f.tellg());
-  std::vector<float> v(size / sizeof(float));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-  return v;
-}
+using testing_support::read_f32;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;

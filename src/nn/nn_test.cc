@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "float_files.h"
 #include "model/fp16.h"
 #include "model/random_model.h"
 #include "nn/scratch.h"
@@ -32,33 +33,15 @@
 namespace wisp::nn {
 namespace {
 
-const std::string kGolden = std::string(WISP_TESTDATA_DIR) + "/golden/cases/";
+using testing_support::read_f32;
+using testing_support::rel_err;
 
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) ADD_FAILURE() << "cannot open " << path;
-  const auto size = static_cast<size_t>(f.tellg());
-  std::vector<float> v(size / sizeof(float));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-  return v;
-}
+const std::string kGolden = std::string(WISP_TESTDATA_DIR) + "/golden/cases/";
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream f(path);
   if (!f) ADD_FAILURE() << "cannot open " << path;
   return nlohmann::json::parse(f);
-}
-
-// max |a - b| / max |b|
-double rel_err(std::span<const float> a, std::span<const float> b) {
-  EXPECT_EQ(a.size(), b.size());
-  double diff = 0.0, ref = 0.0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    ref = std::max(ref, std::fabs(static_cast<double>(b[i])));
-  }
-  return diff / ref;
 }
 
 // The golden models (tests/data/golden/models/*.json), written by the
