@@ -157,6 +157,7 @@ int run_bench(const BenchArgs& a) {
     j["batch5_ms_per_token"] = batch5_ms;
     j["prompt_ms_per_token"] = prompt_ms;
     j["peak_rss_mb"] = rss;
+    if (net->device() != "cpu") j["device_memory_peak_mb"] = static_cast<double>(net->device_memory_peak()) / 1e6;
     j["weights_mb"] = static_cast<double>(net->weight_bytes()) / 1e6;
     if (a.stages) {
       nlohmann::ordered_json stj;
@@ -180,6 +181,8 @@ int run_bench(const BenchArgs& a) {
   std::printf("%-36s %10.3f\n", "batch of 5, ms per token", batch5_ms);
   std::printf("%-36s %10.3f\n", "prompt of 256, ms per token", prompt_ms);
   std::printf("%-36s %10.1f\n", "peak RSS, MB", rss);
+  if (net->device() != "cpu")
+    std::printf("%-36s %10.1f\n", "peak device memory, MB", static_cast<double>(net->device_memory_peak()) / 1e6);
   return 0;
 }
 

@@ -120,6 +120,24 @@ TEST(HostNetwork, DecodingMatchesTheCpuNetwork) {
   }
 }
 
+// The executor counts what the network holds: the weights, then a
+// decoder state's caches and the scratch of a step on top.
+TEST(HostNetwork, CountsItsDeviceMemory) {
+  const auto net = make_host_network(micro_model(), nn::ComputeType::kFloat16);
+  EXPECT_GE(net->device_memory_peak(), net->weight_bytes());
+  const size_t loaded = net->device_memory_peak();
+  {
+    auto dec = net->new_decoder(5);
+    dec->set_audio(golden_encoder(), 1);
+    dec->decode(std::vector<int>(5, 50258), 1, 1);
+  }
+  const model::Dims& d = net->dims();
+  const size_t caches =
+      sizeof(float) * d.n_text_layer * 2 * (5 * static_cast<size_t>(d.n_text_ctx) + d.n_audio_ctx) * d.n_text_state;
+  EXPECT_GE(net->device_memory_peak(), loaded + caches);
+  EXPECT_EQ(network("cpu").device_memory_peak(), 0u);
+}
+
 TEST(HostNetwork, BatchedStepIsEachStateAlone) {
   const nn::Network& net = network("host");
   auto a = net.new_decoder(1), b = net.new_decoder(2), a2 = net.new_decoder(1), b2 = net.new_decoder(2);

@@ -11,7 +11,9 @@
 // Errors (a failed allocation, a CUDA error) throw wisp::Error.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -25,6 +27,8 @@ class Executor {
   // "cuda:0 (NVIDIA H100 80GB HBM3)", "host".
   virtual std::string name() const = 0;
 
+  // Memory of the executor's device. Buffer (below) is how the network
+  // holds it; the executor counts what is held, and its peak.
   virtual void* alloc(size_t bytes) = 0;
   virtual void release(void* p) noexcept = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;
@@ -46,6 +50,19 @@ class Executor {
   virtual void run(const ops::Embed& a) = 0;
   virtual void run(const ops::AppendKv& a) = 0;
   virtual void run(const ops::DecoderAttention& a) = 0;
+
+  // Bytes held in Buffers now, and at most since the executor was made.
+  size_t held_bytes() const { return held_.load(); }
+  size_t peak_bytes() const { return peak_.load(); }
+  void held(int64_t change) noexcept {
+    const size_t now = held_.fetch_add(static_cast<size_t>(change)) + static_cast<size_t>(change);
+    size_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+  }
+
+ private:
+  std::atomic<size_t> held_{0}, peak_{0};
 };
 
 // The twins of reference.h on host memory.
@@ -58,7 +75,9 @@ std::unique_ptr<Executor> make_device_executor(int index);
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(Executor& ex, size_t bytes) : ex_(&ex), p_(bytes > 0 ? ex.alloc(bytes) : nullptr), bytes_(bytes) {}
+  Buffer(Executor& ex, size_t bytes) : ex_(&ex), p_(bytes > 0 ? ex.alloc(bytes) : nullptr), bytes_(bytes) {
+    ex.held(static_cast<int64_t>(bytes));
+  }
   ~Buffer() { reset(); }
   Buffer(Buffer&& o) noexcept : ex_(o.ex_), p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
   Buffer& operator=(Buffer&& o) noexcept {
@@ -70,7 +89,10 @@ class Buffer {
     return *this;
   }
   void reset() noexcept {
-    if (p_ != nullptr) ex_->release(p_);
+    if (p_ != nullptr) {
+      ex_->release(p_);
+      ex_->held(-static_cast<int64_t>(bytes_));
+    }
     p_ = nullptr, bytes_ = 0;
   }
   // At least `bytes`, reallocated (contents lost) when smaller.

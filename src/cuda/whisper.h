@@ -34,6 +34,7 @@ class CudaWhisper final : public nn::Network {
   nn::ComputeType compute_type() const override { return type_of(w_.t); }
   std::string device() const override { return device_; }
   size_t weight_bytes() const override { return w_.bytes; }
+  size_t device_memory_peak() const override { return ex_->peak_bytes(); }
 
   std::vector<float> encode(std::span<const float> mel, int n_threads, nn::EncoderStages* stages) const override;
   std::unique_ptr<nn::Decoder> new_decoder(int n_seq) const override;

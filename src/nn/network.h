@@ -110,6 +110,10 @@ class Network {
   virtual std::string device() const = 0;
   // Bytes of prepared weights held (on the device for a GPU backend).
   virtual size_t weight_bytes() const = 0;
+  // A GPU backend's device memory at its peak so far: weights, decoder
+  // states' caches, scratch. 0 on the CPU, where the process's peak RSS
+  // says it.
+  virtual size_t device_memory_peak() const { return 0; }
 
   // mel: [n_mels][2 * n_audio_ctx]. Returns the encoder output after
   // ln_post, [n_audio_ctx][n_audio_state]. Adds the stages' times to *stages
