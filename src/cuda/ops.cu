@@ -1,6 +1,6 @@
 // wisp/cuda/ops.cu: the CUDA backend's kernels (ops.h); their twins are
-// reference.cc. Launch errors surface at the next checked CUDA call
-// (cuda_network.cc checks every stream synchronisation).
+// reference.cc. DeviceExecutor checks each launch; a fault inside a kernel
+// comes back from the stream's next synchronisation.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
