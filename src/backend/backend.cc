@@ -49,8 +49,15 @@ int cuda_device_count() {
 #endif
 }
 
-Device resolve_device(const Device& device) {
+bool cuda_runs(nn::ComputeType type) {
+  using nn::ComputeType;
+  return type == ComputeType::kFloat32 || type == ComputeType::kFloat16 || type == ComputeType::kBFloat16 ||
+         type == ComputeType::kAuto;
+}
+
+Device resolve_device(const Device& device, nn::ComputeType type) {
   if (device.kind == Device::Kind::kCpu) return device;
+  if (device.kind == Device::Kind::kAuto && !cuda_runs(type)) return Device{};  // int8: the CPU's
   std::string why;
   const bool usable = cuda_usable(&why);
   if (device.kind == Device::Kind::kAuto) return usable ? Device{Device::Kind::kCuda, 0} : Device{};
@@ -66,7 +73,7 @@ namespace {
 
 template <class M>
 std::unique_ptr<nn::Network> make(M&& model, const NetworkOptions& options) {
-  const Device device = resolve_device(options.device);
+  const Device device = resolve_device(options.device, options.type);
   if (device.kind == Device::Kind::kCpu)
     return std::make_unique<nn::Whisper>(std::forward<M>(model), options.type, options.n_threads);
 #ifdef WISP_HAVE_CUDA

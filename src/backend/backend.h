@@ -34,9 +34,13 @@ bool cuda_usable(std::string* why = nullptr);
 // GPUs the driver reports (0 without the CUDA backend or a driver).
 int cuda_device_count();
 
-// `auto` resolved: cuda:0 when CUDA is usable, else cpu. Throws wisp::Error
-// for cuda:N when CUDA is not usable or there is no GPU N, with the reason.
-Device resolve_device(const Device& device);
+// The compute types the CUDA backend runs: float32, float16, bfloat16, auto.
+bool cuda_runs(nn::ComputeType type);
+
+// `auto` resolved: cuda:0 when CUDA is usable and runs `type`, else cpu.
+// Throws wisp::Error for cuda:N when CUDA is not usable or there is no
+// GPU N, with the reason.
+Device resolve_device(const Device& device, nn::ComputeType type = nn::ComputeType::kFloat32);
 
 struct NetworkOptions {
   // The CPU resolves `auto` by its ISA (nn::resolve_compute_type); CUDA runs

@@ -42,6 +42,12 @@ TEST(Device, AutoIsAGpuOnlyWhenOneIsUsable) {
     EXPECT_THROW(resolve_device(Device{Device::Kind::kCuda, cuda_device_count()}), Error);
   }
   EXPECT_EQ(resolve_device(parse_device("cpu")).kind, Device::Kind::kCpu);
+  // auto leaves the int8 types, which CUDA does not run, on the CPU.
+  EXPECT_EQ(resolve_device(parse_device("auto"), nn::ComputeType::kInt8).kind, Device::Kind::kCpu);
+  EXPECT_EQ(resolve_device(parse_device("auto"), nn::ComputeType::kFloat16).kind,
+            usable ? Device::Kind::kCuda : Device::Kind::kCpu);
+  EXPECT_FALSE(cuda_runs(nn::ComputeType::kInt8BFloat16));
+  EXPECT_TRUE(cuda_runs(nn::ComputeType::kAuto));
 }
 
 TEST(Device, MakeNetworkBuildsOnTheDevice) {

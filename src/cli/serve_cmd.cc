@@ -80,7 +80,7 @@ int run(const ServeArgs& a) {
   backend::NetworkOptions net;
   net.type = nn::parse_compute_type(a.compute_type);
   net.n_threads = config.scheduler.n_threads;
-  net.device = device_for(a.device);
+  net.device = device_for(a.device, net.type);
   const std::string path = model_path_for(a.model, a.model_source, true);
   transcribe::Engine engine(model::load_model(path, model::Loading::kDeferTensors), net);
   report_device(net.device, engine.net());

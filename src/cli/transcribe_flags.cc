@@ -168,7 +168,9 @@ Prepared prepare(const TranscribeArgs& a) {
   return Prepared{std::move(opt), writer, std::move(formats), parse_bool(a.verbose, "verbose")};
 }
 
-backend::Device device_for(const std::string& flag) { return backend::resolve_device(backend::parse_device(flag)); }
+backend::Device device_for(const std::string& flag, nn::ComputeType type) {
+  return backend::resolve_device(backend::parse_device(flag), type);
+}
 
 void report_device(const backend::Device& device, const nn::Network& net) {
   if (device.kind == backend::Device::Kind::kCuda)
@@ -179,7 +181,7 @@ std::unique_ptr<transcribe::Engine> load_engine(const TranscribeArgs& a, const s
   backend::NetworkOptions net;
   net.type = nn::parse_compute_type(a.compute_type);
   net.n_threads = p.options.n_threads;
-  net.device = device_for(a.device);
+  net.device = device_for(a.device, net.type);
   std::unique_ptr<transcribe::Engine> engine;
   try {
     engine = std::make_unique<transcribe::Engine>(model::load_model(model_path, model::Loading::kDeferTensors), net);

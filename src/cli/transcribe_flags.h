@@ -88,9 +88,9 @@ struct Prepared {
 };
 Prepared prepare(const TranscribeArgs& args);
 
-// --device resolved (auto: a GPU when one is usable). Throws wisp::Error
-// for a GPU asked for that cannot be used.
-backend::Device device_for(const std::string& flag);
+// --device resolved for a compute type (auto: a GPU when one is usable and
+// runs the type). Throws wisp::Error for a GPU asked for that cannot be used.
+backend::Device device_for(const std::string& flag, nn::ComputeType type);
 // Says once on stderr where the network runs, when that is a GPU.
 void report_device(const backend::Device& device, const nn::Network& net);
 
